@@ -1,0 +1,186 @@
+// The run plan: a validated SimCluster compiled into what the leader and the runtimes execute.
+// Every runtime builds the same plan from the same spec, so host and component indices agree
+// everywhere without being sent over the wire. Indices follow declaration order in the manifest,
+// never placement, which is what keeps the event ordering key placement-independent.
+import type { ComponentSpec, HostSpec, LinkSpec, SimCluster } from './schema.ts'
+import { parseBandwidthBitsPerSec, parseDurationNs } from './units.ts'
+
+export const DEFAULT_LINK = { latency: '100us', bandwidth: '10Gbps', loss: 0, queueLimit: 100_000 } as const
+
+export interface PlanComponent {
+  /** Index within its host. */
+  index: number
+  name: string
+  /** "host/component", the stable identity used for random streams and results. */
+  path: string
+  spec: ComponentSpec
+}
+
+export interface PlanHost {
+  index: number
+  name: string
+  group: string
+  replica: number
+  spec: HostSpec
+  components: PlanComponent[]
+  componentIndex: Map<string, number>
+}
+
+export interface PlanLink {
+  latencyNs: number
+  bandwidthBitsPerSec: number
+  loss: number
+  queueLimit: number
+}
+
+export interface ResolvedTarget {
+  /** Host indices a request may go to (several for a group target). */
+  hosts: number[]
+  /** Component index on each of those hosts (replicas of a group share their component list). */
+  component: number
+  /** "group/component" as written, for messages. */
+  label: string
+}
+
+export interface RunPlan {
+  cluster: string
+  seed: number
+  endTimeNs: number
+  mode: 'Conservative' | 'Slack'
+  /** Smallest link latency between distinct hosts; Infinity with a single host. */
+  lookaheadNs: number
+  quantumNs: number
+  slackNs: number
+  hosts: PlanHost[]
+  hostIndex: Map<string, number>
+  groups: Map<string, number[]>
+  /** Egress link from host a to host b. */
+  link(a: number, b: number): PlanLink
+  /** Resolve a target string as seen from host `from`; throws TargetError with an explanation. */
+  resolve(from: number, target: string): ResolvedTarget
+  liveComponents: number
+}
+
+export class TargetError extends Error {}
+
+function toLink(base: PlanLink, spec: Partial<LinkSpec>): PlanLink {
+  return {
+    latencyNs: spec.latency !== undefined ? parseDurationNs(spec.latency) : base.latencyNs,
+    bandwidthBitsPerSec: spec.bandwidth !== undefined ? parseBandwidthBitsPerSec(spec.bandwidth) : base.bandwidthBitsPerSec,
+    loss: spec.loss ?? base.loss,
+    queueLimit: spec.queueLimit ?? base.queueLimit,
+  }
+}
+
+/** Names in a link's from/to: a group (all its replicas) or one replica. */
+export function expandHostRef(ref: string, hostIndex: Map<string, number>, groups: Map<string, number[]>): number[] | undefined {
+  const group = groups.get(ref)
+  if (group) return group
+  const one = hostIndex.get(ref)
+  return one === undefined ? undefined : [one]
+}
+
+export function compilePlan(cluster: SimCluster): RunPlan {
+  const spec = cluster.spec
+  const hosts: PlanHost[] = []
+  const hostIndex = new Map<string, number>()
+  const groups = new Map<string, number[]>()
+  let liveComponents = 0
+  for (const h of spec.hosts) {
+    const members: number[] = []
+    for (let r = 0; r < (h.replicas ?? 1); r++) {
+      const name = `${h.name}-${r}`
+      const index = hosts.length
+      const componentIndex = new Map<string, number>()
+      const components = h.components.map((c, i) => {
+        componentIndex.set(c.name, i)
+        if (c.live) liveComponents++
+        return { index: i, name: c.name, path: `${name}/${c.name}`, spec: c }
+      })
+      hosts.push({ index, name, group: h.name, replica: r, spec: h, components, componentIndex })
+      hostIndex.set(name, index)
+      members.push(index)
+    }
+    groups.set(h.name, members)
+  }
+
+  const base = toLink(
+    {
+      latencyNs: parseDurationNs(DEFAULT_LINK.latency),
+      bandwidthBitsPerSec: parseBandwidthBitsPerSec(DEFAULT_LINK.bandwidth),
+      loss: DEFAULT_LINK.loss,
+      queueLimit: DEFAULT_LINK.queueLimit,
+    },
+    spec.network?.default ?? {},
+  )
+  const n = hosts.length
+  const overrides = new Map<number, PlanLink>()
+  for (const o of spec.network?.links ?? []) {
+    const from = expandHostRef(o.from, hostIndex, groups) ?? []
+    const to = expandHostRef(o.to, hostIndex, groups) ?? []
+    const link = toLink(base, o)
+    for (const a of from) {
+      for (const b of to) {
+        if (a === b) continue
+        overrides.set(a * n + b, link)
+        if (o.bidirectional ?? true) overrides.set(b * n + a, link)
+      }
+    }
+  }
+  let lookaheadNs = Infinity
+  if (n > 1) {
+    // The default applies to some pair unless overrides cover all n(n-1) of them.
+    if (overrides.size < n * (n - 1)) lookaheadNs = base.latencyNs
+    for (const l of overrides.values()) lookaheadNs = Math.min(lookaheadNs, l.latencyNs)
+  }
+
+  const mode = spec.sync?.mode ?? 'Conservative'
+  const endTimeNs = parseDurationNs(spec.endTime)
+  const quantumNs = spec.sync?.quantum !== undefined ? parseDurationNs(spec.sync.quantum) : Math.min(lookaheadNs, endTimeNs)
+  const slackNs = spec.sync?.slack !== undefined ? parseDurationNs(spec.sync.slack) : 0
+
+  const resolve = (from: number, target: string): ResolvedTarget => {
+    const slash = target.indexOf('/')
+    const fromHost = hosts[from]
+    if (!fromHost) throw new TargetError(`no host with index ${from}`)
+    if (slash < 0) {
+      const c = fromHost.componentIndex.get(target)
+      if (c === undefined) {
+        throw new TargetError(
+          `no component ${JSON.stringify(target)} on host ${fromHost.group}; its components are: ${fromHost.components.map((x) => x.name).join(', ')} (use host/component for another host)`,
+        )
+      }
+      return { hosts: [from], component: c, label: target }
+    }
+    const hostRef = target.slice(0, slash)
+    const compName = target.slice(slash + 1).split(':')[0] ?? ''
+    const members = expandHostRef(hostRef, hostIndex, groups)
+    if (!members) {
+      throw new TargetError(`no host ${JSON.stringify(hostRef)}; hosts are: ${[...groups.keys()].join(', ')}`)
+    }
+    const first = hosts[members[0]!]!
+    const c = first.componentIndex.get(compName)
+    if (c === undefined) {
+      throw new TargetError(
+        `host ${hostRef} has no component ${JSON.stringify(compName)}; its components are: ${first.components.map((x) => x.name).join(', ')}`,
+      )
+    }
+    return { hosts: members, component: c, label: target }
+  }
+
+  return {
+    cluster: cluster.metadata.name,
+    seed: spec.seed ?? 1,
+    endTimeNs,
+    mode,
+    lookaheadNs,
+    quantumNs,
+    slackNs,
+    hosts,
+    hostIndex,
+    groups,
+    link: (a, b) => overrides.get(a * n + b) ?? base,
+    resolve,
+    liveComponents,
+  }
+}

@@ -1,0 +1,352 @@
+// The livesim API, defined once. TypeScript types (Static<>), runtime validation (compiled checkers in
+// validate.ts) and the CRDs in crds/ (hack/gen-crds.ts) all come from these schemas.
+//
+// Schemas stay "structural" in the Kubernetes sense: no anyOf/oneOf of differently-shaped objects.
+// Where a field's shape depends on a kind (model components), the schema holds the union of the
+// fields and MODEL_KINDS says which belong to which kind; validate.ts and the CRD's CEL rules both
+// read that table.
+import Type, { type Static, type TSchema } from 'typebox'
+import { BANDWIDTH_PATTERN, DURATION_PATTERN, SIZE_PATTERN } from './units.ts'
+
+export const GROUP = 'livesim.dev'
+export const VERSION = 'v1alpha1'
+export const API_VERSION = `${GROUP}/${VERSION}`
+
+export const LIMITS = {
+  clusterNameMax: 40,
+  hostNameMax: 20,
+  componentNameMax: 30,
+  replicasMax: 1000,
+  hostsTotalMax: 1000,
+  componentsPerHostMax: 64,
+  linksMax: 10000,
+  callsMax: 32,
+} as const
+
+const DNS_LABEL = '^[a-z]([-a-z0-9]*[a-z0-9])?$'
+
+const Duration = (description: string) =>
+  Type.String({ pattern: DURATION_PATTERN, description: `${description} A duration with a unit: 250us, 1.5ms, 2s.` })
+
+const Bandwidth = (description: string) =>
+  Type.String({ pattern: BANDWIDTH_PATTERN, description: `${description} Bits per second with a unit: 100Mbps, 10Gbps.` })
+
+const Size = (description: string) =>
+  Type.Unsafe<number | string>({
+    anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: SIZE_PATTERN }],
+    'x-kubernetes-int-or-string': true,
+    description: `${description} Bytes: an integer, or a string with a unit (512B, 4KiB, 1MB).`,
+  })
+
+const Name = (max: number, description: string) =>
+  Type.String({ pattern: DNS_LABEL, minLength: 1, maxLength: max, description })
+
+function Enum<const T extends readonly string[]>(values: T, description: string) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], description })
+}
+
+const Closed = { additionalProperties: false } as const
+
+// ---------------------------------------------------------------------------------------------
+// Network
+
+export const LinkProperties = {
+  latency: Type.Optional(Duration('One-way propagation latency; the smallest one is the lookahead.')),
+  bandwidth: Type.Optional(Bandwidth('Serialisation rate of the link.')),
+  loss: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Probability that a message is lost, from 0 to 1.' })),
+  queueLimit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Messages that may wait for the link before further ones are dropped.' }),
+  ),
+}
+
+export const LinkSpec = Type.Object(LinkProperties, { ...Closed, description: 'Properties of a network link.' })
+
+export const LinkOverride = Type.Object(
+  {
+    from: Type.String({ minLength: 1, maxLength: 64, description: 'A host group (every replica) or one replica, e.g. web or web-1.' }),
+    to: Type.String({ minLength: 1, maxLength: 64, description: 'A host group or one replica.' }),
+    bidirectional: Type.Optional(Type.Boolean({ description: 'Also apply to to→from (default true).' })),
+    ...LinkProperties,
+  },
+  { ...Closed, description: 'Link properties for the pairs between two host groups or replicas; unset fields come from network.default.' },
+)
+
+export const NetworkSpec = Type.Object(
+  {
+    default: Type.Optional(LinkSpec),
+    links: Type.Optional(Type.Array(LinkOverride, { maxItems: LIMITS.linksMax })),
+  },
+  { ...Closed, description: 'The simulated network: a default link between every pair of hosts and per-pair overrides.' },
+)
+
+// ---------------------------------------------------------------------------------------------
+// Components
+
+export const Distributions = ['Constant', 'Exponential', 'LogNormal'] as const
+
+export const ServiceTime = Type.Object(
+  {
+    distribution: Enum(Distributions, 'Distribution of the service time.'),
+    mean: Duration('Mean service time.'),
+    sigma: Type.Optional(Type.Number({ minimum: 0, maximum: 10, description: 'LogNormal only: standard deviation of the underlying normal.' })),
+  },
+  Closed,
+)
+
+export const Call = Type.Object(
+  {
+    target: Type.String({ minLength: 1, maxLength: 64, description: 'host/component, group/component, or a component on the same host.' }),
+    requestSize: Type.Optional(Size('Size of the call.')),
+    responseSize: Type.Optional(Size('Size of the reply.')),
+    timeout: Type.Optional(Duration('Give up on the call after this long; the request fails.')),
+  },
+  Closed,
+)
+
+export const ModelKinds = ['Client', 'Server', 'Custom'] as const
+export type ModelKind = (typeof ModelKinds)[number]
+
+export const ModelSpec = Type.Object(
+  {
+    kind: Enum(ModelKinds, 'The model: Client, Server, or Custom (a user module).'),
+    // Client
+    target: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Client: host/component, group/component, or a component on the same host.' })),
+    openLoop: Type.Optional(
+      Type.Object(
+        {
+          rate: Type.Number({ exclusiveMinimum: 0, maximum: 1e9, description: 'Requests per second.' }),
+          arrival: Type.Optional(Enum(['Poisson', 'Constant'] as const, 'Inter-arrival process (default Poisson).')),
+        },
+        Closed,
+      ),
+    ),
+    closedLoop: Type.Optional(
+      Type.Object(
+        {
+          users: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Concurrent users, each waiting for its reply before thinking again.' }),
+          thinkTime: Type.Optional(Duration('Mean think time between a reply and the next request (exponential; default 0).')),
+        },
+        Closed,
+      ),
+    ),
+    requestSize: Type.Optional(Size('Client: request size (default 512B).')),
+    responseSize: Type.Optional(Size('Client: response size (default 1KiB).')),
+    timeout: Type.Optional(Duration('Client: a request with no reply after this long counts as a timeout.')),
+    balance: Type.Optional(Enum(['RoundRobin', 'Random'] as const, 'Client and calls: how a group target picks a replica (default RoundRobin).')),
+    // Server
+    workers: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'Server: concurrent workers (default 1).' })),
+    queueLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'Server: requests that may wait; more are rejected (default unbounded).' })),
+    service: Type.Optional(ServiceTime),
+    calls: Type.Optional(Type.Array(Call, { maxItems: LIMITS.callsMax, description: 'Server: downstream calls made for each request, holding the worker.' })),
+    callMode: Type.Optional(Enum(['Sequential', 'FanOut'] as const, 'Server: make calls one after another or all at once (default Sequential).')),
+    // Custom
+    module: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'Custom: path of an ES module (relative to the manifest) that exports the component.' })),
+    params: Type.Optional(
+      Type.Unsafe<Record<string, unknown>>({
+        type: 'object',
+        'x-kubernetes-preserve-unknown-fields': true,
+        description: 'Custom: parameters handed to the module.',
+      }),
+    ),
+  },
+  { ...Closed, description: 'A modelled component.' },
+)
+
+/** Which ModelSpec fields each kind takes, and which it requires. validate.ts and the CRD CEL rules use this. */
+export const MODEL_KINDS: Record<ModelKind, { fields: readonly string[]; required: readonly string[] }> = {
+  Client: {
+    fields: ['kind', 'target', 'openLoop', 'closedLoop', 'requestSize', 'responseSize', 'timeout', 'balance'],
+    required: ['target'],
+  },
+  Server: {
+    fields: ['kind', 'workers', 'queueLimit', 'service', 'calls', 'callMode', 'balance'],
+    required: ['service'],
+  },
+  Custom: { fields: ['kind', 'module', 'params'], required: ['module'] },
+}
+
+export const ClockModes = ['CpuTime', 'WallTime'] as const
+
+export const LiveSpec = Type.Object(
+  {
+    command: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'Program and arguments.' }),
+    env: Type.Optional(
+      Type.Array(
+        Type.Object({ name: Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 }), value: Type.String({ maxLength: 65536 }) }, Closed),
+        { maxItems: 256 },
+      ),
+    ),
+    ports: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Name(15, 'Port name, used in targets as host/component:port.'),
+            port: Type.Integer({ minimum: 1, maximum: 65535 }),
+          },
+          Closed,
+        ),
+        { maxItems: 32, description: 'Ports the program serves to the simulated network.' },
+      ),
+    ),
+    workingDir: Type.Optional(Type.String({ maxLength: 4096 })),
+    clock: Type.Optional(Enum(ClockModes, 'How the cell advances virtual time: by consumed CPU time (default) or by wall time.')),
+    readinessTimeout: Type.Optional(Duration('Wall time to wait for the ports to accept (default 10s).')),
+  },
+  { ...Closed, description: 'A real program run inside the host cell under virtual time.' },
+)
+
+export const ComponentSpec = Type.Object(
+  {
+    name: Name(LIMITS.componentNameMax, 'Component name, unique on its host.'),
+    model: Type.Optional(ModelSpec),
+    live: Type.Optional(LiveSpec),
+  },
+  { ...Closed, description: 'A component: exactly one of model or live.' },
+)
+
+// ---------------------------------------------------------------------------------------------
+// Hosts and cluster
+
+export const CellSpec = Type.Object(
+  {
+    cpu: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?m?$', maxLength: 16, description: 'CPU for the cell (Kubernetes quantity: 1, 500m).' })),
+    memory: Type.Optional(Type.String({ pattern: '^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$', maxLength: 16, description: 'Memory for the cell (Kubernetes quantity: 512Mi).' })),
+    speed: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'CPU speed factor of the simulated host relative to this machine (default 1).' })),
+  },
+  { ...Closed, description: 'Resources of the cell that isolates the host.' },
+)
+
+export const HostSpec = Type.Object(
+  {
+    name: Name(LIMITS.hostNameMax, 'Host group name; replicas are named <name>-0, <name>-1, …'),
+    replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: LIMITS.replicasMax, description: 'Number of identical hosts (default 1).' })),
+    cell: Type.Optional(CellSpec),
+    components: Type.Array(ComponentSpec, { minItems: 1, maxItems: LIMITS.componentsPerHostMax }),
+  },
+  Closed,
+)
+
+export const SyncModes = ['Conservative', 'Slack'] as const
+
+export const SyncSpec = Type.Object(
+  {
+    mode: Type.Optional(Enum(SyncModes, 'Conservative (default, exact) or Slack (faster, counts late messages).')),
+    quantum: Type.Optional(Duration('Largest window when live components run; at most the smallest link latency in Conservative mode.')),
+    slack: Type.Optional(Duration('Slack mode: how far past the barrier hosts may run.')),
+  },
+  Closed,
+)
+
+export const SimClusterSpec = Type.Object(
+  {
+    endTime: Duration('Virtual time at which the run ends.'),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Seed of every random stream (default 1).' })),
+    sync: Type.Optional(SyncSpec),
+    network: Type.Optional(NetworkSpec),
+    hosts: Type.Array(HostSpec, { minItems: 1, maxItems: LIMITS.hostsTotalMax }),
+  },
+  { ...Closed, description: 'A simulation: hosts, the network between them, and what each host runs.' },
+)
+
+export const ObjectMeta = Type.Object(
+  {
+    name: Name(LIMITS.clusterNameMax, 'Name of the SimCluster.'),
+    namespace: Type.Optional(Type.String({ maxLength: 63 })),
+    labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    annotations: Type.Optional(Type.Record(Type.String(), Type.String())),
+  },
+  // Objects read back from a cluster carry uid, resourceVersion and friends.
+  { additionalProperties: true },
+)
+
+export const SimCluster = Type.Object(
+  {
+    apiVersion: Type.Literal(API_VERSION),
+    kind: Type.Literal('SimCluster'),
+    metadata: ObjectMeta,
+    spec: SimClusterSpec,
+    status: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object' })),
+  },
+  Closed,
+)
+
+// ---------------------------------------------------------------------------------------------
+// Status (written by the operator; here so that the CRDs carry its schema)
+
+export const Condition = Type.Object(
+  {
+    type: Type.String({ maxLength: 316 }),
+    status: Enum(['True', 'False', 'Unknown'] as const, 'Condition status.'),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+    lastTransitionTime: Type.String({ format: 'date-time' }),
+    reason: Type.String({ maxLength: 1024 }),
+    message: Type.String({ maxLength: 32768 }),
+  },
+  Closed,
+)
+
+export const Phases = ['Pending', 'Scheduling', 'Running', 'Succeeded', 'Failed'] as const
+
+export const SimClusterStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+    phase: Type.Optional(Enum(Phases, 'Lifecycle phase of the run.')),
+    virtualTime: Type.Optional(Type.String({ description: 'Simulated time reached, e.g. 1.25s.' })),
+    virtualTimeNs: Type.Optional(Type.Integer({ minimum: 0 })),
+    progress: Type.Optional(Type.String({ description: 'Share of endTime reached, e.g. 42%.' })),
+    slowdown: Type.Optional(Type.String({ description: 'Wall seconds per virtual second.' })),
+    message: Type.Optional(Type.String({ maxLength: 32768 })),
+    hosts: Type.Optional(Type.Object({ ready: Type.Integer({ minimum: 0 }), total: Type.Integer({ minimum: 0 }) }, Closed)),
+    results: Type.Optional(
+      Type.Object(
+        {
+          configMap: Type.String(),
+          digest: Type.String(),
+          barriers: Type.Integer({ minimum: 0 }),
+          causalityViolations: Type.Integer({ minimum: 0 }),
+          wallSeconds: Type.Number({ minimum: 0 }),
+        },
+        Closed,
+      ),
+    ),
+    conditions: Type.Optional(Type.Array(Condition, { maxItems: 32 })),
+  },
+  Closed,
+)
+
+export const SimHostSpec = Type.Object(
+  {
+    cluster: Name(LIMITS.clusterNameMax, 'The owning SimCluster.'),
+    host: Type.String({ minLength: 1, maxLength: 32, description: 'Replica name, e.g. web-0.' }),
+    group: Name(LIMITS.hostNameMax, 'Host group in the SimCluster.'),
+    index: Type.Integer({ minimum: 0, maximum: LIMITS.replicasMax }),
+    cell: Type.Optional(CellSpec),
+  },
+  Closed,
+)
+
+export const SimHostStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+    phase: Type.Optional(Enum(['Pending', 'Running', 'Succeeded', 'Failed'] as const, 'Phase of the host runtime.')),
+    pod: Type.Optional(Type.String()),
+    virtualTime: Type.Optional(Type.String()),
+    message: Type.Optional(Type.String({ maxLength: 32768 })),
+    conditions: Type.Optional(Type.Array(Condition, { maxItems: 32 })),
+  },
+  Closed,
+)
+
+export type LinkSpec = Static<typeof LinkSpec>
+export type LinkOverride = Static<typeof LinkOverride>
+export type ModelSpec = Static<typeof ModelSpec>
+export type LiveSpec = Static<typeof LiveSpec>
+export type ComponentSpec = Static<typeof ComponentSpec>
+export type HostSpec = Static<typeof HostSpec>
+export type SimClusterSpec = Static<typeof SimClusterSpec>
+export type SimCluster = Static<typeof SimCluster>
+export type SimClusterStatus = Static<typeof SimClusterStatus>
+export type SimHostSpec = Static<typeof SimHostSpec>
+export type SimHostStatus = Static<typeof SimHostStatus>
+export type CallSpec = Static<typeof Call>
+export type AnySchema = TSchema

@@ -1,0 +1,378 @@
+// Validation of SimCluster manifests: safe YAML parsing, the schema, then semantic checks that a
+// schema cannot express (targets exist, links name real hosts, quantum ≤ lookahead, units parse,
+// names unique, no call cycles). Every problem is reported with its field path and what is allowed;
+// nothing here throws anything but ValidationError.
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { Compile } from 'typebox/compile'
+import { loadAll } from 'js-yaml'
+import { API_VERSION, LIMITS, MODEL_KINDS, SimCluster, type ModelKind, type SimCluster as SimClusterT } from './schema.ts'
+import { compilePlan, expandHostRef, TargetError, type RunPlan } from './plan.ts'
+import { MAX_TIME_NS, parseBandwidthBitsPerSec, parseDurationNs, parseSizeBytes, UnitError } from './units.ts'
+
+export interface Issue {
+  path: string
+  message: string
+}
+
+export class ValidationError extends Error {
+  readonly issues: Issue[]
+  constructor(issues: Issue[], source?: string) {
+    const head = source ? `${source}: ` : ''
+    super(`${head}invalid SimCluster:\n${issues.map((i) => `  ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n')}`)
+    this.issues = issues
+  }
+}
+
+const checker = Compile(SimCluster)
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+const MAX_ISSUES = 25
+
+/** JSON pointer "/spec/hosts/2/name" → "spec.hosts[2].name". */
+export function fieldPath(pointer: string): string {
+  let out = ''
+  for (const raw of pointer.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~')
+    if (/^[0-9]+$/.test(part)) out += `[${part}]`
+    else out += out ? `.${part}` : part
+  }
+  return out
+}
+
+function schemaAt(schemaPath: string): Record<string, unknown> | undefined {
+  let node: unknown = SimCluster
+  for (const raw of schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean)) {
+    if (node === null || typeof node !== 'object') return undefined
+    node = (node as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')]
+  }
+  return node as Record<string, unknown> | undefined
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return 'an object'
+  return `${typeof value} ${JSON.stringify(value)?.slice(0, 60)}`
+}
+
+function valueAt(doc: unknown, pointer: string): unknown {
+  let node = doc
+  for (const raw of pointer.split('/').slice(1)) {
+    if (node === null || typeof node !== 'object') return undefined
+    node = (node as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')]
+  }
+  return node
+}
+
+function schemaIssues(doc: unknown): Issue[] {
+  const issues: Issue[] = []
+  const seen = new Set<string>()
+  for (const e of checker.Errors(doc)) {
+    const at = fieldPath(e.instancePath)
+    const schema = schemaAt(e.schemaPath) ?? {}
+    const params = e.params as Record<string, unknown>
+    const value = valueAt(doc, e.instancePath)
+    let message: string
+    switch (e.keyword) {
+      case 'boolean':
+        continue // reported through the parent's additionalProperties error
+      case 'additionalProperties': {
+        const allowed = Object.keys((schema.properties as object | undefined) ?? {})
+        for (const extra of (params.additionalProperties as string[] | undefined) ?? []) {
+          const p = at ? `${at}.${extra}` : extra
+          const m = `unknown field; allowed fields here: ${allowed.join(', ')}`
+          if (!seen.has(p + m)) issues.push({ path: p, message: m })
+          seen.add(p + m)
+        }
+        continue
+      }
+      case 'required':
+        for (const r of (params.requiredProperties as string[] | undefined) ?? []) {
+          const p = at ? `${at}.${r}` : r
+          if (!seen.has(p + 'req')) issues.push({ path: p, message: 'required field is missing' })
+          seen.add(p + 'req')
+        }
+        continue
+      case 'type':
+        message = `expected ${String(params.type ?? schema.type)}, got ${describe(value)}`
+        break
+      case 'enum':
+        message = `must be one of: ${((schema.enum as unknown[]) ?? []).join(', ')}; got ${describe(value)}`
+        break
+      case 'const':
+        message = `must be ${JSON.stringify(params.allowedValue)}; got ${describe(value)}`
+        break
+      case 'pattern':
+        message = `${describe(value)} is not allowed: ${String(schema.description ?? `must match ${String(params.pattern)}`)}`
+        break
+      case 'anyOf':
+        message = `${describe(value)} is not allowed: ${String(schema.description ?? 'no alternative matches')}`
+        break
+      case 'minimum':
+      case 'maximum':
+      case 'exclusiveMinimum':
+      case 'exclusiveMaximum':
+        message = `must be ${String(params.comparison)} ${String(params.limit)}; got ${describe(value)}`
+        break
+      case 'minItems':
+      case 'maxItems':
+        message = `${e.keyword === 'minItems' ? 'needs at least' : 'takes at most'} ${String(params.limit)} items`
+        break
+      case 'minLength':
+      case 'maxLength':
+        message = `${e.keyword === 'minLength' ? 'must have at least' : 'must have at most'} ${String(params.limit)} characters`
+        break
+      default:
+        message = e.message
+    }
+    // Inside an anyOf, the branches' own errors repeat the anyOf error: keep the first per path.
+    if (e.schemaPath.includes('/anyOf/')) continue
+    if (seen.has(at + message)) continue
+    seen.add(at + message)
+    issues.push({ path: at, message })
+    if (issues.length >= MAX_ISSUES) break
+  }
+  return issues
+}
+
+/** Parse a manifest's text: exactly one YAML (or JSON) document, no alias bombs, bounded size and depth. */
+export function parseManifest(text: string, source = 'manifest'): unknown {
+  if (text.length > MAX_MANIFEST_BYTES) {
+    throw new ValidationError([{ path: '', message: `manifest is ${text.length} bytes; at most ${MAX_MANIFEST_BYTES} are accepted` }], source)
+  }
+  let docs: unknown[]
+  try {
+    docs = loadAll(text, { filename: source, maxAliases: 64, maxDepth: 64, maxTotalMergeKeys: 1000 })
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err)
+    throw new ValidationError([{ path: '', message: `not valid YAML: ${msg}` }], source)
+  }
+  docs = docs.filter((d) => d !== null && d !== undefined)
+  if (docs.length !== 1) {
+    throw new ValidationError([{ path: '', message: `expected exactly one SimCluster document, found ${docs.length}` }], source)
+  }
+  return docs[0]
+}
+
+export interface ValidateOptions {
+  /** Directory that Custom component module paths are relative to; when set, modules must exist. */
+  baseDir?: string
+  source?: string
+}
+
+/** Validate a parsed document; returns the typed SimCluster and its plan, or throws ValidationError. */
+export function validateSimCluster(doc: unknown, opts: ValidateOptions = {}): { cluster: SimClusterT; plan: RunPlan } {
+  const source = opts.source
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ValidationError([{ path: '', message: `expected a SimCluster object, got ${describe(doc)}` }], source)
+  }
+  const d = doc as Record<string, unknown>
+  if (d.kind !== 'SimCluster') {
+    throw new ValidationError([{ path: 'kind', message: `expected SimCluster, got ${describe(d.kind)}` }], source)
+  }
+  if (d.apiVersion !== API_VERSION) {
+    throw new ValidationError([{ path: 'apiVersion', message: `expected ${API_VERSION}, got ${describe(d.apiVersion)}` }], source)
+  }
+  const issues = schemaIssues(doc)
+  if (issues.length) throw new ValidationError(issues, source)
+  const cluster = doc as SimClusterT
+  const semantic = semanticIssues(cluster, opts)
+  if (semantic.issues.length) throw new ValidationError(semantic.issues.slice(0, MAX_ISSUES), source)
+  return { cluster, plan: semantic.plan! }
+}
+
+export function loadSimCluster(text: string, opts: ValidateOptions = {}): { cluster: SimClusterT; plan: RunPlan } {
+  return validateSimCluster(parseManifest(text, opts.source), opts)
+}
+
+function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: Issue[]; plan?: RunPlan } {
+  const issues: Issue[] = []
+  const add = (p: string, message: string) => issues.push({ path: p, message })
+  const spec = cluster.spec
+
+  const duration = (p: string, text: string | undefined, min = 1): number | undefined => {
+    if (text === undefined) return undefined
+    try {
+      const ns = parseDurationNs(text)
+      if (ns < min) add(p, `must be greater than zero; got ${JSON.stringify(text)}`)
+      else if (ns > MAX_TIME_NS) add(p, `must be at most 30 days; got ${JSON.stringify(text)}`)
+      return ns
+    } catch (err) {
+      add(p, (err as Error).message)
+      return undefined
+    }
+  }
+  const bandwidth = (p: string, text: string | undefined) => {
+    if (text === undefined) return
+    try {
+      if (parseBandwidthBitsPerSec(text) < 1) add(p, `must be greater than zero; got ${JSON.stringify(text)}`)
+    } catch (err) {
+      add(p, (err as UnitError).message)
+    }
+  }
+  const size = (p: string, v: string | number | undefined) => {
+    if (v === undefined) return
+    try {
+      if (parseSizeBytes(v) > 1024 ** 3) add(p, `must be at most 1GiB; got ${JSON.stringify(v)}`)
+    } catch (err) {
+      add(p, (err as UnitError).message)
+    }
+  }
+
+  duration('spec.endTime', spec.endTime)
+
+  // Names: host groups unique, replica names unique across groups, components unique per host.
+  const groupNames = new Map<string, number>()
+  let totalHosts = 0
+  spec.hosts.forEach((h, i) => {
+    if (groupNames.has(h.name)) add(`spec.hosts[${i}].name`, `duplicate host name ${JSON.stringify(h.name)} (also spec.hosts[${groupNames.get(h.name)}])`)
+    groupNames.set(h.name, i)
+    totalHosts += h.replicas ?? 1
+    const comps = new Map<string, number>()
+    h.components.forEach((c, j) => {
+      const cp = `spec.hosts[${i}].components[${j}]`
+      if (comps.has(c.name)) add(`${cp}.name`, `duplicate component name ${JSON.stringify(c.name)} on host ${h.name}`)
+      comps.set(c.name, j)
+      if (!!c.model === !!c.live) add(cp, 'exactly one of model or live must be set')
+    })
+  })
+  if (totalHosts > LIMITS.hostsTotalMax) add('spec.hosts', `${totalHosts} hosts in all (replicas included); at most ${LIMITS.hostsTotalMax} are allowed`)
+  const replicaNames = new Set<string>()
+  spec.hosts.forEach((h) => {
+    for (let r = 0; r < (h.replicas ?? 1); r++) replicaNames.add(`${h.name}-${r}`)
+  })
+  spec.hosts.forEach((h, i) => {
+    if (replicaNames.has(h.name)) add(`spec.hosts[${i}].name`, `${JSON.stringify(h.name)} is also the name of a replica of another host; names would be ambiguous`)
+  })
+
+  // Network units, and links that name real hosts.
+  const net = spec.network
+  const dflt = net?.default
+  if (dflt) {
+    duration('spec.network.default.latency', dflt.latency)
+    bandwidth('spec.network.default.bandwidth', dflt.bandwidth)
+  }
+  if (issues.length) return { issues }
+
+  // From here on the structure is sound enough to compile.
+  let plan: RunPlan
+  try {
+    plan = compilePlan(cluster)
+  } catch (err) {
+    add('spec', (err as Error).message)
+    return { issues }
+  }
+  const hostsList = [...plan.groups.keys()].join(', ')
+  net?.links?.forEach((l, i) => {
+    const lp = `spec.network.links[${i}]`
+    const from = expandHostRef(l.from, plan.hostIndex, plan.groups)
+    const to = expandHostRef(l.to, plan.hostIndex, plan.groups)
+    if (!from) add(`${lp}.from`, `no host ${JSON.stringify(l.from)}; hosts are: ${hostsList}`)
+    if (!to) add(`${lp}.to`, `no host ${JSON.stringify(l.to)}; hosts are: ${hostsList}`)
+    if (from && to && from.length === 1 && to.length === 1 && from[0] === to[0]) add(lp, `a link needs two distinct hosts; ${l.from} and ${l.to} are the same host`)
+    duration(`${lp}.latency`, l.latency)
+    bandwidth(`${lp}.bandwidth`, l.bandwidth)
+  })
+
+  // Sync.
+  const mode = spec.sync?.mode ?? 'Conservative'
+  const quantum = duration('spec.sync.quantum', spec.sync?.quantum)
+  const slack = duration('spec.sync.slack', spec.sync?.slack)
+  if (quantum !== undefined && mode === 'Conservative' && quantum > plan.lookaheadNs) {
+    add('spec.sync.quantum', `${spec.sync?.quantum} is larger than the smallest link latency (${plan.lookaheadNs}ns); in Conservative mode the quantum must not exceed it`)
+  }
+  if (mode === 'Slack' && slack === undefined) add('spec.sync.slack', 'required in Slack mode (how far past a barrier hosts may run)')
+  if (mode === 'Conservative' && spec.sync?.slack !== undefined) add('spec.sync.slack', 'only allowed with mode: Slack')
+
+  // Components.
+  const callGraph = new Map<string, string[]>()
+  for (const host of plan.hosts) {
+    if (host.replica !== 0) continue // replicas share the spec; check once per group
+    const hi = spec.hosts.indexOf(host.spec)
+    host.components.forEach((c, j) => {
+      const cp = `spec.hosts[${hi}].components[${j}]`
+      const node = `${host.group}/${c.name}`
+      const edges: string[] = []
+      callGraph.set(node, edges)
+      const targetCheck = (p: string, t: string, wantServer: boolean) => {
+        try {
+          const r = plan.resolve(host.index, t)
+          const targetHost = plan.hosts[r.hosts[0]!]!
+          const tc = targetHost.components[r.component]!
+          if (wantServer && tc.spec.model?.kind === 'Client') add(p, `${t} is a Client; requests must go to a Server, a Custom or a live component`)
+          if (tc.spec.live && !(tc.spec.live.ports?.length)) add(p, `${t} is a live component that serves no ports`)
+          edges.push(`${targetHost.group}/${tc.name}`)
+        } catch (err) {
+          if (err instanceof TargetError) add(p, err.message)
+          else throw err
+        }
+      }
+      const m = c.spec.model
+      if (m) {
+        const kind = m.kind as ModelKind
+        const rules = MODEL_KINDS[kind]
+        for (const key of Object.keys(m)) {
+          if (!rules.fields.includes(key)) add(`${cp}.model.${key}`, `not a field of kind ${kind}; ${kind} takes: ${rules.fields.join(', ')}`)
+        }
+        for (const r of rules.required) {
+          if ((m as Record<string, unknown>)[r] === undefined) add(`${cp}.model.${r}`, `required for kind ${kind}`)
+        }
+        if (kind === 'Client') {
+          if (!!m.openLoop === !!m.closedLoop) add(`${cp}.model`, 'a Client needs exactly one of openLoop or closedLoop')
+          if (m.target) targetCheck(`${cp}.model.target`, m.target, true)
+          size(`${cp}.model.requestSize`, m.requestSize)
+          size(`${cp}.model.responseSize`, m.responseSize)
+          duration(`${cp}.model.timeout`, m.timeout)
+          duration(`${cp}.model.closedLoop.thinkTime`, m.closedLoop?.thinkTime, 0)
+        }
+        if (kind === 'Server' && m.service) {
+          duration(`${cp}.model.service.mean`, m.service.mean, 0)
+          if (m.service.distribution === 'LogNormal' && m.service.sigma === undefined) add(`${cp}.model.service.sigma`, 'required with distribution LogNormal')
+          if (m.service.distribution !== 'LogNormal' && m.service.sigma !== undefined) add(`${cp}.model.service.sigma`, 'only allowed with distribution LogNormal')
+          m.calls?.forEach((call, k) => {
+            const kp = `${cp}.model.calls[${k}]`
+            targetCheck(`${kp}.target`, call.target, true)
+            size(`${kp}.requestSize`, call.requestSize)
+            size(`${kp}.responseSize`, call.responseSize)
+            duration(`${kp}.timeout`, call.timeout)
+          })
+        }
+        if (kind === 'Custom' && m.module && opts.baseDir !== undefined) {
+          const file = path.resolve(opts.baseDir, m.module)
+          if (!existsSync(file)) add(`${cp}.model.module`, `no such file: ${file}`)
+        }
+      }
+      const live = c.spec.live
+      if (live) {
+        duration(`${cp}.live.readinessTimeout`, live.readinessTimeout)
+        const ports = new Map<string, number>()
+        live.ports?.forEach((p, k) => {
+          if (ports.has(p.name)) add(`${cp}.live.ports[${k}].name`, `duplicate port name ${JSON.stringify(p.name)}`)
+          ports.set(p.name, k)
+        })
+      }
+    })
+  }
+
+  // A server that (transitively) calls itself would hold its workers forever.
+  const state = new Map<string, 1 | 2>()
+  const cycle = (node: string, stack: string[]): string[] | undefined => {
+    if (state.get(node) === 2) return undefined
+    if (state.get(node) === 1) return [...stack.slice(stack.indexOf(node)), node]
+    state.set(node, 1)
+    for (const next of callGraph.get(node) ?? []) {
+      const found = cycle(next, [...stack, node])
+      if (found) return found
+    }
+    state.set(node, 2)
+    return undefined
+  }
+  for (const node of callGraph.keys()) {
+    const found = cycle(node, [])
+    if (found) {
+      add('spec.hosts', `call cycle: ${found.join(' → ')}; a server must not call itself, even through others`)
+      break
+    }
+  }
+  return { issues, plan }
+}

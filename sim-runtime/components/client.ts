@@ -1,0 +1,130 @@
+// Client: a workload generator. Open loop (Poisson or constant rate, arrivals independent of replies)
+// or closed loop (N users, each waiting for its reply, then thinking). Measures latency in virtual
+// time from send to reply, throughput, errors and timeouts.
+import { parseDurationNs, parseSizeBytes, NS_PER_SEC } from '../api/units.ts'
+import type { ModelSpec } from '../api/schema.ts'
+import { Histogram } from '../engine/histogram.ts'
+import { Message, MSG_REQUEST, MSG_RESPONSE } from '../engine/message.ts'
+import { registerComponent, round, type Component, type ComponentContext } from './component.ts'
+import { TargetPicker } from './targets.ts'
+
+const T_ARRIVAL = 1
+const T_THINK = 2
+const T_TIMEOUT = 3
+
+interface Pending {
+  startNs: number
+  user: number
+}
+
+export class Client implements Component {
+  private readonly ctx: ComponentContext
+  private readonly picker: TargetPicker
+  private readonly requestBytes: number
+  private readonly responseBytes: number
+  private readonly timeoutNs: number
+  private readonly open: { intervalNs: number; poisson: boolean } | undefined
+  private readonly closed: { users: number; thinkNs: number } | undefined
+  private readonly arrivals
+  private readonly think
+  private readonly outstanding = new Map<number, Pending>()
+  private readonly latency = new Histogram()
+  private nextId = 1
+  sent = 0
+  completed = 0
+  errors = 0
+  timeouts = 0
+
+  constructor(spec: ModelSpec, ctx: ComponentContext) {
+    this.ctx = ctx
+    this.picker = new TargetPicker(ctx.resolve(spec.target!), spec.balance, () => ctx.rng('balance'))
+    this.requestBytes = parseSizeBytes(spec.requestSize ?? 512)
+    this.responseBytes = parseSizeBytes(spec.responseSize ?? 1024)
+    this.timeoutNs = spec.timeout ? parseDurationNs(spec.timeout) : 0
+    if (spec.openLoop) {
+      this.open = { intervalNs: NS_PER_SEC / spec.openLoop.rate, poisson: (spec.openLoop.arrival ?? 'Poisson') === 'Poisson' }
+    } else if (spec.closedLoop) {
+      this.closed = { users: spec.closedLoop.users, thinkNs: spec.closedLoop.thinkTime ? parseDurationNs(spec.closedLoop.thinkTime) : 0 }
+    }
+    this.arrivals = ctx.rng('arrivals')
+    this.think = ctx.rng('think')
+  }
+
+  start(): void {
+    if (this.open) this.ctx.schedule(this.nextGapNs(), T_ARRIVAL, null)
+    if (this.closed) {
+      for (let u = 0; u < this.closed.users; u++) this.ctx.schedule(this.thinkNs(), T_THINK, u)
+    }
+  }
+
+  private nextGapNs(): number {
+    const o = this.open!
+    return Math.round(o.poisson ? this.arrivals.exponential(o.intervalNs) : o.intervalNs)
+  }
+
+  private thinkNs(): number {
+    const c = this.closed!
+    return c.thinkNs > 0 ? Math.round(this.think.exponential(c.thinkNs)) : 0
+  }
+
+  private request(user: number): void {
+    const id = this.nextId++
+    const m = new Message()
+    m.dstHost = this.picker.pick()
+    m.dstComp = this.picker.target.component
+    m.type = MSG_REQUEST
+    m.id = id
+    m.bytes = this.requestBytes
+    m.replyBytes = this.responseBytes
+    this.outstanding.set(id, { startNs: this.ctx.now(), user })
+    this.sent++
+    this.ctx.send(m)
+    if (this.timeoutNs > 0) this.ctx.schedule(this.timeoutNs, T_TIMEOUT, id)
+  }
+
+  onTimer(type: number, data: unknown): void {
+    if (type === T_ARRIVAL) {
+      this.request(-1)
+      this.ctx.schedule(this.nextGapNs(), T_ARRIVAL, null)
+    } else if (type === T_THINK) {
+      this.request(data as number)
+    } else if (type === T_TIMEOUT) {
+      const p = this.outstanding.get(data as number)
+      if (!p) return
+      this.outstanding.delete(data as number)
+      this.timeouts++
+      this.done(p.user)
+    }
+  }
+
+  onMessage(msg: Message): void {
+    const p = this.outstanding.get(msg.id)
+    if (!p) return // a reply after its timeout
+    this.outstanding.delete(msg.id)
+    if (msg.type === MSG_RESPONSE) {
+      this.completed++
+      this.latency.record(this.ctx.now() - p.startNs)
+    } else {
+      this.errors++
+    }
+    this.done(p.user)
+  }
+
+  private done(user: number): void {
+    if (user >= 0) this.ctx.schedule(this.thinkNs(), T_THINK, user)
+  }
+
+  results(endTimeNs: number): Record<string, unknown> {
+    return {
+      sent: this.sent,
+      completed: this.completed,
+      errors: this.errors,
+      timeouts: this.timeouts,
+      outstanding: this.outstanding.size,
+      throughputPerSec: round((this.completed * NS_PER_SEC) / endTimeNs, 3),
+      latency: this.latency.summary(),
+    }
+  }
+}
+
+registerComponent('Client', (spec, ctx) => new Client(spec, ctx))

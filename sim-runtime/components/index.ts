@@ -1,0 +1,5 @@
+// Importing this module registers the built-in component kinds.
+import './client.ts'
+import './server.ts'
+export * from './component.ts'
+export { loadCustomComponents } from './custom.ts'

@@ -1,0 +1,90 @@
+// The hosts one runtime process carries (all of them with --partition 1, one per pod on
+// Kubernetes). Runs a window on each host and gathers the messages that leave them.
+import type { RunPlan } from '../api/plan.ts'
+import type { ComponentFactory } from '../components/component.ts'
+import '../components/index.ts'
+import { HostSim } from './host.ts'
+import { readMessage, WIRE_SLOTS, writeMessage } from './message.ts'
+
+export interface HostResults {
+  events: number
+  causalityViolations: number
+  latenessSumNs: number
+  latenessMaxNs: number
+  components: Record<string, unknown>
+  links: Record<string, { messages: number; bytes: number; drops: number }>
+}
+
+export class HostGroup {
+  readonly plan: RunPlan
+  readonly hosts: HostSim[]
+  private readonly byIndex = new Map<number, HostSim>()
+  private out = new Float64Array(1024 * WIRE_SLOTS)
+
+  constructor(plan: RunPlan, hostIndices: number[], factories?: Map<string, ComponentFactory>) {
+    this.plan = plan
+    this.hosts = hostIndices.map((i) => new HostSim(plan, i, factories))
+    for (const h of this.hosts) this.byIndex.set(h.index, h)
+  }
+
+  owns(hostIndex: number): boolean {
+    return this.byIndex.has(hostIndex)
+  }
+
+  start(): void {
+    for (const h of this.hosts) h.start()
+  }
+
+  /** Hand incoming messages (count × WIRE_SLOTS float64s) to their hosts. */
+  deliver(messages: Float64Array, count: number): void {
+    for (let i = 0; i < count; i++) {
+      const at = i * WIRE_SLOTS
+      const dst = messages[at + 4]!
+      const host = this.byIndex.get(dst)
+      if (!host) throw new Error(`message for host index ${dst}, which this runtime does not carry`)
+      host.deliver(readMessage(messages, at), messages[at]!, messages[at + 1]!)
+    }
+  }
+
+  runUntil(windowEndNs: number): void {
+    for (const h of this.hosts) h.runUntil(windowEndNs)
+  }
+
+  nextEventNs(): number {
+    let t = Infinity
+    for (const h of this.hosts) {
+      const n = h.nextEventNs()
+      if (n < t) t = n
+    }
+    return t
+  }
+
+  /** Drain every host's outbox into one flat array; returns [array, count]. The array is reused. */
+  drainOutbox(): [Float64Array, number] {
+    let count = 0
+    for (const h of this.hosts) count += h.outbox.length
+    if (this.out.length < count * WIRE_SLOTS) this.out = new Float64Array(count * WIRE_SLOTS * 2)
+    let i = 0
+    for (const h of this.hosts) {
+      for (const o of h.outbox) writeMessage(this.out, (i++) * WIRE_SLOTS, o.msg, o.deliverNs, o.originSeq)
+      h.outbox = []
+    }
+    return [this.out, count]
+  }
+
+  results(): Record<string, HostResults> {
+    const out: Record<string, HostResults> = {}
+    for (const h of this.hosts) {
+      const r = h.results(this.plan.endTimeNs)
+      out[h.name] = {
+        events: h.eventsProcessed,
+        causalityViolations: h.causalityViolations,
+        latenessSumNs: h.latenessSumNs,
+        latenessMaxNs: h.latenessMaxNs,
+        components: r.components,
+        links: r.links,
+      }
+    }
+    return out
+  }
+}

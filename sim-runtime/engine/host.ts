@@ -1,0 +1,162 @@
+// One simulated host: its components, its event queue and its egress links. A host only ever
+// processes its own events; hosts meet through messages exchanged at barriers (sync/), which is
+// what lets any partition of hosts into processes give identical results.
+import type { RunPlan } from '../api/plan.ts'
+import type { Component, ComponentContext } from '../components/component.ts'
+import { componentFactory } from '../components/component.ts'
+import { LinkState } from '../network/link.ts'
+import { EventHeap, type SimEvent } from './heap.ts'
+import { Message } from './message.ts'
+import { Rng } from './rng.ts'
+
+const EV_MESSAGE = -1
+
+interface HostEvent extends SimEvent {
+  comp: number
+  type: number
+  data: unknown
+}
+
+/** A message leaving this host for another one, stamped with its delivery key. */
+export interface OutboundMessage {
+  deliverNs: number
+  originSeq: number
+  msg: Message
+}
+
+export class HostSim {
+  readonly index: number
+  readonly name: string
+  readonly plan: RunPlan
+  nowNs = 0
+  private seq = 0
+  private readonly heap = new EventHeap<HostEvent>()
+  private readonly components: Component[] = []
+  private readonly links = new Map<number, LinkState>()
+  /** Cross-host messages produced in the current window. */
+  outbox: OutboundMessage[] = []
+  eventsProcessed = 0
+  causalityViolations = 0
+  latenessSumNs = 0
+  latenessMaxNs = 0
+
+  constructor(plan: RunPlan, index: number, factories?: Map<string, import('../components/component.ts').ComponentFactory>) {
+    const host = plan.hosts[index]
+    if (!host) throw new Error(`no host with index ${index}`)
+    this.plan = plan
+    this.index = index
+    this.name = host.name
+    for (const c of host.components) {
+      const model = c.spec.model
+      if (!model) throw new Error(`${c.path}: live components are not executable yet; only model components run`)
+      const factory = factories?.get(c.path) ?? componentFactory(model.kind)
+      if (!factory) throw new Error(`${c.path}: no component kind ${model.kind} is registered`)
+      this.components.push(factory(model, this.context(c.index, c.path)))
+    }
+  }
+
+  private context(componentIndex: number, path: string): ComponentContext {
+    const rngs = new Map<string, Rng>()
+    return {
+      plan: this.plan,
+      hostIndex: this.index,
+      componentIndex,
+      path,
+      now: () => this.nowNs,
+      schedule: (delayNs, type, data) => this.schedule(this.nowNs + delayNs, componentIndex, type, data),
+      send: (msg) => {
+        msg.srcHost = this.index
+        msg.srcComp = componentIndex
+        this.send(msg)
+      },
+      rng: (stream) => {
+        let r = rngs.get(stream)
+        if (!r) {
+          r = new Rng(this.plan.seed, `${path}#${stream}`)
+          rngs.set(stream, r)
+        }
+        return r
+      },
+      resolve: (target) => this.plan.resolve(this.index, target),
+    }
+  }
+
+  start(): void {
+    for (const c of this.components) c.start()
+  }
+
+  private schedule(atNs: number, comp: number, type: number, data: unknown): void {
+    if (!(atNs >= this.nowNs) || !Number.isSafeInteger(atNs)) {
+      throw new Error(`${this.name}: event scheduled at ${atNs}ns, before now (${this.nowNs}ns) or not an integer`)
+    }
+    this.heap.push({ t: atNs, o: this.index, s: this.seq++, comp, type, data })
+  }
+
+  private send(msg: Message): void {
+    if (msg.dstHost === this.index) {
+      this.heap.push({ t: this.nowNs, o: this.index, s: this.seq++, comp: msg.dstComp, type: EV_MESSAGE, data: msg })
+      return
+    }
+    let link = this.links.get(msg.dstHost)
+    if (!link) {
+      link = new LinkState(this.plan.link(this.index, msg.dstHost), this.plan.seed, `${this.name}->${this.plan.hosts[msg.dstHost]!.name}`)
+      this.links.set(msg.dstHost, link)
+    }
+    const deliverNs = link.transmit(this.nowNs, msg.bytes)
+    if (deliverNs < 0) return
+    this.outbox.push({ deliverNs, originSeq: this.seq++, msg })
+  }
+
+  /** Accept a message from another host. A message stamped before now is a causality violation. */
+  deliver(msg: Message, deliverNs: number, originSeq: number): void {
+    let t = deliverNs
+    if (t < this.nowNs) {
+      this.causalityViolations++
+      const late = this.nowNs - t
+      this.latenessSumNs += late
+      if (late > this.latenessMaxNs) this.latenessMaxNs = late
+      t = this.nowNs
+    }
+    this.heap.push({ t, o: msg.srcHost, s: originSeq, comp: msg.dstComp, type: EV_MESSAGE, data: msg })
+  }
+
+  /** Virtual time of the next event, or Infinity. */
+  nextEventNs(): number {
+    const e = this.heap.peek()
+    return e === undefined ? Infinity : e.t
+  }
+
+  /** Process every event with t < windowEndNs; afterwards the host stands at windowEndNs. */
+  runUntil(windowEndNs: number): void {
+    if (windowEndNs < this.nowNs) throw new Error(`${this.name}: window end ${windowEndNs}ns is before now ${this.nowNs}ns`)
+    const heap = this.heap
+    const comps = this.components
+    let n = 0
+    while (true) {
+      const e = heap.peek()
+      if (e === undefined || e.t >= windowEndNs) break
+      heap.pop()
+      this.nowNs = e.t
+      n++
+      const c = comps[e.comp]!
+      if (e.type === EV_MESSAGE) c.onMessage(e.data as Message)
+      else c.onTimer(e.type, e.data)
+    }
+    this.eventsProcessed += n
+    this.nowNs = windowEndNs
+  }
+
+  /** Per-component results and this host's egress link counters. */
+  results(endTimeNs: number): { components: Record<string, unknown>; links: Record<string, { messages: number; bytes: number; drops: number }> } {
+    const components: Record<string, unknown> = {}
+    const host = this.plan.hosts[this.index]!
+    host.components.forEach((c, i) => {
+      components[c.name] = { kind: c.spec.model?.kind ?? 'Live', ...this.components[i]!.results(endTimeNs) }
+    })
+    const links: Record<string, { messages: number; bytes: number; drops: number }> = {}
+    for (const [dst, l] of this.links) {
+      links[`${this.name}->${this.plan.hosts[dst]!.name}`] = { messages: l.messages, bytes: l.bytes, drops: l.drops }
+    }
+    return { components, links }
+  }
+}

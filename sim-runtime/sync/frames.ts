@@ -1,0 +1,144 @@
+// Wire format of the leader ↔ runtime stream (one long-lived HTTP/2 stream per runtime).
+//
+//   frame   := u32le length-of-frame | u8 type | 3 bytes zero | payload (8-byte aligned)
+//   GRANT   := f64 epoch | f64 windowEndNs | f64 count | count × message (WIRE_SLOTS f64 each)
+//   REPORT  := f64 epoch | f64 nextEventNs  | f64 count | count × message
+//   others  := UTF-8 JSON
+//
+// Barrier frames are flat float64 arrays: encoding is one copy, decoding one copy into an aligned
+// buffer; no JSON on the hot path. The decoder checks every length and type and throws FrameError,
+// which the caller turns into a clear error and a cut-off peer.
+import { WIRE_SLOTS } from '../engine/message.ts'
+
+export const PROTOCOL_VERSION = 1
+export const FRAME_HEADER = 8
+export const MAX_FRAME_BYTES = 256 * 1024 * 1024
+
+export const F_HELLO = 1
+export const F_WELCOME = 2
+export const F_GRANT = 3
+export const F_REPORT = 4
+export const F_FINISH = 5
+export const F_RESULTS = 6
+export const F_ERROR = 7
+export const F_ABORT = 8
+
+const NAMES: Record<number, string> = {
+  [F_HELLO]: 'HELLO',
+  [F_WELCOME]: 'WELCOME',
+  [F_GRANT]: 'GRANT',
+  [F_REPORT]: 'REPORT',
+  [F_FINISH]: 'FINISH',
+  [F_RESULTS]: 'RESULTS',
+  [F_ERROR]: 'ERROR',
+  [F_ABORT]: 'ABORT',
+}
+
+export function frameName(type: number): string {
+  return NAMES[type] ?? `unknown(${type})`
+}
+
+export class FrameError extends Error {}
+
+export interface Frame {
+  type: number
+  payload: Buffer
+}
+
+export interface BarrierFrame {
+  epoch: number
+  timeNs: number
+  /** count × WIRE_SLOTS float64s. */
+  messages: Float64Array
+  count: number
+}
+
+export function encodeJson(type: number, value: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(value), 'utf8')
+  const out = Buffer.allocUnsafe(FRAME_HEADER + body.length)
+  out.writeUInt32LE(out.length, 0)
+  out.writeUInt32LE(type, 4) // type in the low byte, zero padding above
+  body.copy(out, FRAME_HEADER)
+  return out
+}
+
+/** Encode a GRANT or REPORT. `messages` holds `count` messages starting at index 0. */
+export function encodeBarrier(type: number, epoch: number, timeNs: number, messages: Float64Array, count: number): Buffer {
+  const slots = 3 + count * WIRE_SLOTS
+  const out = Buffer.allocUnsafe(FRAME_HEADER + slots * 8)
+  out.writeUInt32LE(out.length, 0)
+  out.writeUInt32LE(type, 4)
+  const f = new Float64Array(out.buffer, out.byteOffset + FRAME_HEADER, slots)
+  if ((out.byteOffset & 7) !== 0) {
+    // Pooled Buffers may be unaligned; fall back to a DataView-free copy through an aligned array.
+    const tmp = new Float64Array(slots)
+    fill(tmp, epoch, timeNs, messages, count)
+    Buffer.from(tmp.buffer).copy(out, FRAME_HEADER)
+    return out
+  }
+  fill(f, epoch, timeNs, messages, count)
+  return out
+}
+
+function fill(f: Float64Array, epoch: number, timeNs: number, messages: Float64Array, count: number): void {
+  f[0] = epoch
+  f[1] = timeNs
+  f[2] = count
+  f.set(messages.subarray(0, count * WIRE_SLOTS), 3)
+}
+
+export function decodeBarrier(frame: Frame): BarrierFrame {
+  const p = frame.payload
+  if (p.length < 24 || p.length % 8 !== 0) throw new FrameError(`${frameName(frame.type)} payload of ${p.length} bytes is not a barrier record`)
+  const f = new Float64Array(p.length / 8)
+  Buffer.from(f.buffer).set(p)
+  const epoch = f[0]!
+  const timeNs = f[1]!
+  const count = f[2]!
+  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new FrameError(`${frameName(frame.type)}: bad epoch ${epoch}`)
+  if (!(timeNs >= 0)) throw new FrameError(`${frameName(frame.type)}: bad time ${timeNs}`)
+  if (!Number.isSafeInteger(count) || count < 0 || 3 + count * WIRE_SLOTS !== f.length) {
+    throw new FrameError(`${frameName(frame.type)}: message count ${count} does not match payload of ${p.length} bytes`)
+  }
+  return { epoch, timeNs, messages: f.subarray(3), count }
+}
+
+export function decodeJson<T = unknown>(frame: Frame): T {
+  try {
+    return JSON.parse(frame.payload.toString('utf8')) as T
+  } catch {
+    throw new FrameError(`${frameName(frame.type)} frame does not hold valid JSON`)
+  }
+}
+
+/** Incremental decoder: feed chunks from the stream, get whole frames. */
+export class FrameDecoder {
+  private chunks: Buffer[] = []
+  private buffered = 0
+
+  push(chunk: Buffer): Frame[] {
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    const frames: Frame[] = []
+    while (this.buffered >= FRAME_HEADER) {
+      const head = this.chunks.length === 1 ? this.chunks[0]! : this.flatten()
+      const len = head.readUInt32LE(0)
+      const type = head.readUInt32LE(4)
+      if (len < FRAME_HEADER || len > MAX_FRAME_BYTES) throw new FrameError(`frame length ${len} is out of range (${FRAME_HEADER}..${MAX_FRAME_BYTES})`)
+      if (!(type in NAMES)) throw new FrameError(`unknown frame type ${type}`)
+      if (this.buffered < len) break
+      const all = this.chunks.length === 1 ? this.chunks[0]! : this.flatten()
+      frames.push({ type, payload: all.subarray(FRAME_HEADER, len) })
+      const rest = all.subarray(len)
+      this.chunks = rest.length ? [rest] : []
+      this.buffered = rest.length
+    }
+    return frames
+  }
+
+  private flatten(): Buffer {
+    const b = Buffer.concat(this.chunks, this.buffered)
+    this.chunks = [b]
+    return b
+  }
+}

@@ -1,0 +1,30 @@
+// The in-process driver: every host in this process, the same windows as the leader, no network.
+// For tests (fidelity, determinism against the multi-process run) and the engine benchmark;
+// `livesim run` always goes through the leader and HTTP/2.
+import type { RunPlan } from '../api/plan.ts'
+import type { ComponentFactory } from '../components/component.ts'
+import { HostGroup } from '../engine/group.ts'
+import { assembleResults, type SimResults } from './results.ts'
+import { WindowClock, type Stepping } from './windows.ts'
+
+export function simulateInProcess(plan: RunPlan, opts: { stepping?: Stepping; factories?: Map<string, ComponentFactory> } = {}): SimResults {
+  const started = performance.now()
+  const group = new HostGroup(plan, plan.hosts.map((h) => h.index), opts.factories)
+  const clock = new WindowClock(plan, opts.stepping)
+  group.start()
+  let [pending, count] = group.drainOutbox()
+  pending = pending.slice(0, count * 11)
+  while (true) {
+    let earliest = group.nextEventNs()
+    for (let i = 0; i < count; i++) earliest = Math.min(earliest, pending[i * 11]!)
+    const end = clock.next(earliest)
+    if (end < 0) break
+    group.deliver(pending, count)
+    group.runUntil(end)
+    const [out, n] = group.drainOutbox()
+    pending = out.slice(0, n * 11)
+    count = n
+  }
+  const wall = (performance.now() - started) / 1000
+  return assembleResults(plan, group.results(), clock.barriers, plan.endTimeNs, wall, 0)
+}
