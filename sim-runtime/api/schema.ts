@@ -297,6 +297,7 @@ export const SimClusterStatus = Type.Object(
     slowdown: Type.Optional(Type.String({ description: 'Wall seconds per virtual second.' })),
     message: Type.Optional(Type.String({ maxLength: 32768 })),
     hosts: Type.Optional(Type.Object({ ready: Type.Integer({ minimum: 0 }), total: Type.Integer({ minimum: 0 }) }, Closed)),
+    hostsSummary: Type.Optional(Type.String({ description: 'ready/total, for the printer column.' })),
     results: Type.Optional(
       Type.Object(
         {

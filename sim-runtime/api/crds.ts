@@ -1,0 +1,152 @@
+// CustomResourceDefinitions generated from the TypeBox schemas in schema.ts (the one source of
+// truth). JSON Schema is turned into a Kubernetes structural schema: no additionalProperties:false
+// (the API server prunes and, with strict field validation, rejects unknown fields), OpenAPI 3.0
+// exclusive bounds, const → enum, and CEL rules for what a structural schema cannot say, derived
+// from the same MODEL_KINDS table that validate.ts uses.
+import { dump } from 'js-yaml'
+import { GROUP, MODEL_KINDS, SimClusterSpec, SimClusterStatus, SimHostSpec, SimHostStatus, VERSION } from './schema.ts'
+
+type Json = Record<string, unknown>
+
+function structural(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(structural)
+  if (schema === null || typeof schema !== 'object') return schema
+  const out: Json = {}
+  for (const [k, v] of Object.entries(schema as Json)) {
+    if (k === 'additionalProperties' && v === false) continue
+    if (k === '$id' || k === '$schema') continue
+    if (k === 'const') {
+      out.enum = [v]
+      continue
+    }
+    if (k === 'exclusiveMinimum' && typeof v === 'number') {
+      out.minimum = v
+      out.exclusiveMinimum = true
+      continue
+    }
+    if (k === 'exclusiveMaximum' && typeof v === 'number') {
+      out.maximum = v
+      out.exclusiveMaximum = true
+      continue
+    }
+    out[k] = structural(v)
+  }
+  return out
+}
+
+function at(schema: Json, ...path: string[]): Json {
+  let node = schema
+  for (const p of path) node = (node[p] as Json)
+  if (!node) throw new Error(`schema path ${path.join('.')} not found`)
+  return node
+}
+
+function addRules(node: Json, rules: { rule: string; message: string; fieldPath?: string }[]): void {
+  node['x-kubernetes-validations'] = [...((node['x-kubernetes-validations'] as unknown[]) ?? []), ...rules]
+}
+
+function simClusterSpecSchema(): Json {
+  const spec = structural(SimClusterSpec) as Json
+  const host = at(spec, 'properties', 'hosts', 'items')
+  const component = at(host, 'properties', 'components', 'items')
+  addRules(component, [{ rule: 'has(self.model) != has(self.live)', message: 'exactly one of model or live must be set' }])
+  const model = at(component, 'properties', 'model')
+  const all = new Set(Object.values(MODEL_KINDS).flatMap((k) => k.fields))
+  const rules: { rule: string; message: string }[] = []
+  for (const [kind, r] of Object.entries(MODEL_KINDS)) {
+    for (const req of r.required) rules.push({ rule: `self.kind != '${kind}' || has(self.${req})`, message: `${req} is required for kind ${kind}` })
+    const foreign = [...all].filter((f) => !r.fields.includes(f))
+    if (foreign.length) {
+      rules.push({
+        rule: `self.kind != '${kind}' || !(${foreign.map((f) => `has(self.${f})`).join(' || ')})`,
+        message: `kind ${kind} takes only: ${r.fields.join(', ')}`,
+      })
+    }
+  }
+  rules.push({ rule: "self.kind != 'Client' || has(self.openLoop) != has(self.closedLoop)", message: 'a Client needs exactly one of openLoop or closedLoop' })
+  addRules(model, rules)
+  const service = at(model, 'properties', 'service')
+  addRules(service, [{ rule: "(self.distribution == 'LogNormal') == has(self.sigma)", message: 'sigma is required with, and only allowed with, distribution LogNormal' }])
+  addRules(at(host, 'properties', 'components'), [
+    { rule: 'self.all(c, self.exists_one(d, d.name == c.name))', message: 'component names must be unique on a host' },
+  ])
+  addRules(spec, [
+    { rule: "!has(self.sync) || !has(self.sync.mode) || self.sync.mode != 'Slack' || has(self.sync.slack)", message: 'sync.slack is required in Slack mode' },
+    { rule: "!has(self.sync) || !has(self.sync.slack) || (has(self.sync.mode) && self.sync.mode == 'Slack')", message: 'sync.slack is only allowed with mode: Slack' },
+    { rule: 'self.hosts.all(h, self.hosts.exists_one(x, x.name == h.name))', message: 'host names must be unique' },
+  ])
+  return spec
+}
+
+function crd(kind: string, plural: string, short: string, spec: Json, status: Json, columns: Json[]): Json {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${GROUP}`, annotations: { 'livesim.dev/generated-by': 'hack/gen-crds.ts from sim-runtime/api/schema.ts' } },
+    spec: {
+      group: GROUP,
+      names: { kind, listKind: `${kind}List`, plural, singular: kind.toLowerCase(), shortNames: [short], categories: ['livesim'] },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: columns,
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: `${kind} of livesim.dev.`,
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec,
+                status,
+              },
+            },
+          },
+        },
+      ],
+    },
+  }
+}
+
+export function crdObjects(): Json[] {
+  const simcluster = crd('SimCluster', 'simclusters', 'simc', simClusterSpecSchema(), structural(SimClusterStatus) as Json, [
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Hosts', type: 'string', jsonPath: '.status.hostsSummary', description: 'ready/total hosts' },
+    { name: 'VirtualTime', type: 'string', jsonPath: '.status.virtualTime' },
+    { name: 'Progress', type: 'string', jsonPath: '.status.progress' },
+    { name: 'Slowdown', type: 'string', jsonPath: '.status.slowdown' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    { name: 'Message', type: 'string', jsonPath: '.status.message', priority: 1 },
+  ])
+  const simhost = crd('SimHost', 'simhosts', 'simh', structural(SimHostSpec) as Json, structural(SimHostStatus) as Json, [
+    { name: 'Cluster', type: 'string', jsonPath: '.spec.cluster' },
+    { name: 'Host', type: 'string', jsonPath: '.spec.host' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'VirtualTime', type: 'string', jsonPath: '.status.virtualTime' },
+    { name: 'Pod', type: 'string', jsonPath: '.status.pod' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ])
+  return [simcluster, simhost]
+}
+
+export const CRD_FILES = ['livesim.dev_simclusters.yaml', 'livesim.dev_simhosts.yaml'] as const
+
+const HEADER = '# Generated by `npm run gen:crds` from sim-runtime/api/schema.ts. Do not edit.\n'
+
+export function renderCrdFiles(): Record<string, string> {
+  const [a, b] = crdObjects()
+  return {
+    [CRD_FILES[0]]: HEADER + dump(a, { noRefs: true }),
+    [CRD_FILES[1]]: HEADER + dump(b, { noRefs: true }),
+  }
+}
+
+export function renderCrds(): string {
+  return Object.values(renderCrdFiles()).map((t) => `---\n${t}`).join('')
+}

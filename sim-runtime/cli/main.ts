@@ -1,0 +1,190 @@
+#!/usr/bin/env node
+// The livesim command line: run, validate, leader, host, crds.
+// Exit codes: 0 success; 1 invalid input or failed run; 2 usage error; 130 interrupted.
+import { readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { Command, CommanderError, Option } from 'commander'
+import { loadSimCluster, ValidationError } from '../api/validate.ts'
+import { makeLogger } from '../log.ts'
+import { Leader, RunFailed } from '../sync/leader.ts'
+import { runRuntime } from '../sync/runtime.ts'
+import { runLocal } from '../run/local.ts'
+import { ProgressView, printResultsTable } from './view.ts'
+import { renderCrds } from '../api/crds.ts'
+
+const VERSION = '0.1.0'
+
+function readManifest(file: string) {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ValidationError([{ path: '', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }])
+  }
+  const baseDir = path.dirname(path.resolve(file))
+  return { ...loadSimCluster(text, { source: file, baseDir }), baseDir }
+}
+
+function readToken(opts: { tokenFile?: string }): string {
+  if (opts.tokenFile) return readFileSync(opts.tokenFile, 'utf8').trim()
+  const t = process.env.LIVESIM_TOKEN
+  if (!t) throw new Error('no bearer token: set LIVESIM_TOKEN or pass --token-file')
+  return t
+}
+
+const program = new Command()
+program.name('livesim').description('Cluster-scale full-stack simulation under one virtual time.').version(VERSION).exitOverride()
+
+program
+  .command('run')
+  .description('Run a SimCluster on this machine: the leader here, sim-runtimes as local processes over HTTP/2.')
+  .argument('<file>', 'SimCluster manifest (YAML or JSON)')
+  .option('-o, --out <file>', 'write the results JSON here', 'results.json')
+  .option('-p, --partition <n>', 'number of runtime processes (default 1: fastest here)', (v) => positiveInt(v, '--partition'))
+  .addOption(new Option('--stepping <mode>', 'adaptive windows (skip idle time) or fixed lookahead steps').choices(['adaptive', 'fixed']).default('adaptive'))
+  .option('--json', 'print the results JSON on stdout instead of a table')
+  .option('-q, --quiet', 'no progress display')
+  .action(async (file: string, o: { out: string; partition?: number; stepping: 'adaptive' | 'fixed'; json?: boolean; quiet?: boolean }) => {
+    const { cluster, plan, baseDir } = readManifest(file)
+    const log = makeLogger('livesim', process.env.LIVESIM_LOG_LEVEL ?? 'warn')
+    const view = o.quiet || o.json ? undefined : new ProgressView(process.stderr)
+    const abort = new AbortController()
+    let interrupted = false
+    const onSignal = () => {
+      interrupted = true
+      abort.abort()
+    }
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    try {
+      const results = await runLocal({
+        cluster,
+        plan,
+        baseDir,
+        logger: log,
+        partition: o.partition,
+        stepping: o.stepping,
+        signal: abort.signal,
+        onStatus: view ? (s) => view.update(s) : undefined,
+      })
+      view?.stop()
+      writeFileSync(o.out, JSON.stringify(results, null, 2) + '\n')
+      if (o.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n')
+      else printResultsTable(results, o.out)
+    } catch (err) {
+      view?.stop()
+      if (interrupted) {
+        process.stderr.write('livesim: interrupted; every runtime process was stopped\n')
+        process.exitCode = 130
+        return
+      }
+      throw err
+    } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+  })
+
+program
+  .command('validate')
+  .description('Check SimCluster manifests: schema and semantics. Exit 0 when all are valid.')
+  .argument('<files...>', 'manifests')
+  .action((files: string[]) => {
+    let bad = 0
+    for (const f of files) {
+      try {
+        const { plan } = readManifest(f)
+        process.stdout.write(`${f}: valid SimCluster ${plan.cluster} (${plan.hosts.length} hosts, lookahead ${Number.isFinite(plan.lookaheadNs) ? `${plan.lookaheadNs}ns` : 'none'})\n`)
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err
+        process.stderr.write(`${err.message}\n`)
+        bad++
+      }
+    }
+    if (bad) process.exitCode = 1
+  })
+
+program
+  .command('leader')
+  .description('Run the leader of a SimCluster (as in the leader pod): wait for every host, drive barriers, write results.')
+  .argument('<file>', 'SimCluster manifest')
+  .option('--port <port>', 'listen port', (v) => positiveInt(v, '--port'), 7070)
+  .option('--bind <address>', 'listen address', '0.0.0.0')
+  .option('--token-file <file>', 'bearer token file (default: $LIVESIM_TOKEN)')
+  .option('-o, --out <file>', 'write the results JSON here', 'results.json')
+  .option('--register-timeout <seconds>', 'wall time to wait for every host', (v) => positiveInt(v, '--register-timeout'), 300)
+  .option('--linger <seconds>', 'keep serving /v1/status after the run ends', (v) => Number(v), 0)
+  .action(async (file: string, o: { port: number; bind: string; tokenFile?: string; out: string; registerTimeout: number; linger: number }) => {
+    const { cluster, plan, baseDir } = readManifest(file)
+    const log = makeLogger('livesim-leader')
+    const leader = new Leader({ cluster, plan, token: readToken(o), baseDir, logger: log, registerTimeoutMs: o.registerTimeout * 1000 })
+    const stop = () => leader.fail('leader received a termination signal')
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+    await leader.listen(o.port, o.bind)
+    try {
+      const results = await leader.run()
+      writeFileSync(o.out, JSON.stringify(results, null, 2) + '\n')
+      process.stdout.write(JSON.stringify(results) + '\n')
+    } finally {
+      if (o.linger > 0) await new Promise((r) => setTimeout(r, o.linger * 1000))
+      await leader.close()
+    }
+  })
+
+program
+  .command('host')
+  .description('Run a sim-runtime carrying one or more hosts (as in a SimHost pod), connected to the leader.')
+  .requiredOption('--leader <url>', 'leader URL, e.g. http://leader:7070')
+  .requiredOption('--hosts <names>', 'comma-separated host names, e.g. web-0,web-1')
+  .option('--runtime-id <id>', 'name of this runtime in logs and errors', `runtime-${process.pid}`)
+  .option('--token-file <file>', 'bearer token file (default: $LIVESIM_TOKEN)')
+  .option('--connect-timeout <seconds>', 'keep retrying the leader for this long', (v) => positiveInt(v, '--connect-timeout'), 60)
+  .addOption(new Option('--protocol-version <n>').hideHelp().argParser((v) => Number(v)))
+  .action(async (o: { leader: string; hosts: string; runtimeId: string; tokenFile?: string; connectTimeout: number; protocolVersion?: number }) => {
+    const log = makeLogger('livesim-host').child({ runtime: o.runtimeId })
+    await runRuntime({
+      leaderUrl: o.leader,
+      token: readToken(o),
+      hosts: o.hosts.split(',').map((h) => h.trim()).filter(Boolean),
+      runtimeId: o.runtimeId,
+      logger: log,
+      connectTimeoutMs: o.connectTimeout * 1000,
+      protocolVersion: o.protocolVersion,
+    })
+  })
+
+program
+  .command('crds')
+  .description('Print the CustomResourceDefinitions (the same as crds/).')
+  .action(() => {
+    process.stdout.write(renderCrds())
+  })
+
+function positiveInt(v: string, flag: string): number {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`livesim: ${flag} must be a positive integer, got ${JSON.stringify(v)}\n`)
+    process.exit(2)
+  }
+  return n
+}
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2
+  } else if (err instanceof ValidationError) {
+    process.stderr.write(`${err.message}\n`)
+    process.exitCode = 1
+  } else if (err instanceof RunFailed) {
+    process.stderr.write(`livesim: run failed: ${err.message}\n`)
+    process.exitCode = 1
+  } else {
+    const log = makeLogger('livesim', 'error')
+    log.error({ err }, (err as Error).message)
+    process.stderr.write(`livesim: ${(err as Error).message}\n`)
+    process.exitCode = 1
+  }
+}

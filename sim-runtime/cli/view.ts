@@ -1,0 +1,103 @@
+// What `livesim run` shows a person: a progress bar on a TTY (virtual time, % of endTime, slowdown),
+// a line every few seconds otherwise, and a results table at the end.
+import cliProgress from 'cli-progress'
+import Table from 'cli-table3'
+import { formatDurationNs } from '../api/units.ts'
+import type { LeaderStatus } from '../sync/leader.ts'
+import type { SimResults } from '../sync/results.ts'
+
+export class ProgressView {
+  private readonly bar: cliProgress.SingleBar | undefined
+  private readonly out: NodeJS.WriteStream
+  private lastLineMs = 0
+  private started = false
+
+  constructor(out: NodeJS.WriteStream) {
+    this.out = out
+    if (out.isTTY) {
+      this.bar = new cliProgress.SingleBar(
+        {
+          stream: out,
+          format: ' {bar} {percentage}% | virtual {vt} of {end} | {phase} | hosts {hosts} | slowdown {slowdown}x | {barriers} barriers',
+          hideCursor: true,
+          clearOnComplete: false,
+          fps: 10,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    }
+  }
+
+  update(s: LeaderStatus): void {
+    const payload = {
+      vt: formatDurationNs(s.virtualTimeNs),
+      end: formatDurationNs(s.endTimeNs),
+      phase: s.phase,
+      hosts: `${s.hosts.ready}/${s.hosts.total}`,
+      slowdown: s.slowdown.toFixed(2),
+      barriers: s.barriers,
+    }
+    const pct = Math.round(s.progress * 1000) / 10
+    if (this.bar) {
+      if (!this.started) this.bar.start(100, pct, payload)
+      else this.bar.update(pct, payload)
+      this.started = true
+      return
+    }
+    const now = Date.now()
+    if (now - this.lastLineMs < 5000 && s.phase !== 'Succeeded' && s.phase !== 'Failed') return
+    this.lastLineMs = now
+    this.out.write(`livesim: ${s.phase} ${pct}% virtual ${payload.vt}/${payload.end} hosts ${payload.hosts} slowdown ${payload.slowdown}x barriers ${s.barriers}\n`)
+  }
+
+  stop(): void {
+    if (this.bar && this.started) this.bar.stop()
+    this.started = false
+  }
+}
+
+function us(ns: unknown): string {
+  return typeof ns === 'number' ? (ns / 1000).toFixed(1) : '-'
+}
+
+interface Latency {
+  meanNs: number
+  p50Ns: number
+  p99Ns: number
+  p999Ns: number
+}
+
+export function printResultsTable(r: SimResults, outFile: string, out: NodeJS.WritableStream = process.stdout): void {
+  const t = new Table({
+    head: ['host', 'component', 'kind', 'done', 'rate/s', 'errors', 'mean µs', 'p50 µs', 'p99 µs', 'p99.9 µs', 'util'],
+    style: { head: [], border: [], compact: true },
+  })
+  for (const [host, h] of Object.entries(r.hosts)) {
+    for (const [name, c] of Object.entries(h.components)) {
+      const x = c as Record<string, unknown>
+      const lat = (x.latency ?? x.response) as Latency | undefined
+      const errors = Number(x.errors ?? 0) + Number(x.timeouts ?? 0) + Number(x.rejected ?? 0)
+      t.push([
+        host,
+        name,
+        String(x.kind),
+        String(x.completed ?? '-'),
+        x.throughputPerSec !== undefined ? String(x.throughputPerSec) : '-',
+        String(errors),
+        us(lat?.meanNs),
+        us(lat?.p50Ns),
+        us(lat?.p99Ns),
+        us(lat?.p999Ns),
+        x.utilization !== undefined ? `${(Number(x.utilization) * 100).toFixed(1)}%` : '-',
+      ])
+    }
+  }
+  out.write(`${t.toString()}\n`)
+  const s = r.sync
+  out.write(
+    `${r.cluster}: ${formatDurationNs(r.virtualTimeNs)} simulated in ${r.wall.seconds}s (slowdown ${r.wall.slowdown}x), ` +
+      `${s.mode}, ${s.barriers} barriers, ${s.causalityViolations} causality violations` +
+      (s.mode === 'Slack' ? ` (lateness total ${formatDurationNs(s.latenessTotalNs)}, max ${formatDurationNs(s.latenessMaxNs)})` : '') +
+      `\nresults: ${outFile}  digest: ${r.digest}\n`,
+  )
+}

@@ -1,0 +1,568 @@
+// The leader: drives global virtual-time barriers for every runtime over HTTP/2.
+//
+// Each runtime opens one long-lived POST /v1/sync stream with the cluster's bearer token and sends
+// HELLO {protocol, runtime, hosts}. The leader answers WELCOME with the SimCluster, the runtime
+// builds its hosts and reports epoch 0. When every host of the plan is claimed and reported (gang
+// start) the leader grants windows: GRANT(epoch, windowEnd, messages) → REPORT(epoch, nextEvent,
+// messages) from all → next window. The loop is event-driven: no promise or timer per barrier.
+//
+// Anything a runtime does wrong after authenticating (malformed frame, wrong version, duplicate
+// host, disconnect, error, silence past the barrier timeout) ends the run as Failed with a reason;
+// nothing here throws out of an event handler. Unauthenticated requests get 401 and are counted.
+//
+// GET /v1/status, /metrics and /healthz are served on the HTTP/2 port and, for probes, curl and
+// Prometheus, on a second HTTP/1.1 port.
+import { timingSafeEqual } from 'node:crypto'
+import http from 'node:http'
+import http2 from 'node:http2'
+import net from 'node:net'
+import type { Logger } from 'pino'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { RunPlan } from '../api/plan.ts'
+import type { SimCluster } from '../api/schema.ts'
+import { formatDurationNs } from '../api/units.ts'
+import type { HostResults } from '../engine/group.ts'
+import { WIRE_SLOTS } from '../engine/message.ts'
+import {
+  decodeBarrier,
+  decodeJson,
+  encodeBarrier,
+  encodeJson,
+  F_ABORT,
+  F_ERROR,
+  F_FINISH,
+  F_GRANT,
+  F_HELLO,
+  F_REPORT,
+  F_RESULTS,
+  F_WELCOME,
+  FrameDecoder,
+  FrameError,
+  frameName,
+  PROTOCOL_VERSION,
+  type Frame,
+} from './frames.ts'
+import { assembleResults, type SimResults } from './results.ts'
+import { WindowClock, type Stepping } from './windows.ts'
+
+export const H2_SETTINGS: http2.Settings = {
+  initialWindowSize: 32 * 1024 * 1024,
+  maxFrameSize: 1024 * 1024,
+  enablePush: false,
+}
+
+export interface LeaderOptions {
+  cluster: SimCluster
+  plan: RunPlan
+  token: string
+  /** Directory that Custom module paths are relative to, as the runtimes see it. */
+  baseDir: string
+  logger: Logger
+  stepping?: Stepping
+  /** Wall time allowed from listen() until every host is registered and started. */
+  registerTimeoutMs?: number
+  /** Wall time allowed for one barrier (every runtime's report). */
+  barrierTimeoutMs?: number
+}
+
+export type Phase = 'Pending' | 'Running' | 'Succeeded' | 'Failed'
+
+export class RunFailed extends Error {}
+
+interface Runtime {
+  id: string
+  stream: http2.ServerHttp2Stream
+  decoder: FrameDecoder
+  state: 'hello' | 'starting' | 'running' | 'finishing' | 'done'
+  hosts: number[]
+  /** Messages to hand over with the next GRANT, count × WIRE_SLOTS. */
+  inbox: Float64Array
+  inboxCount: number
+  nextEventNs: number
+  reportedEpoch: number
+  results?: Record<string, HostResults>
+}
+
+export interface LeaderStatus {
+  cluster: string
+  phase: Phase
+  reason?: string
+  virtualTimeNs: number
+  virtualTime: string
+  endTimeNs: number
+  progress: number
+  epoch: number
+  barriers: number
+  wallSeconds: number
+  slowdown: number
+  hosts: { total: number; registered: number; ready: number }
+  runtimes: { id: string; hosts: string[]; state: string }[]
+}
+
+export class Leader {
+  private readonly opts: LeaderOptions
+  private readonly plan: RunPlan
+  private readonly log: Logger
+  private readonly clock: WindowClock
+  private readonly tokenHeader: Buffer
+  private readonly runtimes: Runtime[] = []
+  /** host index → owning runtime */
+  private readonly owner: (Runtime | undefined)[]
+  private phase: Phase = 'Pending'
+  private reason: string | undefined
+  private epoch = 0
+  private awaiting = 0
+  private startedAtMs = 0
+  private finishedAtMs = 0
+  private lastProgressMs = Date.now()
+  private readonly createdAtMs = Date.now()
+  private watchdog: NodeJS.Timeout | undefined
+  private listening = false
+  private readonly h2: http2.Http2Server
+  private readonly h1: http.Server
+  private readonly sessions = new Set<http2.ServerHttp2Session>()
+  private readonly sockets = new Set<net.Socket>()
+  private settle!: { resolve: (r: SimResults) => void; reject: (e: Error) => void }
+  private readonly done: Promise<SimResults>
+  private lastRejection = ''
+  /** Port of the HTTP/1.1 endpoint, when listening on one. */
+  httpPort: number | undefined
+  private preStart: Float64Array[] = []
+  readonly metrics = new Registry()
+  private readonly mBarriers: Counter
+  private readonly mMessages: Counter
+  private readonly mRejected: Counter
+  private readonly mVirtual: Gauge
+  private readonly mBarrierSeconds: Histogram
+  private barrierStartNs = 0n
+
+  constructor(opts: LeaderOptions) {
+    this.opts = opts
+    this.plan = opts.plan
+    this.log = opts.logger
+    this.clock = new WindowClock(opts.plan, opts.stepping)
+    this.tokenHeader = Buffer.from(`Bearer ${opts.token}`)
+    this.owner = new Array(opts.plan.hosts.length).fill(undefined)
+    this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }))
+    // A failed run must not become an unhandled rejection when nobody awaits it yet.
+    this.done.catch(() => {})
+    const labels = { simcluster: opts.plan.cluster }
+    this.metrics.setDefaultLabels(labels)
+    this.mBarriers = new Counter({ name: 'livesim_barriers_total', help: 'Barriers (windows) completed.', registers: [this.metrics] })
+    this.mMessages = new Counter({ name: 'livesim_messages_relayed_total', help: 'Cross-host messages relayed by the leader.', registers: [this.metrics] })
+    this.mRejected = new Counter({
+      name: 'livesim_leader_rejected_requests_total',
+      help: 'Sync requests refused before a runtime joined.',
+      labelNames: ['reason'],
+      registers: [this.metrics],
+    })
+    this.mVirtual = new Gauge({ name: 'livesim_virtual_time_seconds', help: 'Virtual time reached by every host.', registers: [this.metrics] })
+    this.mBarrierSeconds = new Histogram({
+      name: 'livesim_barrier_duration_seconds',
+      help: 'Wall time from a GRANT to the last REPORT of its epoch.',
+      buckets: [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 0.1, 1],
+      registers: [this.metrics],
+    })
+    this.h2 = http2.createServer({ settings: H2_SETTINGS })
+    this.h2.on('session', (s) => {
+      this.sessions.add(s)
+      s.on('close', () => this.sessions.delete(s))
+      s.on('error', (err) => this.log.debug({ err }, 'http2 session error'))
+    })
+    this.h2.on('stream', (stream, headers) => this.onStream(stream, headers))
+    this.h1 = http.createServer((req, res) => {
+      const r = this.get(req.method ?? 'GET', req.url ?? '/')
+      void r.then(({ status, type, body }) => {
+        res.writeHead(status, { 'content-type': type })
+        res.end(body)
+      })
+    })
+  }
+
+  /**
+   * Listen for runtimes (HTTP/2 cleartext) on host:port and, when httpPort is given, for plain
+   * HTTP/1.1 GETs (probes, curl, Prometheus) on host:httpPort; 0 picks a free port. Node's HTTP/2
+   * server reads from the socket's native handle, so one port cannot sniff and serve both.
+   */
+  async listen(port: number, host = '127.0.0.1', httpPort?: number): Promise<number> {
+    this.h2.on('connection', (sock: net.Socket) => {
+      sock.setNoDelay(true)
+      this.sockets.add(sock)
+      sock.on('close', () => this.sockets.delete(sock))
+    })
+    await new Promise<void>((resolve, reject) => {
+      this.h2.once('error', reject)
+      this.h2.listen(port, host, () => resolve())
+    })
+    this.listening = true
+    if (httpPort !== undefined) {
+      this.h1.on('connection', (sock: net.Socket) => {
+        this.sockets.add(sock)
+        sock.on('close', () => this.sockets.delete(sock))
+      })
+      await new Promise<void>((resolve, reject) => {
+        this.h1.once('error', reject)
+        this.h1.listen(httpPort, host, () => resolve())
+      })
+      this.httpPort = (this.h1.address() as net.AddressInfo).port
+    }
+    const addr = this.h2.address() as net.AddressInfo
+    const registerMs = this.opts.registerTimeoutMs ?? 60_000
+    const barrierMs = this.opts.barrierTimeoutMs ?? 60_000
+    this.watchdog = setInterval(() => {
+      const now = Date.now()
+      if (this.phase === 'Pending' && now - this.createdAtMs > registerMs) {
+        const missing = this.plan.hosts.filter((h) => !this.owner[h.index]).map((h) => h.name)
+        const notStarted = this.runtimes.filter((r) => r.state !== 'running').map((r) => r.id)
+        this.fail(
+          `gang start timed out after ${registerMs / 1000}s: ` +
+            (missing.length ? `hosts not registered: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}` : `runtimes not started: ${notStarted.join(', ')}`) +
+            (this.lastRejection ? `; last refused request: ${this.lastRejection}` : ''),
+        )
+      } else if (this.phase === 'Running' && now - this.lastProgressMs > barrierMs) {
+        const late = this.runtimes.filter((r) => r.reportedEpoch < this.epoch || r.state === 'finishing').map((r) => r.id)
+        this.fail(`no progress for ${barrierMs / 1000}s at epoch ${this.epoch}; waiting for: ${late.join(', ')}`)
+      }
+    }, Math.min(1000, Math.max(50, Math.min(registerMs, barrierMs) / 4)))
+    this.watchdog.unref()
+    this.log.info({ port: addr.port, hosts: this.plan.hosts.length }, 'leader listening')
+    return addr.port
+  }
+
+  /** Resolves with the results when the run succeeds; rejects with RunFailed otherwise. */
+  run(): Promise<SimResults> {
+    return this.done
+  }
+
+  status(): LeaderStatus {
+    const vt = this.clock.nowNs
+    const wall = this.startedAtMs ? ((this.finishedAtMs || Date.now()) - this.startedAtMs) / 1000 : 0
+    return {
+      cluster: this.plan.cluster,
+      phase: this.phase,
+      ...(this.reason ? { reason: this.reason } : {}),
+      virtualTimeNs: vt,
+      virtualTime: formatDurationNs(vt),
+      endTimeNs: this.plan.endTimeNs,
+      progress: Math.min(1, vt / this.plan.endTimeNs),
+      epoch: this.epoch,
+      barriers: this.clock.barriers,
+      wallSeconds: wall,
+      slowdown: vt > 0 ? wall / (vt / 1e9) : 0,
+      hosts: {
+        total: this.plan.hosts.length,
+        registered: this.owner.filter(Boolean).length,
+        ready: this.runtimes.filter((r) => r.state === 'running' || r.state === 'finishing' || r.state === 'done').reduce((n, r) => n + r.hosts.length, 0),
+      },
+      runtimes: this.runtimes.map((r) => ({ id: r.id, hosts: r.hosts.map((h) => this.plan.hosts[h]!.name), state: r.state })),
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.watchdog) clearInterval(this.watchdog)
+    if (this.phase === 'Pending' || this.phase === 'Running') this.fail('leader shut down')
+    for (const s of this.sessions) s.destroy()
+    for (const s of this.sockets) s.destroy()
+    await new Promise<void>((resolve) => (this.listening ? this.h2.close(() => resolve()) : resolve()))
+    this.listening = false
+    if (this.h1.listening) await new Promise<void>((resolve) => this.h1.close(() => resolve()))
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // HTTP
+
+  private async get(method: string, url: string): Promise<{ status: number; type: string; body: string }> {
+    const path = url.split('?')[0]
+    if (method !== 'GET') return { status: 405, type: 'application/json', body: JSON.stringify({ error: `${method} not allowed` }) }
+    if (path === '/healthz') return { status: 200, type: 'text/plain', body: 'ok' }
+    if (path === '/v1/status') return { status: 200, type: 'application/json', body: JSON.stringify(this.status()) }
+    if (path === '/metrics') {
+      this.mVirtual.set(this.clock.nowNs / 1e9)
+      return { status: 200, type: this.metrics.contentType, body: await this.metrics.metrics() }
+    }
+    return { status: 404, type: 'application/json', body: JSON.stringify({ error: `no such path ${path}` }) }
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on('error', () => {})
+    const method = headers[':method'] ?? 'GET'
+    const path = headers[':path'] ?? '/'
+    if (path !== '/v1/sync') {
+      void this.get(method, path).then(({ status, type, body }) => {
+        if (stream.destroyed) return
+        stream.respond({ ':status': status, 'content-type': type })
+        stream.end(body)
+      })
+      return
+    }
+    const refuse = (status: number, reason: string, message: string) => {
+      this.mRejected.inc({ reason })
+      this.lastRejection = message
+      this.log.warn({ reason }, message)
+      stream.respond({ ':status': status, 'content-type': 'application/json' })
+      stream.end(JSON.stringify({ error: reason, message }))
+    }
+    if (method !== 'POST') return refuse(405, 'MethodNotAllowed', `sync requests must be POST, got ${method}`)
+    const auth = Buffer.from(String(headers.authorization ?? ''))
+    if (auth.length !== this.tokenHeader.length || !timingSafeEqual(auth, this.tokenHeader)) {
+      return refuse(401, 'Unauthorized', 'sync request with a missing or wrong bearer token')
+    }
+    if (this.phase !== 'Pending') return refuse(409, 'RunStarted', `the run is ${this.phase}; no runtime may join now`)
+    stream.respond({ ':status': 200, 'content-type': 'application/x-livesim-frames' })
+    const rt: Runtime = {
+      id: `conn-${this.runtimes.length}`,
+      stream,
+      decoder: new FrameDecoder(),
+      state: 'hello',
+      hosts: [],
+      inbox: new Float64Array(256 * WIRE_SLOTS),
+      inboxCount: 0,
+      nextEventNs: Infinity,
+      reportedEpoch: -1,
+    }
+    this.runtimes.push(rt)
+    stream.on('data', (chunk: Buffer) => {
+      if (rt.state === 'done') return
+      let frames: Frame[]
+      try {
+        frames = rt.decoder.push(chunk)
+      } catch (err) {
+        return this.cutOff(rt, `malformed frame: ${(err as Error).message}`)
+      }
+      for (const f of frames) {
+        try {
+          this.onFrame(rt, f)
+        } catch (err) {
+          const msg = err instanceof FrameError ? `malformed ${frameName(f.type)} frame: ${err.message}` : `error handling ${frameName(f.type)}: ${(err as Error).message}`
+          return this.cutOff(rt, msg)
+        }
+        if (this.phase === 'Failed') return
+      }
+    })
+    stream.on('close', () => {
+      if (rt.state === 'done' || this.phase === 'Failed' || this.phase === 'Succeeded') return
+      const hosts = rt.hosts.map((h) => this.plan.hosts[h]!.name).join(', ') || 'no hosts yet'
+      this.fail(`runtime ${rt.id} (${hosts}) disconnected at epoch ${this.epoch}, virtual time ${formatDurationNs(this.clock.nowNs)}`)
+    })
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Protocol
+
+  private send(rt: Runtime, frame: Buffer): void {
+    if (!rt.stream.destroyed && !rt.stream.closed) rt.stream.write(frame)
+  }
+
+  private cutOff(rt: Runtime, message: string): void {
+    this.send(rt, encodeJson(F_ERROR, { message }))
+    rt.stream.end()
+    rt.state = 'done'
+    this.fail(`runtime ${rt.id}: ${message}`)
+  }
+
+  private onFrame(rt: Runtime, f: Frame): void {
+    if (f.type === F_ERROR) {
+      const e = decodeJson<{ message?: unknown }>(f)
+      rt.state = 'done'
+      return this.fail(`runtime ${rt.id} reported an error: ${String(e.message ?? 'no message')}`)
+    }
+    switch (rt.state) {
+      case 'hello':
+        if (f.type !== F_HELLO) throw new FrameError(`expected HELLO, got ${frameName(f.type)}`)
+        return this.onHello(rt, decodeJson(f))
+      case 'starting':
+      case 'running': {
+        if (f.type !== F_REPORT) throw new FrameError(`expected REPORT, got ${frameName(f.type)}`)
+        return this.onReport(rt, f)
+      }
+      case 'finishing':
+        if (f.type !== F_RESULTS) throw new FrameError(`expected RESULTS, got ${frameName(f.type)}`)
+        return this.onResults(rt, decodeJson(f))
+      default:
+        throw new FrameError(`unexpected ${frameName(f.type)} frame`)
+    }
+  }
+
+  private onHello(rt: Runtime, hello: unknown): void {
+    const h = hello as { protocol?: unknown; runtime?: unknown; hosts?: unknown }
+    if (typeof h !== 'object' || h === null) throw new FrameError('HELLO must be a JSON object')
+    if (h.protocol !== PROTOCOL_VERSION) {
+      throw new FrameError(`protocol version ${JSON.stringify(h.protocol)} is not supported; this leader speaks version ${PROTOCOL_VERSION}`)
+    }
+    if (typeof h.runtime !== 'string' || !/^[A-Za-z0-9._-]{1,128}$/.test(h.runtime)) throw new FrameError('HELLO.runtime must be a name of 1-128 characters [A-Za-z0-9._-]')
+    if (!Array.isArray(h.hosts) || h.hosts.length === 0 || h.hosts.length > this.plan.hosts.length || !h.hosts.every((x) => typeof x === 'string')) {
+      throw new FrameError('HELLO.hosts must be a non-empty array of host names')
+    }
+    if (this.runtimes.some((r) => r !== rt && r.id === h.runtime && r.state !== 'done')) throw new FrameError(`duplicate runtime name ${h.runtime}`)
+    rt.id = h.runtime
+    const claimed: number[] = []
+    for (const name of h.hosts as string[]) {
+      const idx = this.plan.hostIndex.get(name)
+      if (idx === undefined) throw new FrameError(`unknown host ${JSON.stringify(name)}; hosts are: ${this.plan.hosts.slice(0, 20).map((x) => x.name).join(', ')}`)
+      const other = this.owner[idx]
+      if (other || claimed.includes(idx)) throw new FrameError(`duplicate host ${name}: already registered by runtime ${other?.id ?? rt.id}`)
+      claimed.push(idx)
+    }
+    for (const idx of claimed) this.owner[idx] = rt
+    rt.hosts = claimed
+    rt.state = 'starting'
+    this.log.info({ runtime: rt.id, hosts: h.hosts }, 'runtime registered')
+    this.send(rt, encodeJson(F_WELCOME, { protocol: PROTOCOL_VERSION, cluster: this.opts.cluster, baseDir: this.opts.baseDir }))
+  }
+
+  private onReport(rt: Runtime, f: Frame): void {
+    const b = decodeBarrier(f)
+    const expected = rt.state === 'starting' ? 0 : this.epoch
+    if (b.epoch !== expected) throw new FrameError(`REPORT for epoch ${b.epoch}, expected ${expected}`)
+    if (rt.reportedEpoch === b.epoch) throw new FrameError(`second REPORT for epoch ${b.epoch}`)
+    rt.reportedEpoch = b.epoch
+    rt.nextEventNs = b.timeNs
+    if (rt.state === 'starting') {
+      // Hosts may send at time 0, before every destination has registered: route at gang start.
+      this.validateMessages(b.messages, b.count)
+      if (b.count) this.preStart.push(b.messages.slice(0, b.count * WIRE_SLOTS))
+      rt.state = 'running'
+      this.log.info({ runtime: rt.id }, 'runtime ready')
+      this.maybeStart()
+      return
+    }
+    this.route(b.messages, b.count)
+    if (--this.awaiting === 0) {
+      this.mBarrierSeconds.observe(Number(process.hrtime.bigint() - this.barrierStartNs) / 1e9)
+      this.mBarriers.inc()
+      this.advance()
+    }
+  }
+
+  /** A runtime's messages must name real hosts and components and carry a sane delivery time. */
+  private validateMessages(msgs: Float64Array, count: number): void {
+    for (let i = 0; i < count; i++) {
+      const at = i * WIRE_SLOTS
+      const t = msgs[at]!
+      const src = msgs[at + 2]!
+      const dst = msgs[at + 4]!
+      const comp = msgs[at + 5]!
+      if (!(t >= 0 && t <= Number.MAX_SAFE_INTEGER) || !Number.isInteger(t)) throw new FrameError(`message ${i} has delivery time ${t}`)
+      if (!Number.isInteger(src) || !this.plan.hosts[src]) throw new FrameError(`message ${i} is from unknown host index ${src}`)
+      const host = Number.isInteger(dst) ? this.plan.hosts[dst] : undefined
+      if (!host) throw new FrameError(`message ${i} is for unknown host index ${dst}`)
+      if (!Number.isInteger(comp) || comp < 0 || comp >= host.components.length) throw new FrameError(`message ${i} is for unknown component ${comp} of ${host.name}`)
+    }
+  }
+
+  /** Put each message in the inbox of the runtime that owns its destination host. */
+  private route(msgs: Float64Array, count: number): void {
+    if (count === 0) return
+    this.validateMessages(msgs, count)
+    this.mMessages.inc(count)
+    for (let i = 0; i < count; i++) {
+      const at = i * WIRE_SLOTS
+      const owner = this.owner[msgs[at + 4]!]!
+      if (owner.inbox.length < (owner.inboxCount + 1) * WIRE_SLOTS) {
+        const grown = new Float64Array(owner.inbox.length * 2)
+        grown.set(owner.inbox)
+        owner.inbox = grown
+      }
+      owner.inbox.set(msgs.subarray(at, at + WIRE_SLOTS), owner.inboxCount * WIRE_SLOTS)
+      owner.inboxCount++
+    }
+  }
+
+  private maybeStart(): void {
+    if (this.phase !== 'Pending') return
+    if (this.owner.some((o) => !o)) return
+    if (this.runtimes.some((r) => r.state !== 'running' && r.hosts.length > 0)) return
+    this.phase = 'Running'
+    for (const m of this.preStart) this.route(m, m.length / WIRE_SLOTS)
+    this.preStart = []
+    this.startedAtMs = Date.now()
+    this.lastProgressMs = Date.now()
+    this.log.info({ runtimes: this.active().length, hosts: this.plan.hosts.length }, 'gang start: all hosts registered')
+    this.advance()
+  }
+
+  private active(): Runtime[] {
+    return this.runtimes.filter((r) => r.hosts.length > 0)
+  }
+
+  private advance(): void {
+    this.lastProgressMs = Date.now()
+    const active = this.active()
+    let earliest = Infinity
+    for (const r of active) {
+      if (r.nextEventNs < earliest) earliest = r.nextEventNs
+      const inbox = r.inbox
+      for (let i = 0; i < r.inboxCount; i++) {
+        const t = inbox[i * WIRE_SLOTS]!
+        if (t < earliest) earliest = t
+      }
+    }
+    const end = this.clock.next(earliest)
+    if (end < 0) return this.finish()
+    this.epoch++
+    this.awaiting = active.length
+    this.barrierStartNs = process.hrtime.bigint()
+    for (const r of active) {
+      this.send(r, encodeBarrier(F_GRANT, this.epoch, end, r.inbox, r.inboxCount))
+      r.inboxCount = 0
+    }
+  }
+
+  private finish(): void {
+    this.finishedAtMs = Date.now()
+    this.lastProgressMs = Date.now()
+    const active = this.active()
+    this.awaiting = active.length
+    for (const r of active) {
+      r.state = 'finishing'
+      this.send(r, encodeJson(F_FINISH, { virtualTimeNs: this.plan.endTimeNs }))
+    }
+    if (active.length === 0) this.complete()
+  }
+
+  private onResults(rt: Runtime, res: unknown): void {
+    const r = res as { hosts?: Record<string, HostResults> }
+    if (typeof r !== 'object' || r === null || typeof r.hosts !== 'object' || r.hosts === null) throw new FrameError('RESULTS must hold a hosts object')
+    for (const h of rt.hosts) {
+      if (!r.hosts[this.plan.hosts[h]!.name]) throw new FrameError(`RESULTS lack host ${this.plan.hosts[h]!.name}`)
+    }
+    rt.results = r.hosts
+    rt.state = 'done'
+    rt.stream.end()
+    if (--this.awaiting === 0) this.complete()
+  }
+
+  private complete(): void {
+    const perHost: Record<string, HostResults> = {}
+    for (const r of this.active()) Object.assign(perHost, r.results)
+    const wall = ((this.finishedAtMs || Date.now()) - this.startedAtMs) / 1000
+    let results: SimResults
+    try {
+      results = assembleResults(this.plan, perHost, this.clock.barriers, this.plan.endTimeNs, wall, this.active().length)
+    } catch (err) {
+      return this.fail(`could not assemble results: ${(err as Error).message}`)
+    }
+    this.phase = 'Succeeded'
+    this.clock.nowNs = this.plan.endTimeNs
+    if (this.watchdog) clearInterval(this.watchdog)
+    this.log.info({ digest: results.digest, barriers: results.sync.barriers, wallSeconds: wall }, 'run succeeded')
+    this.settle.resolve(results)
+  }
+
+  /** End the run as Failed (idempotent): tell every runtime, settle the run promise. */
+  fail(reason: string): void {
+    if (this.phase === 'Failed' || this.phase === 'Succeeded') return
+    this.phase = 'Failed'
+    this.reason = reason
+    this.finishedAtMs = Date.now()
+    if (this.watchdog) clearInterval(this.watchdog)
+    this.log.error({ reason }, 'run failed')
+    for (const r of this.runtimes) {
+      if (r.state === 'done') continue
+      this.send(r, encodeJson(F_ABORT, { reason }))
+      r.stream.end()
+      r.state = 'done'
+    }
+    this.settle.reject(new RunFailed(reason))
+  }
+}

@@ -1,0 +1,189 @@
+// The sim-runtime side of the protocol: connect to the leader (retrying while it starts), say
+// HELLO for the hosts this process carries, build them from the SimCluster in WELCOME, then run
+// each granted window and report. Resolves when the leader collects results; rejects with a clear
+// message when the leader refuses, aborts, or goes away.
+import http2 from 'node:http2'
+import net from 'node:net'
+import type { Logger } from 'pino'
+import { validateSimCluster } from '../api/validate.ts'
+import { loadCustomComponents } from '../components/custom.ts'
+import { HostGroup } from '../engine/group.ts'
+import {
+  decodeBarrier,
+  decodeJson,
+  encodeBarrier,
+  encodeJson,
+  F_ABORT,
+  F_ERROR,
+  F_FINISH,
+  F_GRANT,
+  F_HELLO,
+  F_REPORT,
+  F_RESULTS,
+  F_WELCOME,
+  FrameDecoder,
+  FrameError,
+  frameName,
+  PROTOCOL_VERSION,
+  type Frame,
+} from './frames.ts'
+import { H2_SETTINGS } from './leader.ts'
+
+export interface RuntimeOptions {
+  leaderUrl: string
+  token: string
+  hosts: string[]
+  runtimeId: string
+  logger: Logger
+  /** Keep retrying the first connection for this long (the leader pod may start later). */
+  connectTimeoutMs?: number
+  /** Protocol version to announce; only tests set this. */
+  protocolVersion?: number
+}
+
+export class RuntimeError extends Error {}
+
+async function connect(url: string, deadline: number, log: Logger): Promise<http2.ClientHttp2Session> {
+  let delay = 100
+  while (true) {
+    try {
+      return await new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+        const u = new URL(url)
+        const s = http2.connect(url, {
+          settings: H2_SETTINGS,
+          // Our own socket, so that Nagle's algorithm is off: barrier frames are small and latency-bound.
+          createConnection: () => net.connect({ host: u.hostname, port: Number(u.port || 80), noDelay: true }),
+        })
+        s.once('connect', () => {
+          s.removeAllListeners('error')
+          s.on('error', (err) => log.debug({ err }, 'http2 session error'))
+          resolve(s)
+        })
+        s.once('error', reject)
+      })
+    } catch (err) {
+      if (Date.now() + delay > deadline) throw new RuntimeError(`cannot reach the leader at ${url}: ${(err as Error).message}`)
+      log.debug({ err: (err as Error).message, retryMs: delay }, 'leader not reachable yet')
+      await new Promise((r) => setTimeout(r, delay))
+      delay = Math.min(delay * 2, 2000)
+    }
+  }
+}
+
+export async function runRuntime(opts: RuntimeOptions): Promise<void> {
+  const log = opts.logger
+  const session = await connect(opts.leaderUrl, Date.now() + (opts.connectTimeoutMs ?? 60_000), log)
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/v1/sync',
+    authorization: `Bearer ${opts.token}`,
+    'content-type': 'application/x-livesim-frames',
+  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let group: HostGroup | undefined
+      let epoch = 0
+      let finished = false
+      let status = 0
+      const errorBody: Buffer[] = []
+      const decoder = new FrameDecoder()
+      const fail = (message: string, tellLeader: boolean) => {
+        if (finished) return
+        finished = true
+        if (tellLeader && !stream.destroyed) stream.end(encodeJson(F_ERROR, { message }))
+        reject(new RuntimeError(message))
+      }
+
+      const onFrame = async (f: Frame): Promise<void> => {
+        switch (f.type) {
+          case F_WELCOME: {
+            if (group) throw new FrameError('second WELCOME')
+            const w = decodeJson<{ protocol: number; cluster: unknown; baseDir: string }>(f)
+            const { plan } = validateSimCluster(w.cluster)
+            const indices = opts.hosts.map((name) => {
+              const i = plan.hostIndex.get(name)
+              if (i === undefined) throw new Error(`host ${name} is not in SimCluster ${plan.cluster}`)
+              return i
+            })
+            const factories = await loadCustomComponents(plan, w.baseDir, indices)
+            group = new HostGroup(plan, indices, factories)
+            group.start()
+            const [out, n] = group.drainOutbox()
+            stream.write(encodeBarrier(F_REPORT, 0, group.nextEventNs(), out, n))
+            log.info({ hosts: opts.hosts, cluster: plan.cluster }, 'hosts started')
+            return
+          }
+          case F_GRANT: {
+            if (!group) throw new FrameError('GRANT before WELCOME')
+            const g = decodeBarrier(f)
+            if (g.epoch !== epoch + 1) throw new FrameError(`GRANT for epoch ${g.epoch}, expected ${epoch + 1}`)
+            epoch = g.epoch
+            group.deliver(g.messages, g.count)
+            group.runUntil(g.timeNs)
+            const [out, n] = group.drainOutbox()
+            stream.write(encodeBarrier(F_REPORT, epoch, group.nextEventNs(), out, n))
+            return
+          }
+          case F_FINISH: {
+            if (!group) throw new FrameError('FINISH before WELCOME')
+            finished = true
+            stream.end(encodeJson(F_RESULTS, { hosts: group.results() }))
+            log.info({ epochs: epoch }, 'results sent')
+            resolve()
+            return
+          }
+          case F_ABORT: {
+            const a = decodeJson<{ reason?: string }>(f)
+            return fail(`the leader aborted the run: ${a.reason ?? 'no reason given'}`, false)
+          }
+          case F_ERROR: {
+            const e = decodeJson<{ message?: string }>(f)
+            return fail(`the leader refused this runtime: ${e.message ?? 'no message'}`, false)
+          }
+          default:
+            throw new FrameError(`unexpected ${frameName(f.type)} frame`)
+        }
+      }
+
+      // Frames are handled strictly in order; WELCOME may await module imports.
+      let chain = Promise.resolve()
+      stream.on('response', (headers) => {
+        status = Number(headers[':status'])
+      })
+      stream.on('data', (chunk: Buffer) => {
+        if (finished) return
+        if (status !== 200) {
+          errorBody.push(chunk)
+          return
+        }
+        let frames: Frame[]
+        try {
+          frames = decoder.push(chunk)
+        } catch (err) {
+          return fail(`malformed frame from the leader: ${(err as Error).message}`, true)
+        }
+        for (const f of frames) {
+          chain = chain.then(() => (finished && f.type !== F_ABORT ? undefined : onFrame(f))).catch((err: Error) => fail(err.message, true))
+        }
+      })
+      stream.on('end', () => {
+        if (status !== 0 && status !== 200) {
+          let detail = Buffer.concat(errorBody).toString('utf8')
+          try {
+            detail = (JSON.parse(detail) as { message?: string }).message ?? detail
+          } catch {
+            // not JSON: keep the text
+          }
+          return fail(`the leader refused the connection (HTTP ${status}): ${detail}`, false)
+        }
+      })
+      stream.on('close', () => {
+        void chain.then(() => fail(`the leader closed the stream at epoch ${epoch}`, false))
+      })
+      stream.on('error', (err) => fail(`stream error: ${err.message}`, false))
+      stream.write(encodeJson(F_HELLO, { protocol: opts.protocolVersion ?? PROTOCOL_VERSION, runtime: opts.runtimeId, hosts: opts.hosts }))
+    })
+  } finally {
+    session.close()
+  }
+}
