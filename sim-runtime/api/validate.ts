@@ -28,6 +28,12 @@ const checker = Compile(SimCluster)
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 const MAX_ISSUES = 25
 
+/** The schema's name patterns in words: their descriptions say what a name is for, not what it may contain. */
+const PATTERN_RULES: Record<string, string> = {
+  '^[a-z]([-a-z0-9]*[a-z0-9])?$': 'use lowercase letters, digits and "-", starting with a letter and ending with a letter or digit',
+  '^[A-Za-z_][A-Za-z0-9_]*$': 'use letters, digits and "_", not starting with a digit',
+}
+
 /** JSON pointer "/spec/hosts/2/name" → "spec.hosts[2].name". */
 export function fieldPath(pointer: string): string {
   let out = ''
@@ -52,6 +58,7 @@ function describe(value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'an array'
   if (typeof value === 'object') return 'an object'
+  if (typeof value === 'number') return `number ${value}` // JSON.stringify would print Infinity and NaN as null
   return `${typeof value} ${JSON.stringify(value)?.slice(0, 60)}`
 }
 
@@ -103,7 +110,7 @@ function schemaIssues(doc: unknown): Issue[] {
         message = `must be ${JSON.stringify(params.allowedValue)}; got ${describe(value)}`
         break
       case 'pattern':
-        message = `${describe(value)} is not allowed: ${String(schema.description ?? `must match ${String(params.pattern)}`)}`
+        message = `${describe(value)} is not allowed: ${PATTERN_RULES[String(params.pattern)] ?? String(schema.description ?? `must match ${String(params.pattern)}`)}`
         break
       case 'anyOf':
         message = `${describe(value)} is not allowed: ${String(schema.description ?? 'no alternative matches')}`
@@ -245,13 +252,17 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
     if (replicaNames.has(h.name)) add(`spec.hosts[${i}].name`, `${JSON.stringify(h.name)} is also the name of a replica of another host; names would be ambiguous`)
   })
 
-  // Network units, and links that name real hosts.
+  // Units of the network and sync, which compilePlan parses.
   const net = spec.network
-  const dflt = net?.default
-  if (dflt) {
-    duration('spec.network.default.latency', dflt.latency)
-    bandwidth('spec.network.default.bandwidth', dflt.bandwidth)
-  }
+  duration('spec.network.default.latency', net?.default?.latency)
+  bandwidth('spec.network.default.bandwidth', net?.default?.bandwidth)
+  net?.links?.forEach((l, i) => {
+    duration(`spec.network.links[${i}].latency`, l.latency)
+    bandwidth(`spec.network.links[${i}].bandwidth`, l.bandwidth)
+  })
+  const mode = spec.sync?.mode ?? 'Conservative'
+  const quantum = duration('spec.sync.quantum', spec.sync?.quantum)
+  const slack = duration('spec.sync.slack', spec.sync?.slack)
   if (issues.length) return { issues }
 
   // From here on the structure is sound enough to compile.
@@ -262,6 +273,7 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
     add('spec', (err as Error).message)
     return { issues }
   }
+  // Links that name real hosts.
   const hostsList = [...plan.groups.keys()].join(', ')
   net?.links?.forEach((l, i) => {
     const lp = `spec.network.links[${i}]`
@@ -270,14 +282,9 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
     if (!from) add(`${lp}.from`, `no host ${JSON.stringify(l.from)}; hosts are: ${hostsList}`)
     if (!to) add(`${lp}.to`, `no host ${JSON.stringify(l.to)}; hosts are: ${hostsList}`)
     if (from && to && from.length === 1 && to.length === 1 && from[0] === to[0]) add(lp, `a link needs two distinct hosts; ${l.from} and ${l.to} are the same host`)
-    duration(`${lp}.latency`, l.latency)
-    bandwidth(`${lp}.bandwidth`, l.bandwidth)
   })
 
   // Sync.
-  const mode = spec.sync?.mode ?? 'Conservative'
-  const quantum = duration('spec.sync.quantum', spec.sync?.quantum)
-  const slack = duration('spec.sync.slack', spec.sync?.slack)
   if (quantum !== undefined && mode === 'Conservative' && quantum > plan.lookaheadNs) {
     add('spec.sync.quantum', `${spec.sync?.quantum} is larger than the smallest link latency (${plan.lookaheadNs}ns); in Conservative mode the quantum must not exceed it`)
   }
@@ -285,14 +292,15 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
   if (mode === 'Conservative' && spec.sync?.slack !== undefined) add('spec.sync.slack', 'only allowed with mode: Slack')
 
   // Components.
-  const callGraph = new Map<string, string[]>()
+  // "group/component" → its calls (and a Client's target), each with the field path that makes it.
+  const callGraph = new Map<string, { to: string; path: string }[]>()
   for (const host of plan.hosts) {
     if (host.replica !== 0) continue // replicas share the spec; check once per group
     const hi = spec.hosts.indexOf(host.spec)
     host.components.forEach((c, j) => {
       const cp = `spec.hosts[${hi}].components[${j}]`
       const node = `${host.group}/${c.name}`
-      const edges: string[] = []
+      const edges: { to: string; path: string }[] = []
       callGraph.set(node, edges)
       const targetCheck = (p: string, t: string, wantServer: boolean) => {
         try {
@@ -301,7 +309,7 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
           const tc = targetHost.components[r.component]!
           if (wantServer && tc.spec.model?.kind === 'Client') add(p, `${t} is a Client; requests must go to a Server, a Custom or a live component`)
           if (tc.spec.live && !(tc.spec.live.ports?.length)) add(p, `${t} is a live component that serves no ports`)
-          edges.push(`${targetHost.group}/${tc.name}`)
+          edges.push({ to: `${targetHost.group}/${tc.name}`, path: p })
         } catch (err) {
           if (err instanceof TargetError) add(p, err.message)
           else throw err
@@ -354,24 +362,29 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
     })
   }
 
-  // A server that (transitively) calls itself would hold its workers forever.
+  // A server that (transitively) calls itself would hold its workers forever. The search keeps its
+  // own stack: a call chain may be thousands of components long. The call that closes a cycle is
+  // reported at its own path.
   const state = new Map<string, 1 | 2>()
-  const cycle = (node: string, stack: string[]): string[] | undefined => {
-    if (state.get(node) === 2) return undefined
-    if (state.get(node) === 1) return [...stack.slice(stack.indexOf(node)), node]
-    state.set(node, 1)
-    for (const next of callGraph.get(node) ?? []) {
-      const found = cycle(next, [...stack, node])
-      if (found) return found
-    }
-    state.set(node, 2)
-    return undefined
-  }
-  for (const node of callGraph.keys()) {
-    const found = cycle(node, [])
-    if (found) {
-      add('spec.hosts', `call cycle: ${found.join(' → ')}; a server must not call itself, even through others`)
-      break
+  search: for (const root of callGraph.keys()) {
+    if (state.has(root)) continue
+    state.set(root, 1)
+    const stack = [{ node: root, next: 0 }]
+    while (stack.length) {
+      const top = stack[stack.length - 1]!
+      const edge = callGraph.get(top.node)?.[top.next++]
+      if (!edge) {
+        state.set(top.node, 2)
+        stack.pop()
+      } else if (state.get(edge.to) === 1) {
+        const loop = [...stack.slice(stack.findIndex((f) => f.node === edge.to)).map((f) => f.node), edge.to]
+        const shown = loop.length > 12 ? [...loop.slice(0, 6), `… ${loop.length - 12} more …`, ...loop.slice(-6)] : loop
+        add(edge.path, `call cycle: ${shown.join(' → ')}; a server must not call itself, even through others`)
+        break search
+      } else if (!state.has(edge.to)) {
+        state.set(edge.to, 1)
+        stack.push({ node: edge.to, next: 0 })
+      }
     }
   }
   return { issues, plan }

@@ -355,9 +355,17 @@ export class Leader {
 
   private cutOff(rt: Runtime, message: string): void {
     this.send(rt, encodeJson(F_ERROR, { message }))
-    rt.stream.end()
-    rt.state = 'done'
+    this.hangUp(rt)
     this.fail(`runtime ${rt.id}: ${message}`)
+  }
+
+  /** End our side now; close the stream for good after a grace, so a peer cannot keep it half-open. */
+  private hangUp(rt: Runtime): void {
+    rt.state = 'done'
+    rt.stream.end()
+    setTimeout(() => {
+      if (!rt.stream.closed) rt.stream.close(http2.constants.NGHTTP2_CANCEL)
+    }, 1000).unref()
   }
 
   private onFrame(rt: Runtime, f: Frame): void {
@@ -560,8 +568,7 @@ export class Leader {
     for (const r of this.runtimes) {
       if (r.state === 'done') continue
       this.send(r, encodeJson(F_ABORT, { reason }))
-      r.stream.end()
-      r.state = 'done'
+      this.hangUp(r)
     }
     this.settle.reject(new RunFailed(reason))
   }

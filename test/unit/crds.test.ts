@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { load } from 'js-yaml'
+import { describe, expect, it } from 'vitest'
+import { CRD_FILES, renderCrdFiles } from '../../sim-runtime/api/crds.ts'
+
+const root = path.join(import.meta.dirname, '..', '..')
+
+function walk(node: unknown, visit: (n: Record<string, unknown>, at: string) => void, at = ''): void {
+  if (node === null || typeof node !== 'object') return
+  if (!Array.isArray(node)) visit(node as Record<string, unknown>, at)
+  for (const [k, v] of Object.entries(node)) walk(v, visit, `${at}.${k}`)
+}
+
+describe('CRDs', () => {
+  it('crds/ matches what the API schema generates (run `npm run gen:crds` after changing the API)', () => {
+    const fresh = renderCrdFiles()
+    for (const name of CRD_FILES) {
+      expect(readFileSync(path.join(root, 'crds', name), 'utf8'), `crds/${name} is stale`).toBe(fresh[name])
+    }
+  })
+  it('are structural: no additionalProperties:false, no const, boolean exclusive bounds, types everywhere', () => {
+    for (const text of Object.values(renderCrdFiles())) {
+      const crd = load(text) as { spec: { versions: { schema: { openAPIV3Schema: unknown } }[] } }
+      walk(crd.spec.versions[0]!.schema.openAPIV3Schema, (n, at) => {
+        expect(n.additionalProperties, at).not.toBe(false)
+        expect('const' in n, at).toBe(false)
+        if ('exclusiveMinimum' in n) expect(typeof n.exclusiveMinimum, at).toBe('boolean')
+        if ('properties' in n) expect(n.type, at).toBe('object')
+      })
+    }
+  })
+  it('carry names, short names, category, status subresource and printer columns', () => {
+    const crd = load(renderCrdFiles()[CRD_FILES[0]]!) as {
+      spec: { names: { shortNames: string[]; categories: string[] }; versions: { subresources: unknown; additionalPrinterColumns: { name: string }[] }[] }
+    }
+    expect(crd.spec.names.shortNames).toEqual(['simc'])
+    expect(crd.spec.names.categories).toEqual(['livesim'])
+    expect(crd.spec.versions[0]!.subresources).toEqual({ status: {} })
+    expect(crd.spec.versions[0]!.additionalPrinterColumns.map((c) => c.name)).toEqual(['Phase', 'Hosts', 'VirtualTime', 'Progress', 'Slowdown', 'Age', 'Message'])
+  })
+})
