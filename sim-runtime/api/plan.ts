@@ -114,24 +114,55 @@ export function compilePlan(cluster: SimCluster): RunPlan {
     spec.network?.default ?? {},
   )
   const n = hosts.length
-  const overrides = new Map<number, PlanLink>()
-  for (const o of spec.network?.links ?? []) {
-    const from = expandHostRef(o.from, hostIndex, groups) ?? []
-    const to = expandHostRef(o.to, hostIndex, groups) ?? []
-    const link = toLink(base, o)
-    for (const a of from) {
-      for (const b of to) {
-        if (a === b) continue
-        overrides.set(a * n + b, link)
-        if (o.bidirectional ?? true) overrides.set(b * n + a, link)
+  // Overrides stay rules (later ones win) and are resolved per pair on first use: expanding every
+  // pair up front would cost groups² × links, which a manifest within the limits can make huge.
+  const rules = (spec.network?.links ?? []).map((o) => ({
+    from: new Set(expandHostRef(o.from, hostIndex, groups) ?? []),
+    to: new Set(expandHostRef(o.to, hostIndex, groups) ?? []),
+    both: o.bidirectional ?? true,
+    link: toLink(base, o),
+    groupLevel: groups.has(o.from) && groups.has(o.to),
+    spec: o,
+  }))
+  const resolved = new Map<number, PlanLink>()
+  const link = (a: number, b: number): PlanLink => {
+    const key = a * n + b
+    let l = resolved.get(key)
+    if (l === undefined) {
+      l = base
+      for (let i = rules.length - 1; i >= 0; i--) {
+        const r = rules[i]!
+        if ((r.from.has(a) && r.to.has(b)) || (r.both && r.from.has(b) && r.to.has(a))) {
+          l = r.link
+          break
+        }
       }
+      resolved.set(key, l)
     }
+    return l
   }
   let lookaheadNs = Infinity
   if (n > 1) {
-    // The default applies to some pair unless overrides cover all n(n-1) of them.
-    if (overrides.size < n * (n - 1)) lookaheadNs = base.latencyNs
-    for (const l of overrides.values()) lookaheadNs = Math.min(lookaheadNs, l.latencyNs)
+    for (const r of rules) {
+      // A rule that names only one host on both sides covers no pair of distinct hosts.
+      if (r.from.size > 1 || r.to.size > 1 || [...r.from][0] !== [...r.to][0]) lookaheadNs = Math.min(lookaheadNs, r.link.latencyNs)
+    }
+    // The default latency counts unless group-level rules cover every ordered pair of groups.
+    const covered = new Set<string>()
+    for (const r of rules) {
+      if (!r.groupLevel) continue
+      covered.add(`${r.spec.from}>${r.spec.to}`)
+      if (r.both) covered.add(`${r.spec.to}>${r.spec.from}`)
+    }
+    search: for (const [ga, ma] of groups) {
+      for (const [gb] of groups) {
+        if (ga === gb && ma.length < 2) continue
+        if (!covered.has(`${ga}>${gb}`)) {
+          lookaheadNs = Math.min(lookaheadNs, base.latencyNs)
+          break search
+        }
+      }
+    }
   }
 
   const mode = spec.sync?.mode ?? 'Conservative'
@@ -179,7 +210,7 @@ export function compilePlan(cluster: SimCluster): RunPlan {
     hosts,
     hostIndex,
     groups,
-    link: (a, b) => overrides.get(a * n + b) ?? base,
+    link,
     resolve,
     liveComponents,
   }

@@ -23,7 +23,7 @@ export async function loadCustomComponents(plan: RunPlan, baseDir: string, hosts
         try {
           mod = (await import(pathToFileURL(file).href)) as { default?: unknown }
         } catch (err) {
-          throw new Error(`${c.path}: cannot load module ${file}: ${(err as Error).message}`)
+          throw new Error(`${c.path}: cannot load module ${file}: ${(err as Error).message}`, { cause: err })
         }
         if (typeof mod.default !== 'function') throw new Error(`${c.path}: module ${file} has no default export function (params, ctx) => component`)
         factory = mod.default as UserFactory

@@ -5,7 +5,7 @@ import { simulateInProcess } from '../../sim-runtime/sync/inprocess.ts'
 import { digestOf } from '../../sim-runtime/sync/results.ts'
 import { example, runProcesses } from '../helpers.ts'
 
-describe.each(['quickstart.yaml', 'sparse.yaml', 'slack.yaml'])('determinism of %s', (file) => {
+describe.each(['quickstart.yaml', 'sparse.yaml', 'slack.yaml', 'custom/cache.yaml'])('determinism of %s', (file) => {
   it('gives one digest with --partition 1, one process per host, and again on a second run', async () => {
     const m = example(file)
     const one = await runProcesses(m, { partition: 1 })

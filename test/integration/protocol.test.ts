@@ -166,7 +166,7 @@ describe('leader protocol faults', () => {
 describe('runtime processes', () => {
   it('a runtime with a wrong token makes `livesim run` fail with the leader refusal, not a hang', async () => {
     const m = example('quickstart.yaml')
-    const err = await runProcesses(m, { partition: 2, childEnv: (i) => (i === 1 ? { LIVESIM_TOKEN: 'bad' } : {}) }).catch((e: Error) => e)
+    const err = await runProcesses(m, { partition: 2, childEnv: (i): Record<string, string> => (i === 1 ? { LIVESIM_TOKEN: 'bad' } : {}) }).catch((e: Error) => e)
     expect(err).toBeInstanceOf(Error)
     expect((err as Error).message).toMatch(/runtime-1 .* exited with code 1: .*HTTP 401.*wrong bearer token/)
   })
