@@ -60,6 +60,7 @@ describe('M/M/1 mean response time = 1/(μ−λ)', () => {
     let samples = 0
     const est = replicate(reps, (seed) => {
       const r = simulateInProcess(queue({ rate: lambda, workers: 1, meanService: '1ms', endTime, seed }).plan)
+      expect(r.sync.causalityViolations).toBe(0)
       const latency = (r.hosts['box-0']!.components.load as { latency: Stats }).latency
       samples += latency.count
       return latency.meanNs
@@ -107,6 +108,7 @@ spec:
           model: { kind: Server, service: { distribution: Constant, mean: 0s } }
 `)
     const r = simulateInProcess(m.plan)
+    expect(r.sync.causalityViolations).toBe(0)
     const lat = (r.hosts['a-0']!.components.c as { latency: Stats & { maxNs: number; p50Ns: number } }).latency
     // Request: 1ms + 1250 B × 8 / 1 Mbps = 11ms; reply of 0 bytes: 1ms. Every round trip is 12ms.
     expect(lat.count).toBe(Math.floor(1e9 / 12e6))
