@@ -1,6 +1,7 @@
 // A modelled-only SimCluster gives the same results digest however its hosts are split into
 // runtime processes, run after run, and in-process as over HTTP/2.
 import { describe, expect, it } from 'vitest'
+import { loadCustomComponents } from '../../sim-runtime/components/custom.ts'
 import { simulateInProcess } from '../../sim-runtime/sync/inprocess.ts'
 import { digestOf } from '../../sim-runtime/sync/results.ts'
 import { example, runProcesses } from '../helpers.ts'
@@ -18,7 +19,8 @@ describe.each(['quickstart.yaml', 'sparse.yaml', 'slack.yaml', 'custom/cache.yam
     // Same barriers too: windows depend only on the global state, never on placement.
     expect(perHost.sync.barriers).toBe(one.sync.barriers)
     // And the same as the in-process driver that shares the window logic.
-    expect(simulateInProcess(m.plan).digest).toBe(one.digest)
+    const factories = await loadCustomComponents(m.plan, m.baseDir, m.plan.hosts.map((h) => h.index))
+    expect(simulateInProcess(m.plan, { factories }).digest).toBe(one.digest)
     // The digest really covers the results: change one number and it changes.
     const tampered = structuredClone(one)
     const firstHost = Object.values(tampered.hosts)[0]!
