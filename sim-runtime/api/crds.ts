@@ -75,6 +75,14 @@ function simClusterSpecSchema(): Json {
     { rule: "!has(self.sync) || !has(self.sync.slack) || (has(self.sync.mode) && self.sync.mode == 'Slack')", message: 'sync.slack is only allowed with mode: Slack' },
     { rule: 'self.hosts.all(h, self.hosts.exists_one(x, x.name == h.name))', message: 'host names must be unique' },
   ])
+  // A run is defined by its spec: changing it mid-run would make the results describe nothing.
+  // Only runPolicy may change (e.g. to extend a deadline or a TTL).
+  addRules(spec, [
+    {
+      rule: 'self.endTime == oldSelf.endTime && self.hosts == oldSelf.hosts && (has(self.seed) == has(oldSelf.seed)) && (!has(self.seed) || self.seed == oldSelf.seed) && (has(self.sync) == has(oldSelf.sync)) && (!has(self.sync) || self.sync == oldSelf.sync) && (has(self.network) == has(oldSelf.network)) && (!has(self.network) || self.network == oldSelf.network)',
+      message: 'the run-defining fields of spec (endTime, seed, sync, network, hosts) are immutable; delete and re-create the SimCluster to change them',
+    },
+  ])
   return spec
 }
 

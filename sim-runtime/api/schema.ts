@@ -237,6 +237,15 @@ export const SyncSpec = Type.Object(
   Closed,
 )
 
+export const RunPolicy = Type.Object(
+  {
+    activeDeadlineSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600, description: 'Wall seconds a run may take from its start; then it fails with DeadlineExceeded.' })),
+    ttlSecondsAfterFinished: Type.Optional(Type.Integer({ minimum: 0, maximum: 365 * 24 * 3600, description: 'Delete the SimCluster (and everything it owns) this long after it finished.' })),
+    backoffLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'Retries of the whole run after a host or leader pod fails (default 2).' })),
+  },
+  { ...Closed, description: 'Kubernetes only: deadlines, clean-up and retries of the run.' },
+)
+
 export const SimClusterSpec = Type.Object(
   {
     endTime: Duration('Virtual time at which the run ends.'),
@@ -244,6 +253,7 @@ export const SimClusterSpec = Type.Object(
     sync: Type.Optional(SyncSpec),
     network: Type.Optional(NetworkSpec),
     hosts: Type.Array(HostSpec, { minItems: 1, maxItems: LIMITS.hostsTotalMax }),
+    runPolicy: Type.Optional(RunPolicy),
   },
   { ...Closed, description: 'A simulation: hosts, the network between them, and what each host runs.' },
 )
@@ -296,6 +306,10 @@ export const SimClusterStatus = Type.Object(
     progress: Type.Optional(Type.String({ description: 'Share of endTime reached, e.g. 42%.' })),
     slowdown: Type.Optional(Type.String({ description: 'Wall seconds per virtual second.' })),
     message: Type.Optional(Type.String({ maxLength: 32768 })),
+    attempt: Type.Optional(Type.Integer({ minimum: 1, description: 'Current attempt of the run (1 + retries).' })),
+    startTime: Type.Optional(Type.String({ format: 'date-time' })),
+    completionTime: Type.Optional(Type.String({ format: 'date-time' })),
+    leader: Type.Optional(Type.String({ description: 'Address of the leader of the current attempt.' })),
     hosts: Type.Optional(Type.Object({ ready: Type.Integer({ minimum: 0 }), total: Type.Integer({ minimum: 0 }) }, Closed)),
     hostsSummary: Type.Optional(Type.String({ description: 'ready/total, for the printer column.' })),
     results: Type.Optional(
@@ -322,6 +336,8 @@ export const SimHostSpec = Type.Object(
     group: Name(LIMITS.hostNameMax, 'Host group in the SimCluster.'),
     index: Type.Integer({ minimum: 0, maximum: LIMITS.replicasMax }),
     cell: Type.Optional(CellSpec),
+    leader: Type.Optional(Type.String({ maxLength: 256, description: 'URL of the leader the runtime connects to (set by the operator).' })),
+    attempt: Type.Optional(Type.Integer({ minimum: 1, description: 'Run attempt this host belongs to (set by the operator).' })),
   },
   Closed,
 )
@@ -349,5 +365,6 @@ export type SimCluster = Static<typeof SimCluster>
 export type SimClusterStatus = Static<typeof SimClusterStatus>
 export type SimHostSpec = Static<typeof SimHostSpec>
 export type SimHostStatus = Static<typeof SimHostStatus>
+export type RunPolicy = Static<typeof RunPolicy>
 export type CallSpec = Static<typeof Call>
 export type AnySchema = TSchema

@@ -106,31 +106,54 @@ program
 
 program
   .command('leader')
-  .description('Run the leader of a SimCluster (as in the leader pod): wait for every host, drive barriers, write results.')
-  .argument('<file>', 'SimCluster manifest')
+  .description('Run the leader of a SimCluster (as in the leader pod): wait for every host, drive barriers, serve results.')
+  .argument('[file]', 'SimCluster manifest (or --from-env)')
+  .option('--from-env <var>', 'read the SimCluster (JSON or YAML) from this environment variable instead of a file')
   .option('--port <port>', 'HTTP/2 port for runtimes (also serves GET /v1/status, /metrics, /healthz)', (v) => positiveInt(v, '--port'), 7070)
   .option('--http-port <port>', 'HTTP/1.1 port for probes, curl and Prometheus', (v) => positiveInt(v, '--http-port'), 7071)
   .option('--bind <address>', 'listen address', '0.0.0.0')
   .option('--token-file <file>', 'bearer token file (default: $LIVESIM_TOKEN)')
-  .option('-o, --out <file>', 'write the results JSON here', 'results.json')
+  .option('-o, --out <file>', 'also write the results JSON to this file')
   .option('--register-timeout <seconds>', 'wall time to wait for every host', (v) => positiveInt(v, '--register-timeout'), 300)
-  .option('--linger <seconds>', 'keep serving /v1/status after the run ends', (v) => Number(v), 0)
-  .action(async (file: string, o: { port: number; httpPort: number; bind: string; tokenFile?: string; out: string; registerTimeout: number; linger: number }) => {
-    const { cluster, plan, baseDir } = readManifest(file)
+  .option('--linger <seconds>', 'after the run ends, keep serving /v1/status and /v1/results this long', (v) => Number(v), 0)
+  .option('--exit-on-ack', 'while lingering, exit as soon as an authenticated POST /v1/ack arrives')
+  .action(async (file: string | undefined, o: { fromEnv?: string; port: number; httpPort: number; bind: string; tokenFile?: string; out?: string; registerTimeout: number; linger: number; exitOnAck?: boolean }) => {
+    let m: ReturnType<typeof readManifest>
+    if (o.fromEnv) {
+      const text = process.env[o.fromEnv]
+      if (!text) throw new ValidationError([{ path: '', message: `environment variable ${o.fromEnv} is empty or unset` }])
+      m = { ...loadSimCluster(text, { source: `$${o.fromEnv}` }), baseDir: process.cwd() }
+    } else if (file) {
+      m = readManifest(file)
+    } else {
+      throw new ValidationError([{ path: '', message: 'give a manifest file or --from-env VAR' }])
+    }
     const log = makeLogger('livesim-leader')
-    const leader = new Leader({ cluster, plan, token: readToken(o), baseDir, logger: log, registerTimeoutMs: o.registerTimeout * 1000 })
+    const leader = new Leader({ cluster: m.cluster, plan: m.plan, token: readToken(o), baseDir: m.baseDir, logger: log, registerTimeoutMs: o.registerTimeout * 1000 })
     const stop = () => leader.fail('leader received a termination signal')
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)
     await leader.listen(o.port, o.bind, o.httpPort)
+    let failed: Error | undefined
     try {
       const results = await leader.run()
-      writeFileSync(o.out, JSON.stringify(results, null, 2) + '\n')
-      process.stdout.write(JSON.stringify(results) + '\n')
-    } finally {
-      if (o.linger > 0) await new Promise((r) => setTimeout(r, o.linger * 1000))
-      await leader.close()
+      if (o.out) writeFileSync(o.out, JSON.stringify(results, null, 2) + '\n')
+      process.stdout.write(JSON.stringify({ digest: results.digest, barriers: results.sync.barriers, wallSeconds: results.wall.seconds }) + '\n')
+    } catch (err) {
+      failed = err as Error
     }
+    if (o.linger > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, o.linger * 1000)
+        process.once('SIGTERM', () => resolve())
+        if (o.exitOnAck) leader.onAck = () => {
+          clearTimeout(t)
+          resolve()
+        }
+      })
+    }
+    await leader.close()
+    if (failed) throw failed
   })
 
 program

@@ -125,6 +125,10 @@ export class Leader {
   private settle!: { resolve: (r: SimResults) => void; reject: (e: Error) => void }
   private readonly done: Promise<SimResults>
   private lastRejection = ''
+  /** The results once the run succeeded (served at GET /v1/results). */
+  private results: SimResults | undefined
+  /** Called when an authenticated POST /v1/ack arrives after the run ended (the operator has the results). */
+  onAck: (() => void) | undefined
   /** Port of the HTTP/1.1 endpoint, when listening on one. */
   httpPort: number | undefined
   private preStart: Float64Array[] = []
@@ -171,7 +175,7 @@ export class Leader {
     })
     this.h2.on('stream', (stream, headers) => this.onStream(stream, headers))
     this.h1 = http.createServer((req, res) => {
-      const r = this.get(req.method ?? 'GET', req.url ?? '/')
+      const r = this.get(req.method ?? 'GET', req.url ?? '/', req.headers.authorization)
       void r.then(({ status, type, body }) => {
         res.writeHead(status, { 'content-type': type })
         res.end(body)
@@ -271,9 +275,22 @@ export class Leader {
   // ------------------------------------------------------------------------------------------
   // HTTP
 
-  private async get(method: string, url: string): Promise<{ status: number; type: string; body: string }> {
+  private async get(method: string, url: string, authorization?: string): Promise<{ status: number; type: string; body: string }> {
     const path = url.split('?')[0]
+    if (path === '/v1/ack' && method === 'POST') {
+      const auth = Buffer.from(authorization ?? '')
+      if (auth.length !== this.tokenHeader.length || !timingSafeEqual(auth, this.tokenHeader)) {
+        return { status: 401, type: 'application/json', body: JSON.stringify({ error: 'Unauthorized' }) }
+      }
+      if (this.phase !== 'Succeeded' && this.phase !== 'Failed') return { status: 409, type: 'application/json', body: JSON.stringify({ error: `the run is ${this.phase}` }) }
+      setImmediate(() => this.onAck?.())
+      return { status: 200, type: 'application/json', body: JSON.stringify({ acknowledged: true }) }
+    }
     if (method !== 'GET') return { status: 405, type: 'application/json', body: JSON.stringify({ error: `${method} not allowed` }) }
+    if (path === '/v1/results') {
+      if (!this.results) return { status: 404, type: 'application/json', body: JSON.stringify({ error: `no results: the run is ${this.phase}` }) }
+      return { status: 200, type: 'application/json', body: JSON.stringify(this.results) }
+    }
     if (path === '/healthz') return { status: 200, type: 'text/plain', body: 'ok' }
     if (path === '/v1/status') return { status: 200, type: 'application/json', body: JSON.stringify(this.status()) }
     if (path === '/metrics') {
@@ -288,7 +305,7 @@ export class Leader {
     const method = headers[':method'] ?? 'GET'
     const path = headers[':path'] ?? '/'
     if (path !== '/v1/sync') {
-      void this.get(method, path).then(({ status, type, body }) => {
+      void this.get(method, path, String(headers.authorization ?? '')).then(({ status, type, body }) => {
         if (stream.destroyed) return
         stream.respond({ ':status': status, 'content-type': type })
         stream.end(body)
@@ -551,6 +568,7 @@ export class Leader {
       return this.fail(`could not assemble results: ${(err as Error).message}`)
     }
     this.phase = 'Succeeded'
+    this.results = results
     this.clock.nowNs = this.plan.endTimeNs
     if (this.watchdog) clearInterval(this.watchdog)
     this.log.info({ digest: results.digest, barriers: results.sync.barriers, wallSeconds: wall }, 'run succeeded')
