@@ -155,6 +155,21 @@ export function renderCrdFiles(): Record<string, string> {
   }
 }
 
+/**
+ * The same CRDs as Helm templates of charts/livesim: installed and upgraded with the chart, kept on
+ * uninstall (helm.sh/resource-policy: keep) so that deleting a release never deletes every run.
+ */
+export function renderChartCrdTemplates(): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const obj of crdObjects()) {
+    const meta = obj.metadata as { name: string; annotations: Record<string, string> }
+    const withKeep = { ...obj, metadata: { ...meta, annotations: { ...meta.annotations, 'helm.sh/resource-policy': 'keep' } } }
+    const file = `crd-${meta.name.split('.')[0]}.yaml`
+    out[file] = `{{- if .Values.crds.install }}\n${HEADER}${dump(withKeep, { noRefs: true })}{{- end }}\n`
+  }
+  return out
+}
+
 export function renderCrds(): string {
   return Object.values(renderCrdFiles()).map((t) => `---\n${t}`).join('')
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { load } from 'js-yaml'
 import { describe, expect, it } from 'vitest'
-import { CRD_FILES, renderCrdFiles } from '../../sim-runtime/api/crds.ts'
+import { CRD_FILES, renderChartCrdTemplates, renderCrdFiles } from '../../sim-runtime/api/crds.ts'
 
 const root = path.join(import.meta.dirname, '..', '..')
 
@@ -17,6 +17,11 @@ describe('CRDs', () => {
     const fresh = renderCrdFiles()
     for (const name of CRD_FILES) {
       expect(readFileSync(path.join(root, 'crds', name), 'utf8'), `crds/${name} is stale`).toBe(fresh[name])
+    }
+  })
+  it('the chart carries the same CRDs (run `npm run gen:crds` after changing the API)', () => {
+    for (const [name, text] of Object.entries(renderChartCrdTemplates())) {
+      expect(readFileSync(path.join(root, 'charts', 'livesim', 'templates', name), 'utf8'), `charts/livesim/templates/${name} is stale`).toBe(text)
     }
   })
   it('are structural: no additionalProperties:false, no const, boolean exclusive bounds, types everywhere', () => {

@@ -1,0 +1,164 @@
+// The operator process: informers (warm on every replica), controllers (only on the elected
+// leader), /healthz, /readyz and /metrics. Losing the lease ends the process, as controller-runtime
+// does, so a replica never acts on a stale view.
+import type { Server } from 'node:http'
+import express from 'express'
+import type { Logger } from 'pino'
+import { collectDefaultMetrics, Registry } from 'prom-client'
+import { Controller, controllerMetrics } from './machinery/controller.ts'
+import { Informer } from './machinery/informer.ts'
+import { LeaderElector } from './machinery/leaderelection.ts'
+import { workQueueMetrics } from './machinery/workqueue.ts'
+import { KubeClient, objectKey, R, type KubeObject } from './kube/rest.ts'
+import { httpLeaderClient } from './simcluster/leaderclient.ts'
+import { L, LEADER_HTTP_PORT, type OperatorSettings, type SimClusterObject, type SimHostObject } from './simcluster/objects.ts'
+import { domainMetrics, SimClusterReconciler, SimHostReconciler, type Caches } from './simcluster/reconciler.ts'
+
+export interface ManagerOptions {
+  settings: OperatorSettings
+  /** Watch one namespace, or all when undefined. */
+  namespace?: string
+  leaseNamespace: string
+  leaseName: string
+  identity: string
+  metricsPort: number
+  healthPort: number
+  bind?: string
+  workers?: number
+  resyncMs?: number
+  leaderElection?: boolean
+}
+
+export class Manager {
+  readonly registry = new Registry()
+  readonly client: KubeClient
+  readonly caches: Caches
+  readonly controllers: Controller[] = []
+  private readonly log: Logger
+  private readonly o: ManagerOptions
+  private elector: LeaderElector | undefined
+  private servers: Server[] = []
+  private leading = false
+
+  constructor(o: ManagerOptions, log: Logger, client?: KubeClient) {
+    this.o = o
+    this.log = log
+    this.client = client ?? new KubeClient()
+    collectDefaultMetrics({ register: this.registry })
+    this.client.instrument(this.registry)
+    const inf = <T extends KubeObject>(r: typeof R.pods, labelSelector?: string) =>
+      new Informer<T>(this.client, r, log, { namespace: o.namespace, labelSelector, resyncMs: o.resyncMs ?? 300_000 })
+    const owned = `${L.managedBy}=livesim-operator`
+    this.caches = {
+      simClusters: inf<SimClusterObject>(R.simClusters),
+      simHosts: inf<SimHostObject>(R.simHosts),
+      pods: inf(R.pods, owned),
+      secrets: inf(R.secrets, owned),
+      configMaps: inf(R.configMaps, owned),
+      services: inf(R.services, owned),
+    }
+    const cm = controllerMetrics(this.registry)
+    const qm = workQueueMetrics(this.registry)
+    const deps = {
+      client: this.client,
+      caches: this.caches,
+      leader: httpLeaderClient(LEADER_HTTP_PORT),
+      settings: o.settings,
+      log,
+      metrics: domainMetrics(this.registry),
+    }
+    const scr = new SimClusterReconciler(deps)
+    const shr = new SimHostReconciler(deps)
+    const clusters = new Controller('simcluster', (k) => scr.reconcile(k), log, cm, qm, o.workers ?? 4)
+    const hosts = new Controller('simhost', (k) => shr.reconcile(k), log, cm, qm, o.workers ?? 4)
+    this.controllers.push(clusters, hosts)
+
+    const clusterOf = (o: KubeObject) => {
+      const c = o.metadata.labels?.[L.cluster]
+      if (c) clusters.queue.add(`${o.metadata.namespace}/${c}`)
+    }
+    const hostsOf = (sc: KubeObject) => {
+      for (const h of this.caches.simHosts.list((h) => h.metadata.namespace === sc.metadata.namespace && h.spec.cluster === sc.metadata.name)) hosts.queue.add(objectKey(h))
+    }
+    this.caches.simClusters.addHandlers({
+      onAdd: (o) => clusters.queue.add(objectKey(o)),
+      onUpdate: (o) => {
+        clusters.queue.add(objectKey(o))
+        hostsOf(o)
+      },
+      onDelete: (o) => clusters.queue.add(objectKey(o)),
+      onResync: (o) => clusters.queue.add(objectKey(o)),
+    })
+    const hostKey = (o: SimHostObject) => hosts.queue.add(objectKey(o))
+    this.caches.simHosts.addHandlers({ onAdd: hostKey, onUpdate: hostKey, onDelete: hostKey, onResync: hostKey })
+    const podChanged = (p: KubeObject) => {
+      clusterOf(p)
+      const owner = p.metadata.ownerReferences?.find((r) => r.kind === 'SimHost')
+      if (owner) hosts.queue.add(`${p.metadata.namespace}/${owner.name}`)
+    }
+    this.caches.pods.addHandlers({ onAdd: podChanged, onUpdate: podChanged, onDelete: podChanged })
+    for (const c of [this.caches.secrets, this.caches.configMaps, this.caches.services]) c.addHandlers({ onDelete: clusterOf })
+  }
+
+  private synced(): boolean {
+    return Object.values(this.caches).every((c) => (c as Informer<KubeObject>).hasSynced())
+  }
+
+  isLeader(): boolean {
+    return this.leading
+  }
+
+  async start(): Promise<void> {
+    const app = express()
+    app.disable('x-powered-by')
+    app.get('/healthz', (_req, res) => {
+      res.type('text/plain').send('ok')
+    })
+    app.get('/readyz', (_req, res) => {
+      if (this.synced()) res.type('text/plain').send('ok')
+      else res.status(503).type('text/plain').send('caches not synced')
+    })
+    app.get('/metrics', async (_req, res) => {
+      res.type(this.registry.contentType).send(await this.registry.metrics())
+    })
+    const listen = (port: number) =>
+      new Promise<Server>((resolve, reject) => {
+        const s = app.listen(port, this.o.bind ?? '0.0.0.0', () => resolve(s))
+        s.once('error', reject)
+      })
+    this.servers.push(await listen(this.o.healthPort))
+    if (this.o.metricsPort !== this.o.healthPort) this.servers.push(await listen(this.o.metricsPort))
+
+    for (const c of Object.values(this.caches)) (c as Informer<KubeObject>).start()
+    await Promise.all(Object.values(this.caches).map((c) => (c as Informer<KubeObject>).waitForSync()))
+    this.log.info('caches synced')
+
+    const lead = () => {
+      this.leading = true
+      for (const c of this.controllers) c.start()
+      // Everything known is reconciled once on taking over.
+      for (const sc of this.caches.simClusters.list()) this.controllers[0]!.queue.add(objectKey(sc))
+      for (const sh of this.caches.simHosts.list()) this.controllers[1]!.queue.add(objectKey(sh))
+    }
+    if (this.o.leaderElection === false) return lead()
+    this.elector = new LeaderElector(this.client, this.log, {
+      namespace: this.o.leaseNamespace,
+      name: this.o.leaseName,
+      identity: this.o.identity,
+      registry: this.registry,
+      onStartedLeading: lead,
+      onStoppedLeading: () => {
+        this.log.error('lost the leader lease: exiting so that a fresh replica takes over')
+        process.exit(1)
+      },
+    })
+    this.elector.start()
+  }
+
+  async stop(): Promise<void> {
+    await this.elector?.stop()
+    await Promise.all(this.controllers.map((c) => c.stop()))
+    for (const c of Object.values(this.caches)) (c as Informer<KubeObject>).stop()
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(() => r(undefined)))))
+  }
+}

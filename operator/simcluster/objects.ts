@@ -1,0 +1,217 @@
+// The objects a SimCluster owns, as pure functions of the SimCluster and the operator's settings:
+// the token Secret, the compiled run configuration (ConfigMap), the leader's headless Service, the
+// leader Pod of each attempt, one SimHost per host replica, and each SimHost's runtime Pod.
+// ownerReferences everywhere, so that deleting the SimCluster deletes everything.
+import { randomBytes } from 'node:crypto'
+import type { RunPlan } from '../../sim-runtime/api/plan.ts'
+import type { SimCluster, SimHostSpec } from '../../sim-runtime/api/schema.ts'
+import type { KubeObject, OwnerReference } from '../kube/rest.ts'
+
+export const LEADER_SYNC_PORT = 7070
+export const LEADER_HTTP_PORT = 7071
+export const FIELD_MANAGER = 'livesim-operator'
+
+export const L = {
+  cluster: 'livesim.dev/cluster',
+  role: 'livesim.dev/role',
+  host: 'livesim.dev/host',
+  attempt: 'livesim.dev/attempt',
+  managedBy: 'app.kubernetes.io/managed-by',
+} as const
+
+export interface OperatorSettings {
+  /** Image with the livesim CLI, for leader and host pods. */
+  image: string
+  imagePullPolicy: string
+  /** ServiceAccount of simulation pods (no API permissions needed). */
+  simServiceAccount: string
+  /** Seconds the leader keeps serving results for the operator after a run. */
+  leaderLingerSec: number
+  registerTimeoutSec: number
+}
+
+export type SimClusterObject = SimCluster & KubeObject & { status?: Record<string, unknown> }
+
+export interface SimHostObject extends KubeObject {
+  spec: SimHostSpec
+  status?: Record<string, unknown>
+}
+
+export const names = {
+  secret: (sc: string) => `${sc}-token`,
+  config: (sc: string) => `${sc}-config`,
+  results: (sc: string) => `${sc}-results`,
+  service: (sc: string) => `${sc}-leader`,
+  leaderPod: (sc: string, attempt: number) => `${sc}-leader-a${attempt}`,
+  simHost: (sc: string, host: string) => `${sc}-${host}`,
+  hostPod: (simHost: string, attempt: number) => `${simHost}-a${attempt}`,
+}
+
+export function ownerRef(o: KubeObject, controller = true): OwnerReference {
+  return { apiVersion: o.apiVersion!, kind: o.kind!, name: o.metadata.name, uid: o.metadata.uid!, controller, blockOwnerDeletion: true }
+}
+
+function meta(sc: SimClusterObject, name: string, extraLabels: Record<string, string> = {}) {
+  return {
+    name,
+    namespace: sc.metadata.namespace,
+    labels: { [L.cluster]: sc.metadata.name, [L.managedBy]: FIELD_MANAGER, ...extraLabels },
+    ownerReferences: [ownerRef(sc)],
+  }
+}
+
+export function tokenSecret(sc: SimClusterObject): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(sc, names.secret(sc.metadata.name)),
+    type: 'Opaque',
+    stringData: { token: randomBytes(32).toString('hex') },
+  }
+}
+
+/** The compiled run configuration: the validated SimCluster as the leader loads it. */
+export function configMap(sc: SimClusterObject, plan: RunPlan): KubeObject {
+  const doc = { apiVersion: sc.apiVersion, kind: sc.kind, metadata: { name: sc.metadata.name }, spec: sc.spec }
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { ...meta(sc, names.config(sc.metadata.name)), annotations: { 'livesim.dev/generation': String(sc.metadata.generation ?? 0) } },
+    data: {
+      'simcluster.json': JSON.stringify(doc),
+      hosts: plan.hosts.map((h) => h.name).join('\n'),
+      lookaheadNs: String(plan.lookaheadNs),
+    },
+  }
+}
+
+export function leaderService(sc: SimClusterObject): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(sc, names.service(sc.metadata.name), { [L.role]: 'leader' }),
+    spec: {
+      clusterIP: 'None',
+      selector: { [L.cluster]: sc.metadata.name, [L.role]: 'leader' },
+      ports: [
+        { name: 'sync', port: LEADER_SYNC_PORT, targetPort: LEADER_SYNC_PORT, protocol: 'TCP' },
+        { name: 'http', port: LEADER_HTTP_PORT, targetPort: LEADER_HTTP_PORT, protocol: 'TCP' },
+      ],
+    },
+  }
+}
+
+const restricted = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+}
+
+function tokenEnv(sc: SimClusterObject) {
+  return { name: 'LIVESIM_TOKEN', valueFrom: { secretKeyRef: { name: names.secret(sc.metadata.name), key: 'token' } } }
+}
+
+export function leaderPod(sc: SimClusterObject, attempt: number, s: OperatorSettings): KubeObject {
+  const name = names.leaderPod(sc.metadata.name, attempt)
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: meta(sc, name, { [L.role]: 'leader', [L.attempt]: String(attempt) }),
+    spec: {
+      restartPolicy: 'Never',
+      serviceAccountName: s.simServiceAccount,
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [
+        {
+          name: 'leader',
+          image: s.image,
+          imagePullPolicy: s.imagePullPolicy,
+          command: ['livesim'],
+          args: [
+            'leader',
+            '--from-env',
+            'LIVESIM_SIMCLUSTER',
+            '--bind',
+            '$(POD_IP)',
+            '--port',
+            String(LEADER_SYNC_PORT),
+            '--http-port',
+            String(LEADER_HTTP_PORT),
+            '--register-timeout',
+            String(s.registerTimeoutSec),
+            '--linger',
+            String(s.leaderLingerSec),
+            '--exit-on-ack',
+          ],
+          env: [
+            { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+            tokenEnv(sc),
+            { name: 'LIVESIM_SIMCLUSTER', valueFrom: { configMapKeyRef: { name: names.config(sc.metadata.name), key: 'simcluster.json' } } },
+          ],
+          ports: [
+            { name: 'sync', containerPort: LEADER_SYNC_PORT },
+            { name: 'http', containerPort: LEADER_HTTP_PORT },
+          ],
+          readinessProbe: { httpGet: { path: '/healthz', port: LEADER_HTTP_PORT }, periodSeconds: 5 },
+          resources: { requests: { cpu: '200m', memory: '128Mi' }, limits: { memory: '1Gi' } },
+          securityContext: restricted,
+        },
+      ],
+    },
+  }
+}
+
+export function simHost(sc: SimClusterObject, plan: RunPlan, hostIndex: number, leaderUrl: string, attempt: number): SimHostObject {
+  const h = plan.hosts[hostIndex]!
+  const spec: SimHostSpec = { cluster: sc.metadata.name, host: h.name, group: h.group, index: h.replica, leader: leaderUrl, attempt }
+  if (h.spec.cell) spec.cell = h.spec.cell
+  return {
+    apiVersion: 'livesim.dev/v1alpha1',
+    kind: 'SimHost',
+    metadata: meta(sc, names.simHost(sc.metadata.name, h.name), { [L.host]: h.name }),
+    spec,
+  }
+}
+
+export function hostPod(sh: SimHostObject, s: OperatorSettings): KubeObject {
+  const attempt = sh.spec.attempt ?? 1
+  const name = names.hostPod(sh.metadata.name, attempt)
+  const cell = sh.spec.cell
+  const quantities: Record<string, string> = {}
+  if (cell?.cpu) quantities.cpu = cell.cpu
+  if (cell?.memory) quantities.memory = cell.memory
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: sh.metadata.namespace,
+      labels: { [L.cluster]: sh.spec.cluster, [L.role]: 'host', [L.host]: sh.spec.host, [L.attempt]: String(attempt), [L.managedBy]: FIELD_MANAGER },
+      ownerReferences: [ownerRef(sh)],
+    },
+    spec: {
+      restartPolicy: 'Never',
+      serviceAccountName: s.simServiceAccount,
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [
+        {
+          name: 'runtime',
+          image: s.image,
+          imagePullPolicy: s.imagePullPolicy,
+          command: ['livesim'],
+          args: ['host', '--leader', sh.spec.leader ?? '', '--hosts', sh.spec.host, '--runtime-id', name, '--connect-timeout', String(s.registerTimeoutSec)],
+          env: [{ name: 'LIVESIM_TOKEN', valueFrom: { secretKeyRef: { name: names.secret(sh.spec.cluster), key: 'token' } } }],
+          // The cell's resources as requests and limits: a simulated host gets what it asked for.
+          resources: Object.keys(quantities).length ? { requests: quantities, limits: quantities } : { requests: { cpu: '100m', memory: '64Mi' } },
+          securityContext: restricted,
+        },
+      ],
+    },
+  }
+}
