@@ -21,7 +21,7 @@ describe('owned objects', () => {
 
   it('run the leader with the config, the token and its pod IP, under a restricted security context', () => {
     const { sc } = cluster()
-    const p = leaderPod(sc, 2, settings) as { metadata: { name: string }; spec: { containers: { args: string[]; env: { name: string }[]; securityContext: Record<string, unknown> }[]; restartPolicy: string } }
+    const p = leaderPod(sc, 2, settings) as unknown as { metadata: { name: string }; spec: { containers: { args: string[]; env: { name: string }[]; securityContext: Record<string, unknown> }[]; restartPolicy: string } }
     expect(p.metadata.name).toBe(names.leaderPod('quickstart', 2))
     expect(p.spec.restartPolicy).toBe('Never')
     const c = p.spec.containers[0]!
@@ -36,7 +36,7 @@ describe('owned objects', () => {
     const withCell = { ...m.plan, hosts: m.plan.hosts.map((h, i) => (i === 0 ? { ...h, spec: { ...h.spec, cell: { cpu: '500m', memory: '256Mi' } } } : h)) }
     const sh = { ...simHost(sc, withCell, 0, 'http://10.0.0.9:7070', 3), apiVersion: 'livesim.dev/v1alpha1', kind: 'SimHost' }
     sh.metadata.uid = 'sh-uid'
-    const p = hostPod(sh, settings) as { metadata: { name: string; ownerReferences: { kind: string }[] }; spec: { containers: { args: string[]; resources: unknown }[] } }
+    const p = hostPod(sh, settings) as unknown as { metadata: { name: string; ownerReferences: { kind: string }[] }; spec: { containers: { args: string[]; resources: unknown }[] } }
     expect(p.metadata.name).toBe('quickstart-client-0-a3')
     expect(p.metadata.ownerReferences[0]!.kind).toBe('SimHost')
     expect(p.spec.containers[0]!.args).toEqual(['host', '--leader', 'http://10.0.0.9:7070', '--hosts', 'client-0', '--runtime-id', 'quickstart-client-0-a3', '--connect-timeout', '30'])

@@ -1,0 +1,87 @@
+// End-to-end setup, once for every e2e file: a real control plane (hack/control-plane, built from
+// Go modules and cached; or the cluster in KUBECONFIG with LIVESIM_USE_EXISTING=1), the
+// process-backed node (hack/node) that runs pods as local processes, and the operator installed
+// with `helm install charts/livesim` so that it runs as a pod on that node.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, openSync } from 'node:fs'
+import path from 'node:path'
+import type { TestProject } from 'vitest/node'
+
+const root = path.join(import.meta.dirname, '..', '..')
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    kubeconfig: string
+    binDir: string
+    e2eDir: string
+    operatorNamespace: string
+  }
+}
+
+function sh(cmd: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 600_000): string {
+  const r = spawnSync('bash', ['-c', cmd], { cwd: root, env, encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] })
+  if (r.status !== 0) throw new Error(`${cmd} failed (${r.status ?? r.signal}):\n${r.stderr?.slice(-4000)}`)
+  return r.stdout
+}
+
+async function until<T>(what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    try {
+      const v = fn()
+      if (v) return v
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 500))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+export default async function setup(project: TestProject) {
+  const e2eDir = process.env.LIVESIM_E2E_DIR ?? '/tmp/livesim-e2e'
+  mkdirSync(e2eDir, { recursive: true })
+  const cpDir = path.join(e2eDir, 'cp')
+  const cpEnv = { ...process.env, LIVESIM_CP_DIR: cpDir }
+  process.stderr.write(`e2e: control plane in ${cpDir} (the first run builds Kubernetes from source: long)\n`)
+  const up = sh('hack/control-plane/up.sh', cpEnv, 3_600_000)
+  const kubeconfig = /export KUBECONFIG=(\S+)/.exec(up)?.[1]
+  if (!kubeconfig) throw new Error(`up.sh printed no KUBECONFIG: ${up}`)
+  const binDir = sh('source hack/control-plane/lib.sh && echo "$BIN_DIR"').trim()
+  const env = { ...process.env, KUBECONFIG: kubeconfig, PATH: `${binDir}:${process.env.PATH}` }
+  const kubectl = (args: string, timeoutMs = 60_000) => sh(`kubectl ${args}`, env, timeoutMs)
+
+  // The node: pods become local processes.
+  const nodeLog = openSync(path.join(e2eDir, 'node.log'), 'w')
+  const node: ChildProcess = spawn(process.execPath, [path.join(root, 'hack', 'node', 'main.ts'), '--name', 'livesim-node', '--state-dir', path.join(e2eDir, 'node')], {
+    cwd: root,
+    env: { ...env, LIVESIM_LOG_LEVEL: 'info' },
+    stdio: ['ignore', nodeLog, nodeLog],
+  })
+  await until('the node to be Ready', () => kubectl(`get node livesim-node -o jsonpath={.status.conditions[?(@.type=="Ready")].status}`) === 'True', 60_000)
+
+  // The operator, installed the way users install it.
+  const operatorNamespace = 'livesim-system'
+  sh(
+    `helm upgrade --install livesim charts/livesim --namespace ${operatorNamespace} --create-namespace ` +
+      `--set image.repository=livesim --set image.tag=dev --set image.pullPolicy=Never --wait --timeout 5m`,
+    env,
+    400_000,
+  )
+
+  project.provide('kubeconfig', kubeconfig)
+  project.provide('binDir', binDir)
+  project.provide('e2eDir', e2eDir)
+  project.provide('operatorNamespace', operatorNamespace)
+
+  return async () => {
+    try {
+      sh(`helm uninstall livesim --namespace ${operatorNamespace} --wait --timeout 2m`, env, 180_000)
+    } catch (err) {
+      process.stderr.write(`e2e teardown: ${(err as Error).message}\n`)
+    }
+    node.kill('SIGTERM')
+    await new Promise((r) => node.once('exit', r))
+    sh('hack/control-plane/down.sh', cpEnv)
+  }
+}
