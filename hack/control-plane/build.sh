@@ -65,9 +65,18 @@ new_wrapper_module() {
   (cd "$1" && go mod init livesim.local/build >/dev/null 2>&1 && go mod edit -go="$2")
 }
 
-# install_binary SRC NAME: atomically place a finished binary into BIN_DIR.
+# go_get DIR ARGS...: `go get` in DIR, minus its "go: added" lines (hundreds of
+# them for Kubernetes); the "go: downloading" lines are kept as progress.
+go_get() {
+  env -C "$1" go get "${@:2}" 2>&1 | sed '/^go: added /d' >&2
+}
+
+# install_binary SRC NAME: atomically place a finished binary into BIN_DIR
+# (a hard link when possible: etcd and helm are shared between k8s versions).
 install_binary() {
-  cp -f "$1" "$BIN_DIR/.$2.tmp"
+  rm -f "$BIN_DIR/.$2.tmp"
+  [[ "$1" -ef "$BIN_DIR/$2" ]] && return  # already that very file
+  ln "$1" "$BIN_DIR/.$2.tmp" 2>/dev/null || cp "$1" "$BIN_DIR/.$2.tmp"
   mv -f "$BIN_DIR/.$2.tmp" "$BIN_DIR/$2"
 }
 
@@ -117,17 +126,23 @@ if [[ -z "$LIVESIM_ETCD_VERSION" ]]; then
 fi
 log "etcd $LIVESIM_ETCD_VERSION, helm $LIVESIM_HELM_VERSION"
 
-k8s_src="$K8S_CACHE_DIR/src"
-new_wrapper_module "$k8s_src" "$kgo"
-(cd "$k8s_src" && go mod edit "${replace_args[@]}")
-
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-k8s_pkgs=()
-for c in "${k8s_cmds[@]}"; do k8s_pkgs+=("k8s.io/kubernetes/cmd/$c@$K8S_V"); done
-# Resolves the dependency graph and records go.sum; downloads modules on the
-# first run only (they stay in the Go module cache).
-timed "go get Kubernetes $K8S_V commands (module downloads)" \
-  env -C "$k8s_src" go get "${k8s_pkgs[@]}"
+k8s_todo=()  # what an interrupted run did not finish
+for c in "${k8s_cmds[@]}"; do
+  if [[ -x "$BIN_DIR/$c" ]]; then log "$c $K8S_V already built"; else k8s_todo+=("$c"); fi
+done
+
+k8s_src="$K8S_CACHE_DIR/src"
+if ((${#k8s_todo[@]})); then
+  new_wrapper_module "$k8s_src" "$kgo"
+  (cd "$k8s_src" && go mod edit "${replace_args[@]}")
+  k8s_pkgs=()
+  for c in "${k8s_cmds[@]}"; do k8s_pkgs+=("k8s.io/kubernetes/cmd/$c@$K8S_V"); done
+  # Resolves the dependency graph and records go.sum; downloads modules on
+  # the first run only (they stay in the Go module cache).
+  timed "go get Kubernetes $K8S_V commands (module downloads)" \
+    go_get "$k8s_src" "${k8s_pkgs[@]}"
+fi
 
 # Without these, /version reports v0.0.0-master and charts that check
 # kubeVersion refuse to install. Same variables the Kubernetes build stamps.
@@ -140,12 +155,8 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   [[ -n "$kmod_time" ]] && k8s_ldflags+=" -X $pkg.buildDate=$kmod_time"
 done
 
-for c in "${k8s_cmds[@]}"; do
-  if [[ -x "$BIN_DIR/$c" ]]; then
-    log "$c $K8S_V already built"
-    continue
-  fi
-  timed "building $c $K8S_V (several minutes each on 2 cores)" \
+for c in "${k8s_todo[@]}"; do
+  timed "building $c $K8S_V" \
     env -C "$k8s_src" "${GO_BUILD[@]}" -ldflags "$k8s_ldflags" -o "$BIN_DIR/.$c.tmp" "k8s.io/kubernetes/cmd/$c"
   mv -f "$BIN_DIR/.$c.tmp" "$BIN_DIR/$c"
 done
@@ -162,7 +173,7 @@ if [[ ! -x "$etcd_out/etcd" ]]; then
   version_le "$ego" "$local_go" || die "etcd $LIVESIM_ETCD_VERSION needs Go $ego, have $local_go"
   new_wrapper_module "$etcd_out/src" "$ego"
   timed "go get etcd $LIVESIM_ETCD_VERSION" \
-    env -C "$etcd_out/src" go get "go.etcd.io/etcd/server/v3@$LIVESIM_ETCD_VERSION"
+    go_get "$etcd_out/src" "go.etcd.io/etcd/server/v3@$LIVESIM_ETCD_VERSION"
   timed "building etcd $LIVESIM_ETCD_VERSION" \
     env -C "$etcd_out/src" "${GO_BUILD[@]}" -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=gomod-$LIVESIM_ETCD_VERSION" \
     -o "$etcd_out/.etcd.tmp" go.etcd.io/etcd/server/v3

@@ -22,7 +22,7 @@ READY_TIMEOUT="${LIVESIM_CP_TIMEOUT:-120}"   # seconds, per component
 # Controllers the operator's tests rely on: namespace/GC cleanup, service
 # accounts and their tokens, kube-root-ca.crt, aggregated RBAC roles
 # (admin/edit/view) and the workload controllers.
-CONTROLLERS="${LIVESIM_CP_CONTROLLERS:-garbagecollector,namespace,serviceaccount,serviceaccount-token,root-ca-cert-publisher,clusterrole-aggregation,deployment,replicaset,statefulset,daemonset,job,cronjob,ttl-after-finished,endpointslice,endpointslice-mirroring,disruption,resourcequota,podgc}"
+CONTROLLERS="${LIVESIM_CP_CONTROLLERS:-garbagecollector,namespace,serviceaccount,serviceaccount-token,root-ca-cert-publisher,clusterrole-aggregation,deployment,replicaset,statefulset,daemonset,job,cronjob,ttl-after-finished,endpoint,endpointslice,endpointslicemirroring,disruption,resourcequota,podgc}"
 started=$SECONDS
 
 # --- Reuse a cluster that is already there -----------------------------------
@@ -84,6 +84,7 @@ on_exit() {
   "$here/down.sh" || true
 }
 trap on_exit EXIT
+trap 'exit 130' INT TERM  # so an interrupted start also cleans up
 
 # --- Ports --------------------------------------------------------------------
 # Random ports below the usual ephemeral range (32768+), skipping any port
@@ -109,8 +110,11 @@ pick_port KCM_PORT
 pick_port SCHEDULER_PORT
 
 # --- Certificates -------------------------------------------------------------
-# Three trust roots, as in a real cluster: a CA for the apiserver's serving
-# certificate, a CA for client certificates, and a service-account signing key.
+# The trust roots of a real cluster: a CA for the apiserver's serving
+# certificate, a CA for client certificates, a service-account signing key, and
+# a front-proxy CA (the apiserver authenticates to aggregated API servers with
+# it; kube-controller-manager and kube-scheduler log errors every few seconds
+# when it is missing).
 # ECDSA keys: quick to generate and accepted everywhere Kubernetes takes keys.
 pki="$STATE/pki"
 new_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
@@ -129,6 +133,7 @@ new_cert() { # new_cert NAME SUBJECT CA EXTENSIONS
 log "generating certificates in $pki"
 new_ca ca "livesim-serving-ca"
 new_ca client-ca "livesim-client-ca"
+new_ca front-proxy-ca "livesim-front-proxy-ca"
 # The service names let in-cluster clients verify the apiserver; 10.0.0.1 is
 # the kubernetes Service IP (first address of --service-cluster-ip-range).
 new_cert apiserver "/CN=kube-apiserver" ca \
@@ -140,6 +145,7 @@ new_cert admin "/O=system:masters/CN=livesim-admin" client-ca "$client_ext"
 # so RBAC is exercised the way it is in a real cluster.
 new_cert kube-controller-manager "/CN=system:kube-controller-manager" client-ca "$client_ext"
 new_cert kube-scheduler "/CN=system:kube-scheduler" client-ca "$client_ext"
+new_cert front-proxy-client "/CN=front-proxy-client" front-proxy-ca "$client_ext"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
 openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 
@@ -219,6 +225,13 @@ start kube-apiserver \
   --tls-cert-file="$pki/apiserver.crt" \
   --tls-private-key-file="$pki/apiserver.key" \
   --client-ca-file="$pki/client-ca.crt" \
+  --requestheader-client-ca-file="$pki/front-proxy-ca.crt" \
+  --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User \
+  --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$pki/front-proxy-client.crt" \
+  --proxy-client-key-file="$pki/front-proxy-client.key" \
   --authorization-mode=Node,RBAC \
   --enable-admission-plugins=NodeRestriction \
   --service-cluster-ip-range=10.0.0.0/24 \
