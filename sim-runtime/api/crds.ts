@@ -11,6 +11,16 @@ type Json = Record<string, unknown>
 function structural(schema: unknown): unknown {
   if (Array.isArray(schema)) return schema.map(structural)
   if (schema === null || typeof schema !== 'object') return schema
+  const src = schema as Json
+  const bare = Array.isArray(src.anyOf) && (src.anyOf as Json[]).every((b) => Object.keys(b).length === 1)
+  if (src['x-kubernetes-int-or-string'] === true && Array.isArray(src.anyOf) && !bare) {
+    // Structural int-or-string allows only bare types in anyOf: hoist each branch's constraints
+    // to the node (pattern applies only to strings, minimum only to numbers, so meaning is kept).
+    const hoisted: Json = {}
+    for (const branch of src.anyOf as Json[]) for (const [k, v] of Object.entries(branch)) if (k !== 'type') hoisted[k] = v
+    const { anyOf: _anyOf, ...rest } = src
+    return structural({ ...rest, ...hoisted, anyOf: [{ type: 'integer' }, { type: 'string' }] })
+  }
   const out: Json = {}
   for (const [k, v] of Object.entries(schema as Json)) {
     if (k === 'additionalProperties' && v === false) continue
@@ -67,13 +77,14 @@ function simClusterSpecSchema(): Json {
   addRules(model, rules)
   const service = at(model, 'properties', 'service')
   addRules(service, [{ rule: "(self.distribution == 'LogNormal') == has(self.sigma)", message: 'sigma is required with, and only allowed with, distribution LogNormal' }])
-  addRules(at(host, 'properties', 'components'), [
-    { rule: 'self.all(c, self.exists_one(d, d.name == c.name))', message: 'component names must be unique on a host' },
-  ])
+  // Unique names as list-map keys: enforced by the API server without CEL cost.
+  for (const list of [at(spec, 'properties', 'hosts'), at(host, 'properties', 'components')]) {
+    list['x-kubernetes-list-type'] = 'map'
+    list['x-kubernetes-list-map-keys'] = ['name']
+  }
   addRules(spec, [
     { rule: "!has(self.sync) || !has(self.sync.mode) || self.sync.mode != 'Slack' || has(self.sync.slack)", message: 'sync.slack is required in Slack mode' },
     { rule: "!has(self.sync) || !has(self.sync.slack) || (has(self.sync.mode) && self.sync.mode == 'Slack')", message: 'sync.slack is only allowed with mode: Slack' },
-    { rule: 'self.hosts.all(h, self.hosts.exists_one(x, x.name == h.name))', message: 'host names must be unique' },
   ])
   // A run is defined by its spec: changing it mid-run would make the results describe nothing.
   // Only runPolicy may change (e.g. to extend a deadline or a TTL).

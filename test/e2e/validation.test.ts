@@ -42,8 +42,8 @@ const cases: { name: string; manifest: string; expect: RegExp }[] = [
   { name: 'sigma with Exponential', manifest: variant('Exponential, mean: 120us }', 'Exponential, mean: 120us, sigma: 1 }'), expect: /sigma is required with, and only allowed with, distribution LogNormal/ },
   { name: 'Slack mode without slack', manifest: variant('  seed: 42\n', '  seed: 42\n  sync: { mode: Slack }\n'), expect: /sync\.slack is required in Slack mode/ },
   { name: 'slack in Conservative mode', manifest: variant('  seed: 42\n', '  seed: 42\n  sync: { mode: Conservative, slack: 1ms }\n'), expect: /sync\.slack is only allowed with mode: Slack/ },
-  { name: 'duplicate host names', manifest: variant('    - name: db\n', '    - name: web\n'), expect: /host names must be unique/ },
-  { name: 'duplicate component names', manifest: variant('        - name: sql\n', '        - name: sql2\n          model: { kind: Server, service: { distribution: Constant, mean: 1ms } }\n        - name: sql2\n'), expect: /component names must be unique on a host/ },
+  { name: 'duplicate host names', manifest: variant('    - name: db\n', '    - name: web\n'), expect: /spec\.hosts\[2\]: Duplicate value/ },
+  { name: 'duplicate component names', manifest: variant('        - name: sql\n', '        - name: sql2\n          model: { kind: Server, service: { distribution: Constant, mean: 1ms } }\n        - name: sql2\n'), expect: /components\[1\]: Duplicate value/ },
 ]
 
 describe('the API server rejects invalid SimClusters', () => {
