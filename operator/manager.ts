@@ -56,6 +56,7 @@ export class Manager {
       secrets: inf(R.secrets, owned),
       configMaps: inf(R.configMaps, owned),
       services: inf(R.services, owned),
+      serviceAccounts: inf(R.serviceAccounts, owned),
     }
     const cm = controllerMetrics(this.registry)
     const qm = workQueueMetrics(this.registry)
@@ -97,7 +98,7 @@ export class Manager {
       if (owner) hosts.queue.add(`${p.metadata.namespace}/${owner.name}`)
     }
     this.caches.pods.addHandlers({ onAdd: podChanged, onUpdate: podChanged, onDelete: podChanged })
-    for (const c of [this.caches.secrets, this.caches.configMaps, this.caches.services]) c.addHandlers({ onDelete: clusterOf })
+    for (const c of [this.caches.secrets, this.caches.configMaps, this.caches.services, this.caches.serviceAccounts]) c.addHandlers({ onDelete: clusterOf })
   }
 
   private synced(): boolean {

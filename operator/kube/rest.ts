@@ -285,6 +285,7 @@ export const R = {
   pods: new Resource('', 'v1', 'pods', 'Pod'),
   services: new Resource('', 'v1', 'services', 'Service'),
   secrets: new Resource('', 'v1', 'secrets', 'Secret'),
+  serviceAccounts: new Resource('', 'v1', 'serviceaccounts', 'ServiceAccount'),
   configMaps: new Resource('', 'v1', 'configmaps', 'ConfigMap'),
   events: new Resource('', 'v1', 'events', 'Event'),
   nodes: new Resource('', 'v1', 'nodes', 'Node', false),

@@ -23,8 +23,6 @@ export interface OperatorSettings {
   /** Image with the livesim CLI, for leader and host pods. */
   image: string
   imagePullPolicy: string
-  /** ServiceAccount of simulation pods (no API permissions needed). */
-  simServiceAccount: string
   /** Seconds the leader keeps serving results for the operator after a run. */
   leaderLingerSec: number
   registerTimeoutSec: number
@@ -39,6 +37,7 @@ export interface SimHostObject extends KubeObject {
 
 export const names = {
   secret: (sc: string) => `${sc}-token`,
+  serviceAccount: (sc: string) => `${sc}-sim`,
   config: (sc: string) => `${sc}-config`,
   results: (sc: string) => `${sc}-results`,
   service: (sc: string) => `${sc}-leader`,
@@ -58,6 +57,11 @@ function meta(sc: SimClusterObject, name: string, extraLabels: Record<string, st
     labels: { [L.cluster]: sc.metadata.name, [L.managedBy]: FIELD_MANAGER, ...extraLabels },
     ownerReferences: [ownerRef(sc)],
   }
+}
+
+/** Simulation pods run as a ServiceAccount of their own run, with no token and no permissions. */
+export function simServiceAccount(sc: SimClusterObject): KubeObject {
+  return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(sc, names.serviceAccount(sc.metadata.name)), automountServiceAccountToken: false }
 }
 
 export function tokenSecret(sc: SimClusterObject): KubeObject {
@@ -121,7 +125,7 @@ export function leaderPod(sc: SimClusterObject, attempt: number, s: OperatorSett
     metadata: meta(sc, name, { [L.role]: 'leader', [L.attempt]: String(attempt) }),
     spec: {
       restartPolicy: 'Never',
-      serviceAccountName: s.simServiceAccount,
+      serviceAccountName: names.serviceAccount(sc.metadata.name),
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
@@ -195,7 +199,7 @@ export function hostPod(sh: SimHostObject, s: OperatorSettings): KubeObject {
     },
     spec: {
       restartPolicy: 'Never',
-      serviceAccountName: s.simServiceAccount,
+      serviceAccountName: names.serviceAccount(sh.spec.cluster),
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },

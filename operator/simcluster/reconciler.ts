@@ -27,6 +27,7 @@ import {
   names,
   ownerRef,
   simHost,
+  simServiceAccount,
   tokenSecret,
   type OperatorSettings,
   type SimClusterObject,
@@ -51,6 +52,7 @@ export interface Caches {
   secrets: Informer<KubeObject & { data?: Record<string, string> }>
   configMaps: Informer<KubeObject>
   services: Informer<KubeObject>
+  serviceAccounts: Informer<KubeObject>
 }
 
 export interface DomainMetrics {
@@ -130,6 +132,7 @@ export class SimClusterReconciler {
     if (isTerminal(st.phase)) return this.afterFinish(sc, st, policy.ttlSecondsAfterFinished)
 
     // Objects every attempt shares.
+    await this.ensure(R.serviceAccounts, this.d.caches.serviceAccounts, ns, names.serviceAccount(name), () => simServiceAccount(sc))
     await this.ensure(R.secrets, this.d.caches.secrets, ns, names.secret(name), () => tokenSecret(sc))
     await this.ensure(R.configMaps, this.d.caches.configMaps, ns, names.config(name), () => configMap(sc, plan))
     await this.ensure(R.services, this.d.caches.services, ns, names.service(name), () => leaderService(sc))

@@ -184,7 +184,6 @@ program
   .option('--namespace <ns>', 'watch only this namespace (default: all; env WATCH_NAMESPACE)', process.env.WATCH_NAMESPACE || undefined)
   .option('--image <image>', 'image of leader and host pods (env LIVESIM_IMAGE)', process.env.LIVESIM_IMAGE ?? 'ghcr.io/livesim/livesim:0.1.0')
   .option('--image-pull-policy <policy>', 'imagePullPolicy of simulation pods', process.env.LIVESIM_IMAGE_PULL_POLICY ?? 'IfNotPresent')
-  .option('--sim-service-account <name>', 'ServiceAccount of simulation pods (env LIVESIM_SIM_SERVICE_ACCOUNT)', process.env.LIVESIM_SIM_SERVICE_ACCOUNT ?? 'livesim-sim')
   .option('--lease-namespace <ns>', 'namespace of the leader-election Lease (env POD_NAMESPACE)', process.env.POD_NAMESPACE ?? 'default')
   .option('--lease-name <name>', 'name of the leader-election Lease', 'livesim-operator')
   .option('--identity <id>', 'this replica in the Lease (env HOSTNAME)', process.env.HOSTNAME ?? `livesim-operator-${process.pid}`)
@@ -192,12 +191,12 @@ program
   .option('--health-port <port>', 'port of /healthz and /readyz', (v) => positiveInt(v, '--health-port'), 8081)
   .option('--bind <address>', 'listen address of metrics and health', process.env.POD_IP ?? '0.0.0.0')
   .option('--no-leader-elect', 'act without a Lease (one replica only)')
-  .action(async (o: { namespace?: string; image: string; imagePullPolicy: string; simServiceAccount: string; leaseNamespace: string; leaseName: string; identity: string; metricsPort: number; healthPort: number; bind: string; leaderElect: boolean }) => {
+  .action(async (o: { namespace?: string; image: string; imagePullPolicy: string; leaseNamespace: string; leaseName: string; identity: string; metricsPort: number; healthPort: number; bind: string; leaderElect: boolean }) => {
     const { Manager } = await import('../../operator/manager.ts')
     const log = makeLogger('livesim-operator')
     const m = new Manager(
       {
-        settings: { image: o.image, imagePullPolicy: o.imagePullPolicy, simServiceAccount: o.simServiceAccount, leaderLingerSec: 900, registerTimeoutSec: 300 },
+        settings: { image: o.image, imagePullPolicy: o.imagePullPolicy, leaderLingerSec: 900, registerTimeoutSec: 300 },
         namespace: o.namespace,
         leaseNamespace: o.leaseNamespace,
         leaseName: o.leaseName,

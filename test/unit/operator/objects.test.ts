@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { hostPod, leaderPod, leaderService, names, simHost, tokenSecret, type OperatorSettings, type SimClusterObject } from '../../../operator/simcluster/objects.ts'
 import { example } from '../../helpers.ts'
 
-const settings: OperatorSettings = { image: 'livesim:test', imagePullPolicy: 'IfNotPresent', simServiceAccount: 'livesim-sim', leaderLingerSec: 60, registerTimeoutSec: 30 }
+const settings: OperatorSettings = { image: 'livesim:test', imagePullPolicy: 'IfNotPresent', leaderLingerSec: 60, registerTimeoutSec: 30 }
 
 function cluster(): { sc: SimClusterObject; plan: ReturnType<typeof example>['plan'] } {
   const m = example('quickstart.yaml')
