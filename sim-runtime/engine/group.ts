@@ -67,7 +67,7 @@ export class HostGroup {
     let i = 0
     for (const h of this.hosts) {
       for (const o of h.outbox) writeMessage(this.out, (i++) * WIRE_SLOTS, o.msg, o.deliverNs, o.originSeq)
-      h.outbox = []
+      h.outbox.length = 0
     }
     return [this.out, count]
   }

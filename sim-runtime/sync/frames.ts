@@ -65,42 +65,37 @@ export function encodeJson(type: number, value: unknown): Buffer {
 /** Encode a GRANT or REPORT. `messages` holds `count` messages starting at index 0. */
 export function encodeBarrier(type: number, epoch: number, timeNs: number, messages: Float64Array, count: number): Buffer {
   const slots = 3 + count * WIRE_SLOTS
-  const out = Buffer.allocUnsafe(FRAME_HEADER + slots * 8)
-  out.writeUInt32LE(out.length, 0)
-  out.writeUInt32LE(type, 4)
-  const f = new Float64Array(out.buffer, out.byteOffset + FRAME_HEADER, slots)
-  if ((out.byteOffset & 7) !== 0) {
-    // Pooled Buffers may be unaligned; fall back to a DataView-free copy through an aligned array.
-    const tmp = new Float64Array(slots)
-    fill(tmp, epoch, timeNs, messages, count)
-    Buffer.from(tmp.buffer).copy(out, FRAME_HEADER)
-    return out
-  }
-  fill(f, epoch, timeNs, messages, count)
-  return out
-}
-
-function fill(f: Float64Array, epoch: number, timeNs: number, messages: Float64Array, count: number): void {
+  // A fresh ArrayBuffer is 8-byte aligned, so the float64 view needs no copy.
+  const ab = new ArrayBuffer(FRAME_HEADER + slots * 8)
+  const head = new Uint32Array(ab, 0, 2)
+  head[0] = ab.byteLength
+  head[1] = type
+  const f = new Float64Array(ab, FRAME_HEADER, slots)
   f[0] = epoch
   f[1] = timeNs
   f[2] = count
-  f.set(messages.subarray(0, count * WIRE_SLOTS), 3)
+  if (count > 0) f.set(messages.subarray(0, count * WIRE_SLOTS), 3)
+  return Buffer.from(ab)
 }
+
+const EMPTY = new Float64Array(0)
 
 export function decodeBarrier(frame: Frame): BarrierFrame {
   const p = frame.payload
   if (p.length < 24 || p.length % 8 !== 0) throw new FrameError(`${frameName(frame.type)} payload of ${p.length} bytes is not a barrier record`)
-  const f = new Float64Array(p.length / 8)
-  Buffer.from(f.buffer).set(p)
-  const epoch = f[0]!
-  const timeNs = f[1]!
-  const count = f[2]!
+  const epoch = p.readDoubleLE(0)
+  const timeNs = p.readDoubleLE(8)
+  const count = p.readDoubleLE(16)
   if (!Number.isSafeInteger(epoch) || epoch < 0) throw new FrameError(`${frameName(frame.type)}: bad epoch ${epoch}`)
   if (!(timeNs >= 0)) throw new FrameError(`${frameName(frame.type)}: bad time ${timeNs}`)
-  if (!Number.isSafeInteger(count) || count < 0 || 3 + count * WIRE_SLOTS !== f.length) {
+  if (!Number.isSafeInteger(count) || count < 0 || 24 + count * WIRE_SLOTS * 8 !== p.length) {
     throw new FrameError(`${frameName(frame.type)}: message count ${count} does not match payload of ${p.length} bytes`)
   }
-  return { epoch, timeNs, messages: f.subarray(3), count }
+  if (count === 0) return { epoch, timeNs, messages: EMPTY, count }
+  // Copy the messages into an aligned array (the payload may sit anywhere in a chunk).
+  const messages = new Float64Array(count * WIRE_SLOTS)
+  Buffer.from(messages.buffer).set(p.subarray(24))
+  return { epoch, timeNs, messages, count }
 }
 
 export function decodeJson<T = unknown>(frame: Frame): T {
