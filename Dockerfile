@@ -1,0 +1,52 @@
+# The livesim image: the `livesim` CLI for the operator (`livesim operator`), the leader pod
+# (`livesim leader`) and the host pods (`livesim host`), and for `livesim run` on one machine.
+#
+#   docker build -t livesim:dev .
+#   docker run --rm livesim:dev run examples/quickstart.yaml   # (with examples/ mounted)
+#
+# Two stages: the build stage installs every dependency and compiles TypeScript to dist/; the
+# runtime stage gets the compiled code and the production dependencies only, and runs as a
+# non-root user (uid/gid 65532, the uid the Helm chart's pod security context names).
+ARG NODE_IMAGE=node:24-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+ENV npm_config_update_notifier=false \
+    npm_config_fund=false \
+    npm_config_audit=false
+COPY package.json package-lock.json ./
+# --ignore-scripts: the one install script in the tree is the `node` dev dependency's, which fetches
+# a second Node binary for developer machines; this image already has Node 24.
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY bin ./bin
+COPY sim-runtime ./sim-runtime
+COPY operator ./operator
+RUN npm run build \
+ && npm prune --omit=dev --ignore-scripts \
+ && chmod 0755 bin/livesim.js
+
+FROM ${NODE_IMAGE}
+# A fixed non-root user; numeric USER below lets the kubelet verify runAsNonRoot. npm and corepack
+# are not needed at run time: removing them shrinks the image and what scanners have to report.
+RUN groupadd --system --gid 65532 livesim \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin livesim \
+ && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+           /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
+WORKDIR /app
+ENV NODE_ENV=production
+# Owned by root and read-only for the runtime user (the chart also mounts the root file system read-only).
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/bin ./bin
+# bin/livesim.js runs dist/sim-runtime/cli/main.js; Node resolves the symlink, so paths stay under /app.
+RUN ln -s /app/bin/livesim.js /usr/local/bin/livesim \
+ && livesim --version
+LABEL org.opencontainers.image.title="livesim" \
+      org.opencontainers.image.description="Cluster-scale full-stack simulation under one virtual time: CLI, operator, leader and host runtime" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="0.1.0"
+USER 65532:65532
+ENTRYPOINT ["livesim"]
+CMD ["--help"]
