@@ -358,7 +358,12 @@ export class SimClusterReconciler {
     const last = this.lastWrite.get(k) ?? 0
     const throttled = !force && onlyProgressDiffers(old, st) && Date.now() - last < (this.d.progressWriteMs ?? 2000)
     if (!same && !throttled) {
-      await this.d.client.patch(R.simClusters.item(sc.metadata.namespace, sc.metadata.name, 'status'), { status: { ...nullsFor(old, st), ...st } })
+      // The resourceVersion makes the write conditional: a status computed from a stale cached copy
+      // (e.g. after the run was already marked Succeeded) is refused with 409 and retried on fresh data.
+      await this.d.client.patch(R.simClusters.item(sc.metadata.namespace, sc.metadata.name, 'status'), {
+        metadata: { resourceVersion: sc.metadata.resourceVersion },
+        status: { ...nullsFor(old, st), ...st },
+      })
       this.lastWrite.set(k, Date.now())
       if (old.phase !== st.phase) this.d.log.info({ simcluster: k, phase: st.phase, reason }, 'phase changed')
     }
@@ -433,7 +438,10 @@ export class SimHostReconciler {
     for (const x of Object.keys(status)) if (status[x] === undefined) delete status[x]
     const old = sh.status ?? {}
     if (JSON.stringify({ ...old, conditions: undefined }) !== JSON.stringify({ ...status, conditions: undefined })) {
-      await this.d.client.patch(R.simHosts.item(ns, sh.metadata.name, 'status'), { status: { ...Object.fromEntries(Object.keys(old).map((x) => [x, null])), ...status } })
+      await this.d.client.patch(R.simHosts.item(ns, sh.metadata.name, 'status'), {
+        metadata: { resourceVersion: sh.metadata.resourceVersion },
+        status: { ...Object.fromEntries(Object.keys(old).map((x) => [x, null])), ...status },
+      })
     }
   }
 }

@@ -167,6 +167,11 @@ program
   .addOption(new Option('--protocol-version <n>').hideHelp().argParser((v) => Number(v)))
   .action(async (o: { leader: string; hosts: string; runtimeId: string; tokenFile?: string; connectTimeout: number; protocolVersion?: number }) => {
     const log = makeLogger('livesim-host').child({ runtime: o.runtimeId })
+    // As PID 1 in a container no default handler would end the process on SIGTERM.
+    process.once('SIGTERM', () => {
+      log.warn('terminated')
+      process.exit(143)
+    })
     await runRuntime({
       leaderUrl: o.leader,
       token: readToken(o),

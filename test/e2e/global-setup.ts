@@ -8,6 +8,7 @@ import path from 'node:path'
 import type { TestProject } from 'vitest/node'
 
 const root = path.join(import.meta.dirname, '..', '..')
+const OPERATOR_NS = 'livesim-system'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -58,16 +59,27 @@ export default async function setup(project: TestProject) {
     env: { ...env, LIVESIM_LOG_LEVEL: 'info' },
     stdio: ['ignore', nodeLog, nodeLog],
   })
-  await until('the node to be Ready', () => kubectl(`get node livesim-node -o jsonpath={.status.conditions[?(@.type=="Ready")].status}`) === 'True', 60_000)
+  const cleanup = async () => {
+    node.kill('SIGTERM')
+    await new Promise((r) => (node.exitCode !== null ? r(undefined) : node.once('exit', r)))
+    sh('hack/control-plane/down.sh', cpEnv)
+  }
+  try {
+    await until('the node to be Ready', () => kubectl(`get node livesim-node -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`) === 'True', 60_000)
 
   // The operator, installed the way users install it.
-  const operatorNamespace = 'livesim-system'
-  sh(
-    `helm upgrade --install livesim charts/livesim --namespace ${operatorNamespace} --create-namespace ` +
-      `--set image.repository=livesim --set image.tag=dev --set image.pullPolicy=Never --wait --timeout 5m`,
-    env,
-    400_000,
-  )
+    sh(
+      `helm upgrade --install livesim charts/livesim --namespace ${OPERATOR_NS} --create-namespace ` +
+        `--set image.repository=livesim --set image.tag=dev --set image.pullPolicy=Never --wait --timeout 5m`,
+      env,
+      400_000,
+    )
+  } catch (err) {
+    // vitest runs no teardown when setup fails: leave nothing running behind.
+    await cleanup()
+    throw err
+  }
+  const operatorNamespace = OPERATOR_NS
 
   project.provide('kubeconfig', kubeconfig)
   project.provide('binDir', binDir)
@@ -80,8 +92,6 @@ export default async function setup(project: TestProject) {
     } catch (err) {
       process.stderr.write(`e2e teardown: ${(err as Error).message}\n`)
     }
-    node.kill('SIGTERM')
-    await new Promise((r) => node.once('exit', r))
-    sh('hack/control-plane/down.sh', cpEnv)
+    await cleanup()
   }
 }

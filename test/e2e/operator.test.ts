@@ -86,14 +86,15 @@ describe('SimCluster on Kubernetes', () => {
 
   it('runs two operator replicas of which exactly one holds the lease and acts', () => {
     const ns = inject('operatorNamespace')
-    const lease = getJson<{ spec: { holderIdentity: string } }>('get', 'lease', '-n', ns, 'livesim-operator')
+    // The chart names the Lease after the release (fullname "livesim" here).
+    const lease = getJson<{ spec: { holderIdentity: string } }>('get', 'lease', '-n', ns, 'livesim')
     const pods = getJson<{ items: { metadata: { name: string }; status: { podIP: string; phase: string } }[] }>('get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/name=livesim')
     const running = pods.items.filter((p) => p.status.phase === 'Running')
     expect(running.length).toBe(2)
     expect(running.map((p) => p.metadata.name)).toContain(lease.spec.holderIdentity)
     const leading = running.map((p) => {
       const r = spawnSync('curl', ['-s', `http://${p.status.podIP}:8080/metrics`], { encoding: 'utf8' })
-      return /leader_election_master_status\{name="livesim-operator"\} (\d)/.exec(r.stdout)?.[1]
+      return /leader_election_master_status\{name="livesim"\} (\d)/.exec(r.stdout)?.[1]
     })
     expect(leading.sort()).toEqual(['0', '1'])
   })
