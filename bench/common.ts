@@ -31,6 +31,8 @@ export interface BenchResult {
 export interface Benchmark {
   name: string
   description: string
+  /** Heavy benchmarks that need more than this checkout (e.g. a control plane) run only when named. */
+  onlyWhenNamed?: boolean
   run(ctx: BenchContext): Promise<BenchResult>
 }
 

@@ -8,8 +8,9 @@ import { barrierBenches } from './barrier.ts'
 import { makeBenchLogger, note, type BenchContext, type Benchmark } from './common.ts'
 import { engineMm1 } from './engine-mm1.ts'
 import { quickstartSlowdown, skipaheadSparse, slackVsConservative } from './examples.ts'
+import { operatorScale } from './operator-scale.ts'
 
-const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown]
+const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, operatorScale]
 
 function usage(): string {
   const width = Math.max(...BENCHMARKS.map((b) => b.name.length))
@@ -28,7 +29,7 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   // Suite order, whatever order the names were given in; each at most once.
-  const selected = argv.length ? BENCHMARKS.filter((b) => argv.includes(b.name)) : BENCHMARKS
+  const selected = argv.length ? BENCHMARKS.filter((b) => argv.includes(b.name)) : BENCHMARKS.filter((b) => !b.onlyWhenNamed)
   const repsEnv = Number(process.env.BENCH_REPS ?? 3)
   const ctx: BenchContext = { logger: makeBenchLogger(), reps: Number.isInteger(repsEnv) && repsEnv > 0 ? repsEnv : 3 }
   let failed = 0

@@ -95,7 +95,7 @@ export class Informer<T extends KubeObject> {
   private async relist(): Promise<void> {
     const qs = new URLSearchParams({ ...this.query(), limit: '500' })
     const fresh = new Map<string, T>()
-    let rv = ''
+    let rv: string
     let cont = ''
     do {
       if (cont) qs.set('continue', cont)

@@ -113,7 +113,6 @@ export class SimClusterReconciler {
     }
     const ns = sc.metadata.namespace!
     const name = sc.metadata.name
-    const log = this.d.log.child({ simcluster: k })
     const old = (sc.status ?? {}) as ClusterStatus
     const st: ClusterStatus = structuredClone(old)
     const now = this.now()

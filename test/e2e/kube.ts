@@ -58,7 +58,7 @@ export function namespace(name: string): string {
 /** A manifest from examples/ with a new name and, optionally, a new end time. */
 export function exampleAs(file: string, name: string, endTime?: string): string {
   const { readFileSync } = process.getBuiltinModule('node:fs')
-  let text = readFileSync(path.join(root, 'examples', file), 'utf8').replace(/^  name: .*$/m, `  name: ${name}`)
-  if (endTime) text = text.replace(/^  endTime: .*$/m, `  endTime: ${endTime}`)
+  let text = readFileSync(path.join(root, 'examples', file), 'utf8').replace(/^ {2}name: .*$/m, `  name: ${name}`)
+  if (endTime) text = text.replace(/^ {2}endTime: .*$/m, `  endTime: ${endTime}`)
   return text
 }

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { kubectl, kubectlIn, namespace, root } from './kube.ts'
 
 const NS = 'e2e-validation'
-const base = readFileSync(path.join(root, 'examples', 'quickstart.yaml'), 'utf8').replace(/^  name: .*$/m, '  name: bad')
+const base = readFileSync(path.join(root, 'examples', 'quickstart.yaml'), 'utf8').replace(/^ {2}name: .*$/m, '  name: bad')
 
 beforeAll(() => {
   namespace(NS)
