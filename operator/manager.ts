@@ -67,6 +67,7 @@ export class Manager {
       settings: o.settings,
       log,
       metrics: domainMetrics(this.registry),
+      finishedAttempts: new Set<string>(),
     }
     const scr = new SimClusterReconciler(deps)
     const shr = new SimHostReconciler(deps)

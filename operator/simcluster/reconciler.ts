@@ -80,6 +80,11 @@ export interface ReconcilerDeps {
   metrics: DomainMetrics
   /** Minimum wall time between two status writes that only move progress. */
   progressWriteMs?: number
+  /**
+   * Attempts that are over ("ns/cluster/attempt"), shared by both reconcilers: a pod for one of them
+   * must never be created again, even by a reconcile that reads a stale cached SimHost.
+   */
+  finishedAttempts?: Set<string>
   now?: () => Date
 }
 
@@ -137,6 +142,8 @@ export class SimClusterReconciler {
     await this.ensure(R.services, this.d.caches.services, ns, names.service(name), () => leaderService(sc))
 
     const attempt = st.attempt ?? 1
+    // Pods of earlier attempts are garbage, whoever (re)created them.
+    await this.cleanupAttempts(ns, name, (a) => a < attempt)
     if (!st.attempt) {
       st.attempt = 1
       st.startTime = now.toISOString().replace(/\.\d+Z$/, 'Z')
@@ -267,7 +274,9 @@ export class SimClusterReconciler {
 
   /** After a run ends: nothing to poll; delete the SimCluster once its TTL has passed. */
   private async afterFinish(sc: SimClusterObject, st: ClusterStatus, ttl: number | undefined): Promise<Result> {
-    if (st.phase === 'Failed' && st.attempt) await this.cleanupAttempt(sc.metadata.namespace!, sc.metadata.name, st.attempt)
+    // A failed run keeps no pod; a successful one keeps the pods of its last attempt (their logs).
+    const last = st.attempt ?? 1
+    await this.cleanupAttempts(sc.metadata.namespace!, sc.metadata.name, (a) => st.phase === 'Failed' || a < last)
     if (ttl === undefined || !st.completionTime) return {}
     const leftMs = Date.parse(st.completionTime) + ttl * 1000 - this.now().getTime()
     if (leftMs > 0) return { requeueAfterMs: leftMs }
@@ -281,9 +290,18 @@ export class SimClusterReconciler {
 
   /** Delete the pods of an attempt that is over (leader and hosts). Idempotent. */
   private async cleanupAttempt(ns: string, cluster: string, attempt: number): Promise<void> {
-    const pods = this.d.caches.pods.list(
-      (p) => p.metadata.namespace === ns && p.metadata.labels?.[L.cluster] === cluster && p.metadata.labels?.[L.attempt] === String(attempt) && !p.metadata.deletionTimestamp,
-    )
+    this.d.finishedAttempts?.add(`${ns}/${cluster}/${attempt}`)
+    await this.cleanupAttempts(ns, cluster, (a) => a === attempt)
+  }
+
+  private async cleanupAttempts(ns: string, cluster: string, over: (attempt: number) => boolean): Promise<void> {
+    const pods = this.d.caches.pods.list((p) => {
+      if (p.metadata.namespace !== ns || p.metadata.labels?.[L.cluster] !== cluster || p.metadata.deletionTimestamp) return false
+      const a = Number(p.metadata.labels?.[L.attempt])
+      if (!over(a)) return false
+      this.d.finishedAttempts?.add(`${ns}/${cluster}/${a}`)
+      return true
+    })
     for (const p of pods) {
       try {
         await this.d.client.delete(R.pods.item(ns, p.metadata.name), { gracePeriodSeconds: 5 })
@@ -418,7 +436,8 @@ export class SimHostReconciler {
     const attempt = sh.spec.attempt ?? 1
     const podName = names.hostPod(sh.metadata.name, attempt)
     let pod = this.d.caches.pods.get(key(ns, podName))
-    if (!pod && sh.spec.leader && sc && !isTerminal(phase) && (sc.status as ClusterStatus | undefined)?.attempt === attempt) {
+    const over = this.d.finishedAttempts?.has(`${ns}/${sh.spec.cluster}/${attempt}`) ?? false
+    if (!pod && !over && sh.spec.leader && sc && !isTerminal(phase) && (sc.status as ClusterStatus | undefined)?.attempt === attempt) {
       try {
         pod = (await this.d.client.create(R.pods.collection(ns), hostPod(sh, this.d.settings))) as Pod
       } catch (err) {
