@@ -62,6 +62,17 @@ export class Informer<T extends KubeObject> {
     return filter ? all.filter(filter) : all
   }
 
+  /**
+   * Write-through: put an object the API server just returned (e.g. after a status patch) into the
+   * cache, so the next reconcile does not start from the copy that write replaced. The watch event
+   * for the same write arrives later and changes nothing.
+   */
+  upsert(o: T): void {
+    o.apiVersion ??= this.resource.apiVersion
+    o.kind ??= this.resource.kind
+    this.cache.set(objectKey(o), o)
+  }
+
   hasSynced(): boolean {
     return this.synced
   }

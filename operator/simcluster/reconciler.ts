@@ -162,6 +162,8 @@ export class SimClusterReconciler {
     const lpName = names.leaderPod(name, attempt)
     const lp = this.d.caches.pods.get(key(ns, lpName))
     if (!lp) {
+      // A finished attempt is never started again: our cached status is stale; wait for the fresh one.
+      if (this.d.finishedAttempts?.has(`${ns}/${name}/${attempt}`)) return { requeueAfterMs: 500 }
       await this.createIgnoreExists(R.pods, ns, leaderPod(sc, attempt, this.d.settings))
       st.phase = 'Scheduling'
       return this.writeStatus(sc, old, st, 'CreatingLeader', `attempt ${attempt}: creating the leader pod`, false, 2000)
@@ -182,7 +184,7 @@ export class SimClusterReconciler {
       const have = this.d.caches.simHosts.get(key(ns, want.metadata.name))
       if (!have) await this.createIgnoreExists(R.simHosts, ns, want)
       else if (have.spec.leader !== leaderUrl || have.spec.attempt !== attempt) {
-        await this.d.client.patch(R.simHosts.item(ns, want.metadata.name), { spec: { leader: leaderUrl, attempt } })
+        this.d.caches.simHosts.upsert(await this.d.client.patch<SimHostObject>(R.simHosts.item(ns, want.metadata.name), { spec: { leader: leaderUrl, attempt } }))
       }
     }
 
@@ -245,19 +247,24 @@ export class SimClusterReconciler {
     const ns = sc.metadata.namespace!
     const name = sc.metadata.name
     const ip = this.d.caches.pods.get(key(ns, names.leaderPod(name, attempt)))?.status?.podIP
-    if (ip) await this.ack(ns, name, ip)
-    await this.cleanupAttempt(ns, name, attempt)
+    // Record the decision durably first (a 409 here retries with nothing done yet); the pods of
+    // the failed attempt go afterwards, and any later reconcile deletes them too.
+    let result: Result
     if (attempt <= backoffLimit) {
       st.attempt = attempt + 1
       st.phase = 'Scheduling'
       st.hosts = { ready: 0, total: st.hosts?.total ?? 0 }
       st.hostsSummary = `0/${st.hosts.total}`
       delete st.leader
+      result = await this.writeStatus(sc, old, st, 'Retrying', `attempt ${attempt} failed: ${reason}; retrying`, false, 500, true)
       this.d.metrics.started.inc()
       await this.event(sc, 'Warning', 'Retrying', `attempt ${attempt} failed (${reason}); starting attempt ${attempt + 1} of ${backoffLimit + 1}`)
-      return this.writeStatus(sc, old, st, 'Retrying', `attempt ${attempt} failed: ${reason}; retrying`, false, 500, true)
+    } else {
+      result = await this.finishFailed(sc, st, 'BackoffLimitExceeded', `attempt ${attempt} failed: ${reason}; backoffLimit ${backoffLimit} reached`)
     }
-    return this.finishFailed(sc, st, 'BackoffLimitExceeded', `attempt ${attempt} failed: ${reason}; backoffLimit ${backoffLimit} reached`)
+    if (ip) await this.ack(ns, name, ip)
+    await this.cleanupAttempt(ns, name, attempt)
+    return result
   }
 
   private async finishFailed(sc: SimClusterObject, st: ClusterStatus, reason: string, message: string): Promise<Result> {
@@ -377,10 +384,11 @@ export class SimClusterReconciler {
     if (!same && !throttled) {
       // The resourceVersion makes the write conditional: a status computed from a stale cached copy
       // (e.g. after the run was already marked Succeeded) is refused with 409 and retried on fresh data.
-      await this.d.client.patch(R.simClusters.item(sc.metadata.namespace, sc.metadata.name, 'status'), {
+      const written = await this.d.client.patch<SimClusterObject>(R.simClusters.item(sc.metadata.namespace, sc.metadata.name, 'status'), {
         metadata: { resourceVersion: sc.metadata.resourceVersion },
         status: { ...nullsFor(old, st), ...st },
       })
+      this.d.caches.simClusters.upsert(written)
       this.lastWrite.set(k, Date.now())
       if (old.phase !== st.phase) this.d.log.info({ simcluster: k, phase: st.phase, reason }, 'phase changed')
     }
@@ -456,10 +464,11 @@ export class SimHostReconciler {
     for (const x of Object.keys(status)) if (status[x] === undefined) delete status[x]
     const old = sh.status ?? {}
     if (JSON.stringify({ ...old, conditions: undefined }) !== JSON.stringify({ ...status, conditions: undefined })) {
-      await this.d.client.patch(R.simHosts.item(ns, sh.metadata.name, 'status'), {
+      const written = await this.d.client.patch<SimHostObject>(R.simHosts.item(ns, sh.metadata.name, 'status'), {
         metadata: { resourceVersion: sh.metadata.resourceVersion },
         status: { ...Object.fromEntries(Object.keys(old).map((x) => [x, null])), ...status },
       })
+      this.d.caches.simHosts.upsert(written)
     }
   }
 }
