@@ -4,7 +4,7 @@
 import { parseDurationNs, parseSizeBytes, NS_PER_SEC } from '../api/units.ts'
 import type { ModelSpec } from '../api/schema.ts'
 import { Histogram } from '../engine/histogram.ts'
-import { Message, MSG_REQUEST, MSG_RESPONSE } from '../engine/message.ts'
+import { newMessage, MSG_REQUEST, MSG_RESPONSE, type Message } from '../engine/message.ts'
 import { registerComponent, round, type Component, type ComponentContext } from './component.ts'
 import { TargetPicker } from './targets.ts'
 
@@ -69,13 +69,7 @@ export class Client implements Component {
 
   private request(user: number): void {
     const id = this.nextId++
-    const m = new Message()
-    m.dstHost = this.picker.pick()
-    m.dstComp = this.picker.target.component
-    m.type = MSG_REQUEST
-    m.id = id
-    m.bytes = this.requestBytes
-    m.replyBytes = this.responseBytes
+    const m = newMessage(MSG_REQUEST, this.picker.pick(), this.picker.target.component, id, this.requestBytes, this.responseBytes)
     this.outstanding.set(id, { startNs: this.ctx.now(), user })
     this.sent++
     this.ctx.send(m)

@@ -6,7 +6,7 @@ import { parseDurationNs, parseSizeBytes } from '../api/units.ts'
 import type { ModelSpec } from '../api/schema.ts'
 import { Deque } from '../engine/deque.ts'
 import { Histogram } from '../engine/histogram.ts'
-import { Message, MSG_ERROR, MSG_REQUEST, MSG_RESPONSE } from '../engine/message.ts'
+import { newMessage, MSG_ERROR, MSG_REQUEST, MSG_RESPONSE, type Message } from '../engine/message.ts'
 import type { Rng } from '../engine/rng.ts'
 import { registerComponent, round, type Component, type ComponentContext } from './component.ts'
 import { TargetPicker } from './targets.ts'
@@ -150,13 +150,7 @@ export class Server implements Component {
 
   private call(job: Job, c: CallDef): void {
     const id = this.nextCallId++
-    const m = new Message()
-    m.dstHost = c.picker.pick()
-    m.dstComp = c.picker.target.component
-    m.type = MSG_REQUEST
-    m.id = id
-    m.bytes = c.requestBytes
-    m.replyBytes = c.responseBytes
+    const m = newMessage(MSG_REQUEST, c.picker.pick(), c.picker.target.component, id, c.requestBytes, c.responseBytes)
     this.inCall.set(id, job)
     this.ctx.send(m)
     if (c.timeoutNs > 0) this.ctx.schedule(c.timeoutNs, T_CALL_TIMEOUT, id)
@@ -190,13 +184,7 @@ export class Server implements Component {
   }
 
   private reply(job: Job, type: number, bytes: number): void {
-    const m = new Message()
-    m.dstHost = job.srcHost
-    m.dstComp = job.srcComp
-    m.type = type
-    m.id = job.id
-    m.bytes = bytes
-    this.ctx.send(m)
+    this.ctx.send(newMessage(type, job.srcHost, job.srcComp, job.id, bytes))
   }
 
   results(endTimeNs: number): Record<string, unknown> {

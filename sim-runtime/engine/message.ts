@@ -24,6 +24,18 @@ export class Message {
   tag = 0
 }
 
+/** A message of `type` to (dstHost, dstComp); requests also say how big a reply they expect. */
+export function newMessage(type: number, dstHost: number, dstComp: number, id: number, bytes: number, replyBytes = 0): Message {
+  const m = new Message()
+  m.type = type
+  m.dstHost = dstHost
+  m.dstComp = dstComp
+  m.id = id
+  m.bytes = bytes
+  m.replyBytes = replyBytes
+  return m
+}
+
 /** Number of float64 slots a message takes on the wire, with its delivery key. */
 export const WIRE_SLOTS = 11
 

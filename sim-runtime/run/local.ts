@@ -101,7 +101,9 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
     opts.onStatus?.(leader.status())
     opts.signal?.removeEventListener('abort', onAbort)
     await leader.close()
-    await Promise.all(children.map((c) => stopChild(c)))
+    // After a success the runtimes exit by themselves once their results are sent: give them a moment.
+    const succeeded = leader.status().phase === 'Succeeded'
+    await Promise.all(children.map((c) => stopChild(c, succeeded ? 1000 : 0)))
   }
 }
 
@@ -119,14 +121,21 @@ function lastMessage(text: string): string {
   return ''
 }
 
-async function stopChild(c: ChildProcess, graceMs = 2000): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return
+/** Wait `waitMs` for the child to exit by itself, then SIGTERM, then SIGKILL after 2 s. */
+async function stopChild(c: ChildProcess, waitMs: number): Promise<void> {
+  const exited = () => c.exitCode !== null || c.signalCode !== null
+  if (exited()) return
   await new Promise<void>((resolve) => {
-    const t = setTimeout(() => c.kill('SIGKILL'), graceMs)
+    let term: NodeJS.Timeout | undefined
+    let kill: NodeJS.Timeout | undefined
     c.once('exit', () => {
-      clearTimeout(t)
+      clearTimeout(term)
+      clearTimeout(kill)
       resolve()
     })
-    c.kill('SIGTERM')
+    term = setTimeout(() => {
+      c.kill('SIGTERM')
+      kill = setTimeout(() => c.kill('SIGKILL'), 2000)
+    }, waitMs)
   })
 }
