@@ -126,16 +126,15 @@ async function stopChild(c: ChildProcess, waitMs: number): Promise<void> {
   const exited = () => c.exitCode !== null || c.signalCode !== null
   if (exited()) return
   await new Promise<void>((resolve) => {
-    let term: NodeJS.Timeout | undefined
     let kill: NodeJS.Timeout | undefined
+    const term = setTimeout(() => {
+      c.kill('SIGTERM')
+      kill = setTimeout(() => c.kill('SIGKILL'), 2000)
+    }, waitMs)
     c.once('exit', () => {
       clearTimeout(term)
       clearTimeout(kill)
       resolve()
     })
-    term = setTimeout(() => {
-      c.kill('SIGTERM')
-      kill = setTimeout(() => c.kill('SIGKILL'), 2000)
-    }, waitMs)
   })
 }
