@@ -1,0 +1,339 @@
+// The virtual clock of a cell: libfaketime (Debian's libfaketime 0.9.10, the multi-threaded build
+// libfaketimeMT.so.1) preloaded into every live program, reading a per-cell timestamp file at every
+// clock call (FAKETIME_NO_CACHE=1). See docs/live.md, "Virtual clock", for the driving scheme.
+//
+// What libfaketime 0.9.10 does with our file (src/libfaketime.c, parse_ft_string and
+// fake_clock_gettime), and why the file looks the way it does:
+// - "@<time> x<rate>" means "start at <time>, then advance at <rate>". Whenever a process reads a
+//   clock and finds the file's text changed, it re-parses it and resets its reference point to the
+//   real time of that read: the read returns exactly <time>, later reads <time> + rate × (real time
+//   since that first read). Frozen wall time therefore never leaks into the clock, however long the
+//   cell stayed frozen; but the text must change at every set(), or nothing is reset and the frozen
+//   time does leak. A generation counter after the rate ("#17", ignored by libfaketime's atof) makes
+//   every text distinct.
+// - FAKETIME_FMT=%s: <time> is seconds since the epoch, parsed by strptime("%s") independently of
+//   the program's TZ (the default "%Y-%m-%d %T" goes through mktime in local time).
+// - The fraction is parsed with atof and truncated to ns; a trailing 5 (half a nanosecond) makes the
+//   truncation land on the intended nanosecond instead of one below.
+// - Rate 0 is refused: libfaketime divides sleep durations by the rate.
+// - An empty or half-written file makes libfaketime exit the program, so the file is written to a
+//   temporary name and renamed into place. A missing file makes it fall back to ~/.faketimerc or the
+//   real time, so the file exists from createVirtualClock() on and close() comes after the cell's
+//   destroy().
+// - CLOCK_REALTIME, CLOCK_MONOTONIC (and _COARSE, _RAW, BOOTTIME), time(), gettimeofday() are faked;
+//   CLOCK_MONOTONIC reads the same virtual time as CLOCK_REALTIME (an absolute date, not time since
+//   boot). CPU-time clocks are only scaled by the rate.
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import path from 'node:path'
+import { alive } from './proc.ts'
+import { faketimeShim } from './shim.ts'
+import { which } from './spawn.ts'
+
+export interface VirtualClock {
+  /** Env to add to a live program: LD_PRELOAD=<libfaketimeMT.so.1>, FAKETIME_TIMESTAMP_FILE, FAKETIME_NO_CACHE=1, and whatever else is needed. */
+  env(): Record<string, string>
+  /**
+   * Set the clock the programs read to `virtualNs` (since the Unix epoch of the run's start, which is a fixed base date so runs are reproducible), advancing at `rate` (1 = wall speed) from now on. Must be called while the cell is frozen; writes the file atomically (temp + rename).
+   *
+   * Added to the brief's interface, both optional (docs/live.md, "Driving scheme"):
+   * - `anchorNs`: an instant on the process.hrtime.bigint() time line (CLOCK_MONOTONIC) at which the
+   *   clock reads `virtualNs`, instead of "now". Writing the file takes 20–500 µs (tmpfs hot … ext4
+   *   after an idle gap); with "now" that time leaks into the programs' clocks at every barrier.
+   *   Anchoring at the instant the driver will thaw the cell removes the leak. Rate 1 only; other
+   *   rates anchor at each process's first clock read after set() (libfaketime's "@" semantics).
+   * - `untilNs`: the barrier. No reading of the cell's clocks passes it (they stand still there if
+   *   the cell is frozen late), so they never go back at the next quantum. Needs the shim (shim.ts).
+   */
+  set(virtualNs: number, rate: number, opts?: { anchorNs?: bigint; untilNs?: number }): void
+  close(): void
+}
+
+/** 2024-01-01T00:00:00Z: the date every run starts at, unless told otherwise. */
+export const DEFAULT_BASE_EPOCH_MS = Date.UTC(2024, 0, 1)
+
+const SEARCH = [
+  '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1',
+  '/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1',
+  '/usr/lib/faketime/libfaketimeMT.so.1',
+  '/usr/local/lib/faketime/libfaketimeMT.so.1',
+]
+
+/** Find libfaketimeMT.so.1 (Debian path /usr/lib/x86_64-linux-gnu/faketime/), or undefined. LIVESIM_LIBFAKETIME overrides. */
+export function findLibfaketime(): string | undefined {
+  const override = process.env.LIVESIM_LIBFAKETIME
+  if (override) return existsSync(override) ? override : undefined
+  return SEARCH.find((p) => existsSync(p))
+}
+
+/**
+ * CLOCK_REALTIME − CLOCK_MONOTONIC in ns, to ~0.1 µs. Node has no nanosecond CLOCK_REALTIME; Date.now()
+ * has 1 ms steps. So watch Date.now() step (≤ 1 ms per step, once per process), bracket each step
+ * between process.hrtime (CLOCK_MONOTONIC) readings taken before the last Date.now() that showed the
+ * old millisecond and after the first that showed the new one, and keep the tightest bracket of up to
+ * 10 steps (stop at one under 1 µs). An error here is a constant shift of every clock of the run,
+ * never a jump between barriers; NTP slewing moves it by parts per million. Measured here against a C
+ * program reading both clocks: within 0.1 µs, with or without busy threads on every core.
+ */
+let calibration: { realMinusMonoNs: bigint; uncertaintyNs: number } | undefined
+
+export function clockCalibration(): { realMinusMonoNs: bigint; uncertaintyNs: number } {
+  if (calibration === undefined) {
+    let warm = 0n
+    for (let i = 0; i < 100; i++) warm += process.hrtime.bigint() + BigInt(Date.now()) // warm up both code paths
+    if (warm < 0n) throw new Error('clocks went backwards')
+    let best: { width: bigint; value: bigint } | undefined
+    let prevMs = Date.now()
+    let prevBefore = process.hrtime.bigint()
+    for (let edges = 0; edges < 10 && !(best && best.width < 1000n); ) {
+      const before = process.hrtime.bigint()
+      const ms = Date.now()
+      const after = process.hrtime.bigint()
+      if (ms !== prevMs) {
+        // The step happened after the previous Date.now() (itself after prevBefore) and before this one (before after).
+        const width = after - prevBefore
+        const value = BigInt(ms) * 1_000_000n - (prevBefore + after) / 2n
+        if (!best || width < best.width) best = { width, value }
+        edges++
+      }
+      prevMs = ms
+      prevBefore = before
+    }
+    const b = best as { width: bigint; value: bigint }
+    calibration = { realMinusMonoNs: b.value, uncertaintyNs: Number(b.width) / 2 }
+  }
+  return calibration
+}
+
+function realMinusMonoNs(): bigint {
+  return clockCalibration().realMinusMonoNs
+}
+
+function realtimeNs(): bigint {
+  return process.hrtime.bigint() + realMinusMonoNs()
+}
+
+export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BASE_EPOCH_MS): VirtualClock {
+  const lib = findLibfaketime()
+  if (!lib) throw new Error('libfaketime not found (libfaketimeMT.so.1): run hack/live-deps.sh, or apt-get install libfaketime')
+  if (!Number.isSafeInteger(baseEpochMs) || baseEpochMs < 0) throw new Error(`baseEpochMs must be a non-negative integer, got ${baseEpochMs}`)
+  mkdirSync(dir, { recursive: true })
+  const file = path.join(dir, 'faketime.rc')
+  const tmp = `${file}.tmp`
+  const limitFile = path.join(dir, 'faketime.limit')
+  writeFileSync(limitFile, Buffer.alloc(8))
+  const limitFd = openSync(limitFile, 'r+')
+  const limitBuf = Buffer.alloc(8)
+  const base = BigInt(baseEpochMs) * 1_000_000n
+  const shim = faketimeShim().path
+  let generation = 0
+  let closed = false
+
+  const clock: VirtualClock = {
+    env() {
+      return {
+        // The shim first, so that its functions wrap libfaketime's (shim.ts).
+        LD_PRELOAD: shim ? `${shim} ${lib}` : lib,
+        FAKETIME_TIMESTAMP_FILE: file,
+        FAKETIME_NO_CACHE: '1',
+        FAKETIME_FMT: '%s',
+        LIVESIM_CLOCK_LIMIT: limitFile,
+      }
+    },
+    set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number } = {}) {
+      if (closed) throw new Error('virtual clock is closed')
+      if (!Number.isSafeInteger(virtualNs) || virtualNs < 0) throw new Error(`virtualNs must be a non-negative safe integer, got ${virtualNs}`)
+      if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`rate must be > 0 (libfaketime divides sleeps by it), got ${rate}`)
+      const { anchorNs, untilNs } = opts
+      if (untilNs !== undefined && !(Number.isSafeInteger(untilNs) && untilNs >= virtualNs)) throw new Error(`untilNs must be a safe integer ≥ virtualNs, got ${untilNs}`)
+      // The barrier first: the shim reads it at every clock reading; the cell is frozen, nobody reads now.
+      limitBuf.writeBigInt64LE(untilNs === undefined ? 0n : base + BigInt(untilNs))
+      writeSync(limitFd, limitBuf, 0, 8, 0)
+      const target = base + BigInt(virtualNs)
+      const realAnchor = anchorNs === undefined ? realtimeNs() : anchorNs + realMinusMonoNs()
+      const text = rate === 1 ? offsetText(target - realAnchor, ++generation) : startAtText(target, rate, ++generation)
+      writeFileSync(tmp, text)
+      renameSync(tmp, file)
+    },
+    close() {
+      if (closed) return
+      closed = true
+      closeSync(limitFd)
+      rmSync(file, { force: true })
+      rmSync(tmp, { force: true })
+      rmSync(limitFile, { force: true })
+      sweepFaketimeShm()
+    },
+  }
+  clock.set(0, 1)
+  return clock
+}
+
+/**
+ * libfaketime 0.9.10 gives every process a POSIX semaphore and shared memory segment,
+ * /dev/shm/sem.faketime_sem_<pid> and /dev/shm/faketime_shm_<pid>, and removes them only at a normal
+ * exit: processes killed at a cell's teardown leave them behind (a few hundred bytes each, but
+ * forever). Remove those whose process is gone (by then no process creates or opens them: children
+ * that inherited the names and start later treat them as stale and make their own). close() calls
+ * this; it is exported for the runtime's own clean-up. Returns how many files it removed.
+ */
+export function sweepFaketimeShm(dir = '/dev/shm'): number {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return 0
+  }
+  let removed = 0
+  for (const name of names) {
+    const m = /^(?:faketime_shm_|sem\.faketime_sem_)(\d+)$/.exec(name)
+    if (!m || alive(Number(m[1]))) continue
+    try {
+      rmSync(path.join(dir, name))
+      removed++
+    } catch {
+      // raced with another sweeper, or not ours to remove
+    }
+  }
+  return removed
+}
+
+function nsText(ns: bigint): string {
+  return `${ns / 1_000_000_000n}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}`
+}
+
+/**
+ * Rate 1: "+<s>" or "-<s>", an offset from the real clock. Every process of the cell reads real time
+ * + offset, so from set() on the clock reads the target and advances with the wall, identically in
+ * every process. (Rate 1 only: with another rate libfaketime scales from each process's own start.)
+ * The offset goes through atof: ~8 ns of rounding for offsets of a few years. Exported for tests.
+ */
+export function offsetText(offsetNs: bigint, generation: number): string {
+  const sign = offsetNs < 0n ? '-' : '+'
+  return `${sign}${nsText(offsetNs < 0n ? -offsetNs : offsetNs)} x1 #${generation}\n`
+}
+
+/**
+ * Other rates: "@<epoch s>.<9 digits>5 x<rate>", start at a date. Each process resets its reference
+ * to the real time of its first clock read after the change: that read returns the target (minus
+ * the time the re-parse takes, ~60 µs), later ones target + rate × (real time since). The trailing 5
+ * (half a nanosecond) makes libfaketime's truncation land on the intended nanosecond. Exported for tests.
+ */
+export function startAtText(epochNs: bigint, rate: number, generation: number): string {
+  // String(rate) may give "1e-7": atof reads that too.
+  return `@${nsText(epochNs)}5 x${String(rate)} #${generation}\n`
+}
+
+/** Best-effort check whether a program is covered: dynamically linked against glibc (not static, not Go); returns a reason when not. */
+export function clockCoverage(executable: string): { covered: boolean; reason: string } {
+  return coverage(executable, 0)
+}
+
+function coverage(executable: string, depth: number): { covered: boolean; reason: string } {
+  const file = which(executable)
+  if (!file || !existsSync(file)) return { covered: false, reason: `${executable}: not found` }
+  let head: Buffer
+  try {
+    head = readHead(file, 64 * 1024)
+  } catch (e) {
+    return { covered: false, reason: `${file}: cannot read (${(e as Error).message})` }
+  }
+  // Scripts: the interpreter is what runs.
+  if (head[0] === 0x23 && head[1] === 0x21) {
+    if (depth > 3) return { covered: false, reason: `${file}: too many nested #! interpreters` }
+    const line = head.toString('latin1', 2, head.indexOf(0x0a) > 0 ? head.indexOf(0x0a) : 256).trim()
+    const words = line.split(/\s+/)
+    let interp = words[0] ?? ''
+    if (path.basename(interp) === 'env') interp = words.slice(1).find((w) => !w.startsWith('-')) ?? ''
+    if (!interp) return { covered: false, reason: `${file}: unreadable #! line` }
+    const inner = coverage(interp, depth + 1)
+    return { covered: inner.covered, reason: `${file} is a script run by ${interp}: ${inner.reason}` }
+  }
+  const elf = parseElf(head, file)
+  if (typeof elf === 'string') return { covered: false, reason: `${file}: ${elf}` }
+  if (elf.setid) return { covered: false, reason: `${file} is set-user/group-ID: the loader ignores LD_PRELOAD for it` }
+  if (elf.go) return { covered: false, reason: `${file} is a Go program: Go reads the clock through the vDSO or raw system calls, not glibc` }
+  if (!elf.interp) return { covered: false, reason: `${file} is statically linked: LD_PRELOAD cannot interpose its clock calls` }
+  if (/musl/.test(elf.interp)) return { covered: false, reason: `${file} is linked against musl (${elf.interp}): libfaketime is built for glibc` }
+  if (!/ld-linux/.test(elf.interp)) return { covered: false, reason: `${file} uses the unknown loader ${elf.interp}` }
+  return {
+    covered: true,
+    reason: `${file} is dynamically linked against glibc (${elf.interp}); not detectable here: raw clock_gettime system calls and TSC reads (rdtsc) bypass the virtual clock`,
+  }
+}
+
+function readHead(file: string, bytes: number): Buffer {
+  const fd = openSync(file, 'r')
+  try {
+    const buf = Buffer.alloc(bytes)
+    const n = readSync(fd, buf, 0, bytes, 0)
+    return buf.subarray(0, n)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+interface ElfInfo {
+  interp: string | undefined
+  go: boolean
+  setid: boolean
+}
+
+/** The parts of an ELF file that decide coverage: PT_INTERP, a Go build-id note or buildinfo, set-ID bits. */
+function parseElf(head: Buffer, file: string): ElfInfo | string {
+  if (head.length < 64 || head.readUInt32BE(0) !== 0x7f454c46) return 'not an ELF executable'
+  const is64 = head[4] === 2
+  const le = head[5] === 1
+  const u16 = (o: number) => (le ? head.readUInt16LE(o) : head.readUInt16BE(o))
+  const u32 = (o: number) => (le ? head.readUInt32LE(o) : head.readUInt32BE(o))
+  const u64 = (o: number) => Number(le ? head.readBigUInt64LE(o) : head.readBigUInt64BE(o))
+  const phoff = is64 ? u64(32) : u32(28)
+  const phentsize = u16(is64 ? 54 : 42)
+  const phnum = u16(is64 ? 56 : 44)
+  let interp: string | undefined
+  const full = phoff + phentsize * phnum > head.length ? readHead(file, phoff + phentsize * phnum) : head
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize
+    const type = le ? full.readUInt32LE(ph) : full.readUInt32BE(ph)
+    if (type !== 3) continue // PT_INTERP
+    const off = is64 ? Number(le ? full.readBigUInt64LE(ph + 8) : full.readBigUInt64BE(ph + 8)) : le ? full.readUInt32LE(ph + 4) : full.readUInt32BE(ph + 4)
+    const size = is64 ? Number(le ? full.readBigUInt64LE(ph + 32) : full.readBigUInt64BE(ph + 32)) : le ? full.readUInt32LE(ph + 16) : full.readUInt32BE(ph + 16)
+    const bytes = off + size <= full.length ? full : readHead(file, off + size)
+    interp = bytes.toString('latin1', off, off + size).replace(/\0+$/, '')
+  }
+  // Go: every Go binary carries "\xff Go buildinf:" (Go ≥ 1.13) and a "Go" build-id note; look in the
+  // whole file for the first one (it sits in .go.buildinfo, after the text).
+  const go = hasGoBuildInfo(file)
+  const setid = (statSync(file).mode & 0o6000) !== 0
+  return { interp, go, setid }
+}
+
+const GO_MAGIC = Buffer.from('\xff Go buildinf:', 'latin1')
+
+function hasGoBuildInfo(file: string): boolean {
+  // Stream the file in 1 MiB blocks (binaries up to a few hundred MB): stop at the first hit.
+  const fd = openSync(file, 'r')
+  try {
+    const block = Buffer.alloc(1 << 20)
+    let pos = 0
+    let carry = Buffer.alloc(0)
+    while (true) {
+      const n = readSync(fd, block, 0, block.length, pos)
+      if (n <= 0) return false
+      const chunk = Buffer.concat([carry, block.subarray(0, n)])
+      if (chunk.indexOf(GO_MAGIC) >= 0) return true
+      carry = chunk.subarray(Math.max(0, chunk.length - GO_MAGIC.length))
+      pos += n
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** The text of a clock file, for diagnostics. */
+export function readClockFile(dir: string): string | undefined {
+  try {
+    return readFileSync(path.join(dir, 'faketime.rc'), 'utf8')
+  } catch {
+    return undefined
+  }
+}

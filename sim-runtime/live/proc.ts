@@ -1,0 +1,304 @@
+// Small, synchronous readers of /proc and the cgroup file systems, shared by the cell backends.
+// Everything here tolerates processes vanishing between two reads (ENOENT/ESRCH → undefined).
+import { closeSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs'
+
+export interface ProcStat {
+  pid: number
+  /** R, S, D, T (stopped), t (traced), Z (zombie), X (dead), I (idle kernel thread), … */
+  state: string
+  ppid: number
+  pgrp: number
+  session: number
+  /** Clock ticks after boot at which the process started (identifies it across pid reuse). */
+  starttime: number
+}
+
+/** Parse /proc/<pid>/stat (or /proc/<pid>/task/<tid>/stat). The comm field may hold spaces and parentheses. */
+export function readStat(path: string): ProcStat | undefined {
+  const text = readSmall(path)
+  if (text === undefined) return undefined
+  const close = text.lastIndexOf(')')
+  if (close < 0) return undefined
+  const pid = Number.parseInt(text, 10)
+  const f = text.slice(close + 2).split(' ')
+  // f[0] is field 3 of proc(5).
+  return {
+    pid,
+    state: f[0] ?? '?',
+    ppid: Number(f[1]),
+    pgrp: Number(f[2]),
+    session: Number(f[3]),
+    starttime: Number(f[19]),
+  }
+}
+
+export function procStat(pid: number): ProcStat | undefined {
+  return readStat(`/proc/${pid}/stat`)
+}
+
+/** Every pid in /proc (this pid namespace). */
+export function allPids(): number[] {
+  const out: number[] = []
+  for (const name of readdirSync('/proc')) {
+    const c = name.charCodeAt(0)
+    if (c >= 48 && c <= 57) out.push(Number(name))
+  }
+  return out
+}
+
+/** Thread ids of a process, or [] once it is gone. */
+export function tids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map(Number)
+  } catch {
+    return []
+  }
+}
+
+/** Field 1 of /proc/<pid>/task/<tid>/schedstat: ns this thread spent on a CPU. */
+export function taskRuntimeNs(pid: number, tid: number): number | undefined {
+  const text = readSmall(`/proc/${pid}/task/${tid}/schedstat`)
+  return text === undefined ? undefined : Number(text.slice(0, text.indexOf(' ')))
+}
+
+/** Children of every thread of a process (needs CONFIG_PROC_CHILDREN; [] when absent). */
+export function childPids(pid: number): number[] {
+  const out: number[] = []
+  for (const tid of tids(pid)) {
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').trim()
+      if (text) for (const p of text.split(' ')) out.push(Number(p))
+    } catch {
+      // gone, or no CONFIG_PROC_CHILDREN
+    }
+  }
+  return out
+}
+
+export function isDead(state: string | undefined): boolean {
+  return state === undefined || state === 'Z' || state === 'X' || state === 'x'
+}
+
+/** True when a process with this pid exists and, if given, started at `starttime` (not a reused pid). */
+export function alive(pid: number, starttime?: number): boolean {
+  const st = procStat(pid)
+  if (!st || isDead(st.state)) return false
+  return starttime === undefined || st.starttime === starttime
+}
+
+/** Our own start time, so that directories named after our pid survive pid reuse checks. */
+export function selfStarttime(): number {
+  return procStat(process.pid)?.starttime ?? 0
+}
+
+const small = Buffer.alloc(4096)
+
+/** Read a small /proc or cgroup file (< 4 KiB) without the stat and allocation of readFileSync. */
+export function readSmall(path: string): string | undefined {
+  let fd: number
+  try {
+    fd = openSync(path, 'r')
+  } catch {
+    return undefined
+  }
+  try {
+    const n = readSync(fd, small, 0, small.length, 0)
+    return small.toString('latin1', 0, n)
+  } catch {
+    return undefined
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * A cgroup control file kept open: each read is one pread at offset 0 (kernfs regenerates the
+ * contents), each write one write(2). Saves the open/close of every barrier. After the cgroup is
+ * removed, reads return undefined and writes throw.
+ */
+export interface KernelFile {
+  read(): string | undefined
+  write(value: string): void
+  close(): void
+}
+
+export function openKernelFile(path: string, writable: boolean): KernelFile {
+  const fd = openSync(path, writable ? 'r+' : 'r')
+  const buf = Buffer.alloc(2048)
+  let closed = false
+  return {
+    read() {
+      if (closed) return undefined
+      try {
+        const n = readSync(fd, buf, 0, buf.length, 0)
+        return buf.toString('latin1', 0, n)
+      } catch {
+        return undefined
+      }
+    },
+    write(value: string) {
+      if (closed) throw new Error(`${path} is closed`)
+      writeSync(fd, value, 0)
+    },
+    close() {
+      if (!closed) closeSync(fd)
+      closed = true
+    },
+  }
+}
+
+export function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+export function writeText(path: string, value: string): void {
+  writeFileSync(path, value)
+}
+
+/** Numbers in a cgroup.procs / tasks file. */
+export function readPidList(path: string): number[] {
+  const text = readText(path)
+  if (!text) return []
+  const out: number[] = []
+  for (const line of text.split('\n')) if (line) out.push(Number(line))
+  return out
+}
+
+export function sendSignal(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, signal)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export interface Mount {
+  mountPoint: string
+  /** Root of the mount inside its hierarchy ("/" unless a bind mount or a cgroup namespace). */
+  root: string
+  fsType: string
+  superOptions: string[]
+}
+
+export function mounts(): Mount[] {
+  const text = readText('/proc/self/mountinfo') ?? ''
+  const out: Mount[] = []
+  for (const line of text.split('\n')) {
+    if (!line) continue
+    const dash = line.indexOf(' - ')
+    if (dash < 0) continue
+    const pre = line.slice(0, dash).split(' ')
+    const post = line.slice(dash + 3).split(' ')
+    out.push({
+      root: unescapeMount(pre[3] ?? '/'),
+      mountPoint: unescapeMount(pre[4] ?? ''),
+      fsType: post[0] ?? '',
+      superOptions: (post[2] ?? '').split(','),
+    })
+  }
+  return out
+}
+
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)))
+}
+
+/** Our cgroup paths from /proc/self/cgroup: key "" for the v2 hierarchy, else each v1 controller name. */
+export function selfCgroups(): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const line of (readText('/proc/self/cgroup') ?? '').split('\n')) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line)
+    if (!m) continue
+    const controllers = m[2] ?? ''
+    const path = m[3] ?? '/'
+    if (controllers === '') out.set('', path)
+    else for (const c of controllers.split(',')) out.set(c, path)
+  }
+  return out
+}
+
+/** Directory of our own cgroup inside a mounted hierarchy, or undefined when it is not visible there. */
+export function cgroupDir(mount: Mount, ownPath: string): string | undefined {
+  let rel = ownPath
+  if (mount.root !== '/') {
+    if (ownPath !== mount.root && !ownPath.startsWith(mount.root + '/')) return undefined
+    rel = ownPath.slice(mount.root.length)
+  }
+  return (mount.mountPoint + rel).replace(/\/+$/, '') || '/'
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+const immediate = () => new Promise<void>((resolve) => setImmediate(resolve))
+const napCell = new Int32Array(new SharedArrayBuffer(4))
+/** Sleep the thread (not just the event loop) for about `ms`, giving the CPU to the tasks we wait for. */
+const nap = (ms: number) => Atomics.wait(napCell, 0, 0, ms)
+
+interface Poll {
+  done: () => boolean
+  resolve: () => void
+  reject: (e: Error) => void
+  start: number
+  timeoutMs: number
+  describe: () => string
+}
+
+const polls = new Set<Poll>()
+let polling = false
+
+/**
+ * Poll `done` until it returns true; rejects with `describe()` after `timeoutMs`.
+ *
+ * Every pending poll of the process shares one loop, so that freezing 16 cells costs one nap per
+ * round, not 16. Freezing a task that waits for a CPU needs that CPU, so the loop must not spin: for
+ * the first 2 ms of the oldest poll it sleeps the thread ~50 µs per round (yielding to the event loop
+ * between rounds), then 1 ms per round. Measured on 2 cores with 3 busy threads in a cell: spinning
+ * gave a median freeze of 1.5 ms and a 20 ms worst case, napping a few hundred µs.
+ */
+export function pollUntil(done: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
+  if (done()) return Promise.resolve()
+  return new Promise<void>((resolve, reject) => {
+    polls.add({ done, resolve, reject, start: performance.now(), timeoutMs, describe })
+    if (!polling) void pollLoop()
+  })
+}
+
+async function pollLoop(): Promise<void> {
+  polling = true
+  try {
+    while (polls.size > 0) {
+      let oldest = Infinity
+      for (const p of polls) oldest = Math.min(oldest, p.start)
+      if (performance.now() - oldest < 2) {
+        nap(0.05)
+        await immediate()
+      } else {
+        await sleep(1)
+      }
+      const now = performance.now()
+      for (const p of polls) {
+        let ok = false
+        try {
+          ok = p.done()
+        } catch (e) {
+          polls.delete(p)
+          p.reject(e as Error)
+          continue
+        }
+        if (ok) {
+          polls.delete(p)
+          p.resolve()
+        } else if (now - p.start > p.timeoutMs) {
+          polls.delete(p)
+          p.reject(new Error(p.describe()))
+        }
+      }
+    }
+  } finally {
+    polling = false
+  }
+}

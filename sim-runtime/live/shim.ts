@@ -1,0 +1,279 @@
+// A tiny LD_PRELOAD shim loaded in front of libfaketime. It does two things.
+//
+// 1. Sleeps end at their virtual deadline even when the cell was frozen in between. A sleep is a kernel timer on the real clock. When a cell is frozen in the middle of a sleep,
+// the timer keeps running, so the sleep returns as soon as the cell is thawed (or frozen-time early):
+// the program wakes before its virtual deadline. The shim wraps nanosleep, clock_nanosleep, usleep and
+// sleep: it computes the deadline on the program's (virtual) CLOCK_REALTIME, lets libfaketime sleep,
+// and sleeps again for what is left until the virtual clock has reached the deadline. Timeouts of
+// poll/select/epoll_wait/pthread_cond_timedwait are not wrapped: event loops re-read the clock and wait
+// again, which has the same effect.
+//
+// 2. It makes libfaketime work with jemalloc (redis-server's allocator). jemalloc calls
+// clock_gettime while it initialises, holding its init lock; if that is libfaketime's first call,
+// libfaketime initialises, calls dlsym, which allocates: either libfaketime sees the recursion
+// ("Unexpected recursive calls to clock_gettime()", then failure) or the allocation waits for the
+// lock jemalloc holds, forever (libfaketime issues #130, #327, #478; not fixed upstream). The
+// shim's constructor initialises libfaketime itself, outside any allocator lock, and until then (and
+// on nested calls within one thread) its clock_gettime reads the real clock with a raw system call:
+// only library constructors that run before ours can see real time.
+//
+// The shim is compiled from the source below with the machine's C compiler on first use and cached
+// (LIVESIM_FAKETIME_SHIM names a prebuilt one; LIVESIM_FAKETIME_SHIM=off disables it). Without it,
+// sleeps that span a freeze end early and programs linked with jemalloc (redis-server) hang at start
+// (docs/live.md). To prebuild it (for an image without a compiler):
+//   node sim-runtime/live/shim.ts [OUTPUT.so]
+import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { which } from './spawn.ts'
+
+export const SHIM_SOURCE = String.raw`
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* clock_gettime and pthread_cond_init/destroy in front of libfaketime's (see the comment in
+   shim.ts). Until our constructor has initialised libfaketime (and on a nested clock_gettime
+   within one thread), they do not enter libfaketime, so that it never initialises (dlsym, malloc)
+   from inside an allocator that holds its lock: clock_gettime reads the real clock with a raw
+   system call; pthread_cond_init with default attributes does what glibc does (zero the object,
+   PTHREAD_COND_INITIALIZER), and pthread_cond_destroy of such an unused object has nothing to do. */
+typedef int (*clock_gettime_fn)(clockid_t, struct timespec *);
+typedef int (*cond_init_fn)(pthread_cond_t *, const pthread_condattr_t *);
+typedef int (*cond_destroy_fn)(pthread_cond_t *);
+static clock_gettime_fn next_clock_gettime;
+static cond_init_fn next_cond_init;
+static cond_destroy_fn next_cond_destroy;
+static volatile int ready;
+static __thread int in_clock __attribute__((tls_model("initial-exec")));
+
+static int raw_clock_gettime(clockid_t clock, struct timespec *tp) { return (int)syscall(SYS_clock_gettime, clock, tp); }
+
+static void resolve(void) {
+  if (!next_clock_gettime) next_clock_gettime = (clock_gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
+  if (!next_cond_init) next_cond_init = (cond_init_fn)dlvsym(RTLD_NEXT, "pthread_cond_init", "GLIBC_2.3.2");
+  if (!next_cond_destroy) next_cond_destroy = (cond_destroy_fn)dlvsym(RTLD_NEXT, "pthread_cond_destroy", "GLIBC_2.3.2");
+}
+
+/* The barrier: a virtual time (ns since the epoch, 0 = none) that no reading of this cell may pass,
+   in an 8-byte file the runtime rewrites while the cell is frozen (LIVESIM_CLOCK_LIMIT), mapped here.
+   If the runtime freezes the cell late (it did not get a CPU in time), the programs' clocks stand
+   still at the barrier instead of running past it and going back at the next quantum. */
+static volatile const long long *limit;
+
+static void map_limit(void) {
+  const char *file = getenv("LIVESIM_CLOCK_LIMIT");
+  if (!file || !*file) return;
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  void *p = mmap(NULL, sizeof(long long), PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p != MAP_FAILED) limit = (volatile const long long *)p;
+}
+
+static int limited(clockid_t c) {
+  return c == CLOCK_REALTIME || c == CLOCK_MONOTONIC || c == CLOCK_REALTIME_COARSE || c == CLOCK_MONOTONIC_COARSE ||
+         c == CLOCK_MONOTONIC_RAW || c == CLOCK_BOOTTIME;
+}
+
+__attribute__((constructor)) static void livesim_shim_init(void) {
+  in_clock = 1;
+  map_limit();
+  resolve();
+  /* libfaketime initialises here, outside any allocator lock. */
+  struct timespec t;
+  if (next_clock_gettime) next_clock_gettime(CLOCK_REALTIME, &t);
+  if (next_cond_init && next_cond_destroy) {
+    pthread_cond_t c;
+    if (next_cond_init(&c, NULL) == 0) next_cond_destroy(&c);
+  }
+  in_clock = 0;
+  ready = next_clock_gettime && next_cond_init && next_cond_destroy;
+}
+
+/* A clock reading must not straddle a barrier. libfaketime reads the real clock first, then the
+   timestamp file; a freeze in between, with the file rewritten before the thaw, would combine the
+   old real time with the new offset (an error as large as the frozen span). So bracket the reading
+   with two raw CLOCK_MONOTONIC readings and read again when more than 20 µs passed: a freeze always
+   lasts longer than that (the driver's lead before a thaw alone is longer), an ordinary reading
+   takes 2-10 µs, and a reading that was merely preempted costs one more. */
+#define STRADDLE_NS 20000LL
+
+static long long raw_mono_ns(void) {
+  struct timespec t;
+  raw_clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+int clock_gettime(clockid_t clock, struct timespec *tp) {
+  if (!ready || in_clock) return raw_clock_gettime(clock, tp);
+  in_clock = 1;
+  int r = 0;
+  long long cap = 0;
+  for (int tries = 0; tries < 100; tries++) {
+    long long before = raw_mono_ns();
+    /* The barrier is read inside the bracket too: value and barrier come from the same quantum. */
+    cap = limit && limited(clock) ? *limit : 0;
+    r = next_clock_gettime(clock, tp);
+    if (r != 0 || raw_mono_ns() - before <= STRADDLE_NS) break;
+  }
+  if (r == 0 && cap > 0 && (long long)tp->tv_sec * 1000000000LL + tp->tv_nsec > cap) {
+    tp->tv_sec = cap / 1000000000LL;
+    tp->tv_nsec = cap % 1000000000LL;
+  }
+  in_clock = 0;
+  return r;
+}
+
+/* time() and gettimeofday() through the guarded clock_gettime, for the same reason. */
+time_t time(time_t *out) {
+  struct timespec t;
+  if (clock_gettime(CLOCK_REALTIME, &t) != 0) return (time_t)-1;
+  if (out) *out = t.tv_sec;
+  return t.tv_sec;
+}
+
+int gettimeofday(struct timeval *tv, void *tz) {
+  (void)tz;
+  struct timespec t;
+  int r = clock_gettime(CLOCK_REALTIME, &t);
+  if (r == 0 && tv) {
+    tv->tv_sec = t.tv_sec;
+    tv->tv_usec = t.tv_nsec / 1000;
+  }
+  return r;
+}
+
+int pthread_cond_init(pthread_cond_t *cond, const pthread_condattr_t *attr) {
+  if (!ready && attr == NULL) {
+    memset(cond, 0, sizeof *cond);
+    return 0;
+  }
+  if (!next_cond_init) resolve();
+  return next_cond_init ? next_cond_init(cond, attr) : ENOSYS;
+}
+
+int pthread_cond_destroy(pthread_cond_t *cond) {
+  if (!ready) return 0;
+  return next_cond_destroy(cond);
+}
+
+typedef int (*nanosleep_fn)(const struct timespec *, struct timespec *);
+typedef int (*clock_nanosleep_fn)(clockid_t, int, const struct timespec *, struct timespec *);
+
+static long long ns_of(const struct timespec *t) { return (long long)t->tv_sec * 1000000000LL + t->tv_nsec; }
+static struct timespec ts_of(long long ns) { struct timespec t = { ns / 1000000000LL, ns % 1000000000LL }; return t; }
+static long long vnow(clockid_t c) { struct timespec t; clock_gettime(c, &t); return ns_of(&t); }
+
+/* Sleep for a virtual duration: sleep, and sleep again while the virtual clock is short of the deadline. */
+static int vsleep(long long ns, struct timespec *rem) {
+  static nanosleep_fn next;
+  if (!next) next = (nanosleep_fn)dlsym(RTLD_NEXT, "nanosleep");
+  if (ns <= 0) return 0;
+  long long deadline = vnow(CLOCK_REALTIME) + ns;
+  for (;;) {
+    struct timespec req = ts_of(ns), r;
+    if (next(&req, &r) != 0) {
+      if (errno == EINTR && rem) {
+        long long left = deadline - vnow(CLOCK_REALTIME);
+        *rem = ts_of(left > 0 ? left : 0);
+      }
+      return -1;
+    }
+    ns = deadline - vnow(CLOCK_REALTIME);
+    if (ns <= 0) return 0;
+  }
+}
+
+int nanosleep(const struct timespec *req, struct timespec *rem) {
+  if (!req || req->tv_nsec < 0 || req->tv_nsec >= 1000000000L || req->tv_sec < 0) { errno = EINVAL; return -1; }
+  return vsleep(ns_of(req), rem);
+}
+
+int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req, struct timespec *rem) {
+  static clock_nanosleep_fn next;
+  if (!next) next = (clock_nanosleep_fn)dlsym(RTLD_NEXT, "clock_nanosleep");
+  if (!req) return EINVAL;
+  if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME) return next(clock, flags, req, rem);
+  if (flags & TIMER_ABSTIME) {
+    long long deadline = ns_of(req);
+    for (;;) {
+      /* Read the clock first: libfaketime converts the deadline with what it last parsed. */
+      if (vnow(clock) >= deadline) return 0;
+      int r = next(clock, flags, req, rem);
+      if (r != 0) return r;
+    }
+  }
+  if (vsleep(ns_of(req), rem) != 0) return errno;
+  return 0;
+}
+
+int usleep(useconds_t usec) {
+  return vsleep((long long)usec * 1000LL, NULL);
+}
+
+unsigned int sleep(unsigned int seconds) {
+  struct timespec rem = { 0, 0 };
+  if (vsleep((long long)seconds * 1000000000LL, &rem) != 0) return (unsigned int)rem.tv_sec + (rem.tv_nsec > 0);
+  return 0;
+}
+`
+
+let cached: { path?: string; why: string } | undefined
+
+/** The compiled shim, or why there is none. Compiles once per process (and once per machine: cached by source hash). */
+export function faketimeShim(): { path?: string; why: string } {
+  if (cached) return cached
+  const override = process.env.LIVESIM_FAKETIME_SHIM
+  if (override === 'off' || override === '0') return (cached = { why: 'disabled by LIVESIM_FAKETIME_SHIM' })
+  if (override) {
+    return (cached = existsSync(override) ? { path: override, why: `LIVESIM_FAKETIME_SHIM=${override}` } : { why: `LIVESIM_FAKETIME_SHIM=${override} does not exist` })
+  }
+  const so = path.join(os.tmpdir(), `livesim-faketime-shim-${process.getuid?.() ?? 'u'}`, `shim-${SHIM_HASH}.so`)
+  if (existsSync(so)) return (cached = { path: so, why: `cached ${so}` })
+  try {
+    return (cached = { path: buildShim(so), why: `built ${so}` })
+  } catch (e) {
+    return (cached = { why: (e as Error).message })
+  }
+}
+
+const SHIM_HASH = createHash('sha256').update(SHIM_SOURCE).digest('hex').slice(0, 16)
+
+/** Compile the shim to `output` (atomically); returns `output`. */
+export function buildShim(output: string): string {
+  const cc = which('cc') ?? which('gcc') ?? which('clang')
+  if (!cc) throw new Error('no C compiler (cc) to build the libfaketime shim')
+  mkdirSync(path.dirname(output), { recursive: true })
+  const src = `${output}.${process.pid}.c`
+  const tmp = `${output}.${process.pid}.tmp`
+  writeFileSync(src, SHIM_SOURCE)
+  try {
+    execFileSync(cc, ['-O2', '-shared', '-fPIC', '-o', tmp, src, '-ldl'], { stdio: ['ignore', 'ignore', 'pipe'] })
+    renameSync(tmp, output)
+    return output
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string }
+    throw new Error(`building the libfaketime shim failed: ${err.stderr?.toString().trim() || err.message}`, { cause: e })
+  } finally {
+    rmSync(src, { force: true })
+    rmSync(tmp, { force: true })
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const out = process.argv[2]
+  console.log(out ? buildShim(path.resolve(out)) : (faketimeShim().path ?? faketimeShim().why))
+}

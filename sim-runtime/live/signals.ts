@@ -1,0 +1,367 @@
+// Signals cells: no cgroup at all, for restricted pods and machines without writable cgroups.
+// Each spawned program leads a new session and process group; the cell is the set of those process
+// groups. Freeze = SIGSTOP to each group, then wait until every task of every member shows state T in
+// /proc; thaw = SIGCONT. CPU time = sum over the members' threads of /proc/<pid>/task/<tid>/schedstat
+// field 1, plus the last value seen of every thread that has exited since.
+//
+// Limits of this mode (docs/live.md):
+// - A process that calls setsid() or setpgid() leaves the group and is neither frozen nor counted.
+//   Children of the cell's processes found outside the group are reported in `warnings` (checked at
+//   each freeze) and killed by destroy(), but not frozen.
+// - CPU time of a thread that exits between two readings is counted up to the last reading only; a
+//   process that starts and exits between two readings is not counted at all.
+// - cpuQuota cannot be enforced; memoryBytes becomes RLIMIT_AS (virtual memory, not resident memory);
+//   cpus becomes the CPU affinity (taskset), which a program may change back.
+// - The stop is visible: SIGCONT handlers run, and some blocking calls (epoll_wait, nanosleep with
+//   some kernels) may return EINTR after a stop and continue.
+import type { ChildProcess } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { Cell, CellOptions } from './cell.ts'
+import { cpuList, isStaleRuntime, runtimeDirName } from './common.ts'
+import { allPids, childPids, isDead, pollUntil, procStat, readSmall, readStat, sendSignal, taskRuntimeNs, tids } from './proc.ts'
+import { spawnWithPrelude, which, type SpawnOptions } from './spawn.ts'
+
+/** Where signals cells record their process groups, so that a later runtime can kill the groups of a crashed one. */
+export function signalsStateDir(): string {
+  return path.join(process.env.LIVESIM_STATE_DIR ?? path.join(os.tmpdir(), 'livesim-cells'), runtimeDirName())
+}
+
+interface Group {
+  pgid: number
+  /** Start time of the leader, to tell our group from a later one with the same number. */
+  starttime: number
+}
+
+interface Record_ {
+  groups: Group[]
+}
+
+let staleCleaned = false
+
+function cleanStale(): void {
+  const base = path.dirname(signalsStateDir())
+  let names: string[]
+  try {
+    names = readdirSync(base)
+  } catch {
+    return
+  }
+  for (const rt of names) {
+    if (!isStaleRuntime(rt)) continue
+    const dir = path.join(base, rt)
+    for (const file of readdirSync(dir)) {
+      try {
+        const rec = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Record_
+        for (const g of rec.groups) for (const pid of groupMembers([g])) sendSignal(pid, 'SIGKILL')
+      } catch {
+        // unreadable record: nothing we can safely kill
+      }
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Live members of the given groups: processes whose process group is one of ours and that started
+ * no earlier than the group's leader (a group number reused after all our members died is not ours).
+ * A full scan of /proc (~20 µs per process); used for stale clean-up only.
+ */
+function groupMembers(groups: Group[]): number[] {
+  if (groups.length === 0) return []
+  const byPgid = new Map(groups.map((g) => [g.pgid, g]))
+  const out: number[] = []
+  for (const pid of allPids()) {
+    const st = procStat(pid)
+    if (!st || isDead(st.state)) continue
+    const g = byPgid.get(st.pgrp)
+    if (g && st.starttime >= g.starttime) out.push(pid)
+  }
+  return out
+}
+
+/**
+ * The scan of live cells, shared by every signals cell of this runtime.
+ *
+ * Each program we spawn leads a new session, and a process can join a process group only from inside
+ * that group's session. So a process seen in a session that is not one of ours can never become a
+ * member: it goes into `foreign` and is not read again. Only new pids and our sessions' processes are
+ * read at each scan (~100 µs for a few hundred processes instead of ~20 µs each). A foreign pid could
+ * come back as a member only after pid wrap-around; the cache is dropped every 1000 scans to bound that.
+ *
+ * One scan serves every cell: it is tagged with `epoch`, which moves at every spawn, SIGSTOP and
+ * SIGCONT. A stopped group cannot gain members (fork fails while a stop is pending), so a cell that
+ * was stopped at epoch e may use any scan taken at epoch ≥ e; a running cell always scans afresh.
+ */
+const foreign = new Set<number>()
+const ourSessions = new Set<number>()
+/** Groups of every live signals cell of this runtime. */
+const registry = new Set<Group>()
+let epoch = 0
+let scans = 0
+let lastScan: { epoch: number; byPgid: Map<number, number[]> } | undefined
+
+function scan(): Map<number, number[]> {
+  const byPgid = new Map<number, number[]>()
+  const groups = new Map([...registry].map((g) => [g.pgid, g]))
+  if (++scans % 1000 === 0) foreign.clear()
+  const listed = allPids()
+  for (const pid of listed) {
+    if (foreign.has(pid)) continue
+    const st = procStat(pid)
+    if (!st || isDead(st.state)) continue
+    if (!ourSessions.has(st.session)) {
+      foreign.add(pid)
+      continue
+    }
+    const g = groups.get(st.pgrp)
+    if (g && st.starttime >= g.starttime) {
+      const list = byPgid.get(st.pgrp)
+      if (list) list.push(pid)
+      else byPgid.set(st.pgrp, [pid])
+    }
+  }
+  if (foreign.size > 2 * listed.length + 64) {
+    const now = new Set(listed)
+    for (const pid of foreign) if (!now.has(pid)) foreign.delete(pid)
+  }
+  lastScan = { epoch, byPgid }
+  return byPgid
+}
+
+/** Members of `groups` by group; `stoppedAt`: the epoch at which they were all stopped, if they are. */
+function membersByGroup(stoppedAt: number | undefined): Map<number, number[]> {
+  if (stoppedAt !== undefined && lastScan && lastScan.epoch >= stoppedAt) return lastScan.byPgid
+  return scan()
+}
+
+/**
+ * Every task of these processes is stopped: state T (or t, or dead), or D while waiting for a vfork
+ * child. The parent of a vfork (dash runs commands with vfork) sleeps uninterruptibly until the child
+ * execs or exits; if the child was stopped before exec, the parent stays in D for as long as the
+ * child is stopped. It cannot run user code meanwhile, and the stop pending on it takes effect the
+ * moment it leaves the kernel, so it counts as stopped.
+ */
+function allStopped(pids: number[]): { ok: boolean; running: string[] } {
+  const running: string[] = []
+  for (const pid of pids) {
+    for (const tid of tids(pid)) {
+      const st = readStat(`/proc/${pid}/task/${tid}/stat`)
+      if (!st || st.state === 'T' || st.state === 't' || isDead(st.state)) continue
+      if (st.state === 'D' && VFORK_WAIT.has((readSmall(`/proc/${pid}/task/${tid}/wchan`) ?? '').trim())) continue
+      running.push(`${pid}/${tid}:${st.state}`)
+    }
+  }
+  return { ok: running.length === 0, running }
+}
+
+const VFORK_WAIT = new Set(['kernel_clone', 'wait_for_vfork_done', '_do_fork', 'do_fork'])
+
+/** "pid/tid:state" entries with the wait channel, command line and freezer cgroup, for error messages. */
+function describeTasks(tasks: string[]): string {
+  return tasks
+    .map((t) => {
+      const [pid, rest] = t.split('/') as [string, string]
+      const tid = rest.split(':')[0]
+      const wchan = readSmall(`/proc/${pid}/task/${tid}/wchan`) ?? '?'
+      const cmd = (readSmall(`/proc/${pid}/cmdline`) ?? '').replace(/\0/g, ' ').trim()
+      const cgroup = (readSmall(`/proc/${pid}/cgroup`) ?? '').split('\n').find((l) => l.includes('freezer')) ?? ''
+      return `${t} wchan=${wchan} cmd=${JSON.stringify(cmd)} ${cgroup}`
+    })
+    .join('; ')
+}
+
+export async function createSignalsCell(opts: CellOptions): Promise<Cell> {
+  if (!staleCleaned) {
+    staleCleaned = true
+    cleanStale()
+  }
+  const stateDir = signalsStateDir()
+  const recordFile = path.join(stateDir, opts.name)
+  mkdirSync(stateDir, { recursive: true })
+  try {
+    writeFileSync(recordFile, JSON.stringify({ groups: [] }), { flag: 'wx' })
+  } catch {
+    throw new Error(`a live cell named ${opts.name} already exists in this runtime (${recordFile})`)
+  }
+
+  const warnings: string[] = []
+  const prelude: string[] = []
+  if (opts.cpuQuota !== undefined) warnings.push(`cpuQuota ${opts.cpuQuota} not applied: signals mode cannot limit CPU bandwidth`)
+  if (opts.cpus !== undefined) {
+    const taskset = which('taskset')
+    if (taskset) prelude.push(`${taskset} -pc ${cpuList(opts.cpus)} $$ >/dev/null`)
+    else warnings.push(`cpus ${cpuList(opts.cpus)} not applied: no taskset (util-linux) on PATH`)
+  }
+  if (opts.memoryBytes !== undefined) {
+    prelude.push(`ulimit -v ${Math.max(1, Math.floor(opts.memoryBytes / 1024))}`)
+    warnings.push(`memoryBytes ${opts.memoryBytes} applied as RLIMIT_AS (virtual address space), not as a resident-memory limit`)
+  }
+
+  let groups: Group[] = []
+  /** Children of members found outside our groups (setsid/setpgid), with their start time. */
+  const escaped = new Map<number, number>()
+  /** Thread → last schedstat reading; exited threads' readings move to `exitedNs`. */
+  let lastByTid = new Map<number, number>()
+  let exitedNs = 0
+  let frozen = false
+  let destroyed: Promise<void> | undefined
+
+  const saveRecord = () => {
+    const tmp = `${recordFile}.tmp`
+    writeFileSync(tmp, JSON.stringify({ groups } satisfies Record_))
+    renameSync(tmp, recordFile)
+  }
+  /** Epoch of our last SIGSTOP while frozen, for the shared scan. */
+  let stoppedAt: number | undefined
+  const members = () => {
+    const byPgid = membersByGroup(frozen ? stoppedAt : undefined)
+    const pids: number[] = []
+    for (const g of groups) pids.push(...(byPgid.get(g.pgid) ?? []))
+    // Forget groups with no live member left: their number may be reused by unrelated processes.
+    const dead = groups.filter((g) => !byPgid.has(g.pgid))
+    if (dead.length > 0) {
+      for (const g of dead) forget(g)
+      groups = groups.filter((g) => byPgid.has(g.pgid))
+      saveRecord()
+    }
+    return pids
+  }
+  const forget = (g: Group) => {
+    ourSessions.delete(g.pgid)
+    registry.delete(g)
+  }
+  const findEscapes = (pids: number[]) => {
+    const pgids = new Set(groups.map((g) => g.pgid))
+    for (const pid of pids) {
+      for (const child of childPids(pid)) {
+        const st = procStat(child)
+        if (!st || isDead(st.state) || pgids.has(st.pgrp) || escaped.has(child)) continue
+        escaped.set(child, st.starttime)
+        warnings.push(
+          `process ${child} (child of ${pid}) left the cell's process group (setsid/setpgid): signals mode neither freezes nor counts it; destroy() kills it`,
+        )
+      }
+    }
+  }
+
+  const cell: Cell = {
+    mode: 'signals',
+    name: opts.name,
+    warnings,
+    paths: [],
+    get frozen() {
+      return frozen
+    },
+    spawn(command: string[], sopts: SpawnOptions): ChildProcess {
+      if (destroyed) throw new Error(`cell ${opts.name} is destroyed`)
+      const child = spawnWithPrelude(command, sopts, prelude)
+      if (child.pid === undefined) return child // spawn failed; the 'error' event tells why
+      // A new process is not stopped by an earlier SIGSTOP: stop it now (it may run for a moment).
+      epoch++
+      if (frozen) {
+        sendSignal(child.pid, 'SIGSTOP')
+        stoppedAt = epoch
+      }
+      const group = { pgid: child.pid, starttime: procStat(child.pid)?.starttime ?? 0 }
+      groups.push(group)
+      registry.add(group)
+      ourSessions.add(child.pid)
+      saveRecord()
+      return child
+    },
+    async freeze() {
+      if (destroyed) return
+      frozen = true
+      for (const g of groups) sendSignal(-g.pgid, 'SIGSTOP')
+      stoppedAt = ++epoch
+      // Let the other cells of a Promise.all send their SIGSTOPs first: then one scan serves them all.
+      await Promise.resolve()
+      // One scan after the stop finds every member: none can be added while the stop is pending.
+      const pids = members()
+      await pollUntil(
+        () => allStopped(pids).ok,
+        10_000,
+        () => `cell ${opts.name}: tasks not stopped after 10 s: ${describeTasks(allStopped(pids).running.slice(0, 10))}`,
+      )
+      findEscapes(pids)
+    },
+    async thaw() {
+      if (destroyed) return
+      epoch++
+      for (const g of groups) sendSignal(-g.pgid, 'SIGCONT')
+      frozen = false
+      stoppedAt = undefined
+    },
+    cpuTimeNs() {
+      const now = new Map<number, number>()
+      let total = 0
+      for (const pid of destroyed ? [] : members()) {
+        for (const tid of tids(pid)) {
+          const ns = taskRuntimeNs(pid, tid)
+          if (ns === undefined) continue
+          const before = lastByTid.get(tid)
+          // A smaller value means the tid was reused by a new thread: bank the old one.
+          if (before !== undefined && ns < before) exitedNs += before
+          now.set(tid, ns)
+          total += ns
+        }
+      }
+      for (const [tid, ns] of lastByTid) if (!now.has(tid)) exitedNs += ns
+      lastByTid = now
+      return exitedNs + total
+    },
+    pids() {
+      return members().sort((a, b) => a - b)
+    },
+    destroy() {
+      destroyed ??= (async () => {
+        cell.cpuTimeNs()
+        const killEscaped = () => {
+          for (const [pid, start] of escaped) {
+            const st = procStat(pid)
+            if (st && st.starttime === start && !isDead(st.state)) sendSignal(pid, 'SIGKILL')
+            else escaped.delete(pid)
+          }
+        }
+        const killGroups = () => {
+          for (const g of groups) {
+            sendSignal(-g.pgid, 'SIGKILL')
+            sendSignal(-g.pgid, 'SIGCONT')
+          }
+        }
+        killGroups()
+        killEscaped()
+        try {
+          await pollUntil(
+            () => {
+              const byPgid = scan()
+              const left = groups.flatMap((g) => byPgid.get(g.pgid) ?? [])
+              if (left.length > 0) {
+                killGroups()
+                return false
+              }
+              killEscaped()
+              return escaped.size === 0
+            },
+            10_000,
+            () => `cell ${opts.name}: processes left after SIGKILL: ${[...groups.flatMap((g) => scan().get(g.pgid) ?? []), ...escaped.keys()].join(' ')}`,
+          )
+        } finally {
+          frozen = false
+          for (const g of groups) forget(g)
+          groups = []
+          rmSync(recordFile, { force: true })
+          try {
+            rmdirSync(stateDir)
+          } catch {
+            // other cells of this runtime still live
+          }
+        }
+      })()
+      return destroyed
+    },
+  }
+  return cell
+}

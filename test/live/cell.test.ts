@@ -1,0 +1,243 @@
+// Cells with real processes, in every mode this machine permits: cgroup1 for real, signals forced,
+// cgroup2 for real where a v2 hierarchy freezes (on hybrid hosts without its controllers), and the
+// detection's fallback order.
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { chooseCellMode, cpuList, createCell, detectCellMode, probeCgroup1, probeCgroup2, type Cell, type CellMode } from '../../sim-runtime/live/cell.ts'
+import { baseEnv, compilePrograms, processCpuNs, root, sleep, stillRunning, threadStates, waitFor, type Programs } from './helpers.ts'
+
+const logDir = mkdtempSync(path.join(tmpdir(), 'livesim-cell-test-'))
+let progs: Programs
+
+beforeAll(() => {
+  progs = compilePrograms()
+})
+
+afterAll(() => rmSync(logDir, { recursive: true, force: true }))
+
+const v2 = probeCgroup2()
+const modes: CellMode[] = ['cgroup1', 'signals']
+if (v2.usable) modes.push('cgroup2')
+
+function opts(name: string) {
+  return { env: baseEnv(), cwd: logDir, logFile: path.join(logDir, `${name}.log`) }
+}
+
+describe('mode detection', () => {
+  it('picks the strongest usable mode; on this machine cgroup2 cannot delegate limits, so cgroup1', async () => {
+    const { mode, why } = await detectCellMode()
+    const v1 = probeCgroup1()
+    const expected = v2.usable && v2.limits ? 'cgroup2' : v1.usable ? 'cgroup1' : v2.usable ? 'cgroup2' : 'signals'
+    expect(mode).toBe(expected)
+    expect(why.length).toBeGreaterThan(10)
+    // This machine (and CI, the same kind): writable cgroup v1, a controller-less v2 mount at most.
+    expect(v1.usable).toBe(true)
+    expect(mode).toBe('cgroup1')
+    expect(why).toMatch(/not cgroup2/)
+    expect(await detectCellMode()).toBe(await detectCellMode()) // cached
+  })
+
+  it('falls back in the documented order', () => {
+    const yes = { usable: true, limits: true, why: 'v2 ok' }
+    const noLimits = { usable: true, limits: false, why: 'v2 without controllers' }
+    const no = { usable: false, why: 'absent' }
+    const v1 = { usable: true, why: 'v1 ok' }
+    expect(chooseCellMode(yes, () => v1).mode).toBe('cgroup2')
+    expect(chooseCellMode(noLimits, () => v1).mode).toBe('cgroup1')
+    expect(chooseCellMode(no, () => v1).mode).toBe('cgroup1')
+    expect(chooseCellMode(noLimits, () => no).mode).toBe('cgroup2')
+    const s = chooseCellMode(no, () => no)
+    expect(s.mode).toBe('signals')
+    expect(s.why).toContain('absent')
+  })
+
+  it('formats CPU lists', () => {
+    expect(cpuList([3, 0, 1, 2, 5, 5])).toBe('0-3,5')
+    expect(cpuList([1])).toBe('1')
+  })
+
+  it('rejects bad options before touching the machine', async () => {
+    await expect(createCell({ name: '../x', mode: 'signals' })).rejects.toThrow(/cell name/)
+    await expect(createCell({ name: 'x', mode: 'signals', cpuQuota: 0 })).rejects.toThrow(/cpuQuota/)
+    await expect(createCell({ name: 'x', mode: 'signals', cpus: [] })).rejects.toThrow(/cpus/)
+  })
+})
+
+describe.each(modes)('%s cell', (mode) => {
+  const cells: Cell[] = []
+  const make = async (name: string, extra: Partial<Parameters<typeof createCell>[0]> = {}) => {
+    const c = await createCell({ name, mode, ...extra })
+    cells.push(c)
+    return c
+  }
+  afterAll(async () => {
+    for (const c of cells) await c.destroy()
+  })
+
+  it('freezes every thread of a multi-threaded burner: no CPU time while frozen, CPU time again after thaw', async () => {
+    const cell = await make('burn')
+    expect(cell.mode).toBe(mode)
+    const child = cell.spawn([progs.burn, '3'], opts(`${mode}-burn`))
+    await waitFor(() => cell.cpuTimeNs() > 50e6, 10_000, 'the burner to use CPU')
+    await cell.freeze()
+    expect(cell.frozen).toBe(true)
+    const pids = cell.pids()
+    expect(pids).toContain(child.pid)
+    if (mode === 'signals') expect(new Set(threadStates(pids))).toEqual(new Set(['T']))
+    const a = cell.cpuTimeNs()
+    const own = processCpuNs(child.pid as number)
+    await sleep(500)
+    const b = cell.cpuTimeNs()
+    expect(Math.abs(b - a)).toBeLessThanOrEqual(1e6)
+    expect(Math.abs(processCpuNs(child.pid as number) - own)).toBeLessThanOrEqual(1e6)
+    await cell.thaw()
+    expect(cell.frozen).toBe(false)
+    await waitFor(() => cell.cpuTimeNs() - b > 20e6, 10_000, 'CPU time to rise after thaw')
+    await cell.destroy()
+    expect(stillRunning(pids)).toEqual([])
+    for (const p of cell.paths) expect(existsSync(p)).toBe(false)
+  })
+
+  it('freezes the children a shell forks, and destroy() leaves no process and no cgroup behind', async () => {
+    const cell = await make('fork')
+    // The shell forks a burner in the background, then another one in the foreground.
+    const child = cell.spawn(['sh', '-c', `${progs.burn} 2 & ${progs.burn} 1 & wait`], opts(`${mode}-fork`))
+    await waitFor(() => cell.pids().length === 3, 10_000, 'the shell to fork two burners')
+    const pids = cell.pids()
+    expect(pids.length).toBe(3)
+    expect(pids).toContain(child.pid)
+    const burners = pids.filter((p) => p !== child.pid)
+    await cell.freeze()
+    const own = burners.map(processCpuNs)
+    const a = cell.cpuTimeNs()
+    await sleep(500)
+    expect(Math.abs(cell.cpuTimeNs() - a)).toBeLessThanOrEqual(1e6)
+    burners.forEach((p, i) => expect(Math.abs(processCpuNs(p) - (own[i] as number))).toBeLessThanOrEqual(1e6))
+    await cell.thaw()
+    await waitFor(() => burners.every((p, i) => processCpuNs(p) - (own[i] as number) > 1e6), 10_000, 'both burners to run again')
+    for (const p of cell.paths) expect(existsSync(p)).toBe(true)
+    await cell.destroy()
+    await cell.destroy() // idempotent
+    expect(stillRunning(pids)).toEqual([])
+    expect(cell.pids()).toEqual([])
+    for (const p of cell.paths) expect(existsSync(p)).toBe(false)
+  })
+
+  it('destroys a frozen cell', async () => {
+    const cell = await make('frozen-destroy')
+    cell.spawn(['sh', '-c', `${progs.burn} 1 & sleep 1000`], opts(`${mode}-fd`))
+    await waitFor(() => cell.pids().length === 3, 10_000, 'the shell to fork')
+    await cell.freeze()
+    const pids = cell.pids()
+    expect(pids.length).toBe(3)
+    await cell.destroy()
+    expect(stillRunning(pids)).toEqual([])
+  })
+
+  it('starts a program spawned into a frozen cell only at thaw (cgroup) or stops it at once (signals)', async () => {
+    const cell = await make('spawn-frozen')
+    await cell.freeze()
+    const child = cell.spawn([progs.burn, '1'], opts(`${mode}-sf`))
+    await sleep(300)
+    // The shell prelude (and, in signals mode, the first instants of the program) may run a little.
+    expect(cell.cpuTimeNs()).toBeLessThan(30e6)
+    expect(cell.pids()).toContain(child.pid)
+    await cell.thaw()
+    await waitFor(() => cell.cpuTimeNs() > 50e6, 10_000, 'the program to run after thaw')
+    await cell.destroy()
+  })
+
+  it('refuses a second cell with the same name in this runtime', async () => {
+    await make('twin')
+    await expect(createCell({ name: 'twin', mode })).rejects.toThrow(/already exists/)
+  })
+
+  it('applies or reports limits', async () => {
+    const cell = await make('limits', { cpus: [0], cpuQuota: 0.5, memoryBytes: 256 * 1024 * 1024 })
+    if (mode === 'cgroup1') {
+      expect(cell.warnings).toEqual([])
+      const dir = (ctl: string) => cell.paths.find((p) => p.includes(`/${ctl}/`)) as string
+      expect(readFileSync(path.join(dir('cpuset'), 'cpuset.cpus'), 'utf8').trim()).toBe('0')
+      expect(readFileSync(path.join(dir('cpu'), 'cpu.cfs_quota_us'), 'utf8').trim()).toBe('50000')
+      expect(readFileSync(path.join(dir('memory'), 'memory.limit_in_bytes'), 'utf8').trim()).toBe(String(256 * 1024 * 1024))
+      // The quota holds: 2 spinning threads get about half a core.
+      cell.spawn([progs.burn, '2'], opts(`${mode}-limits`))
+      const a = cell.cpuTimeNs()
+      await sleep(1000)
+      const used = (cell.cpuTimeNs() - a) / 1e9
+      // At most half a core (plus one period of slack); more than nothing even on a loaded machine.
+      expect(used).toBeGreaterThan(0.02)
+      expect(used).toBeLessThan(0.6)
+    } else if (mode === 'signals') {
+      expect(cell.warnings.join('\n')).toMatch(/cpuQuota 0.5 not applied/)
+      expect(cell.warnings.join('\n')).toMatch(/RLIMIT_AS/)
+      const child = cell.spawn(['sh', '-c', 'grep Cpus_allowed_list /proc/self/status; ulimit -v'], opts(`${mode}-limits`))
+      await new Promise((resolve) => child.on('exit', resolve))
+      const log = readFileSync(path.join(logDir, `${mode}-limits.log`), 'utf8')
+      expect(log).toMatch(/Cpus_allowed_list:\s+0\n/)
+      expect(log).toContain(String(256 * 1024))
+    } else {
+      // cgroup2 on a hybrid host: the controllers are not there, and the cell says so.
+      if (!v2.limits) expect(cell.warnings.length).toBe(3)
+    }
+  })
+
+  it('cleans up the cells of a runtime that died without destroying them', async () => {
+    // A runtime (a separate Node process) creates a cell with a sleeping program and is SIGKILLed.
+    const script = path.join(logDir, `${mode}-stale.ts`)
+    writeFileSync(
+      script,
+      `import { createCell } from ${JSON.stringify(path.join(root, 'sim-runtime/live/cell.ts'))}
+const cell = await createCell({ name: 'stale', mode: ${JSON.stringify(mode)} })
+const child = cell.spawn(['sleep', '1000'], { env: { PATH: process.env.PATH }, cwd: '/', logFile: ${JSON.stringify(path.join(logDir, 'stale.log'))} })
+console.log(JSON.stringify({ pid: child.pid, paths: cell.paths }))
+setInterval(() => {}, 1000)
+`,
+    )
+    const runtime = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = ''
+      runtime.stdout.on('data', (d: Buffer) => {
+        buf += d.toString()
+        if (buf.includes('\n')) resolve(buf.split('\n')[0] as string)
+      })
+      runtime.on('exit', (code) => reject(new Error(`runtime exited ${code}`)))
+    })
+    const { pid, paths } = JSON.parse(line) as { pid: number; paths: string[] }
+    runtime.kill('SIGKILL')
+    await new Promise((resolve) => runtime.on('exit', resolve))
+    expect(stillRunning([pid])).toEqual([pid])
+    for (const p of paths) expect(existsSync(p)).toBe(true)
+    // The next runtime's first cell of that mode cleans up.
+    writeFileSync(
+      script,
+      `import { createCell } from ${JSON.stringify(path.join(root, 'sim-runtime/live/cell.ts'))}
+const cell = await createCell({ name: 'next', mode: ${JSON.stringify(mode)} })
+await cell.destroy()
+`,
+    )
+    const next = spawn(process.execPath, [script], { stdio: 'inherit' })
+    expect(await new Promise((resolve) => next.on('exit', resolve))).toBe(0)
+    expect(stillRunning([pid])).toEqual([])
+    for (const p of paths) expect(existsSync(p)).toBe(false)
+  })
+})
+
+describe('signals cell, escapes', () => {
+  it('reports and kills a child that escaped the process group with setsid', async () => {
+    const cell = await createCell({ name: 'escape', mode: 'signals' })
+    cell.spawn(['sh', '-c', `setsid ${progs.burn} 1 & sleep 1000`], opts('signals-escape'))
+    await waitFor(() => cell.pids().length === 2, 10_000, 'the shell to fork')
+    await sleep(100)
+    await cell.freeze()
+    expect(cell.warnings.join('\n')).toMatch(/left the cell's process group/)
+    const escaped = Number(/process (\d+)/.exec(cell.warnings.join('\n'))?.[1])
+    expect(stillRunning([escaped])).toEqual([escaped])
+    await cell.thaw()
+    await cell.destroy()
+    expect(stillRunning([escaped])).toEqual([])
+  })
+})
