@@ -46,7 +46,7 @@ export interface Cell {
   readonly paths: readonly string[]
   /** Start a program inside the cell (its own process group; stdout/stderr to the given log file). Children it forks stay in the cell. */
   spawn(command: string[], opts: SpawnOptions): ChildProcess
-  /** Stop every thread of every process in the cell; resolves when they are really stopped (cgroup: freezer state FROZEN / cgroup.events frozen 1; signals: every task in /proc shows state T). */
+  /** Stop every thread of every process in the cell; resolves when they are really stopped (cgroup: freezer state FROZEN / cgroup.events frozen 1; signals: every task in /proc shows state T, or D while it waits for a stopped vfork child). */
   freeze(): Promise<void>
   thaw(): Promise<void>
   readonly frozen: boolean

@@ -54,12 +54,22 @@ function cleanStale(): void {
     for (const file of readdirSync(dir)) {
       try {
         const rec = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Record_
-        for (const g of rec.groups) for (const pid of groupMembers([g])) sendSignal(pid, 'SIGKILL')
+        const marker = `LIVESIM_CELL=${rt}/${file}`
+        for (const g of rec.groups) for (const pid of groupMembers([g])) if (environ(pid).includes(marker)) sendSignal(pid, 'SIGKILL')
       } catch {
         // unreadable record: nothing we can safely kill
       }
     }
     rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** The environment a process was started with, as NUL-separated "NAME=value" entries ('' when unreadable). */
+function environ(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0')
+  } catch {
+    return []
   }
 }
 
@@ -88,7 +98,8 @@ function groupMembers(groups: Group[]): number[] {
  * that group's session. So a process seen in a session that is not one of ours can never become a
  * member: it goes into `foreign` and is not read again. Only new pids and our sessions' processes are
  * read at each scan (~100 µs for a few hundred processes instead of ~20 µs each). A foreign pid could
- * come back as a member only after pid wrap-around; the cache is dropped every 1000 scans to bound that.
+ * come back as a member only after pid wrap-around; the cache is dropped when a scan sees the pids
+ * wrap, and every 1000 scans.
  *
  * One scan serves every cell: it is tagged with `epoch`, which moves at every spawn, SIGSTOP and
  * SIGCONT. A stopped group cannot gain members (fork fails while a stop is pending), so a cell that
@@ -102,11 +113,25 @@ let epoch = 0
 let scans = 0
 let lastScan: { epoch: number; byPgid: Map<number, number[]> } | undefined
 
+let lastListing = new Set<number>()
+let lastMaxPid = 0
+
 function scan(): Map<number, number[]> {
   const byPgid = new Map<number, number[]>()
   const groups = new Map([...registry].map((g) => [g.pgid, g]))
-  if (++scans % 1000 === 0) foreign.clear()
   const listed = allPids()
+  // Pids are handed out in increasing order until they wrap around at pid_max (32768 on some
+  // machines). A pid that is new since the last scan and lower than the highest pid of that scan
+  // means the numbers wrapped: a cached foreign pid may now be a new member, so forget them all.
+  let wrapped = ++scans % 1000 === 0
+  let maxPid = 0
+  for (const pid of listed) {
+    if (pid > maxPid) maxPid = pid
+    if (!wrapped && pid < lastMaxPid && !lastListing.has(pid)) wrapped = true
+  }
+  if (wrapped) foreign.clear()
+  lastListing = new Set(listed)
+  lastMaxPid = maxPid
   for (const pid of listed) {
     if (foreign.has(pid)) continue
     const st = procStat(pid)
@@ -199,6 +224,7 @@ export async function createSignalsCell(opts: CellOptions): Promise<Cell> {
     warnings.push(`memoryBytes ${opts.memoryBytes} applied as RLIMIT_AS (virtual address space), not as a resident-memory limit`)
   }
 
+  const marker = `${runtimeDirName()}/${opts.name}`
   let groups: Group[] = []
   /** Children of members found outside our groups (setsid/setpgid), with their start time. */
   const escaped = new Map<number, number>()
@@ -256,7 +282,9 @@ export async function createSignalsCell(opts: CellOptions): Promise<Cell> {
     },
     spawn(command: string[], sopts: SpawnOptions): ChildProcess {
       if (destroyed) throw new Error(`cell ${opts.name} is destroyed`)
-      const child = spawnWithPrelude(command, sopts, prelude)
+      // The marker lets a later runtime's stale clean-up tell our processes from strangers that got
+      // the same process group number after pid wrap-around (it reads /proc/<pid>/environ).
+      const child = spawnWithPrelude(command, { ...sopts, env: { ...sopts.env, LIVESIM_CELL: marker } }, prelude)
       if (child.pid === undefined) return child // spawn failed; the 'error' event tells why
       // A new process is not stopped by an earlier SIGSTOP: stop it now (it may run for a moment).
       epoch++
@@ -325,13 +353,15 @@ export async function createSignalsCell(opts: CellOptions): Promise<Cell> {
             else escaped.delete(pid)
           }
         }
-        const killGroups = () => {
+        // Only groups that still have members: an empty group's number may be taken by strangers.
+        const killGroups = (byPgid: Map<number, number[]>) => {
           for (const g of groups) {
+            if (!byPgid.has(g.pgid)) continue
             sendSignal(-g.pgid, 'SIGKILL')
             sendSignal(-g.pgid, 'SIGCONT')
           }
         }
-        killGroups()
+        killGroups(scan())
         killEscaped()
         try {
           await pollUntil(
@@ -339,7 +369,7 @@ export async function createSignalsCell(opts: CellOptions): Promise<Cell> {
               const byPgid = scan()
               const left = groups.flatMap((g) => byPgid.get(g.pgid) ?? [])
               if (left.length > 0) {
-                killGroups()
+                killGroups(byPgid)
                 return false
               }
               killEscaped()
