@@ -12,7 +12,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'default', include: ['test/{unit,integration,fidelity}/**/*.test.ts'] },
+        test: { name: 'default', include: ['test/{unit,integration,fidelity,live}/**/*.test.ts'] },
       },
       {
         extends: true,

@@ -1,16 +1,19 @@
 // The virtual clock of a cell: libfaketime (Debian's libfaketime 0.9.10, the multi-threaded build
-// libfaketimeMT.so.1) preloaded into every live program, reading a per-cell timestamp file at every
-// clock call (FAKETIME_NO_CACHE=1). See docs/live.md, "Virtual clock", for the driving scheme.
+// libfaketimeMT.so.1) preloaded into every live program behind our shim (shim.ts), reading a per-cell
+// timestamp file at every clock call (FAKETIME_NO_CACHE=1). docs/live.md, "Virtual clock" and
+// "Driving scheme", says what the programs see.
 //
 // What libfaketime 0.9.10 does with our file (src/libfaketime.c, parse_ft_string and
 // fake_clock_gettime), and why the file looks the way it does:
-// - "@<time> x<rate>" means "start at <time>, then advance at <rate>". Whenever a process reads a
-//   clock and finds the file's text changed, it re-parses it and resets its reference point to the
-//   real time of that read: the read returns exactly <time>, later reads <time> + rate × (real time
-//   since that first read). Frozen wall time therefore never leaks into the clock, however long the
-//   cell stayed frozen; but the text must change at every set(), or nothing is reset and the frozen
-//   time does leak. A generation counter after the rate ("#17", ignored by libfaketime's atof) makes
-//   every text distinct.
+// - Rate 1: "+<s>" / "-<s>" is an offset from the real clock; every process reads real + offset
+//   (offsetText). We compute the offset for the instant the driver thaws the cell (anchorNs).
+// - Other rates: "@<time> x<rate>", start at <time> and advance at <rate>. Whenever a process reads a
+//   clock and finds the text changed, it re-parses it and resets its reference to the real time of
+//   that read: that read returns <time> (less the re-parse, ~60 µs), later ones <time> + rate × (real
+//   time since) (startAtText).
+// - Either way, frozen wall time never leaks, but only if the text changes at every set(): libfaketime
+//   re-parses only a changed text. A generation counter after the rate ("#17", ignored by its atof)
+//   makes every text distinct.
 // - FAKETIME_FMT=%s: <time> is seconds since the epoch, parsed by strptime("%s") independently of
 //   the program's TZ (the default "%Y-%m-%d %T" goes through mktime in local time).
 // - The fraction is parsed with atof and truncated to ns; a trailing 5 (half a nanosecond) makes the
@@ -23,6 +26,7 @@
 // - CLOCK_REALTIME, CLOCK_MONOTONIC (and _COARSE, _RAW, BOOTTIME), time(), gettimeofday() are faked;
 //   CLOCK_MONOTONIC reads the same virtual time as CLOCK_REALTIME (an absolute date, not time since
 //   boot). CPU-time clocks are only scaled by the rate.
+// - The barrier (untilNs) goes into a second, 8-byte file that the shim maps and clamps readings to.
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { alive } from './proc.ts'

@@ -1,26 +1,34 @@
-// A tiny LD_PRELOAD shim loaded in front of libfaketime. It does two things.
+// A small LD_PRELOAD library loaded in front of libfaketime (clock.env() puts it first in LD_PRELOAD).
+// Four things, each found by a test in test/live/clock.test.ts (docs/live.md, "The shim"):
 //
-// 1. Sleeps end at their virtual deadline even when the cell was frozen in between. A sleep is a kernel timer on the real clock. When a cell is frozen in the middle of a sleep,
-// the timer keeps running, so the sleep returns as soon as the cell is thawed (or frozen-time early):
-// the program wakes before its virtual deadline. The shim wraps nanosleep, clock_nanosleep, usleep and
-// sleep: it computes the deadline on the program's (virtual) CLOCK_REALTIME, lets libfaketime sleep,
-// and sleeps again for what is left until the virtual clock has reached the deadline. Timeouts of
-// poll/select/epoll_wait/pthread_cond_timedwait are not wrapped: event loops re-read the clock and wait
-// again, which has the same effect.
+// 1. Sleeps end at their virtual deadline even when the cell was frozen in between. A sleep is a
+//    kernel timer on the real clock: frozen in the middle, it expires during the freeze and returns at
+//    the thaw, before its virtual deadline. The shim wraps nanosleep, clock_nanosleep, usleep and
+//    sleep: it computes the deadline on the program's (virtual) clock, lets libfaketime sleep, and
+//    sleeps again for what is left. Timeouts of poll/select/epoll_wait/pthread_cond_timedwait are not
+//    wrapped: event loops re-read the clock and wait again, which has the same effect.
 //
-// 2. It makes libfaketime work with jemalloc (redis-server's allocator). jemalloc calls
-// clock_gettime while it initialises, holding its init lock; if that is libfaketime's first call,
-// libfaketime initialises, calls dlsym, which allocates: either libfaketime sees the recursion
-// ("Unexpected recursive calls to clock_gettime()", then failure) or the allocation waits for the
-// lock jemalloc holds, forever (libfaketime issues #130, #327, #478; not fixed upstream). The
-// shim's constructor initialises libfaketime itself, outside any allocator lock, and until then (and
-// on nested calls within one thread) its clock_gettime reads the real clock with a raw system call:
-// only library constructors that run before ours can see real time.
+// 2. No clock reading straddles a barrier. libfaketime reads the real clock, then the timestamp file;
+//    a freeze in between, with the file rewritten before the thaw, combines the old real time with the
+//    new offset. The shim brackets each reading with raw CLOCK_MONOTONIC system calls and reads again
+//    when the bracket is longer than any reading but shorter than any freeze (20 µs).
+//
+// 3. The clock stops at the barrier: readings are clamped to the barrier the runtime writes into an
+//    8-byte file (LIVESIM_CLOCK_LIMIT) mapped here, so a late freeze never shows a time the next
+//    quantum takes back.
+//
+// 4. libfaketime works with jemalloc (redis-server's allocator). jemalloc calls clock_gettime and
+//    pthread_cond_init while it initialises, holding its init lock; if that is libfaketime's first
+//    call, libfaketime initialises, calls dlsym, which allocates: either libfaketime sees the
+//    recursion ("Unexpected recursive calls to clock_gettime()", then failure) or the allocation waits
+//    for the lock jemalloc holds, forever (libfaketime issues #130, #327, #478; not fixed upstream).
+//    The shim's constructor initialises libfaketime itself, outside any allocator lock; until then its
+//    clock_gettime reads the real clock with a raw system call and its pthread_cond_init(…, NULL) does
+//    what glibc does: only library constructors that run before ours can see real time.
 //
 // The shim is compiled from the source below with the machine's C compiler on first use and cached
 // (LIVESIM_FAKETIME_SHIM names a prebuilt one; LIVESIM_FAKETIME_SHIM=off disables it). Without it,
-// sleeps that span a freeze end early and programs linked with jemalloc (redis-server) hang at start
-// (docs/live.md). To prebuild it (for an image without a compiler):
+// the four problems above are back (docs/live.md). To prebuild it (for an image without a compiler):
 //   node sim-runtime/live/shim.ts [OUTPUT.so]
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'

@@ -14,7 +14,7 @@ let progs: Programs
 
 beforeAll(() => {
   progs = compilePrograms()
-})
+}, 600_000)
 
 afterAll(() => rmSync(logDir, { recursive: true, force: true }))
 

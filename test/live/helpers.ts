@@ -6,17 +6,21 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { findLibfaketime } from '../../sim-runtime/live/clock.ts'
 import { procStat, readStat, taskRuntimeNs, tids } from '../../sim-runtime/live/proc.ts'
+import { which } from '../../sim-runtime/live/spawn.ts'
 
 export const root = path.join(import.meta.dirname, '..', '..')
 
-/** libfaketime (and redis, gcc) from hack/live-deps.sh when missing: CI runs these tests, never skips them. */
+/**
+ * What the live tests need from the machine: libfaketime, redis-server and redis-cli, a C compiler.
+ * When any is missing, hack/live-deps.sh installs them (CI runs these tests, never skips them).
+ */
 export function ensureLiveDeps(): string {
-  const found = findLibfaketime()
-  if (found) return found
-  const out = execFileSync(path.join(root, 'hack', 'live-deps.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 })
-  const lib = out.trim().split('\n').pop() ?? ''
-  if (!findLibfaketime()) throw new Error(`hack/live-deps.sh printed ${JSON.stringify(lib)} but libfaketime is still not found`)
-  return lib
+  const missing = () => !findLibfaketime() || !which('redis-server') || !which('redis-cli') || !which('cc')
+  if (missing()) {
+    execFileSync(path.join(root, 'hack', 'live-deps.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 })
+    if (missing()) throw new Error('hack/live-deps.sh ran, but libfaketime, redis-server, redis-cli or cc is still missing')
+  }
+  return findLibfaketime() as string
 }
 
 /** A CPU burner: `burn N` spins N threads forever. */
@@ -110,6 +114,7 @@ let programs: Programs | undefined
 
 export function compilePrograms(): Programs {
   if (programs) return programs
+  if (!which('cc')) ensureLiveDeps()
   const dir = mkdtempSync(path.join(tmpdir(), 'livesim-live-test-'))
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
   const cc = (name: string, src: string, extra: string[] = []) => {
