@@ -33,7 +33,7 @@ import {
   type SimClusterObject,
   type SimHostObject,
 } from './objects.ts'
-import { conditionsFor, isTerminal, onlyProgressDiffers, type ClusterStatus, type Phase } from './status.ts'
+import { conditionsFor, isTerminal, onlyProgressDiffers, type ClusterStatus } from './status.ts'
 
 interface Pod extends KubeObject {
   status?: {
@@ -457,7 +457,9 @@ export class SimHostReconciler {
       observedGeneration: sh.metadata.generation ?? 0,
       phase: podPhase === 'Running' || podPhase === 'Succeeded' || podPhase === 'Failed' ? podPhase : 'Pending',
       pod: pod ? podName : undefined,
-      virtualTime: phase === 'Succeeded' || phase === 'Failed' || podPhase !== 'Running' ? (sc?.status as ClusterStatus | undefined)?.virtualTime : undefined,
+      // Every host stands at the same barrier, so a host's virtual time is the run's; written once the
+      // run has ended rather than on every progress poll (status writes are rate-limited).
+      virtualTime: isTerminal(phase) ? (sc?.status as ClusterStatus | undefined)?.virtualTime : undefined,
     }
     const f = pod ? podFailure(pod) : undefined
     if (f) status.message = f
@@ -473,4 +475,3 @@ export class SimHostReconciler {
   }
 }
 
-export type { Phase }

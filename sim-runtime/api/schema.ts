@@ -5,7 +5,7 @@
 // Where a field's shape depends on a kind (model components), the schema holds the union of the
 // fields and MODEL_KINDS says which belong to which kind; validate.ts and the CRD's CEL rules both
 // read that table.
-import Type, { type Static, type TSchema } from 'typebox'
+import Type, { type Static } from 'typebox'
 import { BANDWIDTH_PATTERN, DURATION_PATTERN, SIZE_PATTERN } from './units.ts'
 
 export const GROUP = 'livesim.dev'
@@ -367,4 +367,3 @@ export type SimHostSpec = Static<typeof SimHostSpec>
 export type SimHostStatus = Static<typeof SimHostStatus>
 export type RunPolicy = Static<typeof RunPolicy>
 export type CallSpec = Static<typeof Call>
-export type AnySchema = TSchema

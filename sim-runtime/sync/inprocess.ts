@@ -4,6 +4,7 @@
 import type { RunPlan } from '../api/plan.ts'
 import type { ComponentFactory } from '../components/component.ts'
 import { HostGroup } from '../engine/group.ts'
+import { WIRE_SLOTS } from '../engine/message.ts'
 import { assembleResults, type SimResults } from './results.ts'
 import { WindowClock, type Stepping } from './windows.ts'
 
@@ -12,18 +13,16 @@ export function simulateInProcess(plan: RunPlan, opts: { stepping?: Stepping; fa
   const group = new HostGroup(plan, plan.hosts.map((h) => h.index), opts.factories)
   const clock = new WindowClock(plan, opts.stepping)
   group.start()
+  // drainOutbox() reuses its buffer: the messages are delivered before the next drain overwrites it.
   let [pending, count] = group.drainOutbox()
-  pending = pending.slice(0, count * 11)
   while (true) {
     let earliest = group.nextEventNs()
-    for (let i = 0; i < count; i++) earliest = Math.min(earliest, pending[i * 11]!)
+    for (let i = 0; i < count; i++) earliest = Math.min(earliest, pending[i * WIRE_SLOTS]!)
     const end = clock.next(earliest)
     if (end < 0) break
     group.deliver(pending, count)
     group.runUntil(end)
-    const [out, n] = group.drainOutbox()
-    pending = out.slice(0, n * 11)
-    count = n
+    ;[pending, count] = group.drainOutbox()
   }
   const wall = (performance.now() - started) / 1000
   return assembleResults(plan, group.results(), clock.barriers, plan.endTimeNs, wall, 0)

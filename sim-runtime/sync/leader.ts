@@ -499,7 +499,8 @@ export class Leader {
         grown.set(owner.inbox)
         owner.inbox = grown
       }
-      owner.inbox.set(msgs.subarray(at, at + WIRE_SLOTS), owner.inboxCount * WIRE_SLOTS)
+      const to = owner.inboxCount * WIRE_SLOTS
+      for (let k = 0; k < WIRE_SLOTS; k++) owner.inbox[to + k] = msgs[at + k]!
       owner.inboxCount++
     }
   }
