@@ -182,7 +182,18 @@ write_kubeconfig "$STATE/kube-scheduler.kubeconfig" kube-scheduler
 start() { # start NAME ARGS...
   local name="$1"; shift
   setsid "$BIN_DIR/$name" "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$STATE/pids/$name.pid"
+  local pid=$! argv0 i
+  echo "$pid" >"$STATE/pids/$name.pid"
+  # $! is the forked shell, which execs setsid, which execs the binary. Until both execs happened
+  # /proc/$pid/cmdline names bash or setsid and pid_alive would call a healthy start "exited":
+  # wait for the exec (or the death) before anyone asks.
+  for ((i = 0; i < 100; i++)); do
+    argv0=""
+    IFS= read -r -d '' argv0 <"/proc/$pid/cmdline" 2>/dev/null || true
+    [[ "${argv0##*/}" == "$name" ]] && return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+  done
 }
 
 # wait_until NAME DESCRIPTION CMD...: poll CMD until it succeeds; give up early
