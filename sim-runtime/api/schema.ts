@@ -133,6 +133,16 @@ export const ModelSpec = Type.Object(
     responseSize: Type.Optional(Size('Client: response size (default 1KiB).')),
     timeout: Type.Optional(Duration('Client: a request with no reply after this long counts as a timeout.')),
     balance: Type.Optional(Enum(['RoundRobin', 'Random'] as const, 'Client and calls: how a group target picks a replica (default RoundRobin).')),
+    redis: Type.Optional(
+      Type.Object(
+        {
+          setRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Fraction of requests that are SET (default 0.5); the rest are GET.' })),
+          keys: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Keys drawn uniformly from key:0 … key:<keys-1> (default 10000).' })),
+          valueSize: Type.Optional(Size('Size of a SET value (default 64B).')),
+        },
+        { ...Closed, description: 'Client: speak Redis (RESP GET/SET) to a live component; requestSize and responseSize are then the real command and reply sizes.' },
+      ),
+    ),
     // Server
     workers: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'Server: concurrent workers (default 1).' })),
     queueLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'Server: requests that may wait; more are rejected (default unbounded).' })),
@@ -155,7 +165,7 @@ export const ModelSpec = Type.Object(
 /** Which ModelSpec fields each kind takes, and which it requires. validate.ts and the CRD CEL rules use this. */
 export const MODEL_KINDS: Record<ModelKind, { fields: readonly string[]; required: readonly string[] }> = {
   Client: {
-    fields: ['kind', 'target', 'openLoop', 'closedLoop', 'requestSize', 'responseSize', 'timeout', 'balance'],
+    fields: ['kind', 'target', 'openLoop', 'closedLoop', 'requestSize', 'responseSize', 'timeout', 'balance', 'redis'],
     required: ['target'],
   },
   Server: {
@@ -169,7 +179,7 @@ export const ClockModes = ['CpuTime', 'WallTime'] as const
 
 export const LiveSpec = Type.Object(
   {
-    command: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'Program and arguments.' }),
+    command: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'Program and arguments ($(VAR) expands from the environment; arguments may be empty strings, the program may not).' }),
     env: Type.Optional(
       Type.Array(
         Type.Object({ name: Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 }), value: Type.String({ maxLength: 65536 }) }, Closed),

@@ -302,13 +302,22 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
       const node = `${host.group}/${c.name}`
       const edges: { to: string; path: string }[] = []
       callGraph.set(node, edges)
-      const targetCheck = (p: string, t: string, wantServer: boolean) => {
+      const targetCheck = (p: string, t: string, wantServer: boolean, from?: { client: boolean; redis: boolean }) => {
         try {
           const r = plan.resolve(host.index, t)
           const targetHost = plan.hosts[r.hosts[0]!]!
           const tc = targetHost.components[r.component]!
           if (wantServer && tc.spec.model?.kind === 'Client') add(p, `${t} is a Client; requests must go to a Server, a Custom or a live component`)
-          if (tc.spec.live && !(tc.spec.live.ports?.length)) add(p, `${t} is a live component that serves no ports`)
+          const portName = t.includes('/') && t.includes(':') ? t.slice(t.lastIndexOf(':') + 1) : undefined
+          if (tc.spec.live) {
+            const ports = tc.spec.live.ports ?? []
+            if (!ports.length) add(p, `${t} is a live component that serves no ports`)
+            else if (portName !== undefined && !ports.some((x) => x.name === portName)) add(p, `${t}: ${tc.name} serves no port named ${JSON.stringify(portName)}; its ports are: ${ports.map((x) => x.name).join(', ')}`)
+            if (!from?.client) add(p, `${t} is a live component; only a Client (with redis:) can send it requests`)
+            else if (!from.redis) add(p, `${t} is a live component: set redis: on this Client (the protocol its requests speak; Redis is the one supported)`)
+          } else if (portName !== undefined) {
+            add(p, `${t}: a :port suffix names a port of a live component, and ${tc.name} is modelled`)
+          }
           edges.push({ to: `${targetHost.group}/${tc.name}`, path: p })
         } catch (err) {
           if (err instanceof TargetError) add(p, err.message)
@@ -327,7 +336,8 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
         }
         if (kind === 'Client') {
           if (!!m.openLoop === !!m.closedLoop) add(`${cp}.model`, 'a Client needs exactly one of openLoop or closedLoop')
-          if (m.target) targetCheck(`${cp}.model.target`, m.target, true)
+          if (m.target) targetCheck(`${cp}.model.target`, m.target, true, { client: true, redis: !!m.redis })
+          size(`${cp}.model.redis.valueSize`, m.redis?.valueSize)
           size(`${cp}.model.requestSize`, m.requestSize)
           size(`${cp}.model.responseSize`, m.responseSize)
           duration(`${cp}.model.timeout`, m.timeout)
@@ -353,6 +363,7 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
       const live = c.spec.live
       if (live) {
         duration(`${cp}.live.readinessTimeout`, live.readinessTimeout)
+        if (!live.command[0]) add(`${cp}.live.command[0]`, 'the program to run must not be empty')
         const ports = new Map<string, number>()
         live.ports?.forEach((p, k) => {
           if (ports.has(p.name)) add(`${cp}.live.ports[${k}].name`, `duplicate port name ${JSON.stringify(p.name)}`)

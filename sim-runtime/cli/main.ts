@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // The livesim command line: run, validate, leader, host, crds.
 // Exit codes: 0 success; 1 invalid input or failed run; 2 usage error; 130 interrupted.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { loadSimCluster, ValidationError } from '../api/validate.ts'
 import { makeLogger } from '../log.ts'
 import { Leader, RunFailed } from '../sync/leader.ts'
-import { runRuntime } from '../sync/runtime.ts'
+import { runRuntime, stopLiveComponents } from '../sync/runtime.ts'
 import { runLocal } from '../run/local.ts'
 import { ProgressView, printResultsTable } from './view.ts'
 import { renderCrds } from '../api/crds.ts'
@@ -44,8 +45,10 @@ program
   .addOption(new Option('--stepping <mode>', 'adaptive windows (skip idle time) or fixed lookahead steps').choices(['adaptive', 'fixed']).default('adaptive'))
   .option('--json', 'print the results JSON on stdout instead of a table')
   .option('-q, --quiet', 'no progress display')
-  .action(async (file: string, o: { out: string; partition?: number; stepping: 'adaptive' | 'fixed'; json?: boolean; quiet?: boolean }) => {
+  .option('--work-dir <dir>', 'live components: where their logs and clock files go (default: a new directory under the system temp dir)')
+  .action(async (file: string, o: { out: string; partition?: number; stepping: 'adaptive' | 'fixed'; json?: boolean; quiet?: boolean; workDir?: string }) => {
     const { cluster, plan, baseDir } = readManifest(file)
+    const workDir = plan.liveComponents > 0 ? path.resolve(o.workDir ?? mkdtempSync(path.join(os.tmpdir(), `livesim-${plan.cluster}-`))) : undefined
     const log = makeLogger('livesim', process.env.LIVESIM_LOG_LEVEL ?? 'warn')
     const view = o.quiet || o.json ? undefined : new ProgressView(process.stderr)
     const abort = new AbortController()
@@ -65,12 +68,14 @@ program
         partition: o.partition,
         stepping: o.stepping,
         signal: abort.signal,
+        childEnv: workDir ? () => ({ LIVESIM_WORK_DIR: workDir }) : undefined,
         onStatus: view ? (s) => view.update(s) : undefined,
       })
       view?.stop()
       writeFileSync(o.out, JSON.stringify(results, null, 2) + '\n')
       if (o.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n')
       else printResultsTable(results, o.out)
+      if (workDir && !o.json) process.stdout.write(`live programs' logs: ${workDir}/<host>/<component>.log\n`)
     } catch (err) {
       view?.stop()
       if (interrupted) {
@@ -167,11 +172,19 @@ program
   .addOption(new Option('--protocol-version <n>').hideHelp().argParser((v) => Number(v)))
   .action(async (o: { leader: string; hosts: string; runtimeId: string; tokenFile?: string; connectTimeout: number; protocolVersion?: number }) => {
     const log = makeLogger('livesim-host').child({ runtime: o.runtimeId })
-    // As PID 1 in a container no default handler would end the process on SIGTERM.
-    process.once('SIGTERM', () => {
-      log.warn('terminated')
-      process.exit(143)
-    })
+    // As PID 1 in a container no default handler would end the process on SIGTERM. Ctrl-C on
+    // `livesim run` reaches this process too. Live programs live in their own sessions: tear their
+    // cells down before leaving, so that nothing is left behind.
+    const onSignal = (sig: NodeJS.Signals) => {
+      log.warn({ signal: sig }, 'terminated')
+      const force = setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), 5000)
+      void stopLiveComponents().finally(() => {
+        clearTimeout(force)
+        process.exit(sig === 'SIGINT' ? 130 : 143)
+      })
+    }
+    process.once('SIGTERM', onSignal)
+    process.once('SIGINT', onSignal)
     await runRuntime({
       leaderUrl: o.leader,
       token: readToken(o),
@@ -196,12 +209,18 @@ program
   .option('--health-port <port>', 'port of /healthz and /readyz', (v) => positiveInt(v, '--health-port'), 8081)
   .option('--bind <address>', 'listen address of metrics and health', process.env.POD_IP ?? '0.0.0.0')
   .option('--no-leader-elect', 'act without a Lease (one replica only)')
-  .action(async (o: { namespace?: string; image: string; imagePullPolicy: string; leaseNamespace: string; leaseName: string; identity: string; metricsPort: number; healthPort: number; bind: string; leaderElect: boolean }) => {
+  .addOption(
+    new Option('--live-pod-security <level>', 'pods of hosts with live components: restricted (signals cells) or privileged (root, cgroup cells; the namespace must admit privileged pods)')
+      .choices(['restricted', 'privileged'])
+      .env('LIVESIM_LIVE_POD_SECURITY')
+      .default('restricted'),
+  )
+  .action(async (o: { namespace?: string; image: string; imagePullPolicy: string; leaseNamespace: string; leaseName: string; identity: string; metricsPort: number; healthPort: number; bind: string; leaderElect: boolean; livePodSecurity: 'restricted' | 'privileged' }) => {
     const { Manager } = await import('../../operator/manager.ts')
     const log = makeLogger('livesim-operator')
     const m = new Manager(
       {
-        settings: { image: o.image, imagePullPolicy: o.imagePullPolicy, leaderLingerSec: 900, registerTimeoutSec: 300 },
+        settings: { image: o.image, imagePullPolicy: o.imagePullPolicy, leaderLingerSec: 900, registerTimeoutSec: 300, livePodSecurity: o.livePodSecurity },
         namespace: o.namespace,
         leaseNamespace: o.leaseNamespace,
         leaseName: o.leaseName,
@@ -214,7 +233,7 @@ program
       log,
     )
     await m.start()
-    log.info({ namespace: o.namespace ?? 'all', identity: o.identity }, 'operator started')
+    log.info({ namespace: o.namespace ?? 'all', identity: o.identity, livePodSecurity: o.livePodSecurity }, 'operator started')
     await new Promise<void>((resolve) => {
       const stop = () => resolve()
       process.once('SIGTERM', stop)

@@ -77,11 +77,12 @@ export function printResultsTable(r: SimResults, outFile: string, out: NodeJS.Wr
       const x = c as Record<string, unknown>
       const lat = (x.latency ?? x.response) as Latency | undefined
       const errors = Number(x.errors ?? 0) + Number(x.timeouts ?? 0) + Number(x.rejected ?? 0)
+      const done = x.kind === 'Live' ? (x.running ? 'running' : `exit ${x.exitCode ?? x.exitSignal}`) : String(x.completed ?? '-')
       t.push([
         host,
         name,
         String(x.kind),
-        String(x.completed ?? '-'),
+        done,
         x.throughputPerSec !== undefined ? String(x.throughputPerSec) : '-',
         String(errors),
         us(lat?.meanNs),
@@ -100,4 +101,7 @@ export function printResultsTable(r: SimResults, outFile: string, out: NodeJS.Wr
       (s.mode === 'Slack' ? ` (lateness total ${formatDurationNs(s.latenessTotalNs)}, max ${formatDurationNs(s.latenessMaxNs)})` : '') +
       `\nresults: ${outFile}  digest: ${r.digest}\n`,
   )
+  if (r.live) {
+    out.write(`live: ${r.live.hosts} cell(s) in ${r.live.cellMode} mode, CPU time ${formatDurationNs(r.live.cpuTimeNs)}, stolen (compensated) ${formatDurationNs(r.live.stolenNs)}\n`)
+  }
 }

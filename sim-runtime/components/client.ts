@@ -7,6 +7,7 @@ import { Histogram } from '../engine/histogram.ts'
 import { newMessage, MSG_REQUEST, MSG_RESPONSE, type Message } from '../engine/message.ts'
 import { registerComponent, round, type Component, type ComponentContext } from './component.ts'
 import { TargetPicker } from './targets.ts'
+import { encodeCommand } from '../live/resp.ts'
 
 const T_ARRIVAL = 1
 const T_THINK = 2
@@ -27,6 +28,8 @@ export class Client implements Component {
   private readonly closed: { users: number; thinkNs: number } | undefined
   private readonly arrivals
   private readonly think
+  /** Redis protocol to a live target: the command mix, and the port (the target's :port, or its first). */
+  private readonly redis: { setRatio: number; keys: number; value: Buffer; port: number; rng: import('../engine/rng.ts').Rng } | undefined
   private readonly outstanding = new Map<number, Pending>()
   private readonly latency = new Histogram()
   private nextId = 1
@@ -48,6 +51,19 @@ export class Client implements Component {
     }
     this.arrivals = ctx.rng('arrivals')
     this.think = ctx.rng('think')
+    if (spec.redis) {
+      const target = ctx.plan.hosts[this.picker.target.hosts[0]!]!.components[this.picker.target.component]!
+      const ports = target.spec.live?.ports ?? []
+      const portName = spec.target!.includes(':') ? spec.target!.slice(spec.target!.lastIndexOf(':') + 1) : undefined
+      const port = (portName === undefined ? ports[0] : ports.find((p) => p.name === portName))?.port ?? 0
+      this.redis = {
+        setRatio: spec.redis.setRatio ?? 0.5,
+        keys: spec.redis.keys ?? 10_000,
+        value: Buffer.alloc(parseSizeBytes(spec.redis.valueSize ?? 64), 'x'),
+        port,
+        rng: ctx.rng('redis'),
+      }
+    }
   }
 
   start(): void {
@@ -70,6 +86,15 @@ export class Client implements Component {
   private request(user: number): void {
     const id = this.nextId++
     const m = newMessage(MSG_REQUEST, this.picker.pick(), this.picker.target.component, id, this.requestBytes, this.responseBytes)
+    const r = this.redis
+    if (r) {
+      // The real command. tag = connection slot × 65536 + port: a closed-loop user keeps its own
+      // connection (like redis-benchmark -c), an open loop pipelines on one.
+      const key = `key:${Math.floor(r.rng.uniform() * r.keys)}`
+      m.payload = r.rng.uniform() < r.setRatio ? encodeCommand(['SET', key, r.value]) : encodeCommand(['GET', key])
+      m.bytes = m.payload.length
+      m.tag = Math.max(user, 0) * 65536 + r.port
+    }
     this.outstanding.set(id, { startNs: this.ctx.now(), user })
     this.sent++
     this.ctx.send(m)

@@ -1,15 +1,18 @@
 // One simulated host: its components, its event queue and its egress links. A host only ever
 // processes its own events; hosts meet through messages exchanged at barriers (sync/), which is
 // what lets any partition of hosts into processes give identical results.
-import type { RunPlan } from '../api/plan.ts'
+import type { PlanComponent, RunPlan } from '../api/plan.ts'
 import type { Component, ComponentContext } from '../components/component.ts'
 import { componentFactory } from '../components/component.ts'
 import { LinkState } from '../network/link.ts'
 import { EventHeap, type SimEvent } from './heap.ts'
-import { Message } from './message.ts'
+import { Message, MSG_LIVE_FIN, MSG_LIVE_OPEN } from './message.ts'
 import { Rng } from './rng.ts'
 
 const EV_MESSAGE = -1
+
+/** Builds a live component (sim-runtime/live/runner.ts) for the host that carries it. */
+export type LiveFactory = (c: PlanComponent, ctx: ComponentContext) => Component
 
 interface HostEvent extends SimEvent {
   comp: number
@@ -40,7 +43,7 @@ export class HostSim {
   latenessSumNs = 0
   latenessMaxNs = 0
 
-  constructor(plan: RunPlan, index: number, factories?: Map<string, import('../components/component.ts').ComponentFactory>) {
+  constructor(plan: RunPlan, index: number, factories?: Map<string, import('../components/component.ts').ComponentFactory>, live?: LiveFactory) {
     const host = plan.hosts[index]
     if (!host) throw new Error(`no host with index ${index}`)
     this.plan = plan
@@ -48,7 +51,11 @@ export class HostSim {
     this.name = host.name
     for (const c of host.components) {
       const model = c.spec.model
-      if (!model) throw new Error(`${c.path}: live components are not executable yet; only model components run`)
+      if (!model) {
+        if (!live) throw new Error(`${c.path}: live components run only in a sim-runtime (livesim run, or a SimHost pod), not in the in-process driver`)
+        this.components.push(live(c, this.context(c.index, c.path)))
+        continue
+      }
       const factory = factories?.get(c.path) ?? componentFactory(model.kind)
       if (!factory) throw new Error(`${c.path}: no component kind ${model.kind} is registered`)
       this.components.push(factory(model, this.context(c.index, c.path)))
@@ -67,7 +74,12 @@ export class HostSim {
       send: (msg) => {
         msg.srcHost = this.index
         msg.srcComp = componentIndex
-        this.send(msg)
+        this.send(msg, this.nowNs)
+      },
+      sendAt: (msg, atNs) => {
+        msg.srcHost = this.index
+        msg.srcComp = componentIndex
+        this.send(msg, Math.min(atNs, this.nowNs))
       },
       rng: (stream) => {
         let r = rngs.get(stream)
@@ -92,7 +104,7 @@ export class HostSim {
     this.heap.push({ t: atNs, o: this.index, s: this.seq++, comp, type, data })
   }
 
-  private send(msg: Message): void {
+  private send(msg: Message, atNs: number): void {
     if (msg.dstHost === this.index) {
       this.heap.push({ t: this.nowNs, o: this.index, s: this.seq++, comp: msg.dstComp, type: EV_MESSAGE, data: msg })
       return
@@ -102,7 +114,7 @@ export class HostSim {
       link = new LinkState(this.plan.link(this.index, msg.dstHost), this.plan.seed, `${this.name}->${this.plan.hosts[msg.dstHost]!.name}`)
       this.links.set(msg.dstHost, link)
     }
-    const deliverNs = link.transmit(this.nowNs, msg.bytes)
+    const deliverNs = link.transmit(atNs, msg.bytes, msg.type >= MSG_LIVE_OPEN && msg.type <= MSG_LIVE_FIN)
     if (deliverNs < 0) return
     this.outbox.push({ deliverNs, originSeq: this.seq++, msg })
   }

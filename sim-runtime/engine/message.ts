@@ -5,6 +5,16 @@
 export const MSG_REQUEST = 1
 export const MSG_RESPONSE = 2
 export const MSG_ERROR = 3
+/**
+ * Live TCP connections through the simulated network (sim-runtime/live/net.ts). `id` names the
+ * connection on the client's host; OPEN carries the server port in `tag`; DATA and FIN carry the
+ * direction in `tag` (DIR_C2S from the connecting side, DIR_S2C back) and DATA the bytes in `payload`.
+ */
+export const MSG_LIVE_OPEN = 4
+export const MSG_LIVE_DATA = 5
+export const MSG_LIVE_FIN = 6
+export const DIR_C2S = 0
+export const DIR_S2C = 1
 /** Custom components may use types from here up. */
 export const MSG_USER = 16
 
@@ -22,6 +32,12 @@ export class Message {
   replyBytes = 0
   /** Free for components (e.g. a timestamp or a parameter). */
   tag = 0
+  /**
+   * Real bytes carried by the message: a live program's TCP data, or a modelled client's request to a
+   * live program. Crosses the wire after the fixed slots (frames.ts); `bytes` is still what the link
+   * charges for.
+   */
+  payload: Uint8Array | undefined = undefined
 }
 
 /** A message of `type` to (dstHost, dstComp); requests also say how big a reply they expect. */
@@ -36,8 +52,9 @@ export function newMessage(type: number, dstHost: number, dstComp: number, id: n
   return m
 }
 
-/** Number of float64 slots a message takes on the wire, with its delivery key. */
-export const WIRE_SLOTS = 11
+/** Number of float64 slots a message takes on the wire, with its delivery key. Slot 11: payload length. */
+export const WIRE_SLOTS = 12
+export const SLOT_PAYLOAD = 11
 
 export function writeMessage(f: Float64Array, at: number, m: Message, deliverNs: number, originSeq: number): void {
   f[at] = deliverNs
@@ -51,6 +68,7 @@ export function writeMessage(f: Float64Array, at: number, m: Message, deliverNs:
   f[at + 8] = m.bytes
   f[at + 9] = m.replyBytes
   f[at + 10] = m.tag
+  f[at + 11] = m.payload ? m.payload.length : 0
 }
 
 export function readMessage(f: Float64Array, at: number): Message {

@@ -61,6 +61,39 @@ export function taskRuntimeNs(pid: number, tid: number): number | undefined {
   return text === undefined ? undefined : Number(text.slice(0, text.indexOf(' ')))
 }
 
+/** /proc/<pid>/task/<tid>/schedstat: ns on a CPU (field 1) and ns runnable but waiting for a CPU (field 2, run_delay). */
+export interface TaskSchedstat {
+  runNs: number
+  delayNs: number
+}
+
+/**
+ * Both times of /proc/<pid>/task/<tid>/schedstat, or undefined once the thread is gone. The kernel
+ * updates them when the thread leaves or gets a CPU, so a thread running or waiting right now shows
+ * its earlier slices and waits only; once the thread is frozen or stopped (it had to run to get
+ * there), both are complete.
+ */
+export function taskSchedstat(pid: number, tid: number): TaskSchedstat | undefined {
+  const text = readSmall(`/proc/${pid}/task/${tid}/schedstat`)
+  if (text === undefined) return undefined
+  const a = text.indexOf(' ')
+  const b = text.indexOf(' ', a + 1)
+  if (a < 0 || b < 0) return undefined
+  return { runNs: Number(text.slice(0, a)), delayNs: Number(text.slice(a + 1, b)) }
+}
+
+/** taskSchedstat of every thread of these processes, tid → times, into `out` (cleared first). Threads that vanish are skipped. */
+export function threadSchedstats(pids: readonly number[], out: Map<number, TaskSchedstat> = new Map()): Map<number, TaskSchedstat> {
+  out.clear()
+  for (const pid of pids) {
+    for (const tid of tids(pid)) {
+      const st = taskSchedstat(pid, tid)
+      if (st !== undefined) out.set(tid, st)
+    }
+  }
+  return out
+}
+
 /** Children of every thread of a process (needs CONFIG_PROC_CHILDREN; [] when absent). */
 export function childPids(pid: number): number[] {
   const out: number[] = []

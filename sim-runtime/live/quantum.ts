@@ -1,96 +1,445 @@
-// Driving frozen cells through one quantum of virtual time, the scheme of docs/live.md
-// ("Driving scheme"). Not part of the brief's interfaces: the runtime's barrier loop may call it, or
-// copy what it does. Every cell is frozen between quanta.
+// Driving frozen cells through one quantum of virtual time, the scheme of docs/live.md ("Driving
+// scheme" and "Time accounting"). The runtime's barrier loop (runner.ts) calls it once per window.
+// Every cell is frozen between quanta.
 //
+// A quantum [start, barrier) is run in slices. A slice:
 //   1. anchor = now + lead: the instant at which the cells will be thawed. `lead` covers writing every
 //      clock file (measured, adaptive), so that the thaw never comes later than the anchor.
-//   2. clock.set(start, rate, { anchorNs: anchor, untilNs: start + virtualNs }) for every cell: each
-//      program's clock reads `start` at the anchor, and never passes the barrier.
-//   3. Sleep until the anchor, thaw every cell.
-//   4. Sleep until anchor + budget − freezeMargin, where budget = virtualNs / rate and freezeMargin is
-//      the freeze latency seen so far (adaptive, at most budget / 4), and freeze every cell.
-//   5. span = (all frozen) − anchor. When span < budget the programs lost (budget − span) of wall time
-//      at the end of the quantum: their clocks jump forward by that at the next thaw, as if they had
-//      been descheduled. When span > budget (overrunNs > 0: the runtime did not get a CPU in time, or
-//      a freeze was slow) the programs ran that much longer than granted; their clocks stood still at
-//      the barrier meanwhile (the shim's limit), so nothing they read is past it, but they did run:
-//      the runtime should count overruns (like lateness in Slack mode).
+//   2. clock.set(sliceStart, rate, { anchorNs: anchor, untilNs: barrier }) for every cell of the
+//      slice: each program's clock reads `sliceStart` at the anchor, advances at rate = 1/speed, and
+//      never passes the barrier.
+//   3. Wait until the anchor (letting the event loop run), thaw the cells.
+//   4. Each cell has its own freeze deadline: anchor + need − freezeMargin, where need is the wall time
+//      it needs to reach the barrier (virtual time left × speed) and freezeMargin the freeze latency
+//      seen so far (adaptive, at most a quarter of need). Meanwhile the loop calls the hooks: onDue(i)
+//      once cell i's clock reaches nextDueNs(i). CpuTime cells: at the deadline, the wall time their
+//      threads spent waiting for a CPU so far (steal) is read and the deadline moved by it, until it
+//      stops growing. Cells whose deadlines are near are frozen together.
+//   5. After its freeze, a cell's progress is (span − steal) × rate for CpuTime (span = anchor → frozen),
+//      span × rate for WallTime. WallTime cells are done after one slice. A CpuTime cell short of the
+//      barrier by more than the tolerance (max(2 µs, 1 % of the quantum)) gets another slice, alone
+//      or with the other cells still short; cells at the barrier stay frozen. At most
+//      MAX_EXTRA_SLICES extra slices per quantum; cells still short then are credited the rest
+//      (QuantumResult.capped, shortNs).
+//
+// Steal of a cell in a slice = max over its threads of the growth of run_delay (field 2 of
+// /proc/<pid>/task/<tid>/schedstat: time runnable but not on a CPU). Why the max: virtual time is one
+// per cell, and with the max every thread of the cell got at least as much CPU as the virtual time
+// granted, as on a host of its own, however the waits were spread. A sum would count two threads
+// waiting at the same time twice (a cell with two busy threads that each waited half the slice would
+// not advance at all); a mean would let the most delayed thread (often the one the others wait for)
+// fall behind. The price: the other threads get a little more CPU per virtual second than they
+// would have, and waits among the cell's own threads (more runnable threads than CPUs) count as steal.
+//
+// The programs' clock never goes back. Within a slice it advances with the wall (× rate), also while a
+// thread waits for a CPU; the next slice of a CpuTime cell starts its clock where the previous one
+// could have left it (not at the lower progress), and the cell runs until its progress reaches the
+// barrier; its clock stands at the barrier meanwhile. So, over a quantum, a CpuTime cell's clock
+// advances by the quantum while the cell gets the CPU time of a quantum (× speed); within a quantum,
+// the clock may run ahead of the CPU the cell got by up to the steal of that quantum.
 import type { Cell } from './cell.ts'
 import type { VirtualClock } from './clock.ts'
+import { threadSchedstats, type TaskSchedstat } from './proc.ts'
+
+export type ClockMode = 'CpuTime' | 'WallTime'
+
+export interface DrivenCell {
+  cell: Cell
+  clock?: VirtualClock
+  /** CpuTime: virtual time advances with the time the cell's threads got a CPU (wall minus steal). WallTime: with the wall while thawed. */
+  clockMode: ClockMode
+  /** > 0: CPU speed of the simulated host relative to this machine (default 1). The clock runs at rate 1/speed; a quantum of V virtual ns gets V × speed of wall (CPU) time. */
+  speed: number
+}
+
+export interface QuantumHooks {
+  /** Next virtual instant (ns) at which the runtime must act for cell i, or Infinity. Called often; must be cheap. */
+  nextDueNs?(i: number): number
+  /**
+   * Called synchronously from the driver's loop once cell i's virtual clock has reached nextDueNs(i)
+   * (while the cell is thawed); the runtime writes due bytes to sockets here. Called again as long as
+   * nextDueNs(i) <= virtualNowNs(i). When a cell is done with the quantum (frozen at the barrier),
+   * what is due up to the barrier is called at once with virtualNowNs = barrier: the program reads it
+   * at its next thaw.
+   */
+  onDue?(i: number, virtualNowNs: number): void
+}
 
 export interface QuantumResult {
-  /** Wall ns from the anchor until every cell was frozen again. */
+  /** Wall ns from the first slice's anchor until every cell was frozen for the last time. */
   spanNs: number
-  /** span − budget when positive: how far past the barrier a program may have read its clock. */
+  /** Largest wall ns a cell ran past its barrier (CpuTime: not counting steal): how far past the barrier a program may have read its clock (WallTime) or computed (CpuTime). */
   overrunNs: number
-  /** How late the thaw came after the anchor (a clock file write took longer than the lead): wall time the programs' clocks skipped. */
+  /** Worst lateness of a thaw after its anchor (a clock file write took longer than the lead): wall time the programs' clocks skipped. */
   lateThawNs: number
-  /** Wall ns from the freeze request to all frozen. */
+  /** Worst wall ns from a freeze request to all frozen. */
   freezeNs: number
   /** CPU ns each cell consumed in this quantum (same order as the cells). */
   cpuNs: number[]
+  /** Slices each cell was thawed for (1 for WallTime cells). */
+  slices: number[]
+  /** Wall ns each cell's threads waited for a CPU while thawed (max over threads per slice, summed over slices); CpuTime cells only, 0 for WallTime cells. */
+  stolenNs: number[]
+  /** Slices after the first, all cells together (at most MAX_EXTRA_SLICES). */
+  extraSlices: number
+  /** Cells still short of the barrier after MAX_EXTRA_SLICES extra slices (credited the rest). */
+  capped: number[]
+  /** Virtual ns each cell was credited without running for them: the tolerance left at the end (CpuTime), the freeze margin (WallTime: the forward jump of the next quantum), everything left when capped. */
+  shortNs: number[]
 }
 
 export interface QuantumDriver {
-  /** Run every cell from virtual `startNs` for `virtualNs`, its clock advancing at `rate`. */
-  run(startNs: number, virtualNs: number, rate?: number): Promise<QuantumResult>
+  /** Advance every cell from virtual startNs to startNs+virtualNs. Cells are frozen before and after. */
+  run(startNs: number, virtualNs: number, hooks?: QuantumHooks): Promise<QuantumResult>
+  /**
+   * During run(): cell i's current virtual time from its current slice (anchor, rate), clamped to
+   * [startNs, startNs+virtualNs], never less than a value returned before. Outside run(): the end of
+   * the last quantum (0 before the first). Cheap (called per socket read).
+   */
+  virtualNowNs(i: number): number
 }
+
+/** The first interface (cells and clocks apart, WallTime, the rate given per quantum); test/live/clock.test.ts drives cells with it. */
+export interface RateQuantumDriver {
+  /** Run every cell from virtual `startNs` for `virtualNs`, its clock advancing at `rate` (wall budget virtualNs / rate). */
+  run(startNs: number, virtualNs: number, rate?: number): Promise<QuantumResult>
+  virtualNowNs(i: number): number
+}
+
+/** Extra slices per quantum before the cells still short of the barrier are credited the rest. */
+export const MAX_EXTRA_SLICES = 50
+/** Steal readings per cell and slice (each may move the freeze deadline). */
+const MAX_CHECKS = 32
+/** Cells whose freeze deadlines fall within this of each other are frozen together (one shared wait; signals mode: one /proc scan). */
+const BATCH_NS = 20_000
+const MIN_MARGIN_NS = 30_000
+/** Sleeps shorter than this do not stop a thread from counting as busy (settle()). */
+const BUSY_SLACK_NS = 10_000
 
 const napCell = new Int32Array(new SharedArrayBuffer(4))
-const now = () => process.hrtime.bigint()
+const hrNow = () => process.hrtime.bigint()
+const hr = () => Number(process.hrtime.bigint())
+const immediate = () => new Promise<void>((resolve) => setImmediate(resolve))
 const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-/** Wait until the hrtime instant `until`: timers for the bulk, then thread naps, then a short spin (≤ 30 µs). */
-async function waitUntil(until: bigint): Promise<void> {
-  let left = Number(until - now())
-  if (left > 2_500_000) {
-    await sleepMs(Math.floor((left - 1_500_000) / 1e6))
-    left = Number(until - now())
+/**
+ * One step towards the hrtime instant `until` (ns) that lets the event loop run: a timer for the bulk
+ * (> 2.5 ms away), then thread naps of ≤ 200 µs (they give the CPU to the cells; a nap wakes ~60 µs
+ * late) each followed by a setImmediate turn, then a synchronous spin over the last ≤ 150 µs.
+ */
+async function waitStep(until: number): Promise<void> {
+  const left = until - hr()
+  if (left > 2_500_000) return sleepMs(Math.floor((left - 1_500_000) / 1e6))
+  if (left > 150_000) {
+    Atomics.wait(napCell, 0, 0, Math.min(left - 120_000, 200_000) / 1e6)
+    return immediate()
   }
-  while (left > 80_000) {
-    Atomics.wait(napCell, 0, 0, (left - 60_000) / 1e6)
-    left = Number(until - now())
-  }
-  while (now() < until) {
-    // spin the last tens of µs: a nap wakes up ~60 µs late
+  while (hr() < until) {
+    // the last tens of µs
   }
 }
 
-export function createQuantumDriver(cells: Cell[], clocks: (VirtualClock | undefined)[]): QuantumDriver {
-  if (clocks.length !== cells.length) throw new Error('one clock (or undefined) per cell')
+async function waitUntil(until: number): Promise<void> {
+  while (hr() < until) await waitStep(until)
+}
+
+export function createQuantumDriver(cells: DrivenCell[]): QuantumDriver
+export function createQuantumDriver(cells: Cell[], clocks: (VirtualClock | undefined)[]): RateQuantumDriver
+export function createQuantumDriver(cells: DrivenCell[] | Cell[], clocks?: (VirtualClock | undefined)[]): QuantumDriver | RateQuantumDriver {
+  if (clocks !== undefined) {
+    if (clocks.length !== cells.length) throw new Error('one clock (or undefined) per cell')
+    const core = makeDriver((cells as Cell[]).map((cell, i) => ({ cell, clock: clocks[i], clockMode: 'WallTime', speed: 1 })))
+    const driver: RateQuantumDriver = {
+      run: (startNs, virtualNs, rate = 1) => {
+        if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`rate must be > 0, got ${rate}`)
+        return core.run(startNs, virtualNs, undefined, rate)
+      },
+      virtualNowNs: core.virtualNowNs,
+    }
+    return driver
+  }
+  const core = makeDriver(cells as DrivenCell[])
+  const driver: QuantumDriver = { run: (startNs, virtualNs, hooks) => core.run(startNs, virtualNs, hooks), virtualNowNs: core.virtualNowNs }
+  return driver
+}
+
+function makeDriver(cells: DrivenCell[]) {
+  cells.forEach((c, i) => {
+    if (c.clockMode !== 'CpuTime' && c.clockMode !== 'WallTime') throw new Error(`cell ${i} (${c.cell.name}): clockMode must be CpuTime or WallTime, got ${JSON.stringify(c.clockMode)}`)
+    if (!(c.speed > 0) || !Number.isFinite(c.speed)) throw new Error(`cell ${i} (${c.cell.name}): speed must be > 0, got ${c.speed}`)
+  })
+  const n = cells.length
+  const cpuMode = cells.map((c) => c.clockMode === 'CpuTime')
   let writeNsPerClock = 100_000 // adapted from measurements
   let freezeMarginNs = 200_000
-  return {
-    async run(startNs, virtualNs, rate = 1) {
-      if (cells.some((c) => !c.frozen)) throw new Error('runQuantum: every cell must be frozen before a quantum')
-      const budgetNs = virtualNs / rate
-      const cpuBefore = cells.map((c) => c.cpuTimeNs())
-      const nClocks = clocks.filter(Boolean).length
-      const t0 = now()
-      const anchor = t0 + BigInt(Math.round(writeNsPerClock * nClocks * 1.5 + 20_000))
-      for (const clock of clocks) clock?.set(startNs, rate, { anchorNs: anchor, untilNs: startNs + virtualNs })
-      const written = now()
-      if (nClocks > 0) writeNsPerClock = 0.8 * writeNsPerClock + 0.2 * (Number(written - t0) / nClocks)
-      await waitUntil(anchor)
-      const thawAt = now()
-      await Promise.all(cells.map((c) => c.thaw()))
-      await waitUntil(anchor + BigInt(Math.max(0, Math.round(budgetNs - freezeMarginNs))))
-      const freezeAt = now()
-      await Promise.all(cells.map((c) => c.freeze()))
-      const frozenAt = now()
-      const freezeNs = Number(frozenAt - freezeAt)
-      const spanNs = Number(frozenAt - anchor)
-      // Margin: the freeze latency, remembered as a slowly decaying maximum, never more than a
-      // quarter of the budget. (An overrun caused by a late timer — the runtime did not get a CPU —
-      // is not fixed by a larger margin; it is reported.)
-      freezeMarginNs = Math.min(Math.max(freezeNs * 1.5, freezeMarginNs * 0.95, 30_000), Math.max(30_000, budgetNs / 4))
-      return {
-        spanNs,
-        overrunNs: Math.max(0, spanNs - budgetNs),
-        lateThawNs: Math.max(0, Number(thawAt - anchor)),
-        freezeNs,
-        cpuNs: cells.map((c, i) => c.cpuTimeNs() - (cpuBefore[i] as number)),
-      }
-    },
+  // Per cell, during run(): the slice its clock is in, how far its clock may have gone, its progress.
+  const rate = new Float64Array(n)
+  /** Virtual ns the cell's clock reads at the anchor of its current (or last) slice. */
+  const sliceStart = new Float64Array(n)
+  /** The highest virtual time the cell's clock may have shown: where its next slice starts. */
+  const clockAt = new Float64Array(n)
+  /** Virtual time the cell got to: CpuTime (wall − steal) × rate summed over slices, WallTime wall × rate. */
+  const progress = new Float64Array(n)
+  /** virtualNowNs never returns less than this. */
+  const floor = new Float64Array(n)
+  const inSlice = new Uint8Array(n)
+  let anchorNum = 0
+  let barrier = 0
+  let lastEnd = 0
+  let running = false
+  // CpuTime: schedstat of every thread at the thaw, the processes seen then, a scratch map.
+  const baseStats = cells.map(() => new Map<number, TaskSchedstat>())
+  const slicePids: number[][] = cells.map(() => [])
+  const scratch = new Map<number, TaskSchedstat>()
+
+  const virtualNowNs = (i: number): number => {
+    if (!running) return lastEnd
+    let v = inSlice[i] ? (sliceStart[i] as number) + Math.max(0, hr() - anchorNum) * (rate[i] as number) : (clockAt[i] as number)
+    if (v > barrier) v = barrier
+    v = Math.floor(v)
+    const f = floor[i] as number
+    if (v <= f) return f
+    floor[i] = v
+    return v
   }
+
+  /** Steal so far: max over the cell's threads of the growth of run_delay since the thaw (threads new since then: all of theirs). */
+  const stealOf = (i: number, pids: number[]): number => {
+    const base = baseStats[i] as Map<number, TaskSchedstat>
+    let max = 0
+    for (const [tid, st] of threadSchedstats(pids, scratch)) {
+      const b = base.get(tid)
+      const d = b === undefined || st.delayNs < b.delayNs ? st.delayNs : st.delayNs - b.delayNs // smaller: the tid was reused
+      if (d > max) max = d
+    }
+    return max
+  }
+
+  /**
+   * After a CpuTime cell's freeze: its steal in the slice (max over threads of the growth of
+   * run_delay) and the wall time it ran for, `ran` = min over threads of what each got to run:
+   * - a thread that was runnable from the thaw to the freeze request (run + delay covers at least that
+   *   stretch: it never slept) progressed exactly as long as it was on a CPU: its run time;
+   * - any other thread: the stretch thawed minus its waits (its sleeps count as progress).
+   * The first is exact; the second also counts, as progress, the time between the thread's real
+   * freeze and the moment the driver saw the whole cell frozen (up to a few ms when a freeze waits
+   * for a CPU).
+   */
+  const settle = (i: number, thawedNs: number, busyNs: number): { steal: number; ran: number } => {
+    const base = baseStats[i] as Map<number, TaskSchedstat>
+    let steal = 0
+    let ran = thawedNs
+    for (const [tid, st] of threadSchedstats((cells[i] as DrivenCell).cell.pids(), scratch)) {
+      const b = base.get(tid)
+      const fresh = b === undefined || st.delayNs < b.delayNs || st.runNs < b.runNs // new thread (or a reused tid)
+      const dDelay = fresh ? st.delayNs : st.delayNs - b.delayNs
+      const dRun = fresh ? st.runNs : st.runNs - b.runNs
+      if (dDelay > steal) steal = dDelay
+      const r = !fresh && dRun + dDelay >= busyNs ? dRun : thawedNs - dDelay
+      if (r < ran) ran = r
+    }
+    return { steal: Math.min(steal, thawedNs), ran: Math.max(0, ran) }
+  }
+
+  async function run(startNs: number, virtualNs: number, hooks: QuantumHooks | undefined, rateOverride?: number): Promise<QuantumResult> {
+    if (running) throw new Error('quantum driver: run() is already running')
+    if (!Number.isSafeInteger(startNs) || startNs < 0) throw new Error(`startNs must be a non-negative safe integer, got ${startNs}`)
+    if (!Number.isSafeInteger(virtualNs) || virtualNs <= 0 || !Number.isSafeInteger(startNs + virtualNs)) throw new Error(`virtualNs must be a positive safe integer, got ${virtualNs}`)
+    if (cells.some((c) => !c.cell.frozen)) throw new Error('quantum driver: every cell must be frozen before a quantum')
+    const B = startNs + virtualNs
+    const tolNs = Math.max(2_000, virtualNs * 0.01)
+    for (let i = 0; i < n; i++) {
+      rate[i] = rateOverride ?? 1 / (cells[i] as DrivenCell).speed
+      sliceStart[i] = startNs
+      clockAt[i] = startNs
+      progress[i] = startNs
+      floor[i] = startNs
+      inSlice[i] = 0
+    }
+    const quantumWallNs = Math.max(...Array.from(rate, (r) => virtualNs / r), 0)
+    barrier = B
+    running = true
+    const done = new Uint8Array(n)
+    const slices = new Array<number>(n).fill(0)
+    const stolen = new Array<number>(n).fill(0)
+    const short = new Array<number>(n).fill(0)
+    const capped: number[] = []
+    let lateThaw = 0
+    let freezeMax = 0
+    let overrun = 0
+    let extra = 0
+    let firstAnchor: number | undefined
+    let lastFrozen = 0
+    const cpuBefore = cells.map((c) => c.cell.cpuTimeNs())
+    const nextDue = hooks?.nextDueNs?.bind(hooks)
+    const onDue = hooks?.onDue?.bind(hooks)
+    const due = nextDue && onDue ? { nextDue, onDue } : undefined
+
+    const runDue = (i: number) => {
+      if (!due) return
+      let v = virtualNowNs(i)
+      for (let k = 0; due.nextDue(i) <= v; k++) {
+        if (k >= 1_000_000) throw new Error(`quantum driver: onDue(${i}, ${v}) keeps nextDueNs(${i}) at ${due.nextDue(i)}; it must consume what is due`)
+        due.onDue(i, v)
+        v = virtualNowNs(i)
+      }
+    }
+    /** Cell i is done with this quantum: it stays frozen, its clock is at the barrier, what is due up to it is called now. */
+    const finish = (i: number) => {
+      done[i] = 1
+      inSlice[i] = 0
+      short[i] = (short[i] as number) + Math.max(0, B - (progress[i] as number))
+      progress[i] = B
+      clockAt[i] = B
+      runDue(i)
+    }
+
+    const slice = async (active: number[]) => {
+      for (const i of active) {
+        if (!cpuMode[i]) continue
+        const pids = (cells[i] as DrivenCell).cell.pids()
+        slicePids[i] = pids
+        threadSchedstats(pids, baseStats[i])
+      }
+      let nClocks = 0
+      for (const i of active) if ((cells[i] as DrivenCell).clock) nClocks++
+      const t0 = hrNow()
+      const anchor = t0 + BigInt(Math.round(writeNsPerClock * nClocks * 1.5 + 20_000))
+      for (const i of active) {
+        const s = Math.min(B, Math.floor(clockAt[i] as number))
+        sliceStart[i] = s
+        ;(cells[i] as DrivenCell).clock?.set(s, rate[i] as number, { anchorNs: anchor, untilNs: B })
+      }
+      const written = hrNow()
+      if (nClocks > 0) writeNsPerClock = 0.8 * writeNsPerClock + 0.2 * (Number(written - t0) / nClocks)
+      anchorNum = Number(anchor)
+      firstAnchor ??= anchorNum
+      for (const i of active) inSlice[i] = 1
+      await waitUntil(anchorNum)
+      const thawAt = hr()
+      await Promise.all(active.map((i) => (cells[i] as DrivenCell).cell.thaw()))
+      const thawDone = hr()
+      lateThaw = Math.max(lateThaw, thawAt - anchorNum)
+
+      const deadline = new Map<number, number>()
+      const accounted = new Map<number, number>()
+      const checks = new Map<number, number>()
+      for (const i of active) {
+        const need = (B - (progress[i] as number)) / (rate[i] as number)
+        deadline.set(i, anchorNum + Math.max(0, need - Math.min(freezeMarginNs, need / 4)))
+        accounted.set(i, 0)
+        checks.set(i, 0)
+      }
+      const thawed = new Set(active)
+
+      const freezeBatch = async (batch: number[]) => {
+        const freezeAt = hr()
+        await Promise.all(batch.map((i) => (cells[i] as DrivenCell).cell.freeze()))
+        const frozenAt = hr()
+        lastFrozen = frozenAt
+        const freezeNs = frozenAt - freezeAt
+        freezeMax = Math.max(freezeMax, freezeNs)
+        // The margin: the freeze latency, remembered as a slowly decaying maximum, never more than a
+        // quarter of the quantum's wall budget. (An overrun caused by a late timer — the runtime did
+        // not get a CPU — is not fixed by a larger margin; it is reported.)
+        freezeMarginNs = Math.min(Math.max(freezeNs * 1.5, freezeMarginNs * 0.95, MIN_MARGIN_NS), Math.max(MIN_MARGIN_NS, quantumWallNs / 4))
+        const span = frozenAt - anchorNum
+        for (const i of batch) {
+          thawed.delete(i)
+          inSlice[i] = 0
+          slices[i] = (slices[i] as number) + 1
+          const r = rate[i] as number
+          clockAt[i] = Math.max(clockAt[i] as number, Math.min(B, (sliceStart[i] as number) + span * r))
+          const need = (B - (progress[i] as number)) / r
+          let ran = span
+          if (cpuMode[i]) {
+            const st = settle(i, frozenAt - thawAt, freezeAt - thawDone - BUSY_SLACK_NS)
+            stolen[i] = (stolen[i] as number) + st.steal
+            ran = st.ran
+            if (process.env.QDEBUG) process.stderr.write(`QD cell ${i} span ${((frozenAt - thawAt) / 1e3).toFixed(0)} steal ${(st.steal / 1e3).toFixed(0)} ran ${(ran / 1e3).toFixed(0)} freeze ${(freezeNs / 1e3).toFixed(0)} checks ${checks.get(i)} acc ${((accounted.get(i) ?? 0) / 1e3).toFixed(0)}\n`)
+          }
+          overrun = Math.max(overrun, ran - need)
+          progress[i] = Math.min(B, (progress[i] as number) + ran * r)
+          if (!cpuMode[i] || (progress[i] as number) >= B - tolNs) finish(i)
+        }
+      }
+
+      while (thawed.size > 0) {
+        if (due) for (const i of thawed) runDue(i)
+        const t = hr()
+        let batch: number[] | undefined
+        for (const i of thawed) {
+          let d = deadline.get(i) as number
+          if (d > t + BATCH_NS) continue
+          const c = checks.get(i) as number
+          if (cpuMode[i] && c < MAX_CHECKS) {
+            // Steal so far (complete only for the waits that ended): move the deadline by what is new.
+            checks.set(i, c + 1)
+            const s = stealOf(i, slicePids[i] as number[])
+            const before = accounted.get(i) as number
+            if (s > before + 5_000) {
+              d += s - before
+              deadline.set(i, d)
+              accounted.set(i, s)
+              if (d > t + BATCH_NS) continue
+            }
+          }
+          ;(batch ??= []).push(i)
+        }
+        if (batch) {
+          await freezeBatch(batch)
+          continue
+        }
+        if (due) {
+          await immediate() // check the hooks every few µs, and let socket reads in
+          continue
+        }
+        let next = Infinity
+        for (const i of thawed) next = Math.min(next, deadline.get(i) as number)
+        await waitStep(next)
+      }
+    }
+
+    try {
+      for (let k = 0; ; k++) {
+        const active: number[] = []
+        for (let i = 0; i < n; i++) if (!done[i]) active.push(i)
+        if (active.length === 0) break
+        if (k > 0) {
+          if (extra >= MAX_EXTRA_SLICES) {
+            for (const i of active) {
+              capped.push(i)
+              finish(i)
+            }
+            break
+          }
+          extra++
+        }
+        await slice(active)
+      }
+    } catch (e) {
+      // Frozen before and after, also when a hook or a freeze failed.
+      await Promise.allSettled(cells.filter((c) => !c.cell.frozen).map((c) => c.cell.freeze()))
+      throw e
+    } finally {
+      running = false
+      lastEnd = B
+      inSlice.fill(0)
+    }
+    const spanNs = firstAnchor === undefined ? 0 : lastFrozen - firstAnchor
+    return {
+      spanNs,
+      overrunNs: Math.max(0, overrun),
+      lateThawNs: Math.max(0, lateThaw),
+      freezeNs: freezeMax,
+      cpuNs: cells.map((c, i) => c.cell.cpuTimeNs() - (cpuBefore[i] as number)),
+      slices,
+      stolenNs: stolen,
+      extraSlices: extra,
+      capped,
+      shortNs: short,
+    }
+  }
+
+  return { run, virtualNowNs }
 }

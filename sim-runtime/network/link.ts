@@ -23,10 +23,14 @@ export class LinkState {
     this.rng = spec.loss > 0 ? new Rng(seed, `link:${name}`) : undefined
   }
 
-  /** Returns the delivery time of a message of `bytes` sent at `nowNs`, or -1 if it is dropped. */
-  transmit(nowNs: number, bytes: number): number {
+  /**
+   * Returns the delivery time of a message of `bytes` sent at `nowNs`, or -1 if it is dropped.
+   * `reliable` (live TCP streams): never dropped by loss or a full queue — a byte stream cannot lose
+   * a chunk, and TCP's retransmissions are not modelled.
+   */
+  transmit(nowNs: number, bytes: number, reliable = false): number {
     while (this.waiting.length > 0 && this.waiting.peek()! <= nowNs) this.waiting.shift()
-    if (this.waiting.length >= this.spec.queueLimit) {
+    if (!reliable && this.waiting.length >= this.spec.queueLimit) {
       this.drops++
       return -1
     }
@@ -34,7 +38,7 @@ export class LinkState {
     const doneNs = startNs + serializationNs(bytes, this.spec.bandwidthBitsPerSec)
     this.freeAtNs = doneNs
     if (startNs > nowNs) this.waiting.push(startNs)
-    if (this.rng !== undefined && this.rng.uniform() < this.spec.loss) {
+    if (!reliable && this.rng !== undefined && this.rng.uniform() < this.spec.loss) {
       // Lost on the wire: it used the link, but never arrives.
       this.drops++
       return -1

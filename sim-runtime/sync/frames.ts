@@ -1,16 +1,18 @@
 // Wire format of the leader ↔ runtime stream (one long-lived HTTP/2 stream per runtime).
 //
 //   frame   := u32le length-of-frame | u8 type | 3 bytes zero | payload (8-byte aligned)
-//   GRANT   := f64 epoch | f64 windowEndNs | f64 count | count × message (WIRE_SLOTS f64 each)
-//   REPORT  := f64 epoch | f64 nextEventNs  | f64 count | count × message
+//   GRANT   := f64 epoch | f64 windowEndNs | f64 count | count × message (WIRE_SLOTS f64 each) | payloads
+//   REPORT  := f64 epoch | f64 nextEventNs  | f64 count | count × message | payloads
+//   payloads:= the payload bytes of the messages that carry one (slot SLOT_PAYLOAD > 0), concatenated
+//              in message order, zero-padded to a multiple of 8 (live components' TCP data)
 //   others  := UTF-8 JSON
 //
 // Barrier frames are flat float64 arrays: encoding is one copy, decoding one copy into an aligned
 // buffer; no JSON on the hot path. The decoder checks every length and type and throws FrameError,
 // which the caller turns into a clear error and a cut-off peer.
-import { WIRE_SLOTS } from '../engine/message.ts'
+import { SLOT_PAYLOAD, WIRE_SLOTS } from '../engine/message.ts'
 
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 export const FRAME_HEADER = 8
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024
 
@@ -51,6 +53,8 @@ export interface BarrierFrame {
   /** count × WIRE_SLOTS float64s. */
   messages: Float64Array
   count: number
+  /** The payloads of the messages that carry one, in message order. */
+  payloads: Buffer[]
 }
 
 export function encodeJson(type: number, value: unknown): Buffer {
@@ -62,11 +66,17 @@ export function encodeJson(type: number, value: unknown): Buffer {
   return out
 }
 
-/** Encode a GRANT or REPORT. `messages` holds `count` messages starting at index 0. */
-export function encodeBarrier(type: number, epoch: number, timeNs: number, messages: Float64Array, count: number): Buffer {
+/**
+ * Encode a GRANT or REPORT. `messages` holds `count` messages starting at index 0; `payloads` the
+ * payloads of those with a payload length, in message order.
+ */
+export function encodeBarrier(type: number, epoch: number, timeNs: number, messages: Float64Array, count: number, payloads: readonly Uint8Array[] = NO_PAYLOADS): Buffer {
   const slots = 3 + count * WIRE_SLOTS
+  let payloadBytes = 0
+  for (const p of payloads) payloadBytes += p.length
+  const padded = (payloadBytes + 7) & ~7
   // A fresh ArrayBuffer is 8-byte aligned, so the float64 view needs no copy.
-  const ab = new ArrayBuffer(FRAME_HEADER + slots * 8)
+  const ab = new ArrayBuffer(FRAME_HEADER + slots * 8 + padded)
   const head = new Uint32Array(ab, 0, 2)
   head[0] = ab.byteLength
   head[1] = type
@@ -75,9 +85,18 @@ export function encodeBarrier(type: number, epoch: number, timeNs: number, messa
   f[1] = timeNs
   f[2] = count
   if (count > 0) f.set(messages.subarray(0, count * WIRE_SLOTS), 3)
+  if (payloadBytes > 0) {
+    const bytes = new Uint8Array(ab, FRAME_HEADER + slots * 8)
+    let o = 0
+    for (const p of payloads) {
+      bytes.set(p, o)
+      o += p.length
+    }
+  }
   return Buffer.from(ab)
 }
 
+const NO_PAYLOADS: readonly Uint8Array[] = []
 const EMPTY = new Float64Array(0)
 
 export function decodeBarrier(frame: Frame): BarrierFrame {
@@ -88,14 +107,28 @@ export function decodeBarrier(frame: Frame): BarrierFrame {
   const count = p.readDoubleLE(16)
   if (!Number.isSafeInteger(epoch) || epoch < 0) throw new FrameError(`${frameName(frame.type)}: bad epoch ${epoch}`)
   if (!(timeNs >= 0)) throw new FrameError(`${frameName(frame.type)}: bad time ${timeNs}`)
-  if (!Number.isSafeInteger(count) || count < 0 || 24 + count * WIRE_SLOTS * 8 !== p.length) {
+  if (!Number.isSafeInteger(count) || count < 0 || 24 + count * WIRE_SLOTS * 8 > p.length) {
     throw new FrameError(`${frameName(frame.type)}: message count ${count} does not match payload of ${p.length} bytes`)
   }
-  if (count === 0) return { epoch, timeNs, messages: EMPTY, count }
+  if (count === 0) {
+    if (p.length !== 24) throw new FrameError(`${frameName(frame.type)}: ${p.length - 24} bytes after zero messages`)
+    return { epoch, timeNs, messages: EMPTY, count, payloads: [] }
+  }
   // Copy the messages into an aligned array (the payload may sit anywhere in a chunk).
+  const end = 24 + count * WIRE_SLOTS * 8
   const messages = new Float64Array(count * WIRE_SLOTS)
-  Buffer.from(messages.buffer).set(p.subarray(24))
-  return { epoch, timeNs, messages, count }
+  Buffer.from(messages.buffer).set(p.subarray(24, end))
+  const payloads: Buffer[] = []
+  let o = end
+  for (let i = 0; i < count; i++) {
+    const len = messages[i * WIRE_SLOTS + SLOT_PAYLOAD]!
+    if (len === 0) continue
+    if (!Number.isSafeInteger(len) || len < 0 || o + len > p.length) throw new FrameError(`${frameName(frame.type)}: message ${i} has a payload length ${len} beyond the frame`)
+    payloads.push(p.subarray(o, o + len))
+    o += len
+  }
+  if (((o - end + 7) & ~7) + end !== p.length) throw new FrameError(`${frameName(frame.type)}: ${p.length - o} bytes after the payloads`)
+  return { epoch, timeNs, messages, count, payloads }
 }
 
 export function decodeJson<T = unknown>(frame: Frame): T {

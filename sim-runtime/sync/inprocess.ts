@@ -14,15 +14,15 @@ export function simulateInProcess(plan: RunPlan, opts: { stepping?: Stepping; fa
   const clock = new WindowClock(plan, opts.stepping)
   group.start()
   // drainOutbox() reuses its buffer: the messages are delivered before the next drain overwrites it.
-  let [pending, count] = group.drainOutbox()
+  let [pending, count, payloads] = group.drainOutbox()
   while (true) {
     let earliest = group.nextEventNs()
     for (let i = 0; i < count; i++) earliest = Math.min(earliest, pending[i * WIRE_SLOTS]!)
     const end = clock.next(earliest)
     if (end < 0) break
-    group.deliver(pending, count)
+    group.deliver(pending, count, payloads)
     group.runUntil(end)
-    ;[pending, count] = group.drainOutbox()
+    ;[pending, count, payloads] = group.drainOutbox()
   }
   const wall = (performance.now() - started) / 1000
   return assembleResults(plan, group.results(), clock.barriers, plan.endTimeNs, wall, 0)

@@ -22,7 +22,7 @@ import type { RunPlan } from '../api/plan.ts'
 import type { SimCluster } from '../api/schema.ts'
 import { formatDurationNs } from '../api/units.ts'
 import type { HostResults } from '../engine/group.ts'
-import { WIRE_SLOTS } from '../engine/message.ts'
+import { SLOT_PAYLOAD, WIRE_SLOTS } from '../engine/message.ts'
 import {
   decodeBarrier,
   decodeJson,
@@ -78,6 +78,8 @@ interface Runtime {
   /** Messages to hand over with the next GRANT, count × WIRE_SLOTS. */
   inbox: Float64Array
   inboxCount: number
+  /** Payloads of the inbox messages that carry one, in inbox order. */
+  inboxPayloads: Buffer[]
   nextEventNs: number
   reportedEpoch: number
   results?: Record<string, HostResults>
@@ -131,7 +133,7 @@ export class Leader {
   onAck: (() => void) | undefined
   /** Port of the HTTP/1.1 endpoint, when listening on one. */
   httpPort: number | undefined
-  private preStart: Float64Array[] = []
+  private preStart: { msgs: Float64Array; payloads: Buffer[] }[] = []
   readonly metrics = new Registry()
   private readonly mBarriers: Counter
   private readonly mMessages: Counter
@@ -346,6 +348,7 @@ export class Leader {
       hosts: [],
       inbox: new Float64Array(256 * WIRE_SLOTS),
       inboxCount: 0,
+      inboxPayloads: [],
       nextEventNs: Infinity,
       reportedEpoch: -1,
     }
@@ -457,13 +460,13 @@ export class Leader {
     if (rt.state === 'starting') {
       // Hosts may send at time 0, before every destination has registered: route at gang start.
       this.validateMessages(b.messages, b.count)
-      if (b.count) this.preStart.push(b.messages.slice(0, b.count * WIRE_SLOTS))
+      if (b.count) this.preStart.push({ msgs: b.messages.slice(0, b.count * WIRE_SLOTS), payloads: b.payloads })
       rt.state = 'running'
       this.log.info({ runtime: rt.id }, 'runtime ready')
       this.maybeStart()
       return
     }
-    this.route(b.messages, b.count)
+    this.route(b.messages, b.count, b.payloads)
     if (--this.awaiting === 0) {
       this.barrierMsTotal += performance.now() - this.barrierStartMs
       this.advance()
@@ -487,13 +490,15 @@ export class Leader {
   }
 
   /** Put each message in the inbox of the runtime that owns its destination host. */
-  private route(msgs: Float64Array, count: number): void {
+  private route(msgs: Float64Array, count: number, payloads: Buffer[]): void {
     if (count === 0) return
     this.validateMessages(msgs, count)
     this.relayed += count
+    let p = 0
     for (let i = 0; i < count; i++) {
       const at = i * WIRE_SLOTS
       const owner = this.owner[msgs[at + 4]!]!
+      if (msgs[at + SLOT_PAYLOAD]! > 0) owner.inboxPayloads.push(payloads[p++]!)
       if (owner.inbox.length < (owner.inboxCount + 1) * WIRE_SLOTS) {
         const grown = new Float64Array(owner.inbox.length * 2)
         grown.set(owner.inbox)
@@ -510,7 +515,7 @@ export class Leader {
     if (this.owner.some((o) => !o)) return
     if (this.runtimes.some((r) => r.state !== 'running' && r.hosts.length > 0)) return
     this.phase = 'Running'
-    for (const m of this.preStart) this.route(m, m.length / WIRE_SLOTS)
+    for (const m of this.preStart) this.route(m.msgs, m.msgs.length / WIRE_SLOTS, m.payloads)
     this.preStart = []
     this.startedAtMs = Date.now()
     this.lastProgressMs = Date.now()
@@ -544,8 +549,9 @@ export class Leader {
     this.awaiting = active.length
     this.barrierStartMs = performance.now()
     for (const r of active) {
-      this.send(r, encodeBarrier(F_GRANT, this.epoch, end, r.inbox, r.inboxCount))
+      this.send(r, encodeBarrier(F_GRANT, this.epoch, end, r.inbox, r.inboxCount, r.inboxPayloads))
       r.inboxCount = 0
+      if (r.inboxPayloads.length) r.inboxPayloads = []
     }
   }
 

@@ -23,8 +23,10 @@ export interface SimResults {
     latenessMaxNs: number
   }
   wall: { seconds: number; slowdown: number; runtimes: number }
-  hosts: Record<string, { events: number; components: Record<string, unknown> }>
+  hosts: Record<string, { events: number; components: Record<string, unknown>; live?: Record<string, unknown> }>
   links: Record<string, { messages: number; bytes: number; drops: number }>
+  /** Runs with live components: the cell mode and totals; per host details in hosts[*].live. */
+  live?: { cellMode: string; cellModeWhy: string; hosts: number; cpuTimeNs: number; stolenNs: number; overrunMaxNs: number }
   digest: string
 }
 
@@ -60,10 +62,19 @@ export function assembleResults(
   let violations = 0
   let latenessTotalNs = 0
   let latenessMaxNs = 0
+  let live: SimResults['live']
   for (const h of plan.hosts) {
     const r = perHost[h.name]
     if (!r) throw new Error(`no results for host ${h.name}`)
-    hosts[h.name] = { events: r.events, components: r.components }
+    hosts[h.name] = r.live ? { events: r.events, components: r.components, live: r.live } : { events: r.events, components: r.components }
+    if (r.live) {
+      live ??= { cellMode: String(r.live.cellMode), cellModeWhy: String(r.live.cellModeWhy ?? ''), hosts: 0, cpuTimeNs: 0, stolenNs: 0, overrunMaxNs: 0 }
+      live.hosts++
+      live.cpuTimeNs += Number(r.live.cpuTimeNs ?? 0)
+      live.stolenNs += Number(r.live.stolenNs ?? 0)
+      live.overrunMaxNs = Math.max(live.overrunMaxNs, Number(r.live.overrunMaxNs ?? 0))
+      if (live.cellMode !== r.live.cellMode) live.cellMode = 'mixed'
+    }
     Object.assign(links, r.links)
     violations += r.causalityViolations
     latenessTotalNs += r.latenessSumNs
@@ -91,6 +102,7 @@ export function assembleResults(
     },
     hosts,
     links,
+    ...(live ? { live } : {}),
   }
   return { ...base, digest: digestOf(base) }
 }

@@ -7,7 +7,10 @@ import net from 'node:net'
 import type { Logger } from 'pino'
 import { validateSimCluster } from '../api/validate.ts'
 import { loadCustomComponents } from '../components/custom.ts'
+import os from 'node:os'
+import path from 'node:path'
 import { HostGroup } from '../engine/group.ts'
+import { LiveRunner, liveOptionsFromEnv } from '../live/runner.ts'
 import {
   decodeBarrier,
   decodeJson,
@@ -72,6 +75,7 @@ async function connect(url: string, deadline: number, log: Logger): Promise<http
 
 export async function runRuntime(opts: RuntimeOptions): Promise<void> {
   const log = opts.logger
+  let live: LiveRunner | undefined
   const session = await connect(opts.leaderUrl, Date.now() + (opts.connectTimeoutMs ?? 60_000), log)
   const stream = session.request({
     ':method': 'POST',
@@ -83,6 +87,7 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       let group: HostGroup | undefined
       let epoch = 0
+      let windowStartNs = 0
       let finished = false
       let status = 0
       const errorBody: Buffer[] = []
@@ -106,11 +111,17 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
               return i
             })
             const factories = await loadCustomComponents(plan, w.baseDir, indices)
-            group = new HostGroup(plan, indices, factories)
+            if (indices.some((i) => plan.hosts[i]!.components.some((c) => c.spec.live))) {
+              const fallback = path.join(os.tmpdir(), `livesim-${plan.cluster}-${opts.runtimeId}-${process.pid}`)
+              live = new LiveRunner(plan, indices, liveOptionsFromEnv(process.env, log, fallback))
+              activeRunners.add(live)
+            }
+            group = new HostGroup(plan, indices, factories, live?.factory)
+            await live?.start()
             group.start()
-            const [out, n] = group.drainOutbox()
-            stream.write(encodeBarrier(F_REPORT, 0, group.nextEventNs(), out, n))
-            log.info({ hosts: opts.hosts, cluster: plan.cluster }, 'hosts started')
+            const [out, n, payloads] = group.drainOutbox()
+            stream.write(encodeBarrier(F_REPORT, 0, group.nextEventNs(), out, n, payloads))
+            log.info({ hosts: opts.hosts, cluster: plan.cluster, live: live ? { cellMode: live.cellMode, hosts: live.hosts.length } : undefined }, 'hosts started')
             return
           }
           case F_GRANT: {
@@ -118,16 +129,20 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
             const g = decodeBarrier(f)
             if (g.epoch !== epoch + 1) throw new FrameError(`GRANT for epoch ${g.epoch}, expected ${epoch + 1}`)
             epoch = g.epoch
-            group.deliver(g.messages, g.count)
+            group.deliver(g.messages, g.count, g.payloads)
             group.runUntil(g.timeNs)
-            const [out, n] = group.drainOutbox()
-            stream.write(encodeBarrier(F_REPORT, epoch, group.nextEventNs(), out, n))
+            if (live) await live.runQuantum(windowStartNs, g.timeNs)
+            windowStartNs = g.timeNs
+            const [out, n, payloads] = group.drainOutbox()
+            stream.write(encodeBarrier(F_REPORT, epoch, group.nextEventNs(), out, n, payloads))
             return
           }
           case F_FINISH: {
             if (!group) throw new FrameError('FINISH before WELCOME')
             finished = true
-            stream.end(encodeJson(F_RESULTS, { hosts: group.results() }))
+            const results = group.results()
+            if (live) for (const h of group.hosts) if (results[h.name]) results[h.name]!.live = live.hostResults(h.index)
+            stream.end(encodeJson(F_RESULTS, { hosts: results }))
             log.info({ epochs: epoch }, 'results sent')
             resolve()
             return
@@ -185,5 +200,16 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
     })
   } finally {
     session.close()
+    if (live) {
+      await live.stop()
+      activeRunners.delete(live)
+    }
   }
+}
+
+const activeRunners = new Set<LiveRunner>()
+
+/** Tear down the live components of every runtime in this process (signal handlers call this before exiting). */
+export async function stopLiveComponents(): Promise<void> {
+  await Promise.all([...activeRunners].map((r) => r.stop()))
 }

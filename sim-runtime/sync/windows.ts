@@ -32,7 +32,8 @@ export class WindowClock {
     if (this.stepping === 'fixed') {
       end = this.nowNs + Math.min(lookaheadNs, endTimeNs)
     } else {
-      if (earliestNs >= endTimeNs) return -1
+      // Live programs run all the time: with them, no stretch is idle and the run goes to endTime.
+      if (earliestNs >= endTimeNs && liveComponents === 0) return -1
       const from = Math.max(earliestNs, this.nowNs)
       end = from + lookaheadNs + (mode === 'Slack' ? slackNs : 0)
       if (liveComponents > 0) end = Math.min(end, this.nowNs + quantumNs)

@@ -1,0 +1,394 @@
+// The simulation-aware network path of live programs. Nothing a live program sends goes straight to
+// another program: it goes through the runtime, which stamps it with the sender's virtual time and
+// hands it to the simulated network (the sending host's egress link: latency, serialisation, FIFO
+// queue), and writes it into the receiving program when the receiver's virtual clock reaches the
+// delivery time. Connections open and close through the same path.
+//
+// Addresses (one 127.<octet>.0.0/16 block per runtime process, claimed so that runtimes on one machine
+// never collide; see AddressBlock):
+//   - every live host H gets a bind address B(H) (env LIVESIM_BIND_ADDR): its programs listen there;
+//   - for every live host S (a viewer) and every host T that serves live ports, the runtime of S
+//     listens on a view address V(S,T), on each port T serves (env LIVESIM_HOST_<T> in S's programs).
+//     A connection to V(S,T):port is, by construction, from S to T: no guessing of sources.
+//   - within a host, programs reach each other directly at B(H) (no network between them).
+//
+// Messages (engine/message.ts): OPEN(port) S→T when a program on S connects; DATA(payload) and FIN
+// both ways, `id` naming the connection on S. On T, OPEN makes the runtime connect to B(T):port at
+// the OPEN's delivery time. A modelled Client with `redis:` sends REQUEST messages carrying RESP
+// commands: T keeps one connection per (client, user slot), writes each command at its delivery time,
+// splits the replies with the RESP scanner and answers each request with a RESPONSE (ERROR for a
+// Redis error reply or a lost connection) stamped with the time the reply was read.
+import net from 'node:net'
+import type { Logger } from 'pino'
+import type { RunPlan } from '../api/plan.ts'
+import { DIR_C2S, DIR_S2C, MSG_ERROR, MSG_LIVE_DATA, MSG_LIVE_FIN, MSG_LIVE_OPEN, MSG_REQUEST, MSG_RESPONSE, newMessage, type Message } from '../engine/message.ts'
+import { ReplyScanner } from './resp.ts'
+
+/** What net.ts needs of a live host (runner.ts's LiveHost). */
+export interface NetHost {
+  readonly index: number
+  readonly name: string
+  readonly cellIndex: number
+  bindAddr: string
+  readonly comps: { readonly ctx: { sendAt(msg: Message, atNs: number): void }; readonly plan: { index: number } }[]
+  enqueue(at: number, fn: () => void): void
+}
+
+const CLAIM_PORT = 47_999
+/** Second octets a runtime may claim; 77 is the process-backed test node's pod network (hack/node). */
+const OCTETS = [...Array.from({ length: 27 }, (_, i) => 100 + i), ...Array.from({ length: 36 }, (_, i) => 64 + i).filter((o) => o !== 77)]
+
+/**
+ * A /16 of loopback addresses owned by this runtime process: 127.<octet>.0.0/16. Ownership is a
+ * listening socket on 127.<octet>.255.254:47999: the kernel lets one process hold it, and frees it
+ * when the process dies, so concurrent runtimes (livesim run --partition, tests, pods of a
+ * process-backed node) pick different blocks without any shared file.
+ */
+export class AddressBlock {
+  private claim: net.Server | undefined
+  private octet: number | undefined
+  private next = 1
+  private readonly preferred: number | undefined
+
+  constructor(preferred?: number) {
+    this.preferred = preferred
+  }
+
+  get prefix(): string {
+    if (this.octet === undefined) throw new Error('address block not acquired')
+    return `127.${this.octet}`
+  }
+
+  async acquire(): Promise<void> {
+    if (this.claim) return
+    const candidates = this.preferred !== undefined ? [this.preferred] : rotate(OCTETS, process.pid % OCTETS.length)
+    const failures: string[] = []
+    for (const o of candidates) {
+      const server = net.createServer()
+      const ok = await new Promise<boolean>((resolve) => {
+        server.once('error', (err: NodeJS.ErrnoException) => {
+          failures.push(`127.${o}: ${err.code ?? err.message}`)
+          resolve(false)
+        })
+        server.listen({ host: `127.${o}.255.254`, port: CLAIM_PORT, exclusive: true }, () => resolve(true))
+      })
+      if (ok) {
+        server.unref()
+        this.claim = server
+        this.octet = o
+        return
+      }
+    }
+    throw new Error(`no free loopback block for live components (tried ${failures.slice(0, 5).join('; ')}${failures.length > 5 ? ', …' : ''})`)
+  }
+
+  /** The next address of the block. */
+  alloc(): string {
+    const k = this.next++
+    if (k >= 65_000) throw new Error('more than 65000 live addresses in one runtime')
+    return `${this.prefix}.${k >> 8}.${k & 255}`
+  }
+
+  release(): void {
+    this.claim?.close()
+    this.claim = undefined
+  }
+}
+
+function rotate<T>(xs: T[], k: number): T[] {
+  return [...xs.slice(k), ...xs.slice(0, k)]
+}
+
+interface Stats {
+  connections: number
+  bytesIn: number
+  bytesOut: number
+  requests: number
+  replies: number
+  errors: number
+}
+
+const newStats = (): Stats => ({ connections: 0, bytesIn: 0, bytesOut: 0, requests: 0, replies: 0, errors: 0 })
+
+/** A live connection, on either end. */
+interface Conn {
+  sock: net.Socket
+  /** We have sent our FIN (or the socket failed and we said so). */
+  finSent: boolean
+}
+
+interface ModelConn {
+  sock: net.Socket
+  scanner: ReplyScanner
+  pending: { id: number; host: number; comp: number }[]
+  broken: boolean
+}
+
+export class LiveNet {
+  private readonly plan: RunPlan
+  private readonly hosts: Map<number, NetHost>
+  private readonly addresses: { alloc(): string }
+  private readonly nowOf: (h: NetHost) => number
+  private readonly log: Logger
+  /** Host index → served port → component index, for every host of the cluster with live ports. */
+  private readonly served = new Map<number, Map<number, number>>()
+  /** Viewer host → target host → view address. */
+  private readonly views = new Map<number, Map<number, string>>()
+  private readonly listeners: net.Server[] = []
+  /** Client side (S): connection id → the program's socket accepted by the proxy. */
+  private readonly clientConns = new Map<number, Map<number, Conn>>()
+  private readonly nextConnId = new Map<number, number>()
+  /** Server side (T): "clientHost.id" → our socket to the program. */
+  private readonly serverConns = new Map<number, Map<string, Conn>>()
+  /** Server side (T): "clientHost.clientComp.slot" → connection for a modelled client. */
+  private readonly modelConns = new Map<number, Map<string, ModelConn>>()
+  private readonly stats = new Map<object, Stats>()
+  private closed = false
+  /** LIVESIM_LOG_LEVEL=trace: every delivery (due vs. actual virtual time) and every read (its stamp). */
+  private readonly trace: boolean
+
+  constructor(plan: RunPlan, hosts: Map<number, NetHost>, addresses: { alloc(): string }, nowOf: (h: NetHost) => number, log: Logger) {
+    this.plan = plan
+    this.hosts = hosts
+    this.addresses = addresses
+    this.nowOf = nowOf
+    this.log = log
+    this.trace = log.isLevelEnabled('trace')
+    for (const h of plan.hosts) {
+      const ports = new Map<number, number>()
+      for (const c of h.components) for (const p of c.spec.live?.ports ?? []) ports.set(p.port, c.index)
+      if (ports.size) this.served.set(h.index, ports)
+    }
+  }
+
+  private statsOf(comp: object): Stats {
+    let s = this.stats.get(comp)
+    if (!s) this.stats.set(comp, (s = newStats()))
+    return s
+  }
+
+  componentStats(comp: object): Stats {
+    return { ...this.statsOf(comp) }
+  }
+
+  /** Environment of a host's programs: LIVESIM_HOST_<T> for every host T that serves live ports. */
+  hostVars(h: NetHost): Record<string, string> {
+    const out: Record<string, string> = {}
+    for (const t of this.served.keys()) {
+      const name = this.plan.hosts[t]!.name
+      out[`LIVESIM_HOST_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = t === h.index ? h.bindAddr : this.views.get(h.index)!.get(t)!
+    }
+    return out
+  }
+
+  /** Open the proxies: for each live host of this runtime, a view of every other host that serves live ports. */
+  async listen(hosts: NetHost[]): Promise<void> {
+    for (const s of hosts) {
+      const view = new Map<number, string>()
+      this.views.set(s.index, view)
+      this.clientConns.set(s.index, new Map())
+      this.serverConns.set(s.index, new Map())
+      this.modelConns.set(s.index, new Map())
+      this.nextConnId.set(s.index, 1)
+      for (const [t, ports] of this.served) {
+        if (t === s.index) continue
+        const addr = this.addresses.alloc()
+        view.set(t, addr)
+        for (const [port, comp] of ports) await this.listenView(s, t, comp, addr, port)
+      }
+    }
+  }
+
+  private listenView(s: NetHost, t: number, tComp: number, addr: string, port: number): Promise<void> {
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => this.accept(s, t, tComp, port, sock))
+    this.listeners.push(server)
+    return new Promise((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`cannot listen on ${addr}:${port} (view of ${this.plan.hosts[t]!.name} from ${s.name}): ${err.message}`)))
+      server.listen({ host: addr, port, exclusive: true }, () => resolve())
+    })
+  }
+
+  /** A program on S connected to T:port. */
+  private accept(s: NetHost, t: number, tComp: number, port: number, sock: net.Socket): void {
+    if (this.closed) return void sock.destroy()
+    const id = this.nextConnId.get(s.index)!
+    this.nextConnId.set(s.index, id + 1)
+    const conn: Conn = { sock, finSent: false }
+    this.clientConns.get(s.index)!.set(id, conn)
+    const from = s.comps[0]!
+    const st = this.statsOf(from)
+    st.connections++
+    const send = (type: number, payload?: Buffer) => {
+      const m = newMessage(type, t, tComp, id, payload ? payload.length : 64)
+      m.tag = type === MSG_LIVE_OPEN ? port : DIR_C2S
+      m.payload = payload
+      from.ctx.sendAt(m, this.nowOf(s))
+    }
+    send(MSG_LIVE_OPEN)
+    sock.on('data', (chunk: Buffer) => {
+      st.bytesOut += chunk.length
+      if (this.trace) this.log.trace({ host: s.name, bytes: chunk.length, stampNs: this.nowOf(s) }, 'read')
+      send(MSG_LIVE_DATA, chunk)
+    })
+    const fin = () => {
+      if (conn.finSent) return
+      conn.finSent = true
+      send(MSG_LIVE_FIN)
+    }
+    sock.on('end', fin)
+    sock.on('error', (err) => {
+      this.log.debug({ host: s.name, id, err: err.message }, 'live client connection error')
+      fin()
+    })
+    sock.on('close', () => {
+      fin()
+      this.clientConns.get(s.index)?.delete(id)
+    })
+  }
+
+  /** A message for a live component of host h arrived at virtual time atNs: act when the cell's clock gets there. */
+  receive(h: NetHost, comp: { ctx: { sendAt(msg: Message, atNs: number): void } }, msg: Message, atNs: number): void {
+    if (this.trace) {
+      return h.enqueue(atNs, () => {
+        this.log.trace({ host: h.name, dueNs: atNs, nowNs: this.nowOf(h), type: msg.type, bytes: msg.payload?.length ?? 0 }, 'deliver')
+        this.dispatch(h, comp, msg)
+      })
+    }
+    h.enqueue(atNs, () => this.dispatch(h, comp, msg))
+  }
+
+  private dispatch(h: NetHost, comp: { ctx: { sendAt(msg: Message, atNs: number): void } }, msg: Message): void {
+    switch (msg.type) {
+      case MSG_REQUEST:
+        return this.modelRequest(h, comp, msg)
+      case MSG_LIVE_OPEN:
+        return this.open(h, comp, msg)
+      case MSG_LIVE_DATA:
+      case MSG_LIVE_FIN:
+        return msg.tag === DIR_C2S ? this.toServer(h, msg) : this.toClient(h, msg)
+      default:
+        this.log.warn({ host: h.name, type: msg.type }, 'live component ignored a message it does not understand')
+    }
+  }
+
+  /** OPEN at T: connect to the program, relay what it writes back to the client's host. */
+  private open(h: NetHost, comp: { ctx: { sendAt(msg: Message, atNs: number): void } }, msg: Message): void {
+    if (this.closed) return
+    const key = `${msg.srcHost}.${msg.id}`
+    const sock = net.connect({ host: h.bindAddr, port: msg.tag, allowHalfOpen: true, noDelay: true })
+    const conn: Conn = { sock, finSent: false }
+    this.serverConns.get(h.index)!.set(key, conn)
+    const st = this.statsOf(comp)
+    st.connections++
+    const clientHost = msg.srcHost
+    const clientComp = msg.srcComp
+    const id = msg.id
+    const send = (type: number, payload?: Buffer) => {
+      const m = newMessage(type, clientHost, clientComp, id, payload ? payload.length : 64)
+      m.tag = DIR_S2C
+      m.payload = payload
+      comp.ctx.sendAt(m, this.nowOf(h))
+    }
+    sock.on('data', (chunk: Buffer) => {
+      st.bytesOut += chunk.length
+      if (this.trace) this.log.trace({ host: h.name, bytes: chunk.length, stampNs: this.nowOf(h) }, 'read')
+      send(MSG_LIVE_DATA, chunk)
+    })
+    const fin = () => {
+      if (conn.finSent) return
+      conn.finSent = true
+      send(MSG_LIVE_FIN)
+    }
+    sock.on('end', fin)
+    sock.on('error', (err) => {
+      this.log.debug({ host: h.name, key, err: err.message }, 'live server connection error')
+      fin()
+    })
+    sock.on('close', () => {
+      fin()
+      this.serverConns.get(h.index)?.delete(key)
+    })
+  }
+
+  private toServer(h: NetHost, msg: Message): void {
+    const conn = this.serverConns.get(h.index)?.get(`${msg.srcHost}.${msg.id}`)
+    if (!conn || conn.sock.destroyed) return
+    if (msg.type === MSG_LIVE_FIN) return void conn.sock.end()
+    const comp = h.comps.find((c) => c.plan.index === msg.dstComp) ?? h.comps[0]!
+    this.statsOf(comp).bytesIn += msg.payload?.length ?? 0
+    if (msg.payload) conn.sock.write(msg.payload)
+  }
+
+  private toClient(h: NetHost, msg: Message): void {
+    const conn = this.clientConns.get(h.index)?.get(msg.id)
+    if (!conn || conn.sock.destroyed) return
+    if (msg.type === MSG_LIVE_FIN) return void conn.sock.end()
+    this.statsOf(h.comps[0]!).bytesIn += msg.payload?.length ?? 0
+    if (msg.payload) conn.sock.write(msg.payload)
+  }
+
+  /** A modelled client's Redis command, due now at T. */
+  private modelRequest(h: NetHost, comp: { ctx: { sendAt(msg: Message, atNs: number): void } }, msg: Message): void {
+    if (this.closed) return
+    const st = this.statsOf(comp)
+    const slot = Math.floor(msg.tag / 65536)
+    const port = msg.tag % 65536
+    const key = `${msg.srcHost}.${msg.srcComp}.${slot}`
+    const conns = this.modelConns.get(h.index)!
+    let c = conns.get(key)
+    const reply = (type: number, id: number, to: { host: number; comp: number }, bytes: number) => {
+      comp.ctx.sendAt(newMessage(type, to.host, to.comp, id, bytes), this.nowOf(h))
+    }
+    if (!c || c.broken) {
+      const sock = net.connect({ host: h.bindAddr, port, noDelay: true })
+      const mc: ModelConn = { sock, scanner: new ReplyScanner(), pending: [], broken: false }
+      c = mc
+      conns.set(key, mc)
+      st.connections++
+      sock.on('data', (chunk: Buffer) => {
+        st.bytesOut += chunk.length
+        let n
+        try {
+          n = mc.scanner.push(chunk)
+        } catch (err) {
+          this.log.warn({ host: h.name, err: (err as Error).message }, 'malformed Redis reply stream; dropping the connection')
+          return void sock.destroy()
+        }
+        const lengths = mc.scanner.lengths
+        const errors = mc.scanner.errors
+        for (let i = 0; i < n; i++) {
+          const p = mc.pending.shift()
+          if (!p) continue
+          st.replies++
+          if (errors[i] === 1) st.errors++
+          reply(errors[i] === 1 ? MSG_ERROR : MSG_RESPONSE, p.id, p, lengths[i]!)
+        }
+      })
+      const broken = () => {
+        if (mc.broken) return
+        mc.broken = true
+        for (const p of mc.pending.splice(0)) {
+          st.errors++
+          reply(MSG_ERROR, p.id, p, 64)
+        }
+        if (conns.get(key) === mc) conns.delete(key)
+      }
+      sock.on('error', (err) => {
+        this.log.debug({ host: h.name, key, err: err.message }, 'modelled client connection error')
+        broken()
+      })
+      sock.on('close', broken)
+    }
+    st.requests++
+    st.bytesIn += msg.payload?.length ?? 0
+    c.pending.push({ id: msg.id, host: msg.srcHost, comp: msg.srcComp })
+    if (msg.payload) c.sock.write(msg.payload)
+  }
+
+  close(): void {
+    this.closed = true
+    for (const l of this.listeners) l.close()
+    for (const m of [...this.clientConns.values(), ...this.serverConns.values()]) for (const c of m.values()) c.sock.destroy()
+    for (const m of this.modelConns.values()) for (const c of m.values()) c.sock.destroy()
+  }
+}

@@ -1,0 +1,395 @@
+// Live components in a sim-runtime: one cell and one virtual clock per host that runs live
+// programs, the programs themselves, and the simulation-aware network path (net.ts) between them and
+// the rest of the simulation. The runtime calls, in order:
+//
+//   new LiveRunner(plan, hosts, opts)   before the HostGroup: `factory` builds the live components
+//   await start()                       cells, clocks, programs, readiness; every cell is left frozen
+//   per window [T, E):  group.runUntil(E) (modelled events; messages to live components are queued at
+//                       their virtual times), then await runQuantum(T, E): the cells run from T to E
+//                       (quantum.ts), queued bytes are written when each cell's clock reaches their
+//                       time, and what the programs write is stamped with the cell's virtual time
+//   hostResults(i), results()
+//   await stop()                        everything torn down: sockets, programs, cells, clocks
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import type { Logger } from 'pino'
+import type { PlanComponent, RunPlan } from '../api/plan.ts'
+import { parseDurationNs } from '../api/units.ts'
+import type { Component, ComponentContext } from '../components/component.ts'
+import { round } from '../components/component.ts'
+import type { Message } from '../engine/message.ts'
+import { createCell, detectCellMode, CELL_MODES, type Cell, type CellMode } from './cell.ts'
+import { clockCoverage, createVirtualClock, findLibfaketime, type VirtualClock } from './clock.ts'
+import { AddressBlock, LiveNet, type NetHost } from './net.ts'
+import { createQuantumDriver, type ClockMode, type QuantumDriver } from './quantum.ts'
+import { which } from './spawn.ts'
+
+export interface LiveRunnerOptions {
+  /** Where clock files and the programs' logs go: <workDir>/<host>/<component>.log. */
+  workDir: string
+  logger: Logger
+  /** Force a cell mode (env LIVESIM_CELL_MODE); default: the strongest the machine permits. */
+  cellMode?: CellMode
+  /** Second octet of this runtime's loopback block 127.<octet>.0.0/16 (env LIVESIM_NET_OCTET); default: the first free one. */
+  netOctet?: number
+}
+
+/** Options from the environment of a runtime process (LIVESIM_WORK_DIR, LIVESIM_CELL_MODE, LIVESIM_NET_OCTET). */
+export function liveOptionsFromEnv(env: NodeJS.ProcessEnv, logger: Logger, fallbackWorkDir: string): LiveRunnerOptions {
+  const mode = env.LIVESIM_CELL_MODE
+  if (mode && mode !== 'auto' && !(CELL_MODES as readonly string[]).includes(mode)) {
+    throw new Error(`LIVESIM_CELL_MODE=${mode}: use auto, ${CELL_MODES.join(', ')}`)
+  }
+  const octet = env.LIVESIM_NET_OCTET ? Number(env.LIVESIM_NET_OCTET) : undefined
+  if (octet !== undefined && !(Number.isInteger(octet) && octet >= 1 && octet <= 254)) throw new Error(`LIVESIM_NET_OCTET=${env.LIVESIM_NET_OCTET}: use 1-254`)
+  return {
+    workDir: env.LIVESIM_WORK_DIR || fallbackWorkDir,
+    logger,
+    cellMode: mode && mode !== 'auto' ? (mode as CellMode) : undefined,
+    netOctet: octet,
+  }
+}
+
+/** Kubernetes-style $(VAR) expansion: defined variables are replaced, $$ escapes, the rest is left. */
+export function expandVars(text: string, vars: Record<string, string>): string {
+  return text.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string | undefined) => {
+    if (m === '$$') return '$'
+    return name !== undefined && Object.hasOwn(vars, name) ? vars[name]! : m
+  })
+}
+
+/** LIVESIM_HOST_<NAME>: the variable that holds a host's address, e.g. db-0 → LIVESIM_HOST_DB_0. */
+export function hostVar(hostName: string): string {
+  return `LIVESIM_HOST_${hostName.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`
+}
+
+/** Kubernetes CPU quantity → cores ("500m" → 0.5, "2" → 2). */
+export function parseCpu(q: string): number {
+  return q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q)
+}
+
+const MEM_UNITS: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 }
+/** Kubernetes memory quantity → bytes ("512Mi"). */
+export function parseMemory(q: string): number {
+  const m = /^([0-9]+)(Ki|Mi|Gi|Ti|K|M|G|T)?$/.exec(q)
+  if (!m) throw new Error(`memory ${JSON.stringify(q)} is not a quantity like 512Mi`)
+  return Number(m[1]) * MEM_UNITS[m[2] ?? '']!
+}
+
+/** Environment a live program inherits from the runtime: not its secrets, not our preloads. */
+function baseEnv(): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined) continue
+    if (k === 'LIVESIM_TOKEN' || k === 'LD_PRELOAD' || k.startsWith('FAKETIME') || k.startsWith('NODE_') || k.startsWith('npm_')) continue
+    out[k] = v
+  }
+  return out
+}
+
+/** A live component: the HostSim sees a Component; messages to it are queued for its host's cell. */
+export class LiveComponent implements Component {
+  readonly plan: PlanComponent
+  readonly ctx: ComponentContext
+  readonly host: LiveHost
+  command: string[] = []
+  env: Record<string, string> = {}
+  pid: number | undefined
+  exitCode: number | null = null
+  exitSignal: string | null = null
+  exitedAtNs: number | null = null
+  log = ''
+  clockNote = ''
+
+  constructor(plan: PlanComponent, ctx: ComponentContext, host: LiveHost) {
+    this.plan = plan
+    this.ctx = ctx
+    this.host = host
+  }
+
+  start(): void {}
+  onTimer(): void {}
+
+  onMessage(msg: Message): void {
+    this.host.net.receive(this.host, this, msg, this.ctx.now())
+  }
+
+  results(): Record<string, unknown> {
+    const live = this.plan.spec.live!
+    return {
+      command: this.command,
+      pid: this.pid,
+      clock: live.clock ?? 'CpuTime',
+      clockCoverage: this.clockNote,
+      ports: (live.ports ?? []).map((p) => ({ ...p, address: `${this.host.bindAddr}:${p.port}` })),
+      exitCode: this.exitCode,
+      exitSignal: this.exitSignal,
+      exitedAtNs: this.exitedAtNs,
+      running: this.exitedAtNs === null,
+      log: this.log,
+      ...this.host.net.componentStats(this),
+    }
+  }
+}
+
+/** One simulated host with live components: its cell, clock, address and components. */
+export class LiveHost implements NetHost {
+  readonly index: number
+  readonly name: string
+  readonly cellIndex: number
+  readonly comps: LiveComponent[] = []
+  readonly dir: string
+  bindAddr = ''
+  cell: Cell | undefined
+  clock: VirtualClock | undefined
+  clockMode: ClockMode = 'CpuTime'
+  speed = 1
+  net!: LiveNet
+  /** Actions at virtual times, in time order (messages arrive in heap order). */
+  queue: { at: number; fn: () => void }[] = []
+  head = 0
+  cpuTimeNs = 0
+  stolenNs = 0
+  slices = 0
+  quanta = 0
+
+  constructor(index: number, name: string, cellIndex: number, dir: string) {
+    this.index = index
+    this.name = name
+    this.cellIndex = cellIndex
+    this.dir = dir
+  }
+
+  enqueue(at: number, fn: () => void): void {
+    this.queue.push({ at, fn })
+  }
+
+  nextDueNs(): number {
+    return this.head < this.queue.length ? this.queue[this.head]!.at : Infinity
+  }
+
+  runDue(nowNs: number): void {
+    const q = this.queue
+    while (this.head < q.length && q[this.head]!.at <= nowNs) q[this.head++]!.fn()
+    if (this.head === q.length) {
+      q.length = 0
+      this.head = 0
+    } else if (this.head > 1024) {
+      q.splice(0, this.head)
+      this.head = 0
+    }
+  }
+}
+
+export class LiveRunner {
+  readonly plan: RunPlan
+  readonly hosts: LiveHost[] = []
+  private readonly byIndex = new Map<number, LiveHost>()
+  private readonly opts: LiveRunnerOptions
+  private readonly log: Logger
+  private readonly addresses: AddressBlock
+  private readonly net: LiveNet
+  private driver: QuantumDriver | undefined
+  cellMode: CellMode | undefined
+  cellModeWhy = ''
+  private overrunMaxNs = 0
+  private overrunTotalNs = 0
+  private stopped = false
+  private readonly trace: boolean
+
+  constructor(plan: RunPlan, hostIndices: number[], opts: LiveRunnerOptions) {
+    this.plan = plan
+    this.opts = opts
+    this.log = opts.logger.child({ part: 'live' })
+    this.trace = this.log.isLevelEnabled('trace')
+    this.addresses = new AddressBlock(opts.netOctet)
+    for (const i of hostIndices) {
+      const h = plan.hosts[i]!
+      if (!h.components.some((c) => c.spec.live)) continue
+      const lh = new LiveHost(i, h.name, this.hosts.length, path.join(opts.workDir, h.name))
+      this.hosts.push(lh)
+      this.byIndex.set(i, lh)
+    }
+    this.net = new LiveNet(plan, this.byIndex, this.addresses, (h) => this.driver?.virtualNowNs(h.cellIndex) ?? 0, this.log)
+    for (const h of this.hosts) h.net = this.net
+  }
+
+  get active(): boolean {
+    return this.hosts.length > 0
+  }
+
+  /** The HostSim factory for live components. */
+  readonly factory = (c: PlanComponent, ctx: ComponentContext): Component => {
+    const host = this.byIndex.get(ctx.hostIndex)
+    if (!host) throw new Error(`${c.path}: host ${ctx.hostIndex} is not carried by this runtime`)
+    const comp = new LiveComponent(c, ctx, host)
+    host.comps.push(comp)
+    return comp
+  }
+
+  /** Start every live program in its host's cell and wait until their ports accept; cells end frozen. */
+  async start(): Promise<void> {
+    if (!this.active) return
+    if (!findLibfaketime()) throw new Error('live components need libfaketime (libfaketimeMT.so.1) for their virtual clock: run hack/live-deps.sh, or apt-get install libfaketime')
+    const detected = await detectCellMode()
+    this.cellMode = this.opts.cellMode ?? detected.mode
+    this.cellModeWhy = this.opts.cellMode ? `forced by LIVESIM_CELL_MODE (detected: ${detected.mode})` : detected.why
+    await this.addresses.acquire()
+    this.log.info({ cellMode: this.cellMode, why: this.cellModeWhy, net: `${this.addresses.prefix}.0.0/16`, hosts: this.hosts.map((h) => h.name) }, 'live components: starting cells')
+    for (const h of this.hosts) h.bindAddr = this.addresses.alloc()
+    await this.net.listen(this.hosts)
+    const cluster = this.plan.cluster.replace(/[^A-Za-z0-9_.-]/g, '_')
+    await Promise.all(this.hosts.map((h) => this.startHost(h, cluster)))
+    this.driver = createQuantumDriver(this.hosts.map((h) => ({ cell: h.cell!, clock: h.clock, clockMode: h.clockMode, speed: h.speed })))
+  }
+
+  private async startHost(h: LiveHost, cluster: string): Promise<void> {
+    const spec = this.plan.hosts[h.index]!.spec
+    mkdirSync(h.dir, { recursive: true })
+    h.speed = spec.cell?.speed ?? 1
+    h.clockMode = h.comps.some((c) => c.plan.spec.live!.clock === 'WallTime') ? 'WallTime' : 'CpuTime'
+    let name = `${cluster}.${h.name}`
+    if (name.length > 64) name = `${cluster.slice(0, 63 - h.name.length)}.${h.name}`.slice(-64).replace(/^[.-]+/, '')
+    h.cell = await createCell({
+      name,
+      mode: this.cellMode,
+      cpuQuota: spec.cell?.cpu ? parseCpu(spec.cell.cpu) : undefined,
+      memoryBytes: spec.cell?.memory ? parseMemory(spec.cell.memory) : undefined,
+    })
+    h.clock = createVirtualClock(path.join(h.dir, '.clock'))
+    // Start-up happens at virtual time 0: the clock stands still there until the first quantum.
+    h.clock.set(0, 1 / h.speed, { untilNs: 0 })
+    await h.cell.freeze()
+    const vars: Record<string, string> = { ...baseEnv(), ...h.clock.env(), LIVESIM_HOST: h.name, LIVESIM_BIND_ADDR: h.bindAddr, ...this.net.hostVars(h) }
+    for (const c of h.comps) {
+      const live = c.plan.spec.live!
+      const env = { ...vars }
+      for (const e of live.env ?? []) env[e.name] = expandVars(e.value, env)
+      c.env = env
+      c.command = live.command.map((a) => expandVars(a, env))
+      c.log = path.join(h.dir, `${c.plan.name}.log`)
+      const exe = which(c.command[0]!, env.PATH)
+      if (!exe) throw new Error(`${c.plan.path}: live command ${JSON.stringify(c.command[0])} not found (PATH=${env.PATH ?? ''})`)
+      const cov = clockCoverage(exe)
+      c.clockNote = cov.reason
+      if (!cov.covered) this.log.warn({ component: c.plan.path, reason: cov.reason }, 'this program does not read the virtual clock')
+      const child = h.cell.spawn(c.command, { env, cwd: live.workingDir ? path.resolve(h.dir, expandVars(live.workingDir, env)) : h.dir, logFile: c.log })
+      c.pid = child.pid
+      child.on('exit', (code, signal) => {
+        c.exitCode = code
+        c.exitSignal = signal
+        c.exitedAtNs = this.driver?.virtualNowNs(h.cellIndex) ?? 0
+        if (!this.stopped) this.log.info({ component: c.plan.path, code, signal, atNs: c.exitedAtNs }, 'live program exited')
+      })
+      child.on('error', (err) => this.log.error({ component: c.plan.path, err: err.message }, 'live program failed to start'))
+    }
+    await h.cell.thaw()
+    try {
+      await Promise.all(h.comps.map((c) => this.ready(h, c)))
+    } finally {
+      await h.cell.freeze()
+    }
+    this.log.info({ host: h.name, cell: h.cell.name, mode: h.cell.mode, address: h.bindAddr, warnings: h.cell.warnings }, 'live host ready')
+  }
+
+  /** Readiness: every served port accepts a TCP connection on the host's address. */
+  private async ready(h: LiveHost, c: LiveComponent): Promise<void> {
+    const live = c.plan.spec.live!
+    const timeoutMs = live.readinessTimeout ? parseDurationNs(live.readinessTimeout) / 1e6 : 10_000
+    const deadline = Date.now() + timeoutMs
+    for (const p of live.ports ?? []) {
+      while (true) {
+        if (c.exitedAtNs !== null) throw new Error(`${c.plan.path}: ${c.command.join(' ')} exited (${c.exitCode ?? c.exitSignal}) before port ${p.name} (${p.port}) accepted connections${logTail(c.log)}`)
+        if (await accepts(h.bindAddr, p.port)) break
+        if (Date.now() > deadline) {
+          throw new Error(`${c.plan.path}: port ${p.name} (${h.bindAddr}:${p.port}) did not accept connections within ${timeoutMs / 1000}s; the program must listen on $(LIVESIM_BIND_ADDR) (${h.bindAddr})${logTail(c.log)}`)
+        }
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+  }
+
+  /** Run every cell from startNs to endNs, delivering queued bytes at their virtual times. */
+  async runQuantum(startNs: number, endNs: number): Promise<void> {
+    if (!this.driver || endNs <= startNs) return
+    const hosts = this.hosts
+    const r = await this.driver.run(startNs, endNs - startNs, {
+      nextDueNs: (i) => hosts[i]!.nextDueNs(),
+      onDue: (i, now) => hosts[i]!.runDue(now),
+    })
+    if (this.trace) this.log.trace({ startNs, spanNs: r.spanNs, lateThawNs: r.lateThawNs, freezeNs: r.freezeNs, overrunNs: Math.round(r.overrunNs), slices: r.slices, stolenNs: r.stolenNs.map(Math.round) }, 'quantum')
+    // What the cells did not get to (a due time past the last slice): now, before the next quantum.
+    for (const h of hosts) h.runDue(endNs)
+    hosts.forEach((h, i) => {
+      h.cpuTimeNs += r.cpuNs[i] ?? 0
+      h.stolenNs += r.stolenNs?.[i] ?? 0
+      h.slices += r.slices?.[i] ?? 1
+      h.quanta++
+    })
+    this.overrunTotalNs += r.overrunNs
+    if (r.overrunNs > this.overrunMaxNs) this.overrunMaxNs = r.overrunNs
+    // Let the reads the programs' last writes caused reach us before the barrier report.
+    await new Promise((res) => setImmediate(res))
+    await new Promise((res) => setImmediate(res))
+  }
+
+  /** Per-host live results (HostResults.live). */
+  hostResults(hostIndex: number): Record<string, unknown> | undefined {
+    const h = this.byIndex.get(hostIndex)
+    if (!h) return undefined
+    return {
+      cellMode: h.cell?.mode ?? this.cellMode,
+      cell: h.cell?.name,
+      address: h.bindAddr,
+      clockMode: h.clockMode,
+      speed: h.speed,
+      cpuTimeNs: h.cpuTimeNs,
+      stolenNs: h.stolenNs,
+      quanta: h.quanta,
+      slices: h.slices,
+      warnings: [...(h.cell?.warnings ?? [])],
+      cellModeWhy: this.cellModeWhy,
+      overrunMaxNs: round(this.overrunMaxNs, 0),
+      overrunTotalNs: round(this.overrunTotalNs, 0),
+    }
+  }
+
+  /** Tear everything down: sockets and listeners, every process of every cell, the cgroups, the clocks. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.net.close()
+    await Promise.all(
+      this.hosts.map(async (h) => {
+        try {
+          await h.cell?.destroy()
+        } catch (err) {
+          this.log.error({ host: h.name, err: (err as Error).message }, 'cell teardown failed')
+        }
+        h.clock?.close()
+      }),
+    )
+    this.addresses.release()
+  }
+}
+
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port })
+    const done = (ok: boolean) => {
+      s.destroy()
+      resolve(ok)
+    }
+    s.once('connect', () => done(true))
+    s.once('error', () => done(false))
+    s.setTimeout(1000, () => done(false))
+  })
+}
+
+function logTail(file: string): string {
+  if (!existsSync(file)) return ''
+  const text = readFileSync(file, 'utf8').trim()
+  if (!text) return `; its log ${file} is empty`
+  return `; last lines of ${file}:\n${text.split('\n').slice(-5).join('\n')}`
+}

@@ -1,0 +1,184 @@
+// Live components in a whole run: real redis-server and redis-benchmark processes in cells, traffic
+// through the simulated network, modelled clients speaking Redis to a live server, readiness, and
+// teardown. Needs libfaketime, redis-server, redis-benchmark (hack/live-deps.sh; ensureLiveDeps
+// installs them when missing).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
+import { expandVars, hostVar, parseCpu, parseMemory } from '../../sim-runtime/live/runner.ts'
+import { alive } from '../../sim-runtime/live/proc.ts'
+import { RunFailed } from '../../sim-runtime/sync/leader.ts'
+import { manifest, runProcesses } from '../helpers.ts'
+import { ensureLiveDeps } from './helpers.ts'
+
+const REDIS = '[redis-server, --bind, $(LIVESIM_BIND_ADDR), --port, "6379", --save, "", --appendonly, "no", --protected-mode, "no"]'
+
+describe('live component helpers', () => {
+  it('expands $(VAR) like Kubernetes: known names, $$ escapes, unknown names stay', () => {
+    const vars = { LIVESIM_BIND_ADDR: '127.100.0.1', A: 'x' }
+    expect(expandVars('--bind=$(LIVESIM_BIND_ADDR)', vars)).toBe('--bind=127.100.0.1')
+    expect(expandVars('$(A)$(A)-$(NOPE)-$$(A)-$$', vars)).toBe('xx-$(NOPE)-$(A)-$')
+    expect(hostVar('db-0')).toBe('LIVESIM_HOST_DB_0')
+    expect(hostVar('web.front-12')).toBe('LIVESIM_HOST_WEB_FRONT_12')
+  })
+  it('parses cell quantities', () => {
+    expect(parseCpu('500m')).toBe(0.5)
+    expect(parseCpu('2')).toBe(2)
+    expect(parseMemory('512Mi')).toBe(512 * 1024 * 1024)
+    expect(parseMemory('1G')).toBe(1e9)
+    expect(() => parseMemory('lots')).toThrow(/512Mi/)
+  })
+  it('refuses a Client that sends to a live component without a protocol, or to a port it does not serve', () => {
+    const doc = (client: string) => `
+apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: bad }
+spec:
+  endTime: 10ms
+  hosts:
+    - name: db
+      components:
+        - name: redis
+          live: { command: ${REDIS}, ports: [{ name: redis, port: 6379 }] }
+    - name: c
+      components:
+        - name: load
+          model: { kind: Client, closedLoop: { users: 1 }, ${client} }
+`
+    const errors = (client: string) => {
+      try {
+        loadSimCluster(doc(client))
+        return []
+      } catch (e) {
+        if (!(e instanceof ValidationError)) throw e
+        return e.issues.map((i) => `${i.path}: ${i.message}`)
+      }
+    }
+    expect(errors('target: db/redis')).toEqual([expect.stringMatching(/^spec\.hosts\[1\]\.components\[0\]\.model\.target: .*set redis:/)])
+    expect(errors('target: db/redis:memcache, redis: {}')).toEqual([expect.stringMatching(/^spec\.hosts\[1\]\.components\[0\]\.model\.target: .*no port named "memcache"; its ports are: redis/)])
+    expect(errors('target: db/redis:redis, redis: { setRatio: 0.1 }')).toEqual([])
+  })
+})
+
+describe('live components in a run', () => {
+  let work: string
+  beforeAll(() => {
+    ensureLiveDeps()
+    work = mkdtempSync(path.join(tmpdir(), 'livesim-runner-test-'))
+  })
+  afterAll(() => rmSync(work, { recursive: true, force: true }))
+
+  it('carries redis-benchmark ↔ redis-server traffic through a 200 µs link: every GET takes at least the round trip, and nothing is left behind', async () => {
+    const m = manifest(`
+apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: live-pair }
+spec:
+  endTime: 60ms
+  network: { default: { latency: 200us } }
+  hosts:
+    - name: db
+      components:
+        - name: redis
+          live: { command: ${REDIS}, ports: [{ name: redis, port: 6379 }] }
+    - name: bench
+      components:
+        - name: rb
+          live: { command: [redis-benchmark, -h, $(LIVESIM_HOST_DB_0), -p, "6379", -t, get, -n, "40", -c, "1", --csv] }
+`)
+    const dir = path.join(work, 'pair')
+    const r = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: dir }) })
+    const rb = r.hosts['bench-0']!.components.rb as Record<string, unknown>
+    const redis = r.hosts['db-0']!.components.redis as Record<string, unknown>
+    expect(rb.kind).toBe('Live')
+    expect(rb.exitCode).toBe(0)
+    expect(redis.running).toBe(true)
+    expect(r.live?.cellMode).toMatch(/^(cgroup2|cgroup1|signals)$/)
+    expect(r.hosts['db-0']!.live?.address).toMatch(/^127\.\d+\.\d+\.\d+$/)
+    // redis-benchmark measured its GETs with the virtual clock: none can beat 2 × 200 µs.
+    const csv = readFileSync(String(rb.log), 'utf8')
+    const get = csv.split('\n').find((l) => l.startsWith('"GET"'))
+    expect(get, csv).toBeDefined()
+    const [, rps, , minMs, p50Ms] = get!.split(',').map((x) => Number(x.replace(/"/g, '')))
+    expect(minMs).toBeGreaterThanOrEqual(0.4)
+    expect(p50Ms).toBeGreaterThanOrEqual(0.4)
+    expect(rps).toBeLessThanOrEqual(2500) // one client, ≥ 400 µs per request
+    // The bytes went through the proxies: what the server read and wrote matches what the client side relayed.
+    expect(Number(redis.bytesIn)).toBeGreaterThan(40 * 20)
+    expect(Number(redis.bytesOut)).toBeGreaterThan(40 * 4)
+    // Redis's own log shows the virtual date, not today.
+    expect(readFileSync(String(redis.log), 'utf8')).toMatch(/01 Jan 2024/)
+    // Teardown: no program of either cell is left.
+    expect(alive(Number(redis.pid ?? 0))).toBe(false)
+  }, 120_000)
+
+  it('answers modelled Redis clients from a live redis-server, with latencies of at least the link round trip', async () => {
+    const m = manifest(`
+apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: live-model }
+spec:
+  endTime: 30ms
+  seed: 3
+  network: { default: { latency: 100us } }
+  hosts:
+    - name: db
+      components:
+        - name: redis
+          live: { command: ${REDIS}, ports: [{ name: redis, port: 6379 }] }
+    - name: c
+      replicas: 2
+      components:
+        - name: load
+          model: { kind: Client, target: db/redis, closedLoop: { users: 2, thinkTime: 100us }, redis: { setRatio: 0.5, keys: 50 }, timeout: 20ms }
+`)
+    const r = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, 'model') }) })
+    const redis = r.hosts['db-0']!.components.redis as Record<string, number>
+    let completed = 0
+    for (const h of ['c-0', 'c-1']) {
+      const c = r.hosts[h]!.components.load as { completed: number; errors: number; timeouts: number; latency: { p50Ns: number; meanNs: number } }
+      expect(c.errors).toBe(0)
+      expect(c.timeouts).toBe(0)
+      expect(c.completed).toBeGreaterThan(10)
+      expect(c.latency.p50Ns).toBeGreaterThanOrEqual(200_000)
+      completed += c.completed
+    }
+    // Every reply the server sent was matched to a request; each user keeps one connection.
+    expect(redis.replies).toBeGreaterThanOrEqual(completed)
+    expect(redis.requests! - redis.replies!).toBeLessThanOrEqual(4)
+    expect(redis.connections).toBe(4)
+    expect(r.sync.causalityViolations).toBe(0)
+  }, 120_000)
+
+  it('fails clearly when a program does not listen where it must, and leaves no process behind', async () => {
+    const m = manifest(`
+apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: live-deaf }
+spec:
+  endTime: 10ms
+  hosts:
+    - name: db
+      components:
+        - name: sleeper
+          live: { command: [sleep, "30"], ports: [{ name: p, port: 7000 }], readinessTimeout: 1s }
+    - name: c
+      components:
+        - name: load
+          model: { kind: Client, target: db/sleeper, closedLoop: { users: 1 }, redis: {} }
+`)
+    const dir = path.join(work, 'deaf')
+    const err = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: dir }) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(RunFailed)
+    expect((err as Error).message).toMatch(/db-0\/sleeper: port p \(127\.\d+\.\d+\.\d+:7000\) did not accept connections within 1s; the program must listen on \$\(LIVESIM_BIND_ADDR\)/)
+    // The sleeper was killed with its cell.
+    const { execFileSync } = await import('node:child_process')
+    const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() === 'sleep 30')
+    expect(left).toEqual([])
+  }, 60_000)
+})
