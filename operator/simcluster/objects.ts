@@ -2,6 +2,17 @@
 // the token Secret, the compiled run configuration (ConfigMap), the leader's headless Service, the
 // leader Pod of each attempt, one SimHost per host replica, and each SimHost's runtime Pod.
 // ownerReferences everywhere, so that deleting the SimCluster deletes everything.
+//
+// Pods of hosts that run live components (real programs) get what their cells need, in one of two
+// set-ups chosen by the operator's --live-pod-security (chart value live.podSecurity); see
+// docs/kubernetes.md:
+// - restricted: the same restricted security context as every other pod; the runtime is told to use
+//   signals cells (SIGSTOP/SIGCONT of its own children, allowed to the same uid without privilege).
+// - privileged: a privileged container running as root, the only set-up the pod API offers in which
+//   the container's cgroup file system is writable, so the runtime can make cgroup cells (auto mode).
+// Either way: /tmp is an emptyDir (the root file system stays read-only) that holds the clock files
+// and the programs' logs (LIVESIM_WORK_DIR=/tmp/<pod>) and gives the runtime (signals cells keep their
+// state in $TMPDIR) and the programs a writable /tmp.
 import { randomBytes } from 'node:crypto'
 import type { RunPlan } from '../../sim-runtime/api/plan.ts'
 import type { SimCluster, SimHostSpec } from '../../sim-runtime/api/schema.ts'
@@ -19,6 +30,16 @@ export const L = {
   managedBy: 'app.kubernetes.io/managed-by',
 } as const
 
+/** Chart value live.podSecurity, operator flag --live-pod-security. */
+export type LivePodSecurity = 'restricted' | 'privileged'
+
+/**
+ * Mount path of the scratch emptyDir of live hosts' pods. Their LIVESIM_WORK_DIR is a directory in it
+ * named after the pod: one level more than a pod needs, but on the process-backed test node (hack/node,
+ * which mounts no volumes) it keeps the work dirs of pods, and of runs with the same host names, apart.
+ */
+export const LIVE_WORK_DIR = '/tmp'
+
 export interface OperatorSettings {
   /** Image with the livesim CLI, for leader and host pods. */
   image: string
@@ -26,6 +47,8 @@ export interface OperatorSettings {
   /** Seconds the leader keeps serving results for the operator after a run. */
   leaderLingerSec: number
   registerTimeoutSec: number
+  /** Security of the pods of hosts with live components (default restricted: signals cells). */
+  livePodSecurity?: LivePodSecurity
 }
 
 export type SimClusterObject = SimCluster & KubeObject & { status?: Record<string, unknown> }
@@ -113,6 +136,26 @@ const restricted = {
   seccompProfile: { type: 'RuntimeDefault' },
 }
 
+/**
+ * Live hosts with live.podSecurity=privileged. Writing cgroupfs needs both a read-write mount (the
+ * container runtime mounts /sys/fs/cgroup read-write only for privileged containers) and uid 0 (its
+ * files belong to root; a non-root uid gets no effective capabilities). The API refuses privileged
+ * with allowPrivilegeEscalation false. The root file system stays read-only.
+ */
+const privilegedCell = {
+  privileged: true,
+  allowPrivilegeEscalation: true,
+  runAsNonRoot: false,
+  runAsUser: 0,
+  runAsGroup: 0,
+  readOnlyRootFilesystem: true,
+}
+
+/** Whether a host group of the SimCluster runs live components: its pods then get a cell set-up. */
+export function runsLive(sc: SimClusterObject, group: string): boolean {
+  return sc.spec.hosts.find((h) => h.name === group)?.components.some((c) => c.live !== undefined) ?? false
+}
+
 function tokenEnv(sc: SimClusterObject) {
   return { name: 'LIVESIM_TOKEN', valueFrom: { secretKeyRef: { name: names.secret(sc.metadata.name), key: 'token' } } }
 }
@@ -181,13 +224,24 @@ export function simHost(sc: SimClusterObject, plan: RunPlan, hostIndex: number, 
   }
 }
 
-export function hostPod(sh: SimHostObject, s: OperatorSettings): KubeObject {
+/** The runtime pod of a SimHost; `live`: the host runs live components (runsLive). */
+export function hostPod(sh: SimHostObject, s: OperatorSettings, live = false): KubeObject {
   const attempt = sh.spec.attempt ?? 1
   const name = names.hostPod(sh.metadata.name, attempt)
   const cell = sh.spec.cell
   const quantities: Record<string, string> = {}
   if (cell?.cpu) quantities.cpu = cell.cpu
   if (cell?.memory) quantities.memory = cell.memory
+  const privileged = live && s.livePodSecurity === 'privileged'
+  const env: Record<string, unknown>[] = [{ name: 'LIVESIM_TOKEN', valueFrom: { secretKeyRef: { name: names.secret(sh.spec.cluster), key: 'token' } } }]
+  if (live) {
+    // auto: the runtime takes the strongest mode the pod permits (cgroup2, cgroup1, else signals).
+    env.push(
+      { name: 'LIVESIM_CELL_MODE', value: privileged ? 'auto' : 'signals' },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'LIVESIM_WORK_DIR', value: `${LIVE_WORK_DIR}/$(POD_NAME)` },
+    )
+  }
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -202,7 +256,7 @@ export function hostPod(sh: SimHostObject, s: OperatorSettings): KubeObject {
       serviceAccountName: names.serviceAccount(sh.spec.cluster),
       automountServiceAccountToken: false,
       enableServiceLinks: false,
-      securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+      securityContext: privileged ? { seccompProfile: { type: 'RuntimeDefault' } } : { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
       containers: [
         {
           name: 'runtime',
@@ -210,12 +264,14 @@ export function hostPod(sh: SimHostObject, s: OperatorSettings): KubeObject {
           imagePullPolicy: s.imagePullPolicy,
           command: ['livesim'],
           args: ['host', '--leader', sh.spec.leader ?? '', '--hosts', sh.spec.host, '--runtime-id', name, '--connect-timeout', String(s.registerTimeoutSec)],
-          env: [{ name: 'LIVESIM_TOKEN', valueFrom: { secretKeyRef: { name: names.secret(sh.spec.cluster), key: 'token' } } }],
+          env,
           // The cell's resources as requests and limits: a simulated host gets what it asked for.
           resources: Object.keys(quantities).length ? { requests: quantities, limits: quantities } : { requests: { cpu: '100m', memory: '64Mi' } },
-          securityContext: restricted,
+          securityContext: privileged ? privilegedCell : restricted,
+          ...(live ? { volumeMounts: [{ name: 'work', mountPath: LIVE_WORK_DIR }] } : {}),
         },
       ],
+      ...(live ? { volumes: [{ name: 'work', emptyDir: {} }] } : {}),
     },
   }
 }

@@ -15,7 +15,7 @@ import { formatDurationNs } from '../../sim-runtime/api/units.ts'
 import type { RunPlan } from '../../sim-runtime/api/plan.ts'
 import type { Informer } from '../machinery/informer.ts'
 import type { Result } from '../machinery/controller.ts'
-import { isConflict, isNotFound, R, type KubeClient, type KubeObject } from '../kube/rest.ts'
+import { ApiError, isConflict, isNotFound, R, type KubeClient, type KubeObject } from '../kube/rest.ts'
 import type { LeaderClient } from './leaderclient.ts'
 import {
   configMap,
@@ -26,6 +26,7 @@ import {
   leaderService,
   names,
   ownerRef,
+  runsLive,
   simHost,
   simServiceAccount,
   tokenSecret,
@@ -445,11 +446,17 @@ export class SimHostReconciler {
     const podName = names.hostPod(sh.metadata.name, attempt)
     let pod = this.d.caches.pods.get(key(ns, podName))
     const over = this.d.finishedAttempts?.has(`${ns}/${sh.spec.cluster}/${attempt}`) ?? false
+    // A refused pod (403: e.g. Pod Security admission refusing the privileged pod of a live host in a
+    // namespace that does not admit privileged pods) is shown in the SimHost's status and retried.
+    let refused: string | undefined
     if (!pod && !over && sh.spec.leader && sc && !isTerminal(phase) && (sc.status as ClusterStatus | undefined)?.attempt === attempt) {
       try {
-        pod = (await this.d.client.create(R.pods.collection(ns), hostPod(sh, this.d.settings))) as Pod
+        pod = (await this.d.client.create(R.pods.collection(ns), hostPod(sh, this.d.settings, runsLive(sc, sh.spec.group)))) as Pod
       } catch (err) {
-        if (!isConflict(err)) throw err
+        if (err instanceof ApiError && err.status === 403) {
+          refused = `cannot create pod ${podName}: ${err.message}`
+          this.d.log.warn({ simhost: k, err: err.message }, 'runtime pod refused')
+        } else if (!isConflict(err)) throw err
       }
     }
     const podPhase = pod?.status?.phase
@@ -463,6 +470,7 @@ export class SimHostReconciler {
     }
     const f = pod ? podFailure(pod) : undefined
     if (f) status.message = f
+    else if (refused) status.message = refused.slice(0, 4000)
     for (const x of Object.keys(status)) if (status[x] === undefined) delete status[x]
     const old = sh.status ?? {}
     if (JSON.stringify({ ...old, conditions: undefined }) !== JSON.stringify({ ...status, conditions: undefined })) {
@@ -472,6 +480,7 @@ export class SimHostReconciler {
       })
       this.d.caches.simHosts.upsert(written)
     }
+    return refused ? { requeueAfterMs: 10_000 } : undefined
   }
 }
 
