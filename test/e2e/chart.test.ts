@@ -344,12 +344,28 @@ describe('Helm chart charts/livesim', () => {
     expect(clash.stderr).toMatch(/replicaCount=1/)
   })
 
+  it('live.podSecurity: restricted by default, passed to the operator; the operator itself stays restricted either way', () => {
+    const flag = (objs: K8sObject[]) => podSpec(only(objs, 'Deployment')).containers[0]!.args?.filter((a) => a.startsWith('--live-pod-security'))
+    expect(flag(render())).toEqual(['--live-pod-security=restricted'])
+    const privileged = render('live.podSecurity=privileged')
+    expect(flag(privileged)).toEqual(['--live-pod-security=privileged'])
+    expectRestricted(only(privileged, 'Deployment'))
+    // The install notes say what the namespaces need.
+    const notes = helm('install', 'demo', chart, '--dry-run=client', '--namespace', 'sims', '--set', 'live.podSecurity=privileged')
+    expect(notes.status, notes.stderr).toBe(0)
+    expect(notes.stdout).toContain('kubectl label namespace sims pod-security.kubernetes.io/enforce=privileged')
+    const bad = helm('template', 'demo', chart, '--set', 'live.podSecurity=root')
+    expect(bad.status).not.toBe(0)
+    expect(bad.stderr).toMatch(/\/live\/podSecurity/)
+  })
+
   describe('the values schema rejects misspelt keys, naming them', () => {
     it.each([
       ['top level', 'replicaCoutn=3', /additional propert(y|ies) '?replicaCoutn'? not allowed/],
       ['nested', 'image.pullPolicyy=Always', /\/image.*additional propert(y|ies) '?pullPolicyy'? not allowed/],
       ['deeply nested', 'resources.requests.cpuu=1', /\/resources\/requests.*additional propert(y|ies) '?cpuu'? not allowed/],
       ['nested under a feature', 'serviceMonitor.enable=true', /\/serviceMonitor.*additional propert(y|ies) '?enable'? not allowed/],
+      ['under live', 'live.podSecurty=privileged', /\/live.*additional propert(y|ies) '?podSecurty'? not allowed/],
     ])('%s: --set %s', (_where, set, message) => {
       const r = helm('template', 'demo', chart, '--set', set)
       expect(r.status).not.toBe(0)
