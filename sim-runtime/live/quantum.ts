@@ -15,28 +15,33 @@
 //      once cell i's clock reaches nextDueNs(i). CpuTime cells: at the deadline, the wall time their
 //      threads spent waiting for a CPU so far (steal) is read and the deadline moved by it, until it
 //      stops growing. Cells whose deadlines are near are frozen together.
-//   5. After its freeze, a cell's progress is (span − steal) × rate for CpuTime (span = anchor → frozen),
-//      span × rate for WallTime. WallTime cells are done after one slice. A CpuTime cell short of the
-//      barrier by more than the tolerance (max(2 µs, 1 % of the quantum)) gets another slice, alone
-//      or with the other cells still short; cells at the barrier stay frozen. At most
+//   5. After its freeze, a cell's progress in the slice is span × rate for WallTime (span = anchor →
+//      seen frozen); for CpuTime, the wall time its threads could run (settle(): min over threads of
+//      a busy thread's CPU time, or the thawed stretch minus the thread's waits) × rate. WallTime
+//      cells are done after one slice. A CpuTime cell short of the barrier by more than its slack
+//      (max(2 µs, 1 % of the quantum, 2 × freezeMargin), at most a quarter quantum) gets another
+//      slice, alone or with the other cells still short; cells at the barrier stay frozen. At most
 //      MAX_EXTRA_SLICES extra slices per quantum; cells still short then are credited the rest
-//      (QuantumResult.capped, shortNs).
+//      (QuantumResult.capped, shortNs). What a CpuTime cell is still owed (< slack) or computed past
+//      the barrier (frozen late) is carried into the next quantum (carryNs).
 //
 // Steal of a cell in a slice = max over its threads of the growth of run_delay (field 2 of
-// /proc/<pid>/task/<tid>/schedstat: time runnable but not on a CPU). Why the max: virtual time is one
-// per cell, and with the max every thread of the cell got at least as much CPU as the virtual time
-// granted, as on a host of its own, however the waits were spread. A sum would count two threads
-// waiting at the same time twice (a cell with two busy threads that each waited half the slice would
-// not advance at all); a mean would let the most delayed thread (often the one the others wait for)
-// fall behind. The price: the other threads get a little more CPU per virtual second than they
-// would have, and waits among the cell's own threads (more runnable threads than CPUs) count as steal.
+// /proc/<pid>/task/<tid>/schedstat: time runnable but not on a CPU); progress, correspondingly, the
+// min over threads. Why: virtual time is one per cell, and with the max every thread of the cell got
+// at least as much CPU as the virtual time granted, as on a host of its own, however the waits were
+// spread. A sum would count two threads waiting at the same time twice (a cell with two busy threads
+// that each waited half the slice would not advance at all); a mean would let the most delayed
+// thread (often the one the others wait for) fall behind. The price: the other threads get a little
+// more CPU per virtual second than they would have, and waits among the cell's own threads (more
+// runnable threads than CPUs) count as steal.
 //
 // The programs' clock never goes back. Within a slice it advances with the wall (× rate), also while a
 // thread waits for a CPU; the next slice of a CpuTime cell starts its clock where the previous one
 // could have left it (not at the lower progress), and the cell runs until its progress reaches the
 // barrier; its clock stands at the barrier meanwhile. So, over a quantum, a CpuTime cell's clock
 // advances by the quantum while the cell gets the CPU time of a quantum (× speed); within a quantum,
-// the clock may run ahead of the CPU the cell got by up to the steal of that quantum.
+// the clock may run ahead of the CPU the cell got by up to the steal of that quantum. (Setting each
+// extra slice's clock back to the progress would step the programs' CLOCK_MONOTONIC back.)
 import type { Cell } from './cell.ts'
 import type { VirtualClock } from './clock.ts'
 import { threadSchedstats, type TaskSchedstat } from './proc.ts'
@@ -57,10 +62,11 @@ export interface QuantumHooks {
   nextDueNs?(i: number): number
   /**
    * Called synchronously from the driver's loop once cell i's virtual clock has reached nextDueNs(i)
-   * (while the cell is thawed); the runtime writes due bytes to sockets here. Called again as long as
-   * nextDueNs(i) <= virtualNowNs(i). When a cell is done with the quantum (frozen at the barrier),
-   * what is due up to the barrier is called at once with virtualNowNs = barrier: the program reads it
-   * at its next thaw.
+   * (while the cell is thawed, or being frozen: its clock runs until it stops); the runtime writes due
+   * bytes to sockets here. Called again as long as nextDueNs(i) <= virtualNowNs(i). What the clock
+   * passed during a freeze is called when the freeze is seen. When a cell is done with the quantum
+   * (frozen at the barrier), what is due up to the barrier is called at once with virtualNowNs =
+   * barrier: the program reads it at its next thaw.
    */
   onDue?(i: number, virtualNowNs: number): void
 }
@@ -76,7 +82,7 @@ export interface QuantumResult {
   freezeNs: number
   /** CPU ns each cell consumed in this quantum (same order as the cells). */
   cpuNs: number[]
-  /** Slices each cell was thawed for (1 for WallTime cells). */
+  /** Slices each cell was thawed for (1 for WallTime cells; 0 for a CpuTime cell that was ahead by the whole quantum). */
   slices: number[]
   /** Wall ns each cell's threads waited for a CPU while thawed (max over threads per slice, summed over slices); CpuTime cells only, 0 for WallTime cells. */
   stolenNs: number[]
@@ -84,8 +90,14 @@ export interface QuantumResult {
   extraSlices: number
   /** Cells still short of the barrier after MAX_EXTRA_SLICES extra slices (credited the rest). */
   capped: number[]
-  /** Virtual ns each cell was credited without running for them: the tolerance left at the end (CpuTime), the freeze margin (WallTime: the forward jump of the next quantum), everything left when capped. */
+  /** Virtual ns each cell was credited without running for them: WallTime, the freeze margin (the forward jump of the next quantum); CpuTime, what was left beyond the slack when capped. */
   shortNs: number[]
+  /**
+   * CpuTime: virtual ns of CPU each cell got past the barrier (> 0: frozen late) or is still owed
+   * (< 0: it ended its last slice a little short, within the slack), carried into the next quantum if
+   * it starts at this barrier: the cell gets that much less (more) CPU then.
+   */
+  carryNs: number[]
 }
 
 export interface QuantumDriver {
@@ -115,6 +127,8 @@ const BATCH_NS = 20_000
 const MIN_MARGIN_NS = 30_000
 /** Sleeps shorter than this do not stop a thread from counting as busy (settle()). */
 const BUSY_SLACK_NS = 10_000
+/** A thread new to a cell counts from its birth if its run + wait times fit in the slice so far, give or take this. */
+const UNKNOWN_SLACK_NS = 50_000
 
 const napCell = new Int32Array(new SharedArrayBuffer(4))
 const hrNow = () => process.hrtime.bigint()
@@ -150,7 +164,7 @@ export function createQuantumDriver(cells: DrivenCell[] | Cell[], clocks?: (Virt
     if (clocks.length !== cells.length) throw new Error('one clock (or undefined) per cell')
     const core = makeDriver((cells as Cell[]).map((cell, i) => ({ cell, clock: clocks[i], clockMode: 'WallTime', speed: 1 })))
     const driver: RateQuantumDriver = {
-      run: (startNs, virtualNs, rate = 1) => {
+      run: async (startNs, virtualNs, rate = 1) => {
         if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`rate must be > 0, got ${rate}`)
         return core.run(startNs, virtualNs, undefined, rate)
       },
@@ -183,14 +197,24 @@ function makeDriver(cells: DrivenCell[]) {
   /** virtualNowNs never returns less than this. */
   const floor = new Float64Array(n)
   const inSlice = new Uint8Array(n)
+  /** CpuTime: virtual ns of CPU a cell got past the last barrier (> 0: it was frozen late) or was still owed (< 0), carried into the next quantum. */
+  const carry = new Float64Array(n)
+  /** CpuTime: the cell's last slice's progress was a busy thread's CPU time (not wall minus waits). */
+  const lastBusy = new Uint8Array(n)
   let anchorNum = 0
   let barrier = 0
   let lastEnd = 0
   let running = false
-  // CpuTime: schedstat of every thread at the thaw, the processes seen then, a scratch map.
+  // CpuTime: schedstat of every thread at the thaw, the processes seen then, a scratch map. A frozen
+  // cell's threads neither run nor wait, so the reading taken after a freeze is the next thaw's
+  // baseline, as long as nothing thawed the cell in between (checked by its CPU time between run()s).
   const baseStats = cells.map(() => new Map<number, TaskSchedstat>())
+  const baseValid = new Uint8Array(n)
+  /** The processes of each cell's baseline: one that appears later (spawned into the frozen cell) is added at the next thaw. */
+  const basePids: number[][] = cells.map(() => [])
+  const cpuAtEnd = new Float64Array(n).fill(-1)
   const slicePids: number[][] = cells.map(() => [])
-  const scratch = new Map<number, TaskSchedstat>()
+  let scratch = new Map<number, TaskSchedstat>()
 
   const virtualNowNs = (i: number): number => {
     if (!running) return lastEnd
@@ -204,12 +228,19 @@ function makeDriver(cells: DrivenCell[]) {
   }
 
   /** Steal so far: max over the cell's threads of the growth of run_delay since the thaw (threads new since then: all of theirs). */
-  const stealOf = (i: number, pids: number[]): number => {
+  const stealOf = (i: number, pids: number[], sinceThawNs: number): number => {
     const base = baseStats[i] as Map<number, TaskSchedstat>
     let max = 0
     for (const [tid, st] of threadSchedstats(pids, scratch)) {
       const b = base.get(tid)
-      const d = b === undefined || st.delayNs < b.delayNs ? st.delayNs : st.delayNs - b.delayNs // smaller: the tid was reused
+      let d: number
+      if (b === undefined || st.delayNs < b.delayNs || st.runNs < b.runNs) {
+        // Not in the baseline (or a reused tid): all of it, if it can have been born since the thaw.
+        if (st.runNs + st.delayNs > sinceThawNs + UNKNOWN_SLACK_NS) continue
+        d = st.delayNs
+      } else {
+        d = st.delayNs - b.delayNs
+      }
       if (d > max) max = d
     }
     return max
@@ -225,20 +256,34 @@ function makeDriver(cells: DrivenCell[]) {
    * freeze and the moment the driver saw the whole cell frozen (up to a few ms when a freeze waits
    * for a CPU).
    */
-  const settle = (i: number, thawedNs: number, busyNs: number): { steal: number; ran: number } => {
+  const settle = (i: number, thawedNs: number, busyNs: number): { steal: number; ran: number; busy: boolean } => {
     const base = baseStats[i] as Map<number, TaskSchedstat>
     let steal = 0
     let ran = thawedNs
-    for (const [tid, st] of threadSchedstats((cells[i] as DrivenCell).cell.pids(), scratch)) {
+    let busy = false
+    const pids = (cells[i] as DrivenCell).cell.pids()
+    for (const [tid, st] of threadSchedstats(pids, scratch)) {
       const b = base.get(tid)
       const fresh = b === undefined || st.delayNs < b.delayNs || st.runNs < b.runNs // new thread (or a reused tid)
+      // A thread that is not in the baseline and ran or waited longer than the slice lasted was not
+      // born in it (a process that joined the cell from outside): its share of the slice is unknown.
+      if (fresh && st.runNs + st.delayNs > thawedNs + UNKNOWN_SLACK_NS) continue
       const dDelay = fresh ? st.delayNs : st.delayNs - b.delayNs
       const dRun = fresh ? st.runNs : st.runNs - b.runNs
       if (dDelay > steal) steal = dDelay
-      const r = !fresh && dRun + dDelay >= busyNs ? dRun : thawedNs - dDelay
-      if (r < ran) ran = r
+      const isBusy = !fresh && dRun + dDelay >= busyNs
+      const r = isBusy ? dRun : thawedNs - dDelay
+      if (r < ran) {
+        ran = r
+        busy = isBusy
+      }
     }
-    return { steal: Math.min(steal, thawedNs), ran: Math.max(0, ran) }
+    // This reading is the baseline of the cell's next slice.
+    baseStats[i] = scratch
+    scratch = base
+    basePids[i] = pids
+    baseValid[i] = 1
+    return { steal: Math.min(steal, thawedNs), ran: Math.max(0, ran), busy }
   }
 
   async function run(startNs: number, virtualNs: number, hooks: QuantumHooks | undefined, rateOverride?: number): Promise<QuantumResult> {
@@ -248,11 +293,15 @@ function makeDriver(cells: DrivenCell[]) {
     if (cells.some((c) => !c.cell.frozen)) throw new Error('quantum driver: every cell must be frozen before a quantum')
     const B = startNs + virtualNs
     const tolNs = Math.max(2_000, virtualNs * 0.01)
+    // A CpuTime cell that ran past the previous barrier (a late freeze) starts this quantum that far
+    // ahead: it gets correspondingly less CPU now (all of it when ahead by a whole quantum).
+    const contiguous = startNs === lastEnd
     for (let i = 0; i < n; i++) {
       rate[i] = rateOverride ?? 1 / (cells[i] as DrivenCell).speed
       sliceStart[i] = startNs
       clockAt[i] = startNs
-      progress[i] = startNs
+      progress[i] = startNs + (contiguous ? (carry[i] as number) : 0)
+      carry[i] = 0
       floor[i] = startNs
       inSlice[i] = 0
     }
@@ -271,10 +320,16 @@ function makeDriver(cells: DrivenCell[]) {
     let firstAnchor: number | undefined
     let lastFrozen = 0
     const cpuBefore = cells.map((c) => c.cell.cpuTimeNs())
+    for (let i = 0; i < n; i++) if (cpuBefore[i] !== cpuAtEnd[i]) baseValid[i] = 0 // it ran outside the driver
     const nextDue = hooks?.nextDueNs?.bind(hooks)
     const onDue = hooks?.onDue?.bind(hooks)
     const due = nextDue && onDue ? { nextDue, onDue } : undefined
 
+    /** The instant (hrtime ns) at which cell i's clock reaches its next due time in the current slice. */
+    const dueWallNs = (i: number): number => {
+      const d = due ? due.nextDue(i) : Infinity
+      return d === Infinity ? Infinity : anchorNum + (d - (sliceStart[i] as number)) / (rate[i] as number)
+    }
     const runDue = (i: number) => {
       if (!due) return
       let v = virtualNowNs(i)
@@ -285,10 +340,27 @@ function makeDriver(cells: DrivenCell[]) {
       }
     }
     /** Cell i is done with this quantum: it stays frozen, its clock is at the barrier, what is due up to it is called now. */
+    /**
+     * How far short of the barrier a CpuTime cell may end its quantum: the rest is carried into the
+     * next one instead of costing another slice here. Twice the freeze margin (a cell frozen at its
+     * deadline falls short by about the margin), at least the tolerance, at most a quarter quantum.
+     */
+    const slackNs = (i: number) => Math.max(tolNs, Math.min(2 * freezeMarginNs * (rate[i] as number), virtualNs / 4))
+    const reached = (i: number) => !cpuMode[i] || (progress[i] as number) >= B - slackNs(i)
     const finish = (i: number) => {
       done[i] = 1
       inSlice[i] = 0
-      short[i] = (short[i] as number) + Math.max(0, B - (progress[i] as number))
+      const p = progress[i] as number
+      if (cpuMode[i]) {
+        // Carried: CPU got past the barrier (> 0), or still owed (< 0, at most the slack; beyond that, when capped, credited).
+        const owedMax = slackNs(i)
+        if (p < B - owedMax) short[i] = (short[i] as number) + (B - owedMax - p)
+        // Past the barrier only counts when it was CPU (the slice's progress came from a busy
+        // thread): an idle cell frozen late slept past it, and must not skip the next quantum.
+        carry[i] = Math.max(p > B && !lastBusy[i] ? 0 : p - B, -owedMax)
+      } else {
+        short[i] = (short[i] as number) + Math.max(0, B - p)
+      }
       progress[i] = B
       clockAt[i] = B
       runDue(i)
@@ -299,7 +371,19 @@ function makeDriver(cells: DrivenCell[]) {
         if (!cpuMode[i]) continue
         const pids = (cells[i] as DrivenCell).cell.pids()
         slicePids[i] = pids
-        threadSchedstats(pids, baseStats[i])
+        const base = baseStats[i] as Map<number, TaskSchedstat>
+        if (!baseValid[i]) {
+          threadSchedstats(pids, base)
+          basePids[i] = pids
+          baseValid[i] = 1
+        } else {
+          const known = new Set(basePids[i])
+          const added = pids.filter((p) => !known.has(p))
+          if (added.length > 0) {
+            for (const [tid, st] of threadSchedstats(added, scratch)) base.set(tid, st)
+            basePids[i] = pids
+          }
+        }
       }
       let nClocks = 0
       for (const i of active) if ((cells[i] as DrivenCell).clock) nClocks++
@@ -330,13 +414,19 @@ function makeDriver(cells: DrivenCell[]) {
         accounted.set(i, 0)
         checks.set(i, 0)
       }
+      /** Thawed and not being frozen. */
       const thawed = new Set(active)
+      /** Freezes under way (the loop goes on checking hooks and deadlines meanwhile). */
+      const inflight = new Set<Promise<void>>()
+      /** Cells being frozen: their clocks run until they are, so their hooks are still called. */
+      const freezing = new Set<number>()
+      let failure: { e: unknown } | undefined
 
       const freezeBatch = async (batch: number[]) => {
         const freezeAt = hr()
         await Promise.all(batch.map((i) => (cells[i] as DrivenCell).cell.freeze()))
         const frozenAt = hr()
-        lastFrozen = frozenAt
+        lastFrozen = Math.max(lastFrozen, frozenAt)
         const freezeNs = frozenAt - freezeAt
         freezeMax = Math.max(freezeMax, freezeNs)
         // The margin: the freeze latency, remembered as a slowly decaying maximum, never more than a
@@ -345,7 +435,7 @@ function makeDriver(cells: DrivenCell[]) {
         freezeMarginNs = Math.min(Math.max(freezeNs * 1.5, freezeMarginNs * 0.95, MIN_MARGIN_NS), Math.max(MIN_MARGIN_NS, quantumWallNs / 4))
         const span = frozenAt - anchorNum
         for (const i of batch) {
-          thawed.delete(i)
+          freezing.delete(i)
           inSlice[i] = 0
           slices[i] = (slices[i] as number) + 1
           const r = rate[i] as number
@@ -356,16 +446,22 @@ function makeDriver(cells: DrivenCell[]) {
             const st = settle(i, frozenAt - thawAt, freezeAt - thawDone - BUSY_SLACK_NS)
             stolen[i] = (stolen[i] as number) + st.steal
             ran = st.ran
-            if (process.env.QDEBUG) process.stderr.write(`QD cell ${i} span ${((frozenAt - thawAt) / 1e3).toFixed(0)} steal ${(st.steal / 1e3).toFixed(0)} ran ${(ran / 1e3).toFixed(0)} freeze ${(freezeNs / 1e3).toFixed(0)} checks ${checks.get(i)} acc ${((accounted.get(i) ?? 0) / 1e3).toFixed(0)}\n`)
+            lastBusy[i] = st.busy ? 1 : 0
           }
           overrun = Math.max(overrun, ran - need)
-          progress[i] = Math.min(B, (progress[i] as number) + ran * r)
-          if (!cpuMode[i] || (progress[i] as number) >= B - tolNs) finish(i)
+          progress[i] = (progress[i] as number) + ran * r
+          // What the clock passed during the freeze, while the loop was busy elsewhere: now.
+          if (reached(i)) finish(i)
+          else runDue(i)
         }
       }
 
-      while (thawed.size > 0) {
-        if (due) for (const i of thawed) runDue(i)
+      while (thawed.size > 0 || inflight.size > 0) {
+        if (failure) throw failure.e
+        if (due) {
+          for (const i of thawed) runDue(i)
+          for (const i of freezing) runDue(i)
+        }
         const t = hr()
         let batch: number[] | undefined
         for (const i of thawed) {
@@ -375,7 +471,7 @@ function makeDriver(cells: DrivenCell[]) {
           if (cpuMode[i] && c < MAX_CHECKS) {
             // Steal so far (complete only for the waits that ended): move the deadline by what is new.
             checks.set(i, c + 1)
-            const s = stealOf(i, slicePids[i] as number[])
+            const s = stealOf(i, slicePids[i] as number[], t - thawAt)
             const before = accounted.get(i) as number
             if (s > before + 5_000) {
               d += s - before
@@ -387,23 +483,52 @@ function makeDriver(cells: DrivenCell[]) {
           ;(batch ??= []).push(i)
         }
         if (batch) {
-          await freezeBatch(batch)
+          for (const i of batch) {
+            thawed.delete(i)
+            freezing.add(i)
+          }
+          const p: Promise<void> = freezeBatch(batch).then(
+            () => void inflight.delete(p),
+            (e: unknown) => {
+              inflight.delete(p)
+              failure ??= { e }
+            },
+          )
+          inflight.add(p)
           continue
         }
         if (due) {
-          await immediate() // check the hooks every few µs, and let socket reads in
+          // Check the hooks at every turn of the event loop (socket reads come in between), spinning
+          // when a due time or deadline is near, and napping ≤ 100 µs when the next is further: a
+          // spinning runtime loses its core for a whole scheduler slice (ms) to any other task there,
+          // a napping one gets it back at once when it wakes. A due time that a socket read sets is
+          // seen at the next turn.
+          let next = Infinity
+          for (const i of thawed) next = Math.min(next, deadline.get(i) as number, dueWallNs(i))
+          for (const i of freezing) next = Math.min(next, dueWallNs(i))
+          const left = next - hr()
+          if (left > 150_000) Atomics.wait(napCell, 0, 0, Math.min(left - 100_000, 100_000) / 1e6)
+          await immediate()
+          continue
+        }
+        if (thawed.size === 0) {
+          await Promise.race(inflight)
           continue
         }
         let next = Infinity
         for (const i of thawed) next = Math.min(next, deadline.get(i) as number)
-        await waitStep(next)
+        await (inflight.size > 0 ? Promise.race([...inflight, waitStep(next)]) : waitStep(next))
       }
     }
 
     try {
       for (let k = 0; ; k++) {
         const active: number[] = []
-        for (let i = 0; i < n; i++) if (!done[i]) active.push(i)
+        for (let i = 0; i < n; i++) {
+          if (done[i]) continue
+          if (k === 0 && cpuMode[i] && reached(i)) finish(i) // ahead by (nearly) the whole quantum
+          else active.push(i)
+        }
         if (active.length === 0) break
         if (k > 0) {
           if (extra >= MAX_EXTRA_SLICES) {
@@ -419,6 +544,7 @@ function makeDriver(cells: DrivenCell[]) {
       }
     } catch (e) {
       // Frozen before and after, also when a hook or a freeze failed.
+      baseValid.fill(0)
       await Promise.allSettled(cells.filter((c) => !c.cell.frozen).map((c) => c.cell.freeze()))
       throw e
     } finally {
@@ -427,17 +553,19 @@ function makeDriver(cells: DrivenCell[]) {
       inSlice.fill(0)
     }
     const spanNs = firstAnchor === undefined ? 0 : lastFrozen - firstAnchor
+    for (let i = 0; i < n; i++) cpuAtEnd[i] = (cells[i] as DrivenCell).cell.cpuTimeNs()
     return {
       spanNs,
       overrunNs: Math.max(0, overrun),
       lateThawNs: Math.max(0, lateThaw),
       freezeNs: freezeMax,
-      cpuNs: cells.map((c, i) => c.cell.cpuTimeNs() - (cpuBefore[i] as number)),
+      cpuNs: Array.from(cpuAtEnd, (c, i) => c - (cpuBefore[i] as number)),
       slices,
       stolenNs: stolen,
       extraSlices: extra,
       capped,
       shortNs: short,
+      carryNs: Array.from(carry),
     }
   }
 
