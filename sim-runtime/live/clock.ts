@@ -52,6 +52,9 @@ export interface VirtualClock {
   close(): void
 }
 
+/** Size of the state file the shim maps (LIVESIM_CLOCK_LIMIT): barrier, virtual ns at anchor, anchor (CLOCK_MONOTONIC ns), rate (float64). */
+export const STATE_BYTES = 32
+
 /** 2024-01-01T00:00:00Z: the date every run starts at, unless told otherwise. */
 export const DEFAULT_BASE_EPOCH_MS = Date.UTC(2024, 0, 1)
 
@@ -124,9 +127,9 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
   const file = path.join(dir, 'faketime.rc')
   const tmp = `${file}.tmp`
   const limitFile = path.join(dir, 'faketime.limit')
-  writeFileSync(limitFile, Buffer.alloc(8))
+  writeFileSync(limitFile, Buffer.alloc(STATE_BYTES))
   const limitFd = openSync(limitFile, 'r+')
-  const limitBuf = Buffer.alloc(8)
+  const limitBuf = Buffer.alloc(STATE_BYTES)
   const base = BigInt(baseEpochMs) * 1_000_000n
   const shim = faketimeShim().path
   let generation = 0
@@ -150,10 +153,16 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
       const { anchorNs, untilNs } = opts
       if (untilNs !== undefined && !(Number.isSafeInteger(untilNs) && untilNs >= virtualNs)) throw new Error(`untilNs must be a safe integer ≥ virtualNs, got ${untilNs}`)
       // The barrier first: the shim reads it at every clock reading; the cell is frozen, nobody reads now.
-      limitBuf.writeBigInt64LE(untilNs === undefined ? 0n : base + BigInt(untilNs))
-      writeSync(limitFd, limitBuf, 0, 8, 0)
       const target = base + BigInt(virtualNs)
-      const realAnchor = anchorNs === undefined ? realtimeNs() : anchorNs + realMinusMonoNs()
+      const monoAnchor = anchorNs ?? process.hrtime.bigint()
+      // The shim's state (shim.ts, "fast clock"): barrier, then the clock itself — virtual epoch ns at
+      // the anchor, the anchor on CLOCK_MONOTONIC, the rate — from which it computes every reading.
+      limitBuf.writeBigInt64LE(untilNs === undefined ? 0n : base + BigInt(untilNs), 0)
+      limitBuf.writeBigInt64LE(target, 8)
+      limitBuf.writeBigInt64LE(monoAnchor, 16)
+      limitBuf.writeDoubleLE(rate, 24)
+      writeSync(limitFd, limitBuf, 0, STATE_BYTES, 0)
+      const realAnchor = monoAnchor + realMinusMonoNs()
       const text = rate === 1 ? offsetText(target - realAnchor, ++generation) : startAtText(target, rate, ++generation)
       writeFileSync(tmp, text)
       renameSync(tmp, file)

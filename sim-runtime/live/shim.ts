@@ -47,6 +47,7 @@ export const SHIM_SOURCE = String.raw`
 #include <sys/mman.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -80,15 +81,34 @@ static void resolve(void) {
    If the runtime freezes the cell late (it did not get a CPU in time), the programs' clocks stand
    still at the barrier instead of running past it and going back at the next quantum. */
 static volatile const long long *limit;
+/* The fast clock: the same file holds, after the barrier, the virtual time (ns since the epoch) at an
+   anchor instant, the anchor on the real CLOCK_MONOTONIC, and the rate (a double). A reading is then
+   virtual = at + (real monotonic - anchor) * rate, from the vDSO: ~30 ns instead of libfaketime's
+   open/fstat/read/close of its timestamp file at every reading (~5 µs, which a program that reads
+   the clock a few times per request pays in CPU time, and so in virtual time). */
+static volatile const long long *state;
+static volatile const double *state_rate;
+static clock_gettime_fn libc_clock_gettime;
 
 static void map_limit(void) {
   const char *file = getenv("LIVESIM_CLOCK_LIMIT");
   if (!file || !*file) return;
   int fd = open(file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
-  void *p = mmap(NULL, sizeof(long long), PROT_READ, MAP_SHARED, fd, 0);
+  struct stat st;
+  int big = fstat(fd, &st) == 0 && st.st_size >= 32;
+  void *p = mmap(NULL, big ? 32 : sizeof(long long), PROT_READ, MAP_SHARED, fd, 0);
   close(fd);
-  if (p != MAP_FAILED) limit = (volatile const long long *)p;
+  if (p == MAP_FAILED) return;
+  limit = (volatile const long long *)p;
+  if (big && !getenv("LIVESIM_SLOW_CLOCK")) {
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (libc) libc_clock_gettime = (clock_gettime_fn)dlsym(libc, "clock_gettime");
+    if (libc_clock_gettime) {
+      state = (volatile const long long *)p;
+      state_rate = (volatile const double *)((volatile const char *)p + 24);
+    }
+  }
 }
 
 static int limited(clockid_t c) {
@@ -125,8 +145,33 @@ static long long raw_mono_ns(void) {
   return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
+/* The fast clock (see state above). The runtime rewrites the state only while the cell is frozen;
+   a freeze can still fall between reading the state and reading the real clock, so read the state
+   again afterwards and start over when it changed (a seqlock without a sequence: the anchor moves at
+   every set). Returns 0 when there is no fast clock. */
+static int fast_clock(struct timespec *tp) {
+  if (!state) return 0;
+  for (int tries = 0; tries < 100; tries++) {
+    long long at = state[1], anchor = state[2], cap = state[0];
+    double rate = *state_rate;
+    if (at == 0 || !(rate > 0)) return 0;
+    struct timespec m;
+    if (libc_clock_gettime(CLOCK_MONOTONIC, &m) != 0) return 0;
+    if (state[1] != at || state[2] != anchor || state[0] != cap) continue;
+    long long real = (long long)m.tv_sec * 1000000000LL + m.tv_nsec;
+    long long d = real - anchor;
+    long long v = at + (d > 0 ? (long long)((double)d * rate) : 0);
+    if (cap > 0 && v > cap) v = cap;
+    tp->tv_sec = v / 1000000000LL;
+    tp->tv_nsec = v % 1000000000LL;
+    return 1;
+  }
+  return 0;
+}
+
 int clock_gettime(clockid_t clock, struct timespec *tp) {
   if (!ready || in_clock) return raw_clock_gettime(clock, tp);
+  if (limited(clock) && tp && fast_clock(tp)) return 0;
   in_clock = 1;
   int r = 0;
   long long cap = 0;
