@@ -1,0 +1,710 @@
+// Benchmarks of live components with a real redis-server (see bench/README.md for the method).
+//
+// live-redis-fidelity  redis-benchmark against redis-server, both live under livesim, over a
+//                      simulated link whose latency is this machine's measured one-way loopback TCP
+//                      latency, vs the same redis-benchmark run natively against a native
+//                      redis-server in the same invocation. accuracy = 1 - |sim - native| / native
+//                      for GET and SET p50, p99 and throughput; value = the smallest accuracy over
+//                      p50 and throughput (all tests, all client counts).
+// live-redis-slowdown  wall s per virtual s of examples/redis-live.yaml (redis-server live, modelled
+//                      clients), vs the same for examples/quickstart.yaml (all modelled), both
+//                      through the `livesim run` CLI in the same invocation.
+//
+// Knobs (environment): LIVE_REDIS_CLIENTS (redis-benchmark -c values, default "1,10"),
+// LIVE_REDIS_REQUESTS (-n, default 3000), LIVE_REDIS_END_MARGIN (virtual end time = start-up + 2N
+// replies at the rate of the pilot runs × this + 50 ms, default 1.25), LIVE_REDIS_CLOCK (the live
+// components' clock: CpuTime or WallTime; default: the runtime's default), LIVE_REDIS_KEEP=1 (keep
+// the work directories).
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import type { SimResults } from '../sim-runtime/sync/results.ts'
+import { best, EXAMPLES, machine, median, note, ratio, ROOT, sig, stats, type BenchContext, type Benchmark } from './common.ts'
+
+const CLI = path.join(ROOT, 'sim-runtime', 'cli', 'main.ts')
+
+// ---------------------------------------------------------------------------------------------
+// Machine dependencies
+
+function onPath(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** redis-server, redis-benchmark (redis-tools) and cc; hack/live-deps.sh installs what is missing. */
+function ensureDeps(): void {
+  const need = ['redis-server', 'redis-benchmark', 'cc', 'taskset']
+  if (need.every(onPath)) return
+  note('live-redis: installing redis-server, redis-tools, libfaketime with hack/live-deps.sh')
+  execFileSync(path.join(ROOT, 'hack', 'live-deps.sh'), { stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 })
+  const missing = need.filter((c) => !onPath(c))
+  if (missing.length) throw new Error(`hack/live-deps.sh ran, but ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} still missing`)
+}
+
+function workDir(tag: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `livesim-${tag}-`))
+}
+
+function cleanUp(dir: string, ok: boolean): void {
+  if (ok && !process.env.LIVE_REDIS_KEEP) rmSync(dir, { recursive: true, force: true })
+  else note(`live-redis: work directory kept: ${dir}`)
+}
+
+function run(cmd: string, args: string[], opts: { timeoutMs: number; cwd?: string }): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd: opts.cwd, timeout: opts.timeoutMs, maxBuffer: 64 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed: ${err.message}\n${tail(stderr, 2000)}`))
+      else resolve({ stdout, stderr })
+    })
+  })
+}
+
+function tail(text: string, chars: number): string {
+  return text.length > chars ? `…${text.slice(-chars)}` : text
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) One-way loopback TCP latency: a C ping-pong
+
+/**
+ * `pingpong ROUNDS BYTES [CLIENT_CPU [SERVER_CPU]]`: a server and a client process (fork) on
+ * 127.0.0.1 with TCP_NODELAY and blocking sockets, pinned to those CPUs when given
+ * (sched_setaffinity; the server defaults to the client's); the client writes BYTES, the server
+ * echoes them; ROUNDS/10 warm-up rounds, then ROUNDS timed ones (CLOCK_MONOTONIC around
+ * write + read). Prints JSON: round-trip min, p50, p90, p99, mean in ns. One-way latency = p50 / 2:
+ * what one message costs from a write() in one process to the return of read() in another (system
+ * calls, the loopback stack, the switch to the reader).
+ */
+const PINGPONG_C = String.raw`
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <sched.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static long long now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+static int cmp(const void *a, const void *b) { long long x = *(const long long *)a, y = *(const long long *)b; return x < y ? -1 : x > y; }
+static int full(int fd, char *buf, int n, int rd) {
+  for (int o = 0; o < n;) { int k = rd ? (int)read(fd, buf + o, n - o) : (int)write(fd, buf + o, n - o); if (k <= 0) return -1; o += k; }
+  return 0;
+}
+int main(int argc, char **argv) {
+  int rounds = argc > 1 ? atoi(argv[1]) : 20000, size = argc > 2 ? atoi(argv[2]) : 1, cpu = argc > 3 ? atoi(argv[3]) : -1, scpu = argc > 4 ? atoi(argv[4]) : cpu, warm = rounds / 10, one = 1;
+  static char buf[65536];
+  if (size < 1 || size > (int)sizeof buf || rounds < 1) { fprintf(stderr, "usage: pingpong ROUNDS BYTES [CLIENT_CPU [SERVER_CPU]]\n"); return 2; }
+  if (cpu >= 0) { cpu_set_t set; CPU_ZERO(&set); CPU_SET(cpu, &set); if (sched_setaffinity(0, sizeof set, &set)) { perror("sched_setaffinity"); return 1; } }
+  memset(buf, 'x', sizeof buf);
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  socklen_t al = sizeof a;
+  if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1) || getsockname(ls, (struct sockaddr *)&a, &al)) { perror("listen"); return 1; }
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (scpu >= 0) { cpu_set_t set; CPU_ZERO(&set); CPU_SET(scpu, &set); if (sched_setaffinity(0, sizeof set, &set)) { perror("sched_setaffinity"); _exit(1); } }
+    int c = accept(ls, NULL, NULL);
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    while (full(c, buf, size, 1) == 0 && full(c, buf, size, 0) == 0) {}
+    _exit(0);
+  }
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  if (connect(s, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return 1; }
+  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  long long *rtt = malloc(sizeof(long long) * rounds);
+  for (int i = 0; i < warm + rounds; i++) {
+    long long t0 = now();
+    if (full(s, buf, size, 0) || full(s, buf, size, 1)) { perror("pingpong"); return 1; }
+    if (i >= warm) rtt[i - warm] = now() - t0;
+  }
+  close(s);
+  waitpid(pid, NULL, 0);
+  long long sum = 0;
+  for (int i = 0; i < rounds; i++) sum += rtt[i];
+  qsort(rtt, rounds, sizeof *rtt, cmp);
+  printf("{\"clientCpu\":%d,\"serverCpu\":%d,\"rounds\":%d,\"bytes\":%d,\"minNs\":%lld,\"p50Ns\":%lld,\"p90Ns\":%lld,\"p99Ns\":%lld,\"meanNs\":%lld}\n", cpu, scpu, rounds, size,
+         rtt[0], rtt[rounds / 2], rtt[(long long)rounds * 90 / 100], rtt[(long long)rounds * 99 / 100], sum / rounds);
+  return 0;
+}
+`
+
+export interface PingPong {
+  /** The CPUs the processes were pinned to, -1 when not pinned. */
+  clientCpu: number
+  serverCpu: number
+  rounds: number
+  bytes: number
+  minNs: number
+  p50Ns: number
+  p90Ns: number
+  p99Ns: number
+  meanNs: number
+}
+
+export interface Loopback {
+  /** The link latency to simulate: the smallest p50 round trip of the one-CPU runs, halved. */
+  oneWayNs: number
+  method: string
+  /** Both processes on one CPU: the samples used. */
+  sameCpu: PingPong[]
+  /** Client and server on two different CPUs, for comparison (none on a 1-CPU machine). */
+  crossCpu: PingPong[]
+}
+
+/** Where the native processes run: the server's and the client's CPU. */
+export interface Placement {
+  serverCpu: number
+  clientCpu: number
+}
+
+const LAST_CPU = os.availableParallelism() - 1
+/** The native reference: everything on the last CPU. */
+export const SAME_CPU: Placement = { serverCpu: LAST_CPU, clientCpu: LAST_CPU }
+/** For comparison: server on CPU 0, client on the last one. */
+export const CROSS_CPU: Placement | undefined = LAST_CPU > 0 ? { serverCpu: 0, clientCpu: LAST_CPU } : undefined
+
+/**
+ * Compile the ping-pong into dir and run it `reps` times on one CPU and `reps` times across two,
+ * interleaved (20 000 rounds of 40 bytes, about a GET's size). The link latency comes from the
+ * one-CPU runs, the best (smallest) p50 over the runs as everywhere in this suite. Why one CPU: on the
+ * 2-core VM this was built on, a wake-up across CPUs costs 50-80 µs per round trip with a wide spread
+ * (idle CPUs, the hypervisor, other tenants), against a steady 13.4 µs on one CPU; unpinned, the
+ * scheduler picks either placement from run to run, so the p50 is bimodal. The native reference
+ * (redis-server and redis-benchmark) is pinned the same way, so both come from one world.
+ */
+export async function measureLoopback(dir: string, reps: number): Promise<Loopback> {
+  const src = path.join(dir, 'pingpong.c')
+  const bin = path.join(dir, 'pingpong')
+  writeFileSync(src, PINGPONG_C)
+  execFileSync('cc', ['-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const sameCpu: PingPong[] = []
+  const crossCpu: PingPong[] = []
+  const once = async (p: Placement) => JSON.parse((await run(bin, ['20000', '40', String(p.clientCpu), String(p.serverCpu)], { timeoutMs: 60_000 })).stdout) as PingPong
+  for (let i = 0; i < reps; i++) {
+    sameCpu.push(await once(SAME_CPU))
+    if (CROSS_CPU) crossCpu.push(await once(CROSS_CPU))
+  }
+  const oneWayNs = Math.max(1, Math.round(Math.min(...sameCpu.map((s) => s.p50Ns)) / 2))
+  return {
+    oneWayNs,
+    method: `C ping-pong over 127.0.0.1 TCP (TCP_NODELAY, blocking, 40-byte messages, 20000 rounds after 2000 warm-up), both processes pinned to CPU ${LAST_CPU}: one-way = smallest p50 round trip over ${reps} runs / 2`,
+    sameCpu,
+    crossCpu,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) Native redis-server + redis-benchmark
+
+export interface CsvRow {
+  rps: number
+  avgMs: number
+  minMs: number
+  p50Ms: number
+  p95Ms: number
+  p99Ms: number
+  maxMs: number
+}
+
+/**
+ * The rows of `redis-benchmark --csv` output (redis 6/7: "test","rps","avg_latency_ms",
+ * "min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"), by test.
+ * Other lines (warnings, a log's other content) are ignored.
+ */
+export function parseBenchmarkCsv(text: string): Record<string, CsvRow> {
+  const out: Record<string, CsvRow> = {}
+  let header: string[] | undefined
+  for (const raw of text.split(/\r?\n|\r/)) {
+    const line = raw.trim()
+    if (!line.startsWith('"')) continue
+    const cells = line.split(',').map((c) => c.replace(/^"|"$/g, ''))
+    if (cells[0] === 'test') {
+      header = cells
+      continue
+    }
+    if (!header) continue
+    const col = (name: string) => {
+      const i = header!.indexOf(name)
+      const v = i < 0 ? NaN : Number(cells[i])
+      if (!Number.isFinite(v)) throw new Error(`redis-benchmark CSV: no numeric ${name} in ${JSON.stringify(line)}`)
+      return v
+    }
+    out[cells[0]!] = {
+      rps: col('rps'),
+      avgMs: col('avg_latency_ms'),
+      minMs: col('min_latency_ms'),
+      p50Ms: col('p50_latency_ms'),
+      p95Ms: col('p95_latency_ms'),
+      p99Ms: col('p99_latency_ms'),
+      maxMs: col('max_latency_ms'),
+    }
+  }
+  return out
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port
+      srv.close(() => resolve(p))
+    })
+  })
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    const done = (ok: boolean) => {
+      s.destroy()
+      resolve(ok)
+    }
+    s.setTimeout(1000, () => done(false))
+    s.on('error', () => done(false))
+    s.on('connect', () => s.write('PING\r\n'))
+    s.on('data', (d) => done(d.toString('latin1').startsWith('+PONG')))
+  })
+}
+
+async function startRedis(dir: string, cpu: number): Promise<{ port: number; proc: ChildProcess }> {
+  const port = await freePort()
+  const args = ['-c', String(cpu), 'redis-server', '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning']
+  const proc = spawn('taskset', args, { stdio: 'ignore' })
+  const deadline = Date.now() + 10_000
+  while (!(await ping(port))) {
+    if (proc.exitCode !== null) throw new Error(`native redis-server (taskset ${args.join(' ')}) exited with ${proc.exitCode} before answering on port ${port}`)
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL')
+      throw new Error(`native redis-server did not answer PING on port ${port} within 10 s`)
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return { port, proc }
+}
+
+function benchmarkArgs(requests: number, clients: number): string[] {
+  return ['-t', 'get,set', '-n', String(requests), '-c', String(clients), '--csv']
+}
+
+/** redis-benchmark natively, `reps` times against one fresh native redis-server, both pinned (taskset) as `where` says. */
+export async function nativeBenchmark(dir: string, requests: number, clients: number, reps: number, where: Placement): Promise<Record<string, CsvRow>[]> {
+  const { port, proc } = await startRedis(dir, where.serverCpu)
+  try {
+    const out: Record<string, CsvRow>[] = []
+    for (let i = 0; i < reps; i++) {
+      const args = ['-c', String(where.clientCpu), 'redis-benchmark', '-h', '127.0.0.1', '-p', String(port), ...benchmarkArgs(requests, clients)]
+      const { stdout } = await run('taskset', args, { timeoutMs: 600_000 })
+      const rows = parseBenchmarkCsv(stdout)
+      if (!rows.GET || !rows.SET) throw new Error(`native redis-benchmark printed no GET/SET rows:\n${tail(stdout, 2000)}`)
+      out.push(rows)
+    }
+    return out
+  } finally {
+    proc.kill('SIGKILL')
+  }
+}
+
+/** Per test and metric, the median over repetitions ('median'), or the best: largest rps, smallest latencies ('best'). */
+export function combineRows(samples: Record<string, CsvRow>[], how: 'median' | 'best'): Record<string, CsvRow> {
+  const out: Record<string, CsvRow> = {}
+  for (const test of Object.keys(samples[0]!)) {
+    const row = {} as Record<keyof CsvRow, number>
+    for (const k of Object.keys(samples[0]![test]!) as (keyof CsvRow)[]) {
+      const xs = samples.map((s) => s[test]![k])
+      row[k] = how === 'median' ? median(xs) : best(xs, k === 'rps' ? 'max' : 'min')
+    }
+    out[test] = row
+  }
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) The same benchmark with both ends live under livesim
+
+/** A duration string with ns precision: "7us" when whole microseconds, else "6895ns". */
+export function durationString(ns: number): string {
+  const n = Math.round(ns)
+  if (n % 1_000_000 === 0) return `${n / 1_000_000}ms`
+  if (n % 1_000 === 0) return `${n / 1_000}us`
+  return `${n}ns`
+}
+
+/** The SimCluster of the fidelity benchmark: redis-server on host db, redis-benchmark on host bench. */
+export function fidelityManifest(o: { latencyNs: number; endTimeNs: number; requests: number; clients: number; clock?: string }): string {
+  const q = (s: string) => JSON.stringify(s)
+  const server = ['redis-server', '--bind', '$(LIVESIM_BIND_ADDR)', '--port', '6379', '--save', '', '--appendonly', 'no', '--protected-mode', 'no']
+  const bench = ['redis-benchmark', '-h', '$(LIVESIM_HOST_DB_0)', '-p', '6379', ...benchmarkArgs(o.requests, o.clients)]
+  const clock = o.clock ? `\n        clock: ${o.clock}` : ''
+  return `apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: redis-bench }
+spec:
+  endTime: ${durationString(o.endTimeNs)}
+  network: { default: { latency: ${durationString(o.latencyNs)}, bandwidth: 10Gbps } }
+  hosts:
+  - name: db
+    components:
+    - name: redis
+      live:
+        command: [${server.map(q).join(', ')}]
+        ports: [{ name: redis, port: 6379 }]${clock}
+  - name: bench
+    components:
+    - name: rb
+      live:
+        command: [${bench.map(q).join(', ')}]${clock}
+`
+}
+
+/** What the results document says about a live component (the contract's fields; all optional here). */
+interface LiveComponent {
+  kind?: string
+  log?: string
+  exitCode?: number | null
+  exitSignal?: string | null
+  exitedAtNs?: number | null
+  cpuTimeNs?: number
+  [k: string]: unknown
+}
+
+type LiveResults = SimResults & { live?: Record<string, unknown> }
+
+interface CliRun {
+  results: LiveResults
+  /** Wall seconds of the whole CLI process (start-up and teardown included). */
+  processSeconds: number
+  workDir: string
+}
+
+/** `livesim run FILE --out … --work-dir …` as a child process; throws with its stderr on failure. */
+async function runCli(manifestFile: string, dir: string, timeoutMs: number): Promise<CliRun> {
+  const out = path.join(dir, 'results.json')
+  const wd = path.join(dir, 'work')
+  const t0 = performance.now()
+  await run(process.execPath, [CLI, 'run', manifestFile, '--out', out, '--work-dir', wd, '--quiet'], { timeoutMs, cwd: ROOT })
+  const processSeconds = (performance.now() - t0) / 1000
+  return { results: JSON.parse(readFileSync(out, 'utf8')) as LiveResults, processSeconds, workDir: wd }
+}
+
+function liveComponent(r: LiveResults, host: string, comp: string): LiveComponent {
+  const c = r.hosts[host]?.components[comp] as LiveComponent | undefined
+  if (!c) throw new Error(`results have no component ${host}/${comp} (hosts: ${Object.keys(r.hosts).join(', ')})`)
+  return c
+}
+
+interface SimRun {
+  rows: Record<string, CsvRow>
+  results: LiveResults
+  processSeconds: number
+  manifest: string
+  endTimeNs: number
+  redisBenchmark: LiveComponent
+  redisServer: LiveComponent
+  /** Earlier runs that ended before redis-benchmark did (end time doubled each time). */
+  retries: number
+}
+
+type SimParams = { latencyNs: number; requests: number; clients: number; clock?: string }
+
+const PILOTS_NS = [100_000_000, 300_000_000]
+
+export interface Pilot {
+  /** Replies per virtual second once redis-benchmark runs. */
+  repliesPerSecond: number
+  /** Virtual time before the first reply (program start-up, connections, CONFIG GET). */
+  startNs: number
+  wallSeconds: number
+}
+
+/**
+ * The virtual rate of replies: two pilot runs of the same cluster (redis-benchmark with a large -n,
+ * so that it is busy throughout) of 100 and 300 ms; replies are counted as messages on the link
+ * db-0 → bench-0 (each reply is at least one message, so this errs low and the end time long). The
+ * difference between the two removes start-up, which is long and variable under livesim.
+ */
+export async function pilotRate(dir: string, o: SimParams): Promise<Pilot> {
+  const counts: number[] = []
+  let wallSeconds = 0
+  for (const endTimeNs of PILOTS_NS) {
+    const file = path.join(dir, `pilot-${endTimeNs / 1e6}ms.yaml`)
+    writeFileSync(file, fidelityManifest({ ...o, requests: 10_000_000, endTimeNs }))
+    const cli = await runCli(file, mkdtempSync(path.join(dir, 'pilot-')), 1_800_000)
+    counts.push(cli.results.links['db-0->bench-0']?.messages ?? 0)
+    wallSeconds += cli.results.wall.seconds
+  }
+  const [t1, t2] = PILOTS_NS as [number, number]
+  const [m1, m2] = counts as [number, number]
+  if (m2 <= m1) throw new Error(`pilot runs: ${m1} replies by ${t1 / 1e6} ms and ${m2} by ${t2 / 1e6} ms virtual: redis-benchmark is not making progress`)
+  const repliesPerSecond = (m2 - m1) / ((t2 - t1) / 1e9)
+  const startNs = Math.max(0, t1 - (m1 / repliesPerSecond) * 1e9)
+  return { repliesPerSecond, startNs, wallSeconds: sig(wallSeconds, 4) }
+}
+
+async function simBenchmark(dir: string, o: SimParams & { endTimeNs: number }): Promise<SimRun> {
+  let endTimeNs = o.endTimeNs
+  for (let attempt = 0; ; attempt++) {
+    const manifest = fidelityManifest({ ...o, endTimeNs })
+    const file = path.join(dir, `redis-bench-${attempt}.yaml`)
+    writeFileSync(file, manifest)
+    const cli = await runCli(file, mkdtempSync(path.join(dir, `run-${attempt}-`)), 3_600_000)
+    const rb = liveComponent(cli.results, 'bench-0', 'rb')
+    const redis = liveComponent(cli.results, 'db-0', 'redis')
+    const logFile = rb.log ?? path.join(cli.workDir, 'bench-0', 'rb.log')
+    if (!existsSync(logFile)) throw new Error(`redis-benchmark's log ${logFile} does not exist`)
+    const log = readFileSync(logFile, 'utf8')
+    const rows = parseBenchmarkCsv(log)
+    if (!rows.GET || !rows.SET) {
+      const stillRunning = rb.exitCode == null && rb.exitSignal == null
+      if (stillRunning && attempt < 2) {
+        note(`live-redis-fidelity: redis-benchmark was still running at ${durationString(endTimeNs)} virtual; again with twice the end time`)
+        endTimeNs *= 2
+        continue
+      }
+      const why = stillRunning ? `it was still running at the end time ${durationString(endTimeNs)}` : `it exited with code ${rb.exitCode} (signal ${rb.exitSignal})`
+      throw new Error(`redis-benchmark under livesim printed no GET and SET rows: ${why}; its log ${logFile} ends with:\n${tail(log, 1500)}`)
+    }
+    if (rb.exitCode !== undefined && rb.exitCode !== 0) throw new Error(`redis-benchmark under livesim exited with code ${rb.exitCode}; log ${logFile}`)
+    return { rows, results: cli.results, processSeconds: cli.processSeconds, manifest, endTimeNs, redisBenchmark: rb, redisServer: redis, retries: attempt }
+  }
+}
+
+/** 1 - |sim - native| / native; 1 is perfect agreement, 0 is off by 100 % (or more: negative). */
+export function accuracy(sim: number, native: number): number {
+  return 1 - Math.abs(sim - native) / native
+}
+
+function positiveInts(text: string | undefined, fallback: number[], what: string): number[] {
+  if (text === undefined || text.trim() === '') return fallback
+  const xs = text.split(',').map((s) => Number(s.trim()))
+  if (!xs.every((x) => Number.isInteger(x) && x > 0)) throw new Error(`${what}: expected positive integers separated by commas, got ${JSON.stringify(text)}`)
+  return xs
+}
+
+function positiveNumber(text: string | undefined, fallback: number, what: string): number {
+  if (text === undefined || text.trim() === '') return fallback
+  const x = Number(text)
+  if (!(x > 0)) throw new Error(`${what}: expected a positive number, got ${JSON.stringify(text)}`)
+  return x
+}
+
+const ms = (x: number) => sig(x, 4)
+
+export const liveRedisFidelity: Benchmark = {
+  name: 'live-redis-fidelity',
+  description: 'redis-benchmark vs redis-server, both live under livesim, against the same natively (accuracy of p50, p99, rps)',
+  onlyWhenNamed: true,
+  async run(ctx: BenchContext) {
+    ensureDeps()
+    const clientCounts = positiveInts(process.env.LIVE_REDIS_CLIENTS, [1, 10], 'LIVE_REDIS_CLIENTS')
+    const requests = positiveInts(process.env.LIVE_REDIS_REQUESTS, [3000], 'LIVE_REDIS_REQUESTS')[0]!
+    const margin = positiveNumber(process.env.LIVE_REDIS_END_MARGIN, 1.25, 'LIVE_REDIS_END_MARGIN')
+    const clock = process.env.LIVE_REDIS_CLOCK || undefined
+    if (clock !== undefined && clock !== 'CpuTime' && clock !== 'WallTime') throw new Error(`LIVE_REDIS_CLOCK: CpuTime or WallTime, got ${JSON.stringify(clock)}`)
+    const dir = workDir('redis-fidelity')
+    let ok = false
+    try {
+      const loop = await measureLoopback(dir, Math.max(5, ctx.reps))
+      note(
+        `live-redis-fidelity: one-way loopback latency ${loop.oneWayNs} ns (round-trip p50s on one CPU ${loop.sameCpu.map((s) => s.p50Ns).join(', ')} ns; across CPUs ${loop.crossCpu.map((s) => s.p50Ns).join(', ') || '-'} ns)`,
+      )
+      const perClients: Record<string, unknown> = {}
+      const p50AndRps: number[] = []
+      const p99s: number[] = []
+      for (const clients of clientCounts) {
+        const samples = await nativeBenchmark(dir, requests, clients, ctx.reps, SAME_CPU)
+        const crossSamples = CROSS_CPU ? await nativeBenchmark(dir, requests, clients, ctx.reps, CROSS_CPU) : undefined
+        // The best native run per metric is the reference (see README: load only ever makes native
+        // Redis slower, and livesim's CpuTime clock is meant not to see the load); medians in detail.
+        const native = combineRows(samples, 'best')
+        const nativeMedian = combineRows(samples, 'median')
+        note(
+          `live-redis-fidelity: -c ${clients}: native SET ${native.SET!.rps} rps p50 ${native.SET!.p50Ms} ms, GET ${native.GET!.rps} rps p50 ${native.GET!.p50Ms} ms`,
+        )
+        // The virtual time redis-benchmark needs under livesim: 2N replies at the pilot's rate, with
+        // a margin (a run costs wall time in proportion to its virtual time, busy or idle).
+        const simDir = mkdtempSync(path.join(dir, `sim-c${clients}-`))
+        const params = { latencyNs: loop.oneWayNs, requests, clients, clock }
+        const pilot = await pilotRate(simDir, params)
+        const endTimeNs = Math.ceil((pilot.startNs / 1e6) + ((2 * requests) / pilot.repliesPerSecond) * margin * 1000 + 50) * 1e6
+        note(
+          `live-redis-fidelity: -c ${clients}: pilots: ${Math.round(pilot.repliesPerSecond)} replies/s virtual after ${sig(pilot.startNs / 1e6, 3)} ms of start-up; livesim run of ${durationString(endTimeNs)} virtual…`,
+        )
+        const sim = await simBenchmark(simDir, { ...params, endTimeNs })
+        const acc: Record<string, Record<string, number>> = {}
+        for (const test of ['GET', 'SET']) {
+          const n = native[test]!
+          const s = sim.rows[test]!
+          const a = { p50: accuracy(s.p50Ms, n.p50Ms), p99: accuracy(s.p99Ms, n.p99Ms), rps: accuracy(s.rps, n.rps) }
+          p50AndRps.push(a.p50, a.rps)
+          p99s.push(a.p99)
+          acc[test] = { p50: sig(a.p50, 4), p99: sig(a.p99, 4), rps: sig(a.rps, 4) }
+        }
+        // For comparison only: the same against native processes on two different CPUs.
+        const cross = crossSamples ? combineRows(crossSamples, 'best') : undefined
+        const accCross: Record<string, Record<string, number>> = {}
+        if (cross) {
+          for (const test of ['GET', 'SET']) {
+            const n = cross[test]!
+            const s = sim.rows[test]!
+            accCross[test] = { p50: sig(accuracy(s.p50Ms, n.p50Ms), 4), p99: sig(accuracy(s.p99Ms, n.p99Ms), 4), rps: sig(accuracy(s.rps, n.rps), 4) }
+          }
+        }
+        note(
+          `live-redis-fidelity: -c ${clients}: livesim SET ${sim.rows.SET!.rps} rps p50 ${sim.rows.SET!.p50Ms} ms, GET ${sim.rows.GET!.rps} rps p50 ${sim.rows.GET!.p50Ms} ms; ${sim.results.wall.seconds} s wall (slowdown ${sim.results.wall.slowdown})`,
+        )
+        // How much native runs disagree with the reference: the noise floor of this comparison.
+        const selfAccuracy = Math.min(
+          ...samples.flatMap((smp) => ['GET', 'SET'].flatMap((t) => [accuracy(smp[t]!.p50Ms, native[t]!.p50Ms), accuracy(smp[t]!.rps, native[t]!.rps)])),
+        )
+        perClients[`c${clients}`] = {
+          accuracy: acc,
+          native: roundRows(native),
+          nativeMedian: roundRows(nativeMedian),
+          nativeSamples: samples.map(roundRows),
+          nativeCrossCpu: cross ? roundRows(cross) : null,
+          nativeCrossCpuSamples: crossSamples?.map(roundRows) ?? null,
+          accuracyVsCrossCpu: cross ? accCross : null,
+          nativeSelfAccuracyP50Rps: sig(selfAccuracy, 4),
+          sim: roundRows(sim.rows),
+          simWallSeconds: sim.results.wall.seconds,
+          simProcessSeconds: sig(sim.processSeconds, 4),
+          simSlowdown: sim.results.wall.slowdown,
+          simVirtualSeconds: sim.results.virtualTimeNs / 1e9,
+          pilotRepliesPerSecond: sig(pilot.repliesPerSecond, 4),
+          pilotStartNs: Math.round(pilot.startNs),
+          pilotWallSeconds: pilot.wallSeconds,
+          endTimeRetries: sim.retries,
+          barriers: sim.results.sync.barriers,
+          causalityViolations: sim.results.sync.causalityViolations,
+          redisBenchmark: pickLive(sim.redisBenchmark),
+          redisServer: pickLive(sim.redisServer),
+          live: sim.results.live,
+          hostsLive: { 'db-0': sim.results.hosts['db-0']?.live, 'bench-0': sim.results.hosts['bench-0']?.live },
+          links: sim.results.links,
+        }
+      }
+      const value = Math.min(...p50AndRps)
+      ok = true
+      return {
+        name: 'live-redis-fidelity',
+        value: sig(value, 4),
+        unit: 'accuracy (1 - relative error)',
+        baseline: 1,
+        ratio: ratio(value, 1),
+        goal: 'value >= 0.90',
+        met: value >= 0.9,
+        minAccuracyP99: sig(Math.min(...p99s), 4),
+        linkLatencyNs: loop.oneWayNs,
+        clock: clock ?? 'default',
+        requests,
+        clients: clientCounts,
+        detail: {
+          comparison:
+            'accuracy = 1 - |livesim - native| / native per test (GET, SET) and metric (p50, p99 latency, rps) of redis-benchmark -t get,set --csv; value = min over p50 and rps of every test and client count; native = best of BENCH_REPS runs per metric (largest rps, smallest latency); link latency = smallest p50 round trip / 2 of a C ping-pong; ping-pong and native redis-server + redis-benchmark all pinned to one CPU (across CPUs in detail, not used)',
+          loopback: loop,
+          ...perClients,
+        },
+        ...machine(),
+      }
+    } finally {
+      cleanUp(dir, ok)
+    }
+  },
+}
+
+function roundRows(rows: Record<string, CsvRow>): Record<string, CsvRow> {
+  const out: Record<string, CsvRow> = {}
+  for (const [t, r] of Object.entries(rows)) {
+    out[t] = { rps: sig(r.rps, 6), avgMs: ms(r.avgMs), minMs: ms(r.minMs), p50Ms: ms(r.p50Ms), p95Ms: ms(r.p95Ms), p99Ms: ms(r.p99Ms), maxMs: ms(r.maxMs) }
+  }
+  return out
+}
+
+function pickLive(c: LiveComponent): Record<string, unknown> {
+  const { log: _log, ...rest } = c
+  return rest
+}
+
+// ---------------------------------------------------------------------------------------------
+// live-redis-slowdown
+
+function slowdownOf(r: SimResults): number {
+  return r.wall.seconds / (r.virtualTimeNs / 1e9)
+}
+
+export const liveRedisSlowdown: Benchmark = {
+  name: 'live-redis-slowdown',
+  description: 'wall s per virtual s of examples/redis-live.yaml (live redis-server), vs examples/quickstart.yaml (all modelled)',
+  async run(ctx: BenchContext) {
+    const example = path.join(EXAMPLES, 'redis-live.yaml')
+    if (!existsSync(example)) throw new Error(`${path.relative(ROOT, example)} does not exist: this benchmark runs that example (redis-server live, modelled clients)`)
+    ensureDeps()
+    const quickstart = path.join(EXAMPLES, 'quickstart.yaml')
+    const dir = workDir('redis-slowdown')
+    let ok = false
+    try {
+      const live: CliRun[] = []
+      const base: CliRun[] = []
+      for (let i = 0; i < ctx.reps; i++) {
+        live.push(await runCli(example, mkdtempSync(path.join(dir, 'live-')), 3_600_000))
+        base.push(await runCli(quickstart, mkdtempSync(path.join(dir, 'quickstart-')), 600_000))
+        note(
+          `live-redis-slowdown: redis-live ${live[i]!.results.wall.seconds}s wall for ${live[i]!.results.virtualTimeNs / 1e9}s virtual (${live[i]!.results.sync.barriers} barriers); quickstart ${base[i]!.results.wall.seconds}s for ${base[i]!.results.virtualTimeNs / 1e9}s`,
+        )
+      }
+      const value = best(live.map((c) => slowdownOf(c.results)), 'min')
+      const baseline = best(base.map((c) => slowdownOf(c.results)), 'min')
+      const r0 = live[0]!.results
+      const components: Record<string, unknown> = {}
+      for (const [h, host] of Object.entries(r0.hosts)) {
+        for (const [name, comp] of Object.entries(host.components) as [string, LiveComponent][]) components[`${h}/${name}`] = comp.kind === 'Live' ? pickLive(comp) : summarizeModelled(comp)
+      }
+      ok = true
+      return {
+        name: 'live-redis-slowdown',
+        value: sig(value),
+        unit: 'wall s / virtual s',
+        baseline: sig(baseline),
+        ratio: ratio(value, baseline),
+        barriers: r0.sync.barriers,
+        baselineBarriers: base[0]!.results.sync.barriers,
+        lookaheadNs: r0.sync.lookaheadNs,
+        causalityViolations: r0.sync.causalityViolations,
+        detail: {
+          baselineIs: 'examples/quickstart.yaml (9 hosts, all modelled) through the same CLI in the same invocation',
+          virtualSeconds: r0.virtualTimeNs / 1e9,
+          wallSeconds: live.map((c) => c.results.wall.seconds),
+          processSeconds: live.map((c) => sig(c.processSeconds, 4)),
+          baselineWallSeconds: base.map((c) => c.results.wall.seconds),
+          msPerBarrier: sig((best(live.map((c) => c.results.wall.seconds), 'min') * 1000) / r0.sync.barriers, 4),
+          live: r0.live,
+          hostsLive: Object.fromEntries(Object.entries(r0.hosts).flatMap(([h, v]) => (v.live ? [[h, v.live]] : []))),
+          components,
+          ...stats(live.map((c) => slowdownOf(c.results)), base.map((c) => slowdownOf(c.results)), 'min'),
+        },
+        ...machine(),
+      }
+    } finally {
+      cleanUp(dir, ok)
+    }
+  },
+}
+
+function summarizeModelled(c: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const k of ['kind', 'sent', 'completed', 'errors', 'timeouts', 'latency']) if (k in c) out[k] = c[k]
+  return out
+}
+
+export const liveRedisBenches: Benchmark[] = [liveRedisFidelity, liveRedisSlowdown]
