@@ -226,6 +226,7 @@ export class SimClusterReconciler {
           barriers: results.sync.barriers,
           causalityViolations: results.sync.causalityViolations,
           wallSeconds: results.wall.seconds,
+          ...(results.live ? { liveCellMode: results.live.cellMode } : {}),
         }
         this.d.metrics.succeeded.inc()
         await this.ack(ns, name, ip)

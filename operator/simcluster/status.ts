@@ -28,7 +28,7 @@ export interface ClusterStatus {
   message?: string
   hosts?: { ready: number; total: number }
   hostsSummary?: string
-  results?: { configMap: string; digest: string; barriers: number; causalityViolations: number; wallSeconds: number }
+  results?: { configMap: string; digest: string; barriers: number; causalityViolations: number; wallSeconds: number; liveCellMode?: string }
   conditions?: Condition[]
 }
 

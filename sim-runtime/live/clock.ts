@@ -115,10 +115,6 @@ function realMinusMonoNs(): bigint {
   return clockCalibration().realMinusMonoNs
 }
 
-function realtimeNs(): bigint {
-  return process.hrtime.bigint() + realMinusMonoNs()
-}
-
 export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BASE_EPOCH_MS): VirtualClock {
   const lib = findLibfaketime()
   if (!lib) throw new Error('libfaketime not found (libfaketimeMT.so.1): run hack/live-deps.sh, or apt-get install libfaketime')

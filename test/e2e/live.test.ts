@@ -116,7 +116,7 @@ describe('live components on Kubernetes, live.podSecurity=restricted (the defaul
     const sc = await until(
       'the run to end',
       () => {
-        const s = getJson<{ status?: { phase?: string; message?: string } }>('get', 'simcluster', '-n', NS, NAME)
+        const s = getJson<{ status?: { phase?: string; message?: string; results?: { liveCellMode?: string } } }>('get', 'simcluster', '-n', NS, NAME)
         return s.status?.phase === 'Succeeded' || s.status?.phase === 'Failed' ? s : undefined
       },
       300_000,
@@ -138,6 +138,8 @@ describe('live components on Kubernetes, live.podSecurity=restricted (the defaul
     // The program's log went to the pod's work dir (LIVESIM_WORK_DIR=/tmp/$(POD_NAME)).
     expect(redis.log).toBe(`/tmp/${dbPod}/db-0/redis.log`)
     expect(results.live?.cellMode, JSON.stringify(results.live)).toBe('signals')
+    // …and the status says so too.
+    expect(sc.status?.results?.liveCellMode).toBe('signals')
     const load = results.hosts['client-0']?.components.load as { sent: number; completed: number; errors: number }
     expect(load.sent, JSON.stringify(load)).toBeGreaterThan(0)
     expect(load.completed, JSON.stringify(load)).toBeGreaterThan(0)
