@@ -330,6 +330,7 @@ export const SimClusterStatus = Type.Object(
           barriers: Type.Integer({ minimum: 0 }),
           causalityViolations: Type.Integer({ minimum: 0 }),
           wallSeconds: Type.Number({ minimum: 0 }),
+          liveCellMode: Type.Optional(Type.String({ description: 'Runs with live components: the cell mode the runtimes used (cgroup2, cgroup1, signals, or mixed).' })),
         },
         Closed,
       ),
