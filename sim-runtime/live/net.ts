@@ -101,6 +101,8 @@ function rotate<T>(xs: T[], k: number): T[] {
 
 interface Stats {
   connections: number
+  /** Connections that ended (both directions closed) before the end of the run. */
+  closed: number
   bytesIn: number
   bytesOut: number
   requests: number
@@ -108,7 +110,7 @@ interface Stats {
   errors: number
 }
 
-const newStats = (): Stats => ({ connections: 0, bytesIn: 0, bytesOut: 0, requests: 0, replies: 0, errors: 0 })
+const newStats = (): Stats => ({ connections: 0, closed: 0, bytesIn: 0, bytesOut: 0, requests: 0, replies: 0, errors: 0 })
 
 /** A live connection, on either end. */
 interface Conn {
@@ -242,6 +244,7 @@ export class LiveNet {
     })
     sock.on('close', () => {
       fin()
+      if (!this.closed) st.closed++
       this.clientConns.get(s.index)?.delete(id)
     })
   }
@@ -306,6 +309,7 @@ export class LiveNet {
     })
     sock.on('close', () => {
       fin()
+      if (!this.closed) st.closed++
       this.serverConns.get(h.index)?.delete(key)
     })
   }

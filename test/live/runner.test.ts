@@ -108,6 +108,11 @@ spec:
     // The bytes went through the proxies: what the server read and wrote matches what the client side relayed.
     expect(Number(redis.bytesIn)).toBeGreaterThan(40 * 20)
     expect(Number(redis.bytesOut)).toBeGreaterThan(40 * 4)
+    // Connections open and close through the simulated network: redis-benchmark's one client
+    // connection (and its first CONFIG connection) were closed on both ends when it exited.
+    expect(Number(redis.connections)).toBeGreaterThanOrEqual(1)
+    expect(redis.closed).toBe(redis.connections)
+    expect(rb.closed).toBe(rb.connections)
     // Redis's own log shows the virtual date, not today.
     expect(readFileSync(String(redis.log), 'utf8')).toMatch(/01 Jan 2024/)
     // Teardown: no program of either cell is left.
