@@ -84,6 +84,19 @@ export function parseSizeBytes(value: string | number): number {
   return parseWithUnits(text, SIZE_UNITS, 'size', 'B, KB, MB, GB, KiB, MiB, GiB')
 }
 
+const MEMORY_UNITS: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 }
+const CPU_MILLI_UNITS: Record<string, number> = { '': 1000, m: 1 }
+
+/** Kubernetes memory quantity (a cell's memory): "512Mi" → bytes. */
+export function parseMemoryBytes(text: string): number {
+  return parseWithUnits(text, MEMORY_UNITS, 'memory quantity', 'K, M, G, T, Ki, Mi, Gi, Ti, or none for bytes')
+}
+
+/** Kubernetes CPU quantity (a cell's cpu): "500m" → 0.5 and "2" → 2 cores. */
+export function parseCpuCores(text: string): number {
+  return parseWithUnits(text, CPU_MILLI_UNITS, 'CPU quantity', 'm for millicores, or none for cores') / 1000
+}
+
 /** A readable duration for tables and progress: 1500000 → "1.5ms". */
 export function formatDurationNs(ns: number): string {
   const abs = Math.abs(ns)

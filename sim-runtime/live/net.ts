@@ -30,8 +30,13 @@ export interface NetHost {
   readonly name: string
   readonly cellIndex: number
   bindAddr: string
-  readonly comps: { readonly ctx: { sendAt(msg: Message, atNs: number): void }; readonly plan: { index: number } }[]
+  readonly comps: NetComp[]
   enqueue(at: number, fn: () => void): void
+}
+
+/** LIVESIM_HOST_<NAME>: the variable that holds a host's address, e.g. db-0 → LIVESIM_HOST_DB_0. */
+export function hostVar(hostName: string): string {
+  return `LIVESIM_HOST_${hostName.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`
 }
 
 const CLAIM_PORT = 47_999
@@ -117,7 +122,12 @@ interface Conn {
   sock: net.Socket
   /** We have sent our FIN (or the socket failed and we said so). */
   finSent: boolean
+  /** The counters of the component it is charged to. */
+  stats: Stats
 }
+
+/** What net.ts needs of a live component. */
+type NetComp = { readonly ctx: { sendAt(msg: Message, atNs: number): void } }
 
 interface ModelConn {
   sock: net.Socket
@@ -178,7 +188,7 @@ export class LiveNet {
     const out: Record<string, string> = {}
     for (const t of this.served.keys()) {
       const name = this.plan.hosts[t]!.name
-      out[`LIVESIM_HOST_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = t === h.index ? h.bindAddr : this.views.get(h.index)!.get(t)!
+      out[hostVar(name)] = t === h.index ? h.bindAddr : this.views.get(h.index)!.get(t)!
     }
     return out
   }
@@ -215,85 +225,61 @@ export class LiveNet {
     if (this.closed) return void sock.destroy()
     const id = this.nextConnId.get(s.index)!
     this.nextConnId.set(s.index, id + 1)
-    const conn: Conn = { sock, finSent: false }
-    this.clientConns.get(s.index)!.set(id, conn)
     const from = s.comps[0]!
-    const st = this.statsOf(from)
-    st.connections++
-    const send = (type: number, payload?: Buffer) => {
-      const m = newMessage(type, t, tComp, id, payload ? payload.length : 64)
-      m.tag = type === MSG_LIVE_OPEN ? port : DIR_C2S
-      m.payload = payload
-      from.ctx.sendAt(m, this.nowOf(s))
-    }
+    const conn: Conn = { sock, finSent: false, stats: this.statsOf(from) }
+    this.clientConns.get(s.index)!.set(id, conn)
+    const send = (type: number, payload?: Buffer) => this.sendLive(s, from.ctx, type, t, tComp, id, type === MSG_LIVE_OPEN ? port : DIR_C2S, payload)
     send(MSG_LIVE_OPEN)
-    sock.on('data', (chunk: Buffer) => {
-      st.bytesOut += chunk.length
-      if (this.trace) this.log.trace({ host: s.name, bytes: chunk.length, stampNs: this.nowOf(s) }, 'read')
-      send(MSG_LIVE_DATA, chunk)
-    })
-    const fin = () => {
-      if (conn.finSent) return
-      conn.finSent = true
-      send(MSG_LIVE_FIN)
-    }
-    sock.on('end', fin)
-    sock.on('error', (err) => {
-      this.log.debug({ host: s.name, id, err: err.message }, 'live client connection error')
-      fin()
-    })
-    sock.on('close', () => {
-      fin()
-      if (!this.closed) st.closed++
-      this.clientConns.get(s.index)?.delete(id)
-    })
+    this.relay(s, conn, send, () => this.clientConns.get(s.index)?.delete(id))
   }
 
   /** A message for a live component of host h arrived at virtual time atNs: act when the cell's clock gets there. */
-  receive(h: NetHost, comp: { ctx: { sendAt(msg: Message, atNs: number): void } }, msg: Message, atNs: number): void {
-    if (this.trace) {
-      return h.enqueue(atNs, () => {
-        this.log.trace({ host: h.name, dueNs: atNs, nowNs: this.nowOf(h), type: msg.type, bytes: msg.payload?.length ?? 0 }, 'deliver')
-        this.dispatch(h, comp, msg)
-      })
-    }
-    h.enqueue(atNs, () => this.dispatch(h, comp, msg))
-  }
-
-  private dispatch(h: NetHost, comp: { ctx: { sendAt(msg: Message, atNs: number): void } }, msg: Message): void {
-    switch (msg.type) {
-      case MSG_REQUEST:
-        return this.modelRequest(h, comp, msg)
-      case MSG_LIVE_OPEN:
-        return this.open(h, comp, msg)
-      case MSG_LIVE_DATA:
-      case MSG_LIVE_FIN:
-        return msg.tag === DIR_C2S ? this.toServer(h, msg) : this.toClient(h, msg)
-      default:
-        this.log.warn({ host: h.name, type: msg.type }, 'live component ignored a message it does not understand')
-    }
+  receive(h: NetHost, comp: NetComp, msg: Message, atNs: number): void {
+    h.enqueue(atNs, () => {
+      if (this.trace) this.log.trace({ host: h.name, dueNs: atNs, nowNs: this.nowOf(h), type: msg.type, bytes: msg.payload?.length ?? 0 }, 'deliver')
+      switch (msg.type) {
+        case MSG_REQUEST:
+          return this.modelRequest(h, comp, msg)
+        case MSG_LIVE_OPEN:
+          return this.open(h, comp, msg)
+        case MSG_LIVE_DATA:
+        case MSG_LIVE_FIN:
+          // DATA or FIN for one end of a connection: T's socket to its program (C2S), or S's socket accepted from its program (S2C).
+          return this.toProgram(msg.tag === DIR_C2S ? this.serverConns.get(h.index)?.get(`${msg.srcHost}.${msg.id}`) : this.clientConns.get(h.index)?.get(msg.id), msg)
+        default:
+          this.log.warn({ host: h.name, type: msg.type }, 'live component ignored a message it does not understand')
+      }
+    })
   }
 
   /** OPEN at T: connect to the program, relay what it writes back to the client's host. */
-  private open(h: NetHost, comp: { ctx: { sendAt(msg: Message, atNs: number): void } }, msg: Message): void {
+  private open(h: NetHost, comp: NetComp, msg: Message): void {
     if (this.closed) return
     const key = `${msg.srcHost}.${msg.id}`
     const sock = net.connect({ host: h.bindAddr, port: msg.tag, allowHalfOpen: true, noDelay: true })
-    const conn: Conn = { sock, finSent: false }
+    const conn: Conn = { sock, finSent: false, stats: this.statsOf(comp) }
     this.serverConns.get(h.index)!.set(key, conn)
-    const st = this.statsOf(comp)
-    st.connections++
-    const clientHost = msg.srcHost
-    const clientComp = msg.srcComp
-    const id = msg.id
-    const send = (type: number, payload?: Buffer) => {
-      const m = newMessage(type, clientHost, clientComp, id, payload ? payload.length : 64)
-      m.tag = DIR_S2C
-      m.payload = payload
-      comp.ctx.sendAt(m, this.nowOf(h))
-    }
+    const { srcHost, srcComp, id } = msg
+    this.relay(h, conn, (type, payload) => this.sendLive(h, comp.ctx, type, srcHost, srcComp, id, DIR_S2C, payload), () => this.serverConns.get(h.index)?.delete(key))
+  }
+
+  /** A live stream message from host h, stamped with h's virtual time now; OPEN and FIN are charged 64 bytes. */
+  private sendLive(h: NetHost, ctx: NetComp['ctx'], type: number, dstHost: number, dstComp: number, id: number, tag: number, payload?: Buffer): void {
+    const m = newMessage(type, dstHost, dstComp, id, payload ? payload.length : 64)
+    m.tag = tag
+    m.payload = payload
+    ctx.sendAt(m, this.nowOf(h))
+  }
+
+  /**
+   * Relay a program's socket (either end of a connection) into the simulated network: each read
+   * becomes DATA stamped with host h's virtual time, its end (or an error) one FIN.
+   */
+  private relay(h: NetHost, conn: Conn, send: (type: number, payload?: Buffer) => void, forget: () => void): void {
+    const { sock, stats } = conn
+    conn.stats.connections++
     sock.on('data', (chunk: Buffer) => {
-      st.bytesOut += chunk.length
+      stats.bytesOut += chunk.length
       if (this.trace) this.log.trace({ host: h.name, bytes: chunk.length, stampNs: this.nowOf(h) }, 'read')
       send(MSG_LIVE_DATA, chunk)
     })
@@ -304,35 +290,26 @@ export class LiveNet {
     }
     sock.on('end', fin)
     sock.on('error', (err) => {
-      this.log.debug({ host: h.name, key, err: err.message }, 'live server connection error')
+      this.log.debug({ host: h.name, err: err.message }, 'live connection error')
       fin()
     })
     sock.on('close', () => {
       fin()
-      if (!this.closed) st.closed++
-      this.serverConns.get(h.index)?.delete(key)
+      if (!this.closed) stats.closed++
+      forget()
     })
   }
 
-  private toServer(h: NetHost, msg: Message): void {
-    const conn = this.serverConns.get(h.index)?.get(`${msg.srcHost}.${msg.id}`)
+  /** Write DATA into the program's end of a connection, or end it on FIN. */
+  private toProgram(conn: Conn | undefined, msg: Message): void {
     if (!conn || conn.sock.destroyed) return
     if (msg.type === MSG_LIVE_FIN) return void conn.sock.end()
-    const comp = h.comps.find((c) => c.plan.index === msg.dstComp) ?? h.comps[0]!
-    this.statsOf(comp).bytesIn += msg.payload?.length ?? 0
-    if (msg.payload) conn.sock.write(msg.payload)
-  }
-
-  private toClient(h: NetHost, msg: Message): void {
-    const conn = this.clientConns.get(h.index)?.get(msg.id)
-    if (!conn || conn.sock.destroyed) return
-    if (msg.type === MSG_LIVE_FIN) return void conn.sock.end()
-    this.statsOf(h.comps[0]!).bytesIn += msg.payload?.length ?? 0
+    conn.stats.bytesIn += msg.payload?.length ?? 0
     if (msg.payload) conn.sock.write(msg.payload)
   }
 
   /** A modelled client's Redis command, due now at T. */
-  private modelRequest(h: NetHost, comp: { ctx: { sendAt(msg: Message, atNs: number): void } }, msg: Message): void {
+  private modelRequest(h: NetHost, comp: NetComp, msg: Message): void {
     if (this.closed) return
     const st = this.statsOf(comp)
     const slot = Math.floor(msg.tag / 65536)

@@ -15,13 +15,14 @@ import net from 'node:net'
 import path from 'node:path'
 import type { Logger } from 'pino'
 import type { PlanComponent, RunPlan } from '../api/plan.ts'
-import { parseDurationNs } from '../api/units.ts'
+import { parseCpuCores, parseDurationNs, parseMemoryBytes } from '../api/units.ts'
 import type { Component, ComponentContext } from '../components/component.ts'
 import { round } from '../components/component.ts'
 import type { Message } from '../engine/message.ts'
 import { createCell, detectCellMode, CELL_MODES, type Cell, type CellMode } from './cell.ts'
 import { clockCoverage, createVirtualClock, findLibfaketime, type VirtualClock } from './clock.ts'
 import { AddressBlock, LiveNet, type NetHost } from './net.ts'
+export { hostVar } from './net.ts'
 import { createQuantumDriver, type ClockMode, type QuantumDriver } from './quantum.ts'
 import { which } from './spawn.ts'
 
@@ -59,23 +60,6 @@ export function expandVars(text: string, vars: Record<string, string>): string {
   })
 }
 
-/** LIVESIM_HOST_<NAME>: the variable that holds a host's address, e.g. db-0 → LIVESIM_HOST_DB_0. */
-export function hostVar(hostName: string): string {
-  return `LIVESIM_HOST_${hostName.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`
-}
-
-/** Kubernetes CPU quantity → cores ("500m" → 0.5, "2" → 2). */
-export function parseCpu(q: string): number {
-  return q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q)
-}
-
-const MEM_UNITS: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 }
-/** Kubernetes memory quantity → bytes ("512Mi"). */
-export function parseMemory(q: string): number {
-  const m = /^([0-9]+)(Ki|Mi|Gi|Ti|K|M|G|T)?$/.exec(q)
-  if (!m) throw new Error(`memory ${JSON.stringify(q)} is not a quantity like 512Mi`)
-  return Number(m[1]) * MEM_UNITS[m[2] ?? '']!
-}
 
 /** Environment a live program inherits from the runtime: not its secrets, not our preloads. */
 function baseEnv(): Record<string, string> {
@@ -254,8 +238,8 @@ export class LiveRunner {
     h.cell = await createCell({
       name,
       mode: this.cellMode,
-      cpuQuota: spec.cell?.cpu ? parseCpu(spec.cell.cpu) : undefined,
-      memoryBytes: spec.cell?.memory ? parseMemory(spec.cell.memory) : undefined,
+      cpuQuota: spec.cell?.cpu ? parseCpuCores(spec.cell.cpu) : undefined,
+      memoryBytes: spec.cell?.memory ? parseMemoryBytes(spec.cell.memory) : undefined,
     })
     h.clock = createVirtualClock(path.join(h.dir, '.clock'))
     // Start-up happens at virtual time 0: the clock stands still there until the first quantum.
@@ -319,8 +303,6 @@ export class LiveRunner {
       onDue: (i, now) => hosts[i]!.runDue(now),
     })
     if (this.trace) this.log.trace({ startNs, spanNs: r.spanNs, lateThawNs: r.lateThawNs, freezeNs: r.freezeNs, overrunNs: Math.round(r.overrunNs), slices: r.slices, stolenNs: r.stolenNs.map(Math.round) }, 'quantum')
-    // What the cells did not get to (a due time past the last slice): now, before the next quantum.
-    for (const h of hosts) h.runDue(endNs)
     hosts.forEach((h, i) => {
       h.cpuTimeNs += r.cpuNs[i] ?? 0
       h.stolenNs += r.stolenNs?.[i] ?? 0

@@ -7,13 +7,25 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
-import { expandVars, hostVar, parseCpu, parseMemory } from '../../sim-runtime/live/runner.ts'
+import { parseCpuCores, parseMemoryBytes } from '../../sim-runtime/api/units.ts'
+import { expandVars, hostVar } from '../../sim-runtime/live/runner.ts'
 import { alive } from '../../sim-runtime/live/proc.ts'
 import { RunFailed } from '../../sim-runtime/sync/leader.ts'
 import { manifest, runProcesses } from '../helpers.ts'
 import { ensureLiveDeps } from './helpers.ts'
 
 const REDIS = '[redis-server, --bind, $(LIVESIM_BIND_ADDR), --port, "6379", --save, "", --appendonly, "no", --protected-mode, "no"]'
+/** Host group db: a live redis-server serving port redis (6379). */
+const DB = `    - name: db
+      components:
+        - name: redis
+          live: { command: ${REDIS}, ports: [{ name: redis, port: 6379 }] }`
+const header = (name: string) => `apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: ${name} }
+spec:`
+/** A SimCluster named `name` whose spec is `spec` (YAML indented by two, starting on a new line). */
+const liveCluster = (name: string, spec: string) => manifest(`${header(name)}${spec}`)
 
 describe('live component helpers', () => {
   it('expands $(VAR) like Kubernetes: known names, $$ escapes, unknown names stay', () => {
@@ -24,24 +36,19 @@ describe('live component helpers', () => {
     expect(hostVar('web.front-12')).toBe('LIVESIM_HOST_WEB_FRONT_12')
   })
   it('parses cell quantities', () => {
-    expect(parseCpu('500m')).toBe(0.5)
-    expect(parseCpu('2')).toBe(2)
-    expect(parseMemory('512Mi')).toBe(512 * 1024 * 1024)
-    expect(parseMemory('1G')).toBe(1e9)
-    expect(() => parseMemory('lots')).toThrow(/512Mi/)
+    expect(parseCpuCores('500m')).toBe(0.5)
+    expect(parseCpuCores('2')).toBe(2)
+    expect(parseCpuCores('1.5')).toBe(1.5)
+    expect(parseMemoryBytes('512Mi')).toBe(512 * 1024 * 1024)
+    expect(parseMemoryBytes('1G')).toBe(1e9)
+    expect(() => parseMemoryBytes('lots')).toThrow(/not a memory quantity/)
+    expect(() => parseMemoryBytes('1Qi')).toThrow(/unknown unit "Qi"/)
   })
   it('refuses a Client that sends to a live component without a protocol, or to a port it does not serve', () => {
-    const doc = (client: string) => `
-apiVersion: livesim.dev/v1alpha1
-kind: SimCluster
-metadata: { name: bad }
-spec:
+    const doc = (client: string) => `${header('bad')}
   endTime: 10ms
   hosts:
-    - name: db
-      components:
-        - name: redis
-          live: { command: ${REDIS}, ports: [{ name: redis, port: 6379 }] }
+${DB}
     - name: c
       components:
         - name: load
@@ -71,18 +78,11 @@ describe('live components in a run', () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }))
 
   it('carries redis-benchmark ↔ redis-server traffic through a 200 µs link: every GET takes at least the round trip, and nothing is left behind', async () => {
-    const m = manifest(`
-apiVersion: livesim.dev/v1alpha1
-kind: SimCluster
-metadata: { name: live-pair }
-spec:
+    const m = liveCluster('live-pair', `
   endTime: 60ms
   network: { default: { latency: 200us } }
   hosts:
-    - name: db
-      components:
-        - name: redis
-          live: { command: ${REDIS}, ports: [{ name: redis, port: 6379 }] }
+${DB}
     - name: bench
       components:
         - name: rb
@@ -116,23 +116,18 @@ spec:
     // Redis's own log shows the virtual date, not today.
     expect(readFileSync(String(redis.log), 'utf8')).toMatch(/01 Jan 2024/)
     // Teardown: no program of either cell is left.
-    expect(alive(Number(redis.pid ?? 0))).toBe(false)
+    expect(redis.pid).toBeGreaterThan(0)
+    expect(rb.pid).toBeGreaterThan(0)
+    expect(alive(Number(redis.pid))).toBe(false)
   }, 120_000)
 
   it('answers modelled Redis clients from a live redis-server, with latencies of at least the link round trip', async () => {
-    const m = manifest(`
-apiVersion: livesim.dev/v1alpha1
-kind: SimCluster
-metadata: { name: live-model }
-spec:
+    const m = liveCluster('live-model', `
   endTime: 30ms
   seed: 3
   network: { default: { latency: 100us } }
   hosts:
-    - name: db
-      components:
-        - name: redis
-          live: { command: ${REDIS}, ports: [{ name: redis, port: 6379 }] }
+${DB}
     - name: c
       replicas: 2
       components:
@@ -158,11 +153,7 @@ spec:
   }, 120_000)
 
   it('fails clearly when a program does not listen where it must, and leaves no process behind', async () => {
-    const m = manifest(`
-apiVersion: livesim.dev/v1alpha1
-kind: SimCluster
-metadata: { name: live-deaf }
-spec:
+    const m = liveCluster('live-deaf', `
   endTime: 10ms
   hosts:
     - name: db
