@@ -8,28 +8,9 @@ import { ApiError, type KubeClient, type KubeObject } from '../../../operator/ku
 import type { LeaderClient } from '../../../operator/simcluster/leaderclient.ts'
 import { simHost, type OperatorSettings, type SimClusterObject, type SimHostObject } from '../../../operator/simcluster/objects.ts'
 import { domainMetrics, SimHostReconciler, type Caches } from '../../../operator/simcluster/reconciler.ts'
-import { manifest } from '../../helpers.ts'
+import { mixedCluster } from './fixtures.ts'
 
-const m = manifest(`
-apiVersion: livesim.dev/v1alpha1
-kind: SimCluster
-metadata: { name: mixed }
-spec:
-  endTime: 100ms
-  hosts:
-    - name: client
-      components:
-        - name: load
-          model: { kind: Client, target: api/http, openLoop: { rate: 100 } }
-    - name: api
-      components:
-        - name: http
-          model: { kind: Server, service: { distribution: Constant, mean: 1ms } }
-    - name: db
-      components:
-        - name: redis
-          live: { command: [redis-server, --bind, $(LIVESIM_BIND_ADDR)], ports: [{ name: redis, port: 6379 }] }
-`)
+const m = mixedCluster()
 
 /** A stand-in for an Informer: a map by namespace/name. */
 function cache<T extends KubeObject>(objs: T[] = []) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { hostPod, leaderPod, leaderService, LIVE_WORK_DIR, names, runsLive, simHost, tokenSecret, type OperatorSettings, type SimClusterObject } from '../../../operator/simcluster/objects.ts'
-import { example, manifest } from '../../helpers.ts'
+import { example } from '../../helpers.ts'
+import { mixedCluster } from './fixtures.ts'
 
 interface PodJson {
   spec: {
@@ -54,29 +55,7 @@ describe('owned objects', () => {
 
 describe('host pods of live components', () => {
   // Modelled hosts (a client and a server) and a live redis-server on another host group (two replicas).
-  const live = manifest(`
-apiVersion: livesim.dev/v1alpha1
-kind: SimCluster
-metadata: { name: mixed }
-spec:
-  endTime: 100ms
-  hosts:
-    - name: client
-      components:
-        - name: load
-          model: { kind: Client, target: api/http, openLoop: { rate: 100 } }
-    - name: api
-      components:
-        - name: http
-          model: { kind: Server, service: { distribution: Constant, mean: 1ms } }
-    - name: db
-      replicas: 2
-      components:
-        - name: redis
-          live:
-            command: [redis-server, --bind, $(LIVESIM_BIND_ADDR), --port, '6379']
-            ports: [{ name: redis, port: 6379 }]
-`)
+  const live = mixedCluster(2)
   const sc = { ...live.cluster, metadata: { ...live.cluster.metadata, namespace: 'ns1', uid: 'uid-2', generation: 1 } } as SimClusterObject
   const hostObj = (host: string) => {
     const sh = { ...simHost(sc, live.plan, live.plan.hostIndex.get(host)!, 'http://10.0.0.9:7070', 1), apiVersion: 'livesim.dev/v1alpha1', kind: 'SimHost' }
