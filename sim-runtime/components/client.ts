@@ -8,6 +8,7 @@ import { newMessage, MSG_REQUEST, MSG_RESPONSE, type Message } from '../engine/m
 import { registerComponent, round, type Component, type ComponentContext } from './component.ts'
 import { TargetPicker } from './targets.ts'
 import { encodeCommand } from '../live/resp.ts'
+import type { Rng } from '../engine/rng.ts'
 
 const T_ARRIVAL = 1
 const T_THINK = 2
@@ -29,7 +30,7 @@ export class Client implements Component {
   private readonly arrivals
   private readonly think
   /** Redis protocol to a live target: the command mix, and the port (the target's :port, or its first). */
-  private readonly redis: { setRatio: number; keys: number; value: Buffer; port: number; rng: import('../engine/rng.ts').Rng } | undefined
+  private readonly redis: { setRatio: number; keys: number; value: Buffer; port: number; rng: Rng } | undefined
   private readonly outstanding = new Map<number, Pending>()
   private readonly latency = new Histogram()
   private nextId = 1

@@ -317,10 +317,10 @@ export class LiveNet {
     const key = `${msg.srcHost}.${msg.srcComp}.${slot}`
     const conns = this.modelConns.get(h.index)!
     let c = conns.get(key)
-    const reply = (type: number, id: number, to: { host: number; comp: number }, bytes: number) => {
-      comp.ctx.sendAt(newMessage(type, to.host, to.comp, id, bytes), this.nowOf(h))
-    }
     if (!c || c.broken) {
+      const reply = (type: number, id: number, to: { host: number; comp: number }, bytes: number) => {
+        comp.ctx.sendAt(newMessage(type, to.host, to.comp, id, bytes), this.nowOf(h))
+      }
       const sock = net.connect({ host: h.bindAddr, port, noDelay: true })
       const mc: ModelConn = { sock, scanner: new ReplyScanner(), pending: [], broken: false }
       c = mc
