@@ -175,7 +175,7 @@ export const MODEL_KINDS: Record<ModelKind, { fields: readonly string[]; require
   Custom: { fields: ['kind', 'module', 'params'], required: ['module'] },
 }
 
-export const ClockModes = ['CpuTime', 'WallTime'] as const
+export const ClockModes = ['CpuTime', 'WallTime', 'Cooperative'] as const
 
 export const LiveSpec = Type.Object(
   {
@@ -199,7 +199,7 @@ export const LiveSpec = Type.Object(
       ),
     ),
     workingDir: Type.Optional(Type.String({ maxLength: 4096 })),
-    clock: Type.Optional(Enum(ClockModes, 'How the cell advances virtual time: by consumed CPU time (default) or by wall time.')),
+    clock: Type.Optional(Enum(ClockModes, 'How the cell advances virtual time: by the CPU time it gets (CpuTime, default; frozen between quanta), by the wall while thawed (WallTime), or by the wall from the first clock reading of each quantum, the programs stopping at barriers by themselves (Cooperative; see docs/live.md).')),
     readinessTimeout: Type.Optional(Duration('Wall time to wait for the ports to accept (default 10s).')),
   },
   { ...Closed, description: 'A real program run inside the host cell under virtual time.' },

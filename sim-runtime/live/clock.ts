@@ -31,6 +31,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import path from 'node:path'
 import { alive } from './proc.ts'
 import { faketimeShim } from './shim.ts'
+import { STAMPS_BYTES } from './stamps.ts'
 import { which } from './spawn.ts'
 
 export interface VirtualClock {
@@ -47,13 +48,31 @@ export interface VirtualClock {
    *   rates anchor at each process's first clock read after set() (libfaketime's "@" semantics).
    * - `untilNs`: the barrier. No reading of the cell's clocks passes it (they stand still there if
    *   the cell is frozen late), so they never go back at the next quantum. Needs the shim (shim.ts).
+   * - `precise`: a precise slice (docs/live.md, "Precise slices"; fast clock only): the clock reads
+   *   `virtualNs` at the first reading of any of the cell's threads after the thaw (not at
+   *   `anchorNs`), and a reading that reaches `untilNs` waits there until the next set().
    */
-  set(virtualNs: number, rate: number, opts?: { anchorNs?: bigint; untilNs?: number }): void
+  set(virtualNs: number, rate: number, opts?: { anchorNs?: bigint; untilNs?: number; precise?: boolean }): void
+  /**
+   * After a slice (cell frozen): the real CLOCK_MONOTONIC instant at which a precise slice's clock
+   * started (undefined: no reading yet, or not a precise slice), and how many readings waited at the
+   * barrier since the last set().
+   */
+  slice(): { startedAt: bigint | undefined; waited: number }
+  /** The write-stamp ring the shim appends to (stamps.ts), or undefined without the shim. */
+  readonly stampsFile: string | undefined
+  /** The virtual ns of an epoch-ns reading of this clock (a write stamp). */
+  toVirtualNs(epochNs: bigint): number
   close(): void
 }
 
-/** Size of the state file the shim maps (LIVESIM_CLOCK_LIMIT): barrier, virtual ns at anchor, anchor (CLOCK_MONOTONIC ns), rate (float64). */
-export const STATE_BYTES = 32
+/**
+ * Size of the state file the shim maps (LIVESIM_CLOCK_LIMIT), 8-byte words: barrier, virtual ns at
+ * anchor, anchor (CLOCK_MONOTONIC ns; -1: at the first reading), rate (float64), planned anchor,
+ * flags (1: readings wait at the barrier), readings that waited (the shim counts), sequence (odd
+ * while set() writes: a seqlock, for cells that are not frozen while their clock is set).
+ */
+export const STATE_BYTES = 64
 
 /** 2024-01-01T00:00:00Z: the date every run starts at, unless told otherwise. */
 export const DEFAULT_BASE_EPOCH_MS = Date.UTC(2024, 0, 1)
@@ -128,6 +147,11 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
   const limitBuf = Buffer.alloc(STATE_BYTES)
   const base = BigInt(baseEpochMs) * 1_000_000n
   const shim = faketimeShim().path
+  const readBuf = Buffer.alloc(STATE_BYTES)
+  const seqBuf = Buffer.alloc(8)
+  let seq = 0n
+  const stampsFile = shim ? path.join(dir, 'stamps') : undefined
+  if (stampsFile) writeFileSync(stampsFile, Buffer.alloc(STAMPS_BYTES))
   let generation = 0
   let closed = false
 
@@ -140,13 +164,21 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
         FAKETIME_NO_CACHE: '1',
         FAKETIME_FMT: '%s',
         LIVESIM_CLOCK_LIMIT: limitFile,
+        ...(stampsFile ? { LIVESIM_STAMPS: stampsFile } : {}),
       }
     },
-    set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number } = {}) {
+    stampsFile,
+    toVirtualNs: (epochNs: bigint) => Number(epochNs - base),
+    slice() {
+      readSync(limitFd, readBuf, 0, STATE_BYTES, 0)
+      const a = readBuf.readBigInt64LE(16)
+      return { startedAt: readBuf.readBigInt64LE(40) === 1n && a !== -1n ? a : undefined, waited: Number(readBuf.readBigInt64LE(48)) }
+    },
+    set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number; precise?: boolean } = {}) {
       if (closed) throw new Error('virtual clock is closed')
       if (!Number.isSafeInteger(virtualNs) || virtualNs < 0) throw new Error(`virtualNs must be a non-negative safe integer, got ${virtualNs}`)
       if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`rate must be > 0 (libfaketime divides sleeps by it), got ${rate}`)
-      const { anchorNs, untilNs } = opts
+      const { anchorNs, untilNs, precise = false } = opts
       if (untilNs !== undefined && !(Number.isSafeInteger(untilNs) && untilNs >= virtualNs)) throw new Error(`untilNs must be a safe integer ≥ virtualNs, got ${untilNs}`)
       // The barrier first: the shim reads it at every clock reading; the cell is frozen, nobody reads now.
       const target = base + BigInt(virtualNs)
@@ -155,9 +187,20 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
       // the anchor, the anchor on CLOCK_MONOTONIC, the rate — from which it computes every reading.
       limitBuf.writeBigInt64LE(untilNs === undefined ? 0n : base + BigInt(untilNs), 0)
       limitBuf.writeBigInt64LE(target, 8)
-      limitBuf.writeBigInt64LE(monoAnchor, 16)
+      limitBuf.writeBigInt64LE(precise ? -1n : monoAnchor, 16)
       limitBuf.writeDoubleLE(rate, 24)
-      writeSync(limitFd, limitBuf, 0, STATE_BYTES, 0)
+      limitBuf.writeBigInt64LE(monoAnchor, 32)
+      limitBuf.writeBigInt64LE(precise ? 1n : 0n, 40)
+      limitBuf.writeBigInt64LE(0n, 48)
+      // Seqlock: odd, the state, even (the shim reads the state again when the sequence moved).
+      seqBuf.writeBigInt64LE(++seq, 0)
+      writeSync(limitFd, seqBuf, 0, 8, 56)
+      writeSync(limitFd, limitBuf, 0, 56, 0)
+      seqBuf.writeBigInt64LE(++seq, 0)
+      writeSync(limitFd, seqBuf, 0, 8, 56)
+      // A precise slice's clock starts at the programs' first reading: libfaketime's file (for what
+      // the shim does not read itself) keeps the last offset.
+      if (precise && generation > 0) return
       const realAnchor = monoAnchor + realMinusMonoNs()
       const text = rate === 1 ? offsetText(target - realAnchor, ++generation) : startAtText(target, rate, ++generation)
       writeFileSync(tmp, text)
@@ -170,6 +213,7 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
       rmSync(file, { force: true })
       rmSync(tmp, { force: true })
       rmSync(limitFile, { force: true })
+      if (stampsFile) rmSync(stampsFile, { force: true })
       sweepFaketimeShm()
     },
   }

@@ -23,6 +23,7 @@ import type { Logger } from 'pino'
 import type { RunPlan } from '../api/plan.ts'
 import { DIR_C2S, DIR_S2C, MSG_ERROR, MSG_LIVE_DATA, MSG_LIVE_FIN, MSG_LIVE_OPEN, MSG_REQUEST, MSG_RESPONSE, newMessage, type Message } from '../engine/message.ts'
 import { ReplyScanner } from './resp.ts'
+import { stampKeyOfPeer, type StampReader } from './stamps.ts'
 
 /** What net.ts needs of a live host (runner.ts's LiveHost). */
 export interface NetHost {
@@ -31,6 +32,8 @@ export interface NetHost {
   readonly cellIndex: number
   bindAddr: string
   readonly comps: NetComp[]
+  /** The write stamps of the host's programs, when the shim records them. */
+  readonly stamps?: StampReader | undefined
   enqueue(at: number, fn: () => void): void
 }
 
@@ -113,17 +116,39 @@ interface Stats {
   requests: number
   replies: number
   errors: number
+  /** Bytes relayed with the time the runtime read them, for want of a write stamp (stamps.ts). */
+  unstampedBytes: number
 }
 
-const newStats = (): Stats => ({ connections: 0, closed: 0, bytesIn: 0, bytesOut: 0, requests: 0, replies: 0, errors: 0 })
+const newStats = (): Stats => ({ connections: 0, closed: 0, bytesIn: 0, bytesOut: 0, requests: 0, replies: 0, errors: 0, unstampedBytes: 0 })
+
+/** What a program wrote (or its end of the stream: no buf), read by the runtime, not yet sent. */
+interface Pending {
+  buf: Buffer | undefined
+  /** Offset of its first byte in the stream. */
+  pos: number
+  /** The virtual time the runtime read it: its stamp when no write stamp covers it. */
+  readNs: number
+}
+
+type Send = (type: number, payload: Buffer | undefined, atNs: number) => void
 
 /** A live connection, on either end. */
 interface Conn {
   sock: net.Socket
-  /** We have sent our FIN (or the socket failed and we said so). */
+  /** The program has ended its side (or the socket failed): FIN is queued. */
   finSent: boolean
   /** The counters of the component it is charged to. */
   stats: Stats
+  /** Read from the program, waiting for the end of the quantum (flush()). */
+  pending: Pending[]
+  send: Send
+  /** The program's end of the socket, as the shim names it in write stamps. */
+  key: string | undefined
+  /** Bytes read from the program so far. */
+  readBytes: number
+  /** The stamp of the last chunk sent (a connection's stamps never go back). */
+  lastNs: number
 }
 
 /** What net.ts needs of a live component. */
@@ -155,6 +180,8 @@ export class LiveNet {
   /** Server side (T): "clientHost.clientComp.slot" → connection for a modelled client. */
   private readonly modelConns = new Map<number, Map<string, ModelConn>>()
   private readonly stats = new Map<object, Stats>()
+  /** Host index → connections with bytes (or a FIN) read and not yet sent. */
+  private readonly dirty = new Map<number, Set<Conn>>()
   private closed = false
   /** LIVESIM_LOG_LEVEL=trace: every delivery (due vs. actual virtual time) and every read (its stamp). */
   private readonly trace: boolean
@@ -226,11 +253,11 @@ export class LiveNet {
     const id = this.nextConnId.get(s.index)!
     this.nextConnId.set(s.index, id + 1)
     const from = s.comps[0]!
-    const conn: Conn = { sock, finSent: false, stats: this.statsOf(from) }
+    const send: Send = (type, payload, atNs) => this.sendLive(from.ctx, type, t, tComp, id, type === MSG_LIVE_OPEN ? port : DIR_C2S, payload, atNs)
+    const conn = this.conn(sock, this.statsOf(from), send)
     this.clientConns.get(s.index)!.set(id, conn)
-    const send = (type: number, payload?: Buffer) => this.sendLive(s, from.ctx, type, t, tComp, id, type === MSG_LIVE_OPEN ? port : DIR_C2S, payload)
-    send(MSG_LIVE_OPEN)
-    this.relay(s, conn, send, () => this.clientConns.get(s.index)?.delete(id))
+    send(MSG_LIVE_OPEN, undefined, this.nowOf(s))
+    this.relay(s, conn, () => this.clientConns.get(s.index)?.delete(id))
   }
 
   /** A message for a live component of host h arrived at virtual time atNs: act when the cell's clock gets there. */
@@ -257,36 +284,48 @@ export class LiveNet {
     if (this.closed) return
     const key = `${msg.srcHost}.${msg.id}`
     const sock = net.connect({ host: h.bindAddr, port: msg.tag, allowHalfOpen: true, noDelay: true })
-    const conn: Conn = { sock, finSent: false, stats: this.statsOf(comp) }
-    this.serverConns.get(h.index)!.set(key, conn)
     const { srcHost, srcComp, id } = msg
-    this.relay(h, conn, (type, payload) => this.sendLive(h, comp.ctx, type, srcHost, srcComp, id, DIR_S2C, payload), () => this.serverConns.get(h.index)?.delete(key))
+    const conn = this.conn(sock, this.statsOf(comp), (type, payload, atNs) => this.sendLive(comp.ctx, type, srcHost, srcComp, id, DIR_S2C, payload, atNs))
+    this.serverConns.get(h.index)!.set(key, conn)
+    this.relay(h, conn, () => this.serverConns.get(h.index)?.delete(key))
   }
 
-  /** A live stream message from host h, stamped with h's virtual time now; OPEN and FIN are charged 64 bytes. */
-  private sendLive(h: NetHost, ctx: NetComp['ctx'], type: number, dstHost: number, dstComp: number, id: number, tag: number, payload?: Buffer): void {
+  private conn(sock: net.Socket, stats: Stats, send: Send): Conn {
+    return { sock, finSent: false, stats, pending: [], send, key: undefined, readBytes: 0, lastNs: 0 }
+  }
+
+  /** A live stream message stamped atNs; OPEN and FIN are charged 64 bytes. */
+  private sendLive(ctx: NetComp['ctx'], type: number, dstHost: number, dstComp: number, id: number, tag: number, payload: Buffer | undefined, atNs: number): void {
     const m = newMessage(type, dstHost, dstComp, id, payload ? payload.length : 64)
     m.tag = tag
     m.payload = payload
-    ctx.sendAt(m, this.nowOf(h))
+    ctx.sendAt(m, atNs)
   }
 
   /**
-   * Relay a program's socket (either end of a connection) into the simulated network: each read
-   * becomes DATA stamped with host h's virtual time, its end (or an error) one FIN.
+   * Relay a program's socket (either end of a connection) into the simulated network: what it writes
+   * becomes DATA, its end (or an error) one FIN, queued until the end of the quantum (flush()), when
+   * the write stamps of the quantum are known.
    */
-  private relay(h: NetHost, conn: Conn, send: (type: number, payload?: Buffer) => void, forget: () => void): void {
+  private relay(h: NetHost, conn: Conn, forget: () => void): void {
     const { sock, stats } = conn
     conn.stats.connections++
+    const queue = (buf: Buffer | undefined) => {
+      conn.pending.push({ buf, pos: conn.readBytes, readNs: this.nowOf(h) })
+      conn.readBytes += buf?.length ?? 0
+      let d = this.dirty.get(h.index)
+      if (!d) this.dirty.set(h.index, (d = new Set()))
+      d.add(conn)
+    }
     sock.on('data', (chunk: Buffer) => {
       stats.bytesOut += chunk.length
-      if (this.trace) this.log.trace({ host: h.name, bytes: chunk.length, stampNs: this.nowOf(h) }, 'read')
-      send(MSG_LIVE_DATA, chunk)
+      conn.key ??= stampKeyOfPeer(sock)
+      queue(chunk)
     })
     const fin = () => {
       if (conn.finSent) return
       conn.finSent = true
-      send(MSG_LIVE_FIN)
+      queue(undefined)
     }
     sock.on('end', fin)
     sock.on('error', (err) => {
@@ -298,6 +337,50 @@ export class LiveNet {
       if (!this.closed) stats.closed++
       forget()
     })
+  }
+
+  /**
+   * End of a quantum of host h (its cells frozen): send what its programs wrote, each byte stamped
+   * with the virtual time of the write that wrote it (stamps.ts; one read may hold bytes of several
+   * writes), never before `floorNs` (the window's start) and in stamp order across the host's
+   * connections, as they enter the links. Bytes no write stamp covers (a program the shim does not
+   * cover) go with the time the runtime read them.
+   */
+  flush(h: NetHost, floorNs: number): void {
+    const conns = this.dirty.get(h.index)
+    if (!conns || conns.size === 0) return
+    h.stamps?.poll()
+    const out: { conn: Conn; type: number; payload: Buffer | undefined; at: number; seq: number; wrote: number }[] = []
+    const emit = (conn: Conn, type: number, payload: Buffer | undefined, at: number) => {
+      const t = Math.max(floorNs, conn.lastNs, at)
+      conn.lastNs = t
+      out.push({ conn, type, payload, at: t, seq: out.length, wrote: at })
+    }
+    for (const conn of conns) {
+      const key = h.stamps && conn.key !== undefined ? conn.key : undefined
+      for (const p of conn.pending) {
+        if (!p.buf) {
+          emit(conn, MSG_LIVE_FIN, undefined, p.readNs)
+          continue
+        }
+        const end = p.pos + p.buf.length
+        for (let pos = p.pos; pos < end; ) {
+          const st = key !== undefined ? h.stamps!.stampOf(key, pos) : undefined
+          const upTo = Math.min(end, st ? st.end : key !== undefined ? h.stamps!.nextOff(key, pos) : Infinity)
+          if (!st) conn.stats.unstampedBytes += upTo - pos
+          emit(conn, MSG_LIVE_DATA, p.buf.subarray(pos - p.pos, upTo - p.pos), st ? st.vt : p.readNs)
+          pos = upTo
+        }
+      }
+      conn.pending.length = 0
+      if (conn.finSent && key !== undefined) h.stamps!.release(key)
+    }
+    conns.clear()
+    out.sort((a, b) => a.at - b.at || a.seq - b.seq)
+    for (const o of out) {
+      if (this.trace) this.log.trace({ host: h.name, bytes: o.payload?.length ?? 0, stampNs: o.at, wroteNs: o.wrote, type: o.type }, 'send')
+      o.conn.send(o.type, o.payload, o.at)
+    }
   }
 
   /** Write DATA into the program's end of a connection, or end it on FIN. */

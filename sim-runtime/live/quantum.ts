@@ -69,6 +69,15 @@ export interface QuantumHooks {
    * barrier: the program reads it at its next thaw.
    */
   onDue?(i: number, virtualNowNs: number): void
+  /**
+   * Cell i starts this run with a precise slice (docs/live.md, "Precise slices"): the runtime has just
+   * written data into it. Its clock starts at the first reading after the thaw, readings wait at the
+   * barrier, and the cell is frozen once its clock has had the slice (or it did not read the clock
+   * within PRECISE_WAIT_NS). A cell whose readings waited at the barrier gets a precise slice next.
+   */
+  precise?(i: number): boolean
+  /** Called once at the start of run(), every cell frozen: the runtime writes what is due at startNs. */
+  onStart?(): void
 }
 
 export interface QuantumResult {
@@ -98,6 +107,8 @@ export interface QuantumResult {
    * it starts at this barrier: the cell gets that much less (more) CPU then.
    */
   carryNs: number[]
+  /** Precise slices each cell had (hooks.precise, or readings that waited at the last barrier). */
+  preciseSlices: number[]
 }
 
 export interface QuantumDriver {
@@ -125,6 +136,10 @@ const MAX_CHECKS = 32
 /** Cells whose freeze deadlines fall within this of each other are frozen together (one shared wait; signals mode: one /proc scan). */
 const BATCH_NS = 20_000
 const MIN_MARGIN_NS = 30_000
+/** A precise slice whose clock nobody read within this (wall ns) after the thaw ends anyway. */
+const PRECISE_WAIT_NS = 200_000
+/** A precise slice is frozen this long (wall ns) after its clock reached the barrier (readings wait there meanwhile). */
+const PRECISE_SLACK_NS = 2_000
 /** Sleeps shorter than this do not stop a thread from counting as busy (settle()). */
 const BUSY_SLACK_NS = 10_000
 /** A thread new to a cell counts from its birth if its run + wait times fit in the slice so far, give or take this. */
@@ -201,6 +216,10 @@ function makeDriver(cells: DrivenCell[]) {
   const carry = new Float64Array(n)
   /** CpuTime: the cell's last slice's progress was a busy thread's CPU time (not wall minus waits). */
   const lastBusy = new Uint8Array(n)
+  /** The cell's next slice is precise: its readings waited at the last barrier (or its last precise slice's clock was not read). */
+  const preciseNext = new Uint8Array(n)
+  /** Its last precise slice was one carried over unread. */
+  const preciseCarried = new Uint8Array(n)
   let anchorNum = 0
   let barrier = 0
   let lastEnd = 0
@@ -271,7 +290,8 @@ function makeDriver(cells: DrivenCell[]) {
       const dDelay = fresh ? st.delayNs : st.delayNs - b.delayNs
       const dRun = fresh ? st.runNs : st.runNs - b.runNs
       if (dDelay > steal) steal = dDelay
-      const isBusy = !fresh && dRun + dDelay >= busyNs
+      // A slice shorter than the slack tells nothing about sleeping (every thread would count as busy).
+      const isBusy = !fresh && busyNs >= BUSY_SLACK_NS && dRun + dDelay >= busyNs
       const r = isBusy ? dRun : thawedNs - dDelay
       if (r < ran) {
         ran = r
@@ -311,6 +331,7 @@ function makeDriver(cells: DrivenCell[]) {
     const done = new Uint8Array(n)
     const slices = new Array<number>(n).fill(0)
     const stolen = new Array<number>(n).fill(0)
+    const preciseSlices = new Array<number>(n).fill(0)
     const short = new Array<number>(n).fill(0)
     const capped: number[] = []
     let lateThaw = 0
@@ -321,6 +342,9 @@ function makeDriver(cells: DrivenCell[]) {
     let lastFrozen = 0
     const cpuBefore = cells.map((c) => c.cell.cpuTimeNs())
     for (let i = 0; i < n; i++) if (cpuBefore[i] !== cpuAtEnd[i]) baseValid[i] = 0 // it ran outside the driver
+    hooks?.onStart?.()
+    const preciseFirst = new Uint8Array(n)
+    for (let i = 0; i < n; i++) preciseFirst[i] = preciseNext[i] || (hooks?.precise?.(i) && cells[i]!.clock ? 1 : 0)
     const nextDue = hooks?.nextDueNs?.bind(hooks)
     const onDue = hooks?.onDue?.bind(hooks)
     const due = nextDue && onDue ? { nextDue, onDue } : undefined
@@ -366,7 +390,9 @@ function makeDriver(cells: DrivenCell[]) {
       runDue(i)
     }
 
-    const slice = async (active: number[]) => {
+    const slice = async (active: number[], first: boolean) => {
+      const precise = new Uint8Array(n)
+      for (const i of active) precise[i] = first ? (preciseFirst[i] as number) : 0
       for (const i of active) {
         if (!cpuMode[i]) continue
         const pids = (cells[i] as DrivenCell).cell.pids()
@@ -392,7 +418,7 @@ function makeDriver(cells: DrivenCell[]) {
       for (const i of active) {
         const s = Math.min(B, Math.floor(clockAt[i] as number))
         sliceStart[i] = s
-        ;(cells[i] as DrivenCell).clock?.set(s, rate[i] as number, { anchorNs: anchor, untilNs: B })
+        ;(cells[i] as DrivenCell).clock?.set(s, rate[i] as number, { anchorNs: anchor, untilNs: B, precise: precise[i] === 1 })
       }
       const written = hrNow()
       if (nClocks > 0) writeNsPerClock = 0.8 * writeNsPerClock + 0.2 * (Number(written - t0) / nClocks)
@@ -408,9 +434,15 @@ function makeDriver(cells: DrivenCell[]) {
       const deadline = new Map<number, number>()
       const accounted = new Map<number, number>()
       const checks = new Map<number, number>()
+      /** Precise cells whose clock has not been read yet. */
+      const unread = new Set<number>()
       for (const i of active) {
         const need = (B - (progress[i] as number)) / (rate[i] as number)
-        deadline.set(i, anchorNum + Math.max(0, need - Math.min(freezeMarginNs, need / 4)))
+        if (precise[i]) {
+          preciseSlices[i] = (preciseSlices[i] as number) + 1
+          unread.add(i)
+          deadline.set(i, Infinity)
+        } else deadline.set(i, anchorNum + Math.max(0, need - Math.min(freezeMarginNs, need / 4)))
         accounted.set(i, 0)
         checks.set(i, 0)
       }
@@ -448,6 +480,19 @@ function makeDriver(cells: DrivenCell[]) {
             ran = st.ran
             lastBusy[i] = st.busy ? 1 : 0
           }
+          if (precise[i]) {
+            // The clock had the slice from its first reading on (and waited at the barrier after), or
+            // nobody read it: either way the cell is at the barrier. Precise again next time if a
+            // reading waited (it resumes at the barrier), or, once, if the clock was not read.
+            const st = (cells[i] as DrivenCell).clock!.slice()
+            ran = need
+            lastBusy[i] = 0
+            const unreadNow = st.startedAt === undefined
+            preciseNext[i] = st.waited > 0 || (unreadNow && !preciseCarried[i]) ? 1 : 0
+            preciseCarried[i] = unreadNow && preciseNext[i] ? 1 : 0
+          } else if (first) {
+            preciseNext[i] = 0
+          }
           overrun = Math.max(overrun, ran - need)
           progress[i] = (progress[i] as number) + ran * r
           // What the clock passed during the freeze, while the loop was busy elsewhere: now.
@@ -458,6 +503,25 @@ function makeDriver(cells: DrivenCell[]) {
 
       while (thawed.size > 0 || inflight.size > 0) {
         if (failure) throw failure.e
+        if (unread.size > 0) {
+          // Precise cells: freeze once the clock has had its slice from its first reading on.
+          const now = hr()
+          for (const i of unread) {
+            if (!thawed.has(i)) {
+              unread.delete(i)
+              continue
+            }
+            const need = (B - (sliceStart[i] as number)) / (rate[i] as number)
+            const at = (cells[i] as DrivenCell).clock!.slice().startedAt
+            if (at !== undefined) {
+              deadline.set(i, Number(at) + need + PRECISE_SLACK_NS)
+              unread.delete(i)
+            } else if (now > thawDone + need + PRECISE_WAIT_NS) {
+              deadline.set(i, now)
+              unread.delete(i)
+            }
+          }
+        }
         if (due) {
           for (const i of thawed) runDue(i)
           for (const i of freezing) runDue(i)
@@ -468,7 +532,7 @@ function makeDriver(cells: DrivenCell[]) {
           let d = deadline.get(i) as number
           if (d > t + BATCH_NS) continue
           const c = checks.get(i) as number
-          if (cpuMode[i] && c < MAX_CHECKS) {
+          if (cpuMode[i] && !precise[i] && c < MAX_CHECKS) {
             // Steal so far (complete only for the waits that ended): move the deadline by what is new.
             checks.set(i, c + 1)
             const s = stealOf(i, slicePids[i] as number[], t - thawAt)
@@ -503,7 +567,7 @@ function makeDriver(cells: DrivenCell[]) {
           // spinning runtime loses its core for a whole scheduler slice (ms) to any other task there,
           // a napping one gets it back at once when it wakes. A due time that a socket read sets is
           // seen at the next turn.
-          let next = Infinity
+          let next = unread.size > 0 ? t + 5_000 : Infinity
           for (const i of thawed) next = Math.min(next, deadline.get(i) as number, dueWallNs(i))
           for (const i of freezing) next = Math.min(next, dueWallNs(i))
           const left = next - hr()
@@ -515,7 +579,7 @@ function makeDriver(cells: DrivenCell[]) {
           await Promise.race(inflight)
           continue
         }
-        let next = Infinity
+        let next = unread.size > 0 ? t + 5_000 : Infinity
         for (const i of thawed) next = Math.min(next, deadline.get(i) as number)
         await (inflight.size > 0 ? Promise.race([...inflight, waitStep(next)]) : waitStep(next))
       }
@@ -526,7 +590,8 @@ function makeDriver(cells: DrivenCell[]) {
         const active: number[] = []
         for (let i = 0; i < n; i++) {
           if (done[i]) continue
-          if (k === 0 && cpuMode[i] && reached(i)) finish(i) // ahead by (nearly) the whole quantum
+          // Ahead by (nearly) the whole quantum: no slice, unless the runtime just woke it with data.
+          if (k === 0 && cpuMode[i] && reached(i) && !preciseFirst[i]) finish(i)
           else active.push(i)
         }
         if (active.length === 0) break
@@ -540,7 +605,7 @@ function makeDriver(cells: DrivenCell[]) {
           }
           extra++
         }
-        await slice(active)
+        await slice(active, k === 0)
       }
     } catch (e) {
       // Frozen before and after, also when a hook or a freeze failed.
@@ -566,6 +631,7 @@ function makeDriver(cells: DrivenCell[]) {
       capped,
       shortNs: short,
       carryNs: Array.from(carry),
+      preciseSlices,
     }
   }
 

@@ -22,8 +22,13 @@ import type { Message } from '../engine/message.ts'
 import { createCell, detectCellMode, CELL_MODES, type Cell, type CellMode } from './cell.ts'
 import { clockCoverage, createVirtualClock, findLibfaketime, type VirtualClock } from './clock.ts'
 import { AddressBlock, LiveNet, type NetHost } from './net.ts'
+import { StampReader } from './stamps.ts'
 export { hostVar } from './net.ts'
-import { createQuantumDriver, type ClockMode, type QuantumDriver } from './quantum.ts'
+import { createCoopDriver } from './coop.ts'
+import { createQuantumDriver, type QuantumDriver } from './quantum.ts'
+
+/** A cell's clock mode: CpuTime and WallTime cells are frozen between quanta (quantum.ts), Cooperative ones stop at barriers by themselves (coop.ts). */
+export type LiveClockMode = 'CpuTime' | 'WallTime' | 'Cooperative'
 import { which } from './spawn.ts'
 
 export interface LiveRunnerOptions {
@@ -51,6 +56,9 @@ export function liveOptionsFromEnv(env: NodeJS.ProcessEnv, logger: Logger, fallb
     netOctet: octet,
   }
 }
+
+/** A delivery due this close (virtual ns) after the cells' current time is written at once, not after a stretch of its own. */
+const DELIVERY_EARLY_NS = 300
 
 /** Kubernetes-style $(VAR) expansion: defined variables are replaced, $$ escapes, the rest is left. */
 export function expandVars(text: string, vars: Record<string, string>): string {
@@ -127,16 +135,27 @@ export class LiveHost implements NetHost {
   bindAddr = ''
   cell: Cell | undefined
   clock: VirtualClock | undefined
-  clockMode: ClockMode = 'CpuTime'
+  clockMode: LiveClockMode = 'CpuTime'
+  /** The driver of its cell and the cell's index there. */
+  driver: QuantumDriver | undefined
+  local = 0
   speed = 1
   net!: LiveNet
   /** Actions at virtual times, in time order (messages arrive in heap order). */
   queue: { at: number; fn: () => void }[] = []
   head = 0
+  /** The write stamps of the cell's programs (stamps.ts), when the shim is there. */
+  stamps: StampReader | undefined
+  /** The runtime wrote data into the cell: its next slice is precise (quantum.ts). */
+  woken = false
   cpuTimeNs = 0
   stolenNs = 0
   slices = 0
   quanta = 0
+  /** Stretches a quantum was split into (at delivery times). */
+  runs = 0
+  /** Precise slices (quantum.ts). */
+  preciseSlices = 0
 
   constructor(index: number, name: string, cellIndex: number, dir: string) {
     this.index = index
@@ -151,6 +170,12 @@ export class LiveHost implements NetHost {
 
   nextDueNs(): number {
     return this.head < this.queue.length ? this.queue[this.head]!.at : Infinity
+  }
+
+  /** The first due time later than t, or Infinity. */
+  nextDueAfter(t: number): number {
+    for (let k = this.head; k < this.queue.length; k++) if (this.queue[k]!.at > t) return this.queue[k]!.at
+    return Infinity
   }
 
   runDue(nowNs: number): void {
@@ -174,7 +199,8 @@ export class LiveRunner {
   private readonly log: Logger
   private readonly addresses: AddressBlock
   private readonly net: LiveNet
-  private driver: QuantumDriver | undefined
+  /** The drivers of this runtime's cells: frozen (CpuTime, WallTime) and cooperative, with their hosts. */
+  private groups: { driver: QuantumDriver; hosts: LiveHost[] }[] = []
   cellMode: CellMode | undefined
   cellModeWhy = ''
   private overrunMaxNs = 0
@@ -195,7 +221,7 @@ export class LiveRunner {
       this.hosts.push(lh)
       this.byIndex.set(i, lh)
     }
-    this.net = new LiveNet(plan, this.byIndex, this.addresses, (h) => this.driver?.virtualNowNs(h.cellIndex) ?? 0, this.log)
+    this.net = new LiveNet(plan, this.byIndex, this.addresses, (h) => (h as LiveHost).driver?.virtualNowNs((h as LiveHost).local) ?? 0, this.log)
     for (const h of this.hosts) h.net = this.net
   }
 
@@ -225,14 +251,25 @@ export class LiveRunner {
     await this.net.listen(this.hosts)
     const cluster = this.plan.cluster.replace(/[^A-Za-z0-9_.-]/g, '_')
     await Promise.all(this.hosts.map((h) => this.startHost(h, cluster)))
-    this.driver = createQuantumDriver(this.hosts.map((h) => ({ cell: h.cell!, clock: h.clock, clockMode: h.clockMode, speed: h.speed })))
+    const frozen = this.hosts.filter((h) => h.clockMode !== 'Cooperative')
+    const coop = this.hosts.filter((h) => h.clockMode === 'Cooperative')
+    const driven = (hs: LiveHost[]) => hs.map((h) => ({ cell: h.cell!, clock: h.clock, clockMode: h.clockMode === 'WallTime' ? ('WallTime' as const) : ('CpuTime' as const), speed: h.speed }))
+    if (frozen.length) this.groups.push({ driver: createQuantumDriver(driven(frozen)), hosts: frozen })
+    if (coop.length) this.groups.push({ driver: createCoopDriver(driven(coop)), hosts: coop })
+    for (const g of this.groups) {
+      g.hosts.forEach((h, i) => {
+        h.driver = g.driver
+        h.local = i
+      })
+    }
   }
 
   private async startHost(h: LiveHost, cluster: string): Promise<void> {
     const spec = this.plan.hosts[h.index]!.spec
     mkdirSync(h.dir, { recursive: true })
     h.speed = spec.cell?.speed ?? 1
-    h.clockMode = h.comps.some((c) => c.plan.spec.live!.clock === 'WallTime') ? 'WallTime' : 'CpuTime'
+    const modes = new Set(h.comps.map((c) => c.plan.spec.live!.clock ?? 'CpuTime'))
+    h.clockMode = modes.has('Cooperative') ? 'Cooperative' : modes.has('WallTime') ? 'WallTime' : 'CpuTime'
     let name = `${cluster}.${h.name}`
     if (name.length > 64) name = `${cluster.slice(0, 63 - h.name.length)}.${h.name}`.slice(-64).replace(/^[.-]+/, '')
     h.cell = await createCell({
@@ -242,6 +279,7 @@ export class LiveRunner {
       memoryBytes: spec.cell?.memory ? parseMemoryBytes(spec.cell.memory) : undefined,
     })
     h.clock = createVirtualClock(path.join(h.dir, '.clock'))
+    if (h.clock.stampsFile) h.stamps = new StampReader(h.clock.stampsFile, h.clock.toVirtualNs)
     // Start-up happens at virtual time 0: the clock stands still there until the first quantum.
     h.clock.set(0, 1 / h.speed, { untilNs: 0 })
     await h.cell.freeze()
@@ -263,7 +301,7 @@ export class LiveRunner {
       child.on('exit', (code, signal) => {
         c.exitCode = code
         c.exitSignal = signal
-        c.exitedAtNs = this.driver?.virtualNowNs(h.cellIndex) ?? 0
+        c.exitedAtNs = h.driver?.virtualNowNs(h.local) ?? 0
         if (!this.stopped) this.log.info({ component: c.plan.path, code, signal, atNs: c.exitedAtNs }, 'live program exited')
       })
       child.on('error', (err) => this.log.error({ component: c.plan.path, err: err.message }, 'live program failed to start'))
@@ -294,26 +332,57 @@ export class LiveRunner {
     }
   }
 
-  /** Run every cell from startNs to endNs, delivering queued bytes at their virtual times. */
+  /**
+   * Run every cell from startNs to endNs, delivering queued bytes at their virtual times. The quantum
+   * is split at delivery times: the cells run to the next one, frozen; the bytes due are written while
+   * they are frozen, and the cells they went to continue with a precise slice (quantum.ts), whose clock
+   * starts when the woken program first reads it. What the programs wrote is handed to the network
+   * at the end, stamped with the virtual time of each write (stamps.ts).
+   */
   async runQuantum(startNs: number, endNs: number): Promise<void> {
-    if (!this.driver || endNs <= startNs) return
+    if (this.groups.length === 0 || endNs <= startNs) return
     const hosts = this.hosts
-    const r = await this.driver.run(startNs, endNs - startNs, {
-      nextDueNs: (i) => hosts[i]!.nextDueNs(),
-      onDue: (i, now) => hosts[i]!.runDue(now),
-    })
-    if (this.trace) this.log.trace({ startNs, spanNs: r.spanNs, lateThawNs: r.lateThawNs, freezeNs: r.freezeNs, overrunNs: Math.round(r.overrunNs), slices: r.slices, stolenNs: r.stolenNs.map(Math.round) }, 'quantum')
-    hosts.forEach((h, i) => {
-      h.cpuTimeNs += r.cpuNs[i] ?? 0
-      h.stolenNs += r.stolenNs?.[i] ?? 0
-      h.slices += r.slices?.[i] ?? 1
-      h.quanta++
-    })
-    this.overrunTotalNs += r.overrunNs
-    if (r.overrunNs > this.overrunMaxNs) this.overrunMaxNs = r.overrunNs
-    // Let the reads the programs' last writes caused reach us before the barrier report.
+    let t = startNs
+    while (t < endNs) {
+      // The next delivery after what goes now (due within DELIVERY_EARLY_NS) ends this stretch.
+      let next = endNs
+      for (const h of hosts) next = Math.min(next, Math.ceil(h.nextDueAfter(t + DELIVERY_EARLY_NS)))
+      for (const g of this.groups) {
+        const at = t
+        const r = await g.driver.run(t, next - t, {
+          onStart: () => this.deliverDue(g.hosts, at),
+          precise: (i) => g.hosts[i]!.woken,
+        })
+        for (const h of g.hosts) h.woken = false
+        if (this.trace) this.log.trace({ startNs: t, endNs: next, spanNs: r.spanNs, lateThawNs: r.lateThawNs, freezeNs: r.freezeNs, overrunNs: Math.round(r.overrunNs), slices: r.slices, stolenNs: r.stolenNs.map(Math.round), precise: r.preciseSlices }, 'quantum')
+        g.hosts.forEach((h, i) => {
+          h.cpuTimeNs += r.cpuNs[i] ?? 0
+          h.stolenNs += r.stolenNs?.[i] ?? 0
+          h.slices += r.slices?.[i] ?? 1
+          h.preciseSlices += r.preciseSlices[i] ?? 0
+          h.runs++
+        })
+        this.overrunTotalNs += r.overrunNs
+        if (r.overrunNs > this.overrunMaxNs) this.overrunMaxNs = r.overrunNs
+      }
+      t = next
+    }
+    // Due exactly at the barrier: written now, read in the next quantum (its first slice is precise).
+    this.deliverDue(hosts, endNs)
+    for (const h of hosts) h.quanta++
+    // Let the reads the programs' last writes caused reach us, then hand them to the network.
     await new Promise((res) => setImmediate(res))
     await new Promise((res) => setImmediate(res))
+    for (const h of hosts) this.net.flush(h, startNs)
+  }
+
+  /** Write what is due by `t` (+ DELIVERY_EARLY_NS) into the hosts' programs (their cells frozen, or cooperative and at t). */
+  private deliverDue(hosts: LiveHost[], t: number): void {
+    for (const h of hosts) {
+      if (h.nextDueNs() > t + DELIVERY_EARLY_NS) continue
+      h.runDue(t + DELIVERY_EARLY_NS)
+      h.woken = true
+    }
   }
 
   /** Per-host live results (HostResults.live). */
@@ -329,7 +398,10 @@ export class LiveRunner {
       cpuTimeNs: h.cpuTimeNs,
       stolenNs: h.stolenNs,
       quanta: h.quanta,
+      runs: h.runs,
+      preciseSlices: h.preciseSlices,
       slices: h.slices,
+      stampsLost: h.stamps?.lost ?? 0,
       warnings: [...(h.cell?.warnings ?? [])],
       cellModeWhy: this.cellModeWhy,
       overrunMaxNs: round(this.overrunMaxNs, 0),
@@ -349,6 +421,7 @@ export class LiveRunner {
         } catch (err) {
           this.log.error({ host: h.name, err: (err as Error).message }, 'cell teardown failed')
         }
+        h.stamps?.close()
         h.clock?.close()
       }),
     )

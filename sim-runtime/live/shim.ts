@@ -40,8 +40,13 @@ import { which } from './spawn.ts'
 
 export const SHIM_SOURCE = String.raw`
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -86,18 +91,32 @@ static volatile const long long *limit;
    virtual = at + (real monotonic - anchor) * rate, from the vDSO: ~30 ns instead of libfaketime's
    open/fstat/read/close of its timestamp file at every reading (~5 µs, which a program that reads
    the clock a few times per request pays in CPU time, and so in virtual time). */
-static volatile const long long *state;
+static volatile long long *state;
 static volatile const double *state_rate;
 static clock_gettime_fn libc_clock_gettime;
+/* The state, as 8-byte words (clock.ts writes it, STATE_BYTES):
+   0 barrier (virtual epoch ns, 0 = none)   1 virtual epoch ns at the anchor
+   2 anchor (real CLOCK_MONOTONIC ns; -1 = "at the first reading": a precise slice, see below)
+   3 rate (double)                           4 the planned anchor (for a read-only mapping)
+   5 flags: 1 = wait at the barrier         6 readings that waited at the barrier since the last set
+   7 sequence: odd while the runtime writes the state
+   A precise slice (docs/live.md, "Precise slices") starts the clock at the first reading after the
+   thaw, not at the thaw: the wake-up of a program that the runtime woke with data (or that waited at
+   the barrier) is not virtual time, since the link latency already has it. And in a precise slice
+   a reading that reaches the barrier waits there (a few µs naps) until the runtime moves it: the
+   program cannot compute, or send, past the barrier while the freeze is on its way. */
+static int state_rw;
 
 static void map_limit(void) {
   const char *file = getenv("LIVESIM_CLOCK_LIMIT");
   if (!file || !*file) return;
-  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  int fd = open(file, O_RDWR | O_CLOEXEC);
+  state_rw = fd >= 0;
+  if (fd < 0) fd = open(file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   struct stat st;
-  int big = fstat(fd, &st) == 0 && st.st_size >= 32;
-  void *p = mmap(NULL, big ? 32 : sizeof(long long), PROT_READ, MAP_SHARED, fd, 0);
+  int big = fstat(fd, &st) == 0 && st.st_size >= 64;
+  void *p = mmap(NULL, big ? 64 : sizeof(long long), state_rw ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
   close(fd);
   if (p == MAP_FAILED) return;
   limit = (volatile const long long *)p;
@@ -105,10 +124,39 @@ static void map_limit(void) {
     void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
     if (libc) libc_clock_gettime = (clock_gettime_fn)dlsym(libc, "clock_gettime");
     if (libc_clock_gettime) {
-      state = (volatile const long long *)p;
+      state = (volatile long long *)p;
       state_rate = (volatile const double *)((volatile const char *)p + 24);
     }
   }
+}
+
+/* Write stamps (LIVESIM_STAMPS): a ring the runtime reads after each quantum (stamps.ts). Before
+   every write to a connected IPv4 socket the shim appends (virtual time of the write, offset in the
+   socket's stream of its first byte, bytes asked, local port, peer port, peer address), so that the
+   runtime stamps each byte it relays with the virtual time the program wrote it, not the time the
+   runtime read it. Appended before the system call, a record is there when its bytes are; matched by
+   offset, a record of a write that wrote less (or nothing) does no harm: the next one starts where
+   the bytes really went. Header: word 0 = entries appended (fetch-add). Entry i at
+   64 + (i % STAMP_SLOTS) * 40: seq (i + 1, stored last), vt, off, len (u32), lport (u16), rport (u16),
+   raddr (u32, host order, top bit cleared), spare. */
+#define STAMP_SLOTS 4096
+struct stamp { unsigned long long seq; long long vt; unsigned long long off; unsigned int len; unsigned short lport, rport; unsigned int raddr, spare; };
+static volatile unsigned long long *stamp_head;
+static struct stamp *stamp_ring;
+
+static void map_stamps(void) {
+  const char *file = getenv("LIVESIM_STAMPS");
+  if (!file || !*file) return;
+  int fd = open(file, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  size_t size = 64 + (size_t)STAMP_SLOTS * sizeof(struct stamp);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || (size_t)st.st_size < size) { close(fd); return; }
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return;
+  stamp_head = (volatile unsigned long long *)p;
+  stamp_ring = (struct stamp *)((char *)p + 64);
 }
 
 static int limited(clockid_t c) {
@@ -119,6 +167,7 @@ static int limited(clockid_t c) {
 __attribute__((constructor)) static void livesim_shim_init(void) {
   in_clock = 1;
   map_limit();
+  map_stamps();
   resolve();
   /* libfaketime initialises here, outside any allocator lock. */
   struct timespec t;
@@ -149,24 +198,61 @@ static long long raw_mono_ns(void) {
    a freeze can still fall between reading the state and reading the real clock, so read the state
    again afterwards and start over when it changed (a seqlock without a sequence: the anchor moves at
    every set). Returns 0 when there is no fast clock. */
-static int fast_clock(struct timespec *tp) {
-  if (!state) return 0;
-  for (int tries = 0; tries < 100; tries++) {
-    long long at = state[1], anchor = state[2], cap = state[0];
+static void nap_ns(long ns) {
+  struct timespec t = { 0, ns };
+  syscall(SYS_nanosleep, &t, NULL);
+}
+
+static long long fast_ns(void) {
+  for (int tries = 0; tries < 1000000; tries++) {
+    /* A seqlock (word 7): odd while the runtime rewrites the state (a Cooperative cell is not frozen
+       then); a reading that saw it change, also while it read the real clock, starts over. */
+    long long seq = state[7];
+    if (seq & 1) continue;
+    __sync_synchronize();
+    long long at = state[1], anchor = state[2], cap = state[0], flags = state[5];
     double rate = *state_rate;
-    if (at == 0 || !(rate > 0)) return 0;
+    if (at == 0 || !(rate > 0)) return -1;
     struct timespec m;
-    if (libc_clock_gettime(CLOCK_MONOTONIC, &m) != 0) return 0;
-    if (state[1] != at || state[2] != anchor || state[0] != cap) continue;
+    if (libc_clock_gettime(CLOCK_MONOTONIC, &m) != 0) return -1;
+    __sync_synchronize();
+    if (state[7] != seq || state[2] != anchor) continue;
     long long real = (long long)m.tv_sec * 1000000000LL + m.tv_nsec;
+    if (anchor == -1) {
+      /* A precise slice: the first reading starts the clock. */
+      if (!state_rw) anchor = state[4];
+      else {
+        __sync_bool_compare_and_swap(&state[2], -1LL, real);
+        continue;
+      }
+    }
     long long d = real - anchor;
     long long v = at + (d > 0 ? (long long)((double)d * rate) : 0);
-    if (cap > 0 && v > cap) v = cap;
-    tp->tv_sec = v / 1000000000LL;
-    tp->tv_nsec = v % 1000000000LL;
-    return 1;
+    if (cap > 0 && v >= cap) {
+      if ((flags & 1) && state_rw) {
+        /* Wait at the barrier until the runtime moves it (a frozen cell waits in the freezer meanwhile).
+           Naps with a 1 µs timer slack, so that the reading resumes within µs of the move. */
+        __sync_fetch_and_add(&state[6], 1LL);
+        int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+        prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
+        while (state[7] == seq) nap_ns(5000);
+        if (slack > 0) prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
+        continue;
+      }
+      v = cap;
+    }
+    return v;
   }
-  return 0;
+  return -1;
+}
+
+static int fast_clock(struct timespec *tp) {
+  if (!state) return 0;
+  long long v = fast_ns();
+  if (v < 0) return 0;
+  tp->tv_sec = v / 1000000000LL;
+  tp->tv_nsec = v % 1000000000LL;
+  return 1;
 }
 
 int clock_gettime(clockid_t clock, struct timespec *tp) {
@@ -281,6 +367,141 @@ unsigned int sleep(unsigned int seconds) {
   struct timespec rem = { 0, 0 };
   if (vsleep((long long)seconds * 1000000000LL, &rem) != 0) return (unsigned int)rem.tv_sec + (rem.tv_nsec > 0);
   return 0;
+}
+
+/* Write stamps: which socket an fd is (cached; new sockets and close() forget), the virtual time of
+   each write, appended to the ring after the write (so the length is what was written). */
+#define FD_CACHE 4096
+static unsigned long long fd_key[FD_CACHE]; /* 0 unknown, 1 not a connected IPv4 socket, else 1<<63 | raddr<<32 | lport<<16 | rport */
+static unsigned long long fd_off[FD_CACHE]; /* bytes written to the socket so far */
+
+static void forget_fd(int fd) { if (fd >= 0 && fd < FD_CACHE) { fd_key[fd] = 0; fd_off[fd] = 0; } }
+
+static unsigned long long key_of(int fd) {
+  if (fd < 0 || fd >= FD_CACHE) return 1;
+  if (fd_key[fd]) return fd_key[fd];
+  struct sockaddr_in l, r;
+  socklen_t ll = sizeof l, rl = sizeof r;
+  unsigned long long k = 1;
+  int e = errno;
+  if (getsockname(fd, (struct sockaddr *)&l, &ll) == 0 && l.sin_family == AF_INET) {
+    if (getpeername(fd, (struct sockaddr *)&r, &rl) != 0) { errno = e; return 1; } /* not connected yet: ask again later */
+    k = (1ULL << 63) | ((unsigned long long)ntohl(r.sin_addr.s_addr) << 32) | ((unsigned long long)ntohs(l.sin_port) << 16) | ntohs(r.sin_port);
+  }
+  errno = e;
+  fd_key[fd] = k;
+  return k;
+}
+
+static long long stamp_now(void) {
+  if (state) { long long v = fast_ns(); if (v >= 0) return v; }
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return ns_of(&t);
+}
+
+static void stamp(int fd, unsigned long long k, long long vt, size_t len) {
+  unsigned long long i = __atomic_fetch_add(stamp_head, 1ULL, __ATOMIC_ACQ_REL);
+  struct stamp *e = &stamp_ring[i % STAMP_SLOTS];
+  e->vt = vt;
+  e->off = fd_off[fd];
+  e->len = len > 0xffffffffU ? 0xffffffffU : (unsigned int)len;
+  e->lport = (unsigned short)(k >> 16);
+  e->rport = (unsigned short)k;
+  e->raddr = (unsigned int)(k >> 32) & 0x7fffffffU;
+  __atomic_store_n(&e->seq, i + 1, __ATOMIC_RELEASE);
+}
+
+/* Before a write of len bytes to fd: stamp it if fd is a connected IPv4 socket; returns whether it did. */
+static int pre_write(int fd, size_t len) {
+  if (!stamp_head || !ready || in_clock) return 0;
+  unsigned long long k = key_of(fd);
+  if (!(k >> 63)) return 0;
+  stamp(fd, k, stamp_now(), len);
+  return 1;
+}
+
+/* After it: where the socket's next byte goes. */
+static ssize_t post_write(int fd, int stamped, ssize_t r) {
+  if (stamped && r > 0) __atomic_fetch_add(&fd_off[fd], (unsigned long long)r, __ATOMIC_RELAXED);
+  return r;
+}
+
+static size_t iov_bytes(const struct iovec *iov, int cnt) {
+  size_t n = 0;
+  for (int i = 0; iov && i < cnt; i++) n += iov[i].iov_len;
+  return n;
+}
+
+typedef ssize_t (*write_fn)(int, const void *, size_t);
+typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
+typedef ssize_t (*sendto_fn)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
+typedef int (*close_fn)(int);
+typedef int (*socket_fn)(int, int, int);
+typedef int (*accept4_fn)(int, struct sockaddr *, socklen_t *, int);
+typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+
+ssize_t write(int fd, const void *buf, size_t n) {
+  static write_fn next;
+  if (!next) next = (write_fn)dlsym(RTLD_NEXT, "write");
+  int st = pre_write(fd, n);
+  return post_write(fd, st, next(fd, buf, n));
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int cnt) {
+  static writev_fn next;
+  if (!next) next = (writev_fn)dlsym(RTLD_NEXT, "writev");
+  int st = pre_write(fd, iov_bytes(iov, cnt));
+  return post_write(fd, st, next(fd, iov, cnt));
+}
+
+ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to, socklen_t tolen) {
+  static sendto_fn next;
+  if (!next) next = (sendto_fn)dlsym(RTLD_NEXT, "sendto");
+  int st = to ? 0 : pre_write(fd, n);
+  return post_write(fd, st, next(fd, buf, n, flags, to, tolen));
+}
+
+ssize_t send(int fd, const void *buf, size_t n, int flags) { return sendto(fd, buf, n, flags, NULL, 0); }
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+  static sendmsg_fn next;
+  if (!next) next = (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
+  int st = !msg || msg->msg_name ? 0 : pre_write(fd, iov_bytes(msg->msg_iov, (int)msg->msg_iovlen));
+  return post_write(fd, st, next(fd, msg, flags));
+}
+
+int close(int fd) {
+  static close_fn next;
+  if (!next) next = (close_fn)dlsym(RTLD_NEXT, "close");
+  forget_fd(fd);
+  return next(fd);
+}
+
+int socket(int domain, int type, int protocol) {
+  static socket_fn next;
+  if (!next) next = (socket_fn)dlsym(RTLD_NEXT, "socket");
+  int fd = next(domain, type, protocol);
+  forget_fd(fd);
+  return fd;
+}
+
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
+  static accept4_fn next;
+  if (!next) next = (accept4_fn)dlsym(RTLD_NEXT, "accept4");
+  int c = next(fd, addr, len, flags);
+  forget_fd(c);
+  return c;
+}
+
+int accept(int fd, struct sockaddr *addr, socklen_t *len) { return accept4(fd, addr, len, 0); }
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len) {
+  static connect_fn next;
+  if (!next) next = (connect_fn)dlsym(RTLD_NEXT, "connect");
+  forget_fd(fd);
+  return next(fd, addr, len);
 }
 `
 

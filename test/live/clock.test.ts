@@ -49,6 +49,9 @@ function recording(clock: VirtualClock): { clock: VirtualClock; sets: { v: numbe
     clock: {
       env: () => clock.env(),
       close: () => clock.close(),
+      slice: () => clock.slice(),
+      stampsFile: clock.stampsFile,
+      toVirtualNs: (ns) => clock.toVirtualNs(ns),
       set(v, rate, opts) {
         sets.push({ v, rate, anchor: opts?.anchorNs ?? process.hrtime.bigint() })
         clock.set(v, rate, opts)

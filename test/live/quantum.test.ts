@@ -43,6 +43,9 @@ function recording(clock: VirtualClock): { clock: VirtualClock; sets: Set_[] } {
     clock: {
       env: () => clock.env(),
       close: () => clock.close(),
+      slice: () => clock.slice(),
+      stampsFile: clock.stampsFile,
+      toVirtualNs: (ns) => clock.toVirtualNs(ns),
       set(v, rate, opts) {
         sets.push({ v, rate, anchor: opts?.anchorNs ?? process.hrtime.bigint(), until: opts?.untilNs ?? Number.MAX_SAFE_INTEGER })
         clock.set(v, rate, opts)

@@ -1,0 +1,135 @@
+// Cooperative cells (`clock: Cooperative`; docs/live.md, "Cooperative cells"): cells that are never
+// frozen while the run goes on. Their programs stop at each barrier by themselves: every clock
+// reading and every socket write goes through the shim (shim.ts), whose clock stands at the barrier
+// and waits there (a few µs naps) until the runtime moves it. So nothing a program shows the world (a
+// time it read, a byte it wrote) can be later than the barrier, without a freeze and a thaw per
+// quantum (tens to hundreds of µs on this kind of machine, much longer than a quantum of a few µs).
+//
+// A quantum [start, barrier) of a cooperative cell:
+//   1. clock.set(start, rate, { untilNs: barrier, precise: true }) through the state's seqlock: the
+//      clock starts at the first reading after the set (not at the set), advances with the wall ×
+//      rate, and waits at the barrier;
+//   2. hooks.onStart(): the runtime writes what is due at `start` into the programs' sockets (after
+//      the set, so that a program woken by it reads the new clock);
+//   3. the cell is at the barrier once its clock has been read and has had the quantum's wall time
+//      since (its readings wait there from then on), or at once when nobody read it: an idle program
+//      (blocked in a read or a poll) has nothing to do in the quantum. A cell that was written to, or
+//      whose readings waited at the last barrier, is given up to WAKE_WAIT_NS to read its clock.
+// Idle cells thus cost a few system calls per quantum. The price: the clock runs with the wall from
+// the first reading on, also while a program waits for a CPU (no compensation for a noisy neighbour,
+// unlike CpuTime), and CPU time a program spends between its last reading (or write) and the barrier
+// is not virtual time (it reads the barrier afterwards, not barrier + that time).
+import type { DrivenCell, QuantumDriver, QuantumHooks, QuantumResult } from './quantum.ts'
+
+/** How long (wall ns) a woken cooperative cell (written to, or its readings waited at the last barrier) may take to read its clock before it counts as idle: a thread napping in the shim, or one that waits for a CPU, may take hundreds of µs. */
+const WAKE_WAIT_NS = 1_000_000
+/** After a cell's clock has had its quantum, wait this much more (wall ns) before the next quantum. */
+const SLACK_NS = 1_000
+
+const napCell = new Int32Array(new SharedArrayBuffer(4))
+const hr = () => Number(process.hrtime.bigint())
+
+export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
+  const n = cells.length
+  cells.forEach((c, i) => {
+    if (!c.clock) throw new Error(`cell ${i} (${c.cell.name}): a cooperative cell needs a virtual clock`)
+    if (!(c.speed > 0) || !Number.isFinite(c.speed)) throw new Error(`cell ${i} (${c.cell.name}): speed must be > 0, got ${c.speed}`)
+  })
+  /** Its readings waited at the last barrier: give it time to read its clock in the next quantum. */
+  const waitedLast = new Uint8Array(n)
+  const sliceStart = new Float64Array(n)
+  const startedAt = new Float64Array(n)
+  const floor = new Float64Array(n)
+  let barrier = 0
+  let lastEnd = 0
+  let running = false
+
+  const virtualNowNs = (i: number): number => {
+    if (!running) return lastEnd
+    const rate = 1 / (cells[i] as DrivenCell).speed
+    let v = Number.isNaN(startedAt[i]) ? (sliceStart[i] as number) : (sliceStart[i] as number) + Math.max(0, hr() - (startedAt[i] as number)) * rate
+    v = Math.floor(Math.min(v, barrier))
+    if (v < (floor[i] as number)) return floor[i] as number
+    floor[i] = v
+    return v
+  }
+
+  async function run(startNs: number, virtualNs: number, hooks?: QuantumHooks): Promise<QuantumResult> {
+    if (running) throw new Error('cooperative driver: run() is already running')
+    if (!Number.isSafeInteger(startNs) || startNs < 0) throw new Error(`startNs must be a non-negative safe integer, got ${startNs}`)
+    if (!Number.isSafeInteger(virtualNs) || virtualNs <= 0) throw new Error(`virtualNs must be a positive safe integer, got ${virtualNs}`)
+    const B = startNs + virtualNs
+    running = true
+    barrier = B
+    const cpuBefore = cells.map((c) => c.cell.cpuTimeNs())
+    try {
+      for (let i = 0; i < n; i++) {
+        const c = cells[i] as DrivenCell
+        sliceStart[i] = startNs
+        startedAt[i] = NaN
+        floor[i] = startNs
+        c.clock!.set(startNs, 1 / c.speed, { untilNs: B, precise: true })
+      }
+      hooks?.onStart?.()
+      const woken = cells.map((_, i) => waitedLast[i] === 1 || hooks?.precise?.(i) === true)
+      // Programs started frozen (runner.ts): from the first quantum on they run.
+      await Promise.all(cells.filter((c) => c.cell.frozen).map((c) => c.cell.thaw()))
+      const t0 = hr()
+      const pending = new Set(cells.keys())
+      const doneAt = new Float64Array(n).fill(NaN)
+      while (pending.size > 0) {
+        const now = hr()
+        let next = Infinity
+        for (const i of pending) {
+          const c = cells[i] as DrivenCell
+          if (Number.isNaN(doneAt[i])) {
+            const at = c.clock!.slice().startedAt
+            if (at !== undefined) {
+              startedAt[i] = Number(at)
+              doneAt[i] = Number(at) + virtualNs * c.speed + SLACK_NS
+            } else if (!woken[i] || now > t0 + WAKE_WAIT_NS) {
+              pending.delete(i) // nobody read the clock: idle
+              continue
+            } else {
+              next = Math.min(next, now + 5_000)
+              continue
+            }
+          }
+          if (now >= (doneAt[i] as number)) pending.delete(i)
+          else next = Math.min(next, doneAt[i] as number)
+        }
+        if (pending.size === 0) break
+        // Long waits nap (the programs need the CPU more than we do), short ones spin.
+        const left = next - hr()
+        if (left > 150_000) Atomics.wait(napCell, 0, 0, Math.min(left - 100_000, 200_000) / 1e6)
+        else if (left > 30_000) await new Promise<void>((r) => setImmediate(r))
+      }
+      const preciseSlices = new Array<number>(n).fill(0)
+      for (let i = 0; i < n; i++) {
+        const st = (cells[i] as DrivenCell).clock!.slice()
+        waitedLast[i] = st.waited > 0 ? 1 : 0
+        if (woken[i]) preciseSlices[i] = 1
+      }
+      const cpuNs = cells.map((c, i) => c.cell.cpuTimeNs() - (cpuBefore[i] as number))
+      return {
+        spanNs: hr() - t0,
+        overrunNs: 0,
+        lateThawNs: 0,
+        freezeNs: 0,
+        cpuNs,
+        slices: new Array<number>(n).fill(1),
+        stolenNs: new Array<number>(n).fill(0),
+        extraSlices: 0,
+        capped: [],
+        shortNs: new Array<number>(n).fill(0),
+        carryNs: new Array<number>(n).fill(0),
+        preciseSlices,
+      }
+    } finally {
+      running = false
+      lastEnd = B
+    }
+  }
+
+  return { run, virtualNowNs }
+}
