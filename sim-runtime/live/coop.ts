@@ -11,18 +11,26 @@
 //      rate, and waits at the barrier;
 //   2. hooks.onStart(): the runtime writes what is due at `start` into the programs' sockets (after
 //      the set, so that a program woken by it reads the new clock);
-//   3. the cell is at the barrier once its clock has been read and has had the quantum's wall time
-//      since (its readings wait there from then on), or at once when nobody read it: an idle program
-//      (blocked in a read or a poll) has nothing to do in the quantum. A cell that was written to, or
-//      whose readings waited at the last barrier, is given up to WAKE_WAIT_NS to read its clock.
+//   3. the cell is at the barrier
+//      - once its clock has been read and has had the quantum's wall time since (its readings wait
+//        there from then on);
+//      - or, nobody having read it, when none of its threads is runnable: an idle program (blocked in
+//        a read or a poll) has nothing to do in the quantum. A cell that was just written to, or whose
+//        readings waited at the last barrier, is first given WAKE_GRACE_NS to wake up;
+//      - or, nobody having read it but a thread running, once the cell has used the quantum's CPU
+//        time (counted from where the last quantum's ended): a program that computes without reading
+//        its clock advances with its CPU time, as in CpuTime.
 // Idle cells thus cost a few system calls per quantum. The price: the clock runs with the wall from
 // the first reading on, also while a program waits for a CPU (no compensation for a noisy neighbour,
 // unlike CpuTime), and CPU time a program spends between its last reading (or write) and the barrier
 // is not virtual time (it reads the barrier afterwards, not barrier + that time).
+import { readStat, tids } from './proc.ts'
 import type { DrivenCell, QuantumDriver, QuantumHooks, QuantumResult } from './quantum.ts'
 
-/** How long (wall ns) a woken cooperative cell (written to, or its readings waited at the last barrier) may take to read its clock before it counts as idle: a thread napping in the shim, or one that waits for a CPU, may take hundreds of µs. */
-const WAKE_WAIT_NS = 1_000_000
+/** How long (wall ns) a woken cooperative cell (written to, or its readings waited at the last barrier) may take to become runnable before it counts as idle. */
+const WAKE_GRACE_NS = 50_000
+/** Thread states are read at most this often (wall ns) per cell. */
+const STATE_EVERY_NS = 10_000
 /** After a cell's clock has had its quantum, wait this much more (wall ns) before the next quantum. */
 const SLACK_NS = 1_000
 
@@ -40,6 +48,8 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
   const sliceStart = new Float64Array(n)
   const startedAt = new Float64Array(n)
   const floor = new Float64Array(n)
+  /** CPU ns of the cell at which its last quantum's budget ended (a cell that computes without reading its clock). */
+  const cpuMark = new Float64Array(n).fill(NaN)
   let barrier = 0
   let lastEnd = 0
   let running = false
@@ -77,6 +87,13 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
       const t0 = hr()
       const pending = new Set(cells.keys())
       const doneAt = new Float64Array(n).fill(NaN)
+      const stateAt = new Float64Array(n).fill(-Infinity)
+      const budget = cells.map((c) => virtualNs * c.speed)
+      const finish = (i: number, cpu: number, idle: boolean) => {
+        pending.delete(i)
+        // Idle: nothing to carry. Computing: the budget ends where the quantum's CPU time does.
+        cpuMark[i] = idle || Number.isNaN(cpuMark[i]) ? cpu : (cpuMark[i] as number) + (budget[i] as number)
+      }
       while (pending.size > 0) {
         const now = hr()
         let next = Infinity
@@ -86,16 +103,26 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
             const at = c.clock!.slice().startedAt
             if (at !== undefined) {
               startedAt[i] = Number(at)
-              doneAt[i] = Number(at) + virtualNs * c.speed + SLACK_NS
-            } else if (!woken[i] || now > t0 + WAKE_WAIT_NS) {
-              pending.delete(i) // nobody read the clock: idle
-              continue
+              doneAt[i] = Number(at) + (budget[i] as number) + SLACK_NS
             } else {
+              const cpu = c.cell.cpuTimeNs()
+              if (Number.isNaN(cpuMark[i])) cpuMark[i] = cpuBefore[i] as number
+              if (cpu - (cpuMark[i] as number) >= (budget[i] as number)) {
+                finish(i, cpu, false) // computing without reading the clock: the quantum's CPU time is used
+                continue
+              }
+              if (now - (stateAt[i] as number) >= STATE_EVERY_NS && (!woken[i] || now - t0 >= WAKE_GRACE_NS)) {
+                stateAt[i] = now
+                if (!runnable(c.cell.pids())) {
+                  finish(i, cpu, true) // idle
+                  continue
+                }
+              }
               next = Math.min(next, now + 5_000)
               continue
             }
           }
-          if (now >= (doneAt[i] as number)) pending.delete(i)
+          if (now >= (doneAt[i] as number)) finish(i, c.cell.cpuTimeNs(), true)
           else next = Math.min(next, doneAt[i] as number)
         }
         if (pending.size === 0) break
@@ -132,4 +159,12 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
   }
 
   return { run, virtualNowNs }
+}
+
+/** Whether any thread of these processes is runnable (state R). */
+function runnable(pids: readonly number[]): boolean {
+  for (const pid of pids) {
+    for (const tid of tids(pid)) if (readStat(`/proc/${pid}/task/${tid}/stat`)?.state === 'R') return true
+  }
+  return false
 }

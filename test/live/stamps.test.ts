@@ -1,0 +1,174 @@
+// Write stamps and the barrier wait of precise/cooperative clocks, with a real program under the shim:
+// a C program that connects to a test server and writes (write, writev, send, an empty write), printing
+// its virtual clock (CLOCK_REALTIME through the shim) just before each write. The records the shim
+// appends must carry those times and the stream offsets of the bytes; StampReader must give every byte
+// the time of the write that wrote it. Then a program that reads its clock in a loop must stop at the
+// barrier of a precise slice by itself, and go on from there when the clock moves (no freeze at all).
+import { spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createVirtualClock, DEFAULT_BASE_EPOCH_MS, type VirtualClock } from '../../sim-runtime/live/clock.ts'
+import { faketimeShim } from '../../sim-runtime/live/shim.ts'
+import { StampReader, stampKeyOfPeer } from '../../sim-runtime/live/stamps.ts'
+import { baseEnv, ensureLiveDeps, sleep, waitFor } from './helpers.ts'
+
+const WRITER = String.raw`
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+static long long vnow(void) { struct timespec t; clock_gettime(CLOCK_REALTIME, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+static void pause_us(long us) { struct timespec t = { 0, us * 1000 }; nanosleep(&t, NULL); }
+int main(int argc, char **argv) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[1])) };
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  if (connect(s, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return 1; }
+  printf("%lld\n", vnow()); fflush(stdout);
+  write(s, "abc", 3);
+  pause_us(300);
+  struct iovec v[2] = { { "de", 2 }, { "fgh", 3 } };
+  printf("%lld\n", vnow()); fflush(stdout);
+  writev(s, v, 2);
+  pause_us(300);
+  printf("%lld\n", vnow()); fflush(stdout);
+  send(s, "ij", 2, 0);
+  pause_us(300);
+  write(s, "", 0);
+  pause_us(300);
+  printf("%lld\n", vnow()); fflush(stdout);
+  write(s, "kl", 2);
+  close(s);
+  return 0;
+}
+`
+
+/** Reads CLOCK_MONOTONIC (through the shim) in a loop; prints each reading that moved by >= 1 ms, and the last one. */
+const LOOPER = String.raw`
+#include <stdio.h>
+#include <time.h>
+int main(void) {
+  long long last = 0;
+  for (;;) {
+    struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+    long long v = t.tv_sec * 1000000000LL + t.tv_nsec;
+    if (v - last >= 1000000) { printf("%lld\n", v); fflush(stdout); last = v; }
+  }
+}
+`
+
+const BASE = BigInt(DEFAULT_BASE_EPOCH_MS) * 1_000_000n
+let dir: string
+let writer: string
+let looper: string
+
+beforeAll(() => {
+  ensureLiveDeps()
+  dir = mkdtempSync(path.join(tmpdir(), 'livesim-stamps-test-'))
+  for (const [name, src] of [['writer', WRITER], ['looper', LOOPER]] as const) {
+    writeFileSync(path.join(dir, `${name}.c`), src)
+    execFileSync('cc', ['-O2', '-o', path.join(dir, name), path.join(dir, `${name}.c`)], { stdio: ['ignore', 'ignore', 'pipe'] })
+  }
+  writer = path.join(dir, 'writer')
+  looper = path.join(dir, 'looper')
+}, 600_000)
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('write stamps', () => {
+  it('records every write to a socket with its virtual time and stream offset, and StampReader gives each byte its write', async () => {
+    expect(faketimeShim().path, faketimeShim().why).toBeTruthy()
+    const clock: VirtualClock = createVirtualClock(path.join(dir, 'clock-w'))
+    clock.set(5_000_000, 1, { untilNs: 10_000_000_000 })
+    const got: Buffer[] = []
+    let key: string | undefined
+    const server = net.createServer((sock) => {
+      key = stampKeyOfPeer(sock)
+      sock.on('data', (d) => got.push(d))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as net.AddressInfo).port
+    const child = spawn(writer, [String(port)], { env: { ...baseEnv(), ...clock.env() }, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    const code = await new Promise<number | null>((r) => child.on('exit', r))
+    await waitFor(() => Buffer.concat(got).length === 12, 5000, 'all 12 bytes at the server')
+    server.close()
+    expect(code).toBe(0)
+    expect(Buffer.concat(got).toString()).toBe('abcdefghijkl')
+    // The times the program read just before each write (virtual ns since the run's start).
+    const before = out.trim().split('\n').map((l) => Number(BigInt(l) - BASE))
+    expect(before).toHaveLength(4)
+    expect(before[0]).toBeGreaterThanOrEqual(5_000_000)
+
+    const reader = new StampReader(clock.stampsFile!, clock.toVirtualNs)
+    reader.poll()
+    expect(key).toBeDefined()
+    // Byte offsets of the writes: abc 0, de+fgh 3 (writev), ij 8 (send), the empty write and kl 10.
+    const at = (pos: number) => reader.stampOf(key!, pos)
+    const a = at(0)!
+    const b = at(4)!
+    const c = at(9)!
+    const k = at(10)!
+    expect([a.end, b.end, c.end, k.end]).toEqual([3, 8, 10, Infinity])
+    const expected = [a.vt, b.vt, c.vt, k.vt]
+    expected.forEach((vt, i) => {
+      // Stamped after the program's own reading before that write, and before its reading before the next one.
+      expect(vt).toBeGreaterThanOrEqual(before[i]!)
+      if (i + 1 < before.length) expect(vt).toBeLessThan(before[i + 1]!)
+    })
+    // The empty write at offset 10 is superseded by the write that put "kl" there (a later time).
+    expect(k.vt).toBeGreaterThan(c.vt + 500_000)
+    expect(reader.lost).toBe(0)
+    reader.close()
+    clock.close()
+  }, 60_000)
+})
+
+describe('precise clock', () => {
+  it('a program reading its clock in a loop stops at the barrier by itself, and goes on from there when the clock moves', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-p'))
+    clock.set(0, 1, { untilNs: 0 })
+    const child = spawn(looper, [], { env: { ...baseEnv(), ...clock.env() }, stdio: ['ignore', 'pipe', 'inherit'] })
+    const readings: number[] = []
+    let buf = ''
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString()
+      const lines = buf.split('\n')
+      buf = lines.pop()!
+      for (const l of lines) readings.push(Number(BigInt(l) - BASE))
+    })
+    try {
+      // A precise slice [20 ms, 25 ms): the clock starts at 20 ms at the first reading and waits at 25 ms.
+      clock.set(20_000_000, 1, { untilNs: 25_000_000, precise: true })
+      await waitFor(() => clock.slice().waited > 0, 10_000, 'a reading waiting at the barrier')
+      const started = clock.slice().startedAt
+      expect(started).toBeDefined()
+      await sleep(50) // 50 ms of wall: without the wait, the loop would print ~50 more readings
+      const atBarrier = readings.filter((v) => v >= 20_000_000)
+      expect(atBarrier.length).toBeGreaterThan(0)
+      expect(Math.max(...atBarrier)).toBeLessThanOrEqual(25_000_000)
+      expect(atBarrier.length).toBeLessThanOrEqual(6) // 20, 21, … 25 ms at most
+      // Move the clock: the waiting reading goes on from 25 ms, not from where the wall is.
+      const n = readings.length
+      clock.set(25_000_000, 1, { untilNs: 28_000_000, precise: true })
+      await waitFor(() => clock.slice().waited > 0, 10_000, 'a reading waiting at the next barrier')
+      const next = readings.slice(n)
+      expect(next.length).toBeGreaterThan(0)
+      expect(Math.min(...next)).toBeGreaterThanOrEqual(25_000_000)
+      expect(Math.max(...next)).toBeLessThanOrEqual(28_000_000)
+    } finally {
+      child.kill('SIGKILL')
+      await new Promise((r) => child.on('exit', r))
+      clock.close()
+    }
+  }, 60_000)
+})
