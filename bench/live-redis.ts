@@ -509,7 +509,7 @@ export const liveRedisFidelity: Benchmark = {
     const clientCounts = positiveInts(process.env.LIVE_REDIS_CLIENTS, [1, 10], 'LIVE_REDIS_CLIENTS')
     const requests = positiveInts(process.env.LIVE_REDIS_REQUESTS, [3000], 'LIVE_REDIS_REQUESTS')[0]!
     const margin = positiveNumber(process.env.LIVE_REDIS_END_MARGIN, 1.25, 'LIVE_REDIS_END_MARGIN')
-    const clock = process.env.LIVE_REDIS_CLOCK || undefined
+    const clock = process.env.LIVE_REDIS_CLOCK || 'Cooperative'
     if (clock !== undefined && clock !== 'CpuTime' && clock !== 'WallTime' && clock !== 'Cooperative') throw new Error(`LIVE_REDIS_CLOCK: CpuTime, WallTime or Cooperative, got ${JSON.stringify(clock)}`)
     const dir = workDir('redis-fidelity')
     let ok = false

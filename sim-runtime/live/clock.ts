@@ -54,9 +54,9 @@ export interface VirtualClock {
    */
   set(virtualNs: number, rate: number, opts?: { anchorNs?: bigint; untilNs?: number; precise?: boolean }): void
   /**
-   * After a slice (cell frozen): the real CLOCK_MONOTONIC instant at which a precise slice's clock
-   * started (undefined: no reading yet, or not a precise slice), and how many readings waited at the
-   * barrier since the last set().
+   * During or after a slice: the real CLOCK_MONOTONIC instant at which a precise slice's clock
+   * started (undefined: no reading yet, or not a precise slice), and how many readings are waiting at
+   * the barrier (they go on at the next set()).
    */
   slice(): { startedAt: bigint | undefined; waited: number }
   /** The write-stamp ring the shim appends to (stamps.ts), or undefined without the shim. */
@@ -69,7 +69,8 @@ export interface VirtualClock {
 /**
  * Size of the state file the shim maps (LIVESIM_CLOCK_LIMIT), 8-byte words: barrier, virtual ns at
  * anchor, anchor (CLOCK_MONOTONIC ns; -1: at the first reading), rate (float64), planned anchor,
- * flags (1: readings wait at the barrier), readings that waited (the shim counts), sequence (odd
+ * flags (1: readings wait at the barrier), readings waiting at the barrier now (the shim counts; set()
+ * leaves it alone), sequence (odd
  * while set() writes: a seqlock, for cells that are not frozen while their clock is set).
  */
 export const STATE_BYTES = 64
@@ -191,11 +192,10 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
       limitBuf.writeDoubleLE(rate, 24)
       limitBuf.writeBigInt64LE(monoAnchor, 32)
       limitBuf.writeBigInt64LE(precise ? 1n : 0n, 40)
-      limitBuf.writeBigInt64LE(0n, 48)
       // Seqlock: odd, the state, even (the shim reads the state again when the sequence moved).
       seqBuf.writeBigInt64LE(++seq, 0)
       writeSync(limitFd, seqBuf, 0, 8, 56)
-      writeSync(limitFd, limitBuf, 0, 56, 0)
+      writeSync(limitFd, limitBuf, 0, 48, 0)
       seqBuf.writeBigInt64LE(++seq, 0)
       writeSync(limitFd, seqBuf, 0, 8, 56)
       // A precise slice's clock starts at the programs' first reading: libfaketime's file (for what

@@ -29,6 +29,8 @@ import type { DrivenCell, QuantumDriver, QuantumHooks, QuantumResult } from './q
 
 /** How long (wall ns) a woken cooperative cell (written to, or its readings waited at the last barrier) may take to become runnable before it counts as idle. */
 const WAKE_GRACE_NS = 50_000
+/** A reading that waited at the last barrier is waited for this long (wall ns) at most before its cell may count as idle. */
+const NAPPING_MAX_NS = 5_000_000
 /** Thread states are read at most this often (wall ns) per cell. */
 const STATE_EVERY_NS = 10_000
 /** After a cell's clock has had its quantum, wait this much more (wall ns) before the next quantum. */
@@ -100,18 +102,22 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
         for (const i of pending) {
           const c = cells[i] as DrivenCell
           if (Number.isNaN(doneAt[i])) {
-            const at = c.clock!.slice().startedAt
+            const sl = c.clock!.slice()
+            const at = sl.startedAt
             if (at !== undefined) {
               startedAt[i] = Number(at)
               doneAt[i] = Number(at) + (budget[i] as number) + SLACK_NS
             } else {
               const cpu = c.cell.cpuTimeNs()
               if (Number.isNaN(cpuMark[i])) cpuMark[i] = cpuBefore[i] as number
-              if (cpu - (cpuMark[i] as number) >= (budget[i] as number)) {
+              // A reading waiting at the last barrier (napping: its naps cost a little CPU) goes on
+              // soon: neither idle nor computing, unless it takes very long.
+              const napping = sl.waited > 0 && now - t0 < NAPPING_MAX_NS
+              if (!napping && cpu - (cpuMark[i] as number) >= (budget[i] as number)) {
                 finish(i, cpu, false) // computing without reading the clock: the quantum's CPU time is used
                 continue
               }
-              if (now - (stateAt[i] as number) >= STATE_EVERY_NS && (!woken[i] || now - t0 >= WAKE_GRACE_NS)) {
+              if (!napping && now - (stateAt[i] as number) >= STATE_EVERY_NS && (!woken[i] || now - t0 >= WAKE_GRACE_NS)) {
                 stateAt[i] = now
                 if (!runnable(c.cell.pids())) {
                   finish(i, cpu, true) // idle

@@ -98,7 +98,7 @@ static clock_gettime_fn libc_clock_gettime;
    0 barrier (virtual epoch ns, 0 = none)   1 virtual epoch ns at the anchor
    2 anchor (real CLOCK_MONOTONIC ns; -1 = "at the first reading": a precise slice, see below)
    3 rate (double)                           4 the planned anchor (for a read-only mapping)
-   5 flags: 1 = wait at the barrier         6 readings that waited at the barrier since the last set
+   5 flags: 1 = wait at the barrier         6 readings waiting at the barrier now (the shim counts)
    7 sequence: odd while the runtime writes the state
    A precise slice (docs/live.md, "Precise slices") starts the clock at the first reading after the
    thaw, not at the thaw: the wake-up of a program that the runtime woke with data (or that waited at
@@ -237,6 +237,7 @@ static long long fast_ns(void) {
         prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
         while (state[7] == seq) nap_ns(5000);
         if (slack > 0) prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
+        __sync_fetch_and_sub(&state[6], 1LL);
         continue;
       }
       v = cap;

@@ -77,8 +77,8 @@ describe('live components in a run', () => {
   })
   afterAll(() => rmSync(work, { recursive: true, force: true }))
 
-  it('carries redis-benchmark ↔ redis-server traffic through a 200 µs link: every GET takes at least the round trip, and nothing is left behind', async () => {
-    const m = liveCluster('live-pair', `
+  it.each(['CpuTime', 'Cooperative'])('carries redis-benchmark ↔ redis-server traffic through a 200 µs link (%s clocks): every GET takes at least the round trip, and nothing is left behind', async (clock) => {
+    const m = liveCluster(`live-pair-${clock.toLowerCase()}`, `
   endTime: 60ms
   network: { default: { latency: 200us } }
   hosts:
@@ -86,9 +86,9 @@ ${DB}
     - name: bench
       components:
         - name: rb
-          live: { command: [redis-benchmark, -h, $(LIVESIM_HOST_DB_0), -p, "6379", -t, get, -n, "40", -c, "1", --csv] }
-`)
-    const dir = path.join(work, 'pair')
+          live: { command: [redis-benchmark, -h, $(LIVESIM_HOST_DB_0), -p, "6379", -t, get, -n, "40", -c, "1", --csv], clock: ${clock} }
+`.replace('live: { command: [redis-server', `live: { clock: ${clock}, command: [redis-server`))
+    const dir = path.join(work, `pair-${clock}`)
     const r = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: dir }) })
     const rb = r.hosts['bench-0']!.components.rb as Record<string, unknown>
     const redis = r.hosts['db-0']!.components.redis as Record<string, unknown>
@@ -105,6 +105,13 @@ ${DB}
     expect(minMs).toBeGreaterThanOrEqual(0.4)
     expect(p50Ms).toBeGreaterThanOrEqual(0.4)
     expect(rps).toBeLessThanOrEqual(2500) // one client, ≥ 400 µs per request
+    // Every byte was stamped with the virtual time its program wrote it (the shim's write stamps), and
+    // a GET costs the round trip plus Redis's and redis-benchmark's few µs: not a quantum (200 µs) or
+    // more per hop, as when bytes were stamped and delivered at quantum ends.
+    expect(rb.unstampedBytes).toBe(0)
+    expect(redis.unstampedBytes).toBe(0)
+    expect(p50Ms).toBeLessThanOrEqual(0.5)
+    expect(r.hosts['db-0']!.live?.clockMode).toBe(clock)
     // The bytes went through the proxies: what the server read and wrote matches what the client side relayed.
     expect(Number(redis.bytesIn)).toBeGreaterThan(40 * 20)
     expect(Number(redis.bytesOut)).toBeGreaterThan(40 * 4)
