@@ -13,7 +13,7 @@
 // Knobs (environment): LIVE_REDIS_CLIENTS (redis-benchmark -c values, default "1,10"),
 // LIVE_REDIS_REQUESTS (-n, default 3000), LIVE_REDIS_END_MARGIN (virtual end time = start-up + 2N
 // replies at the rate of the pilot runs × this + 50 ms, default 1.25), LIVE_REDIS_CLOCK (the live
-// components' clock: CpuTime or WallTime; default: the runtime's default), LIVE_REDIS_KEEP=1 (keep
+// components' clock: Cooperative, the default here, CpuTime or WallTime), LIVE_REDIS_KEEP=1 (keep
 // the work directories).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -341,11 +341,12 @@ export function durationString(ns: number): string {
 }
 
 /** The SimCluster of the fidelity benchmark: redis-server on host db, redis-benchmark on host bench. */
-export function fidelityManifest(o: { latencyNs: number; endTimeNs: number; requests: number; clients: number; clock?: string }): string {
+export function fidelityManifest(o: { latencyNs: number; endTimeNs: number; requests: number; clients: number; clock?: string; cpus?: string }): string {
   const q = (s: string) => JSON.stringify(s)
   const server = ['redis-server', '--bind', '$(LIVESIM_BIND_ADDR)', '--port', '6379', '--save', '', '--appendonly', 'no', '--protected-mode', 'no']
   const bench = ['redis-benchmark', '-h', '$(LIVESIM_HOST_DB_0)', '-p', '6379', ...benchmarkArgs(o.requests, o.clients)]
   const clock = o.clock ? `\n        clock: ${o.clock}` : ''
+  const cell = o.cpus !== undefined ? `\n    cell: { cpus: "${o.cpus}" }` : ''
   return `apiVersion: livesim.dev/v1alpha1
 kind: SimCluster
 metadata: { name: redis-bench }
@@ -353,13 +354,13 @@ spec:
   endTime: ${durationString(o.endTimeNs)}
   network: { default: { latency: ${durationString(o.latencyNs)}, bandwidth: 10Gbps } }
   hosts:
-  - name: db
+  - name: db${cell}
     components:
     - name: redis
       live:
         command: [${server.map(q).join(', ')}]
         ports: [{ name: redis, port: 6379 }]${clock}
-  - name: bench
+  - name: bench${cell}
     components:
     - name: rb
       live:
@@ -415,7 +416,7 @@ interface SimRun {
   retries: number
 }
 
-type SimParams = { latencyNs: number; requests: number; clients: number; clock?: string }
+type SimParams = { latencyNs: number; requests: number; clients: number; clock?: string; cpus?: string }
 
 const PILOTS_NS = [100_000_000, 300_000_000]
 
@@ -511,6 +512,12 @@ export const liveRedisFidelity: Benchmark = {
     const margin = positiveNumber(process.env.LIVE_REDIS_END_MARGIN, 1.25, 'LIVE_REDIS_END_MARGIN')
     const clock = process.env.LIVE_REDIS_CLOCK || 'Cooperative'
     if (clock !== undefined && clock !== 'CpuTime' && clock !== 'WallTime' && clock !== 'Cooperative') throw new Error(`LIVE_REDIS_CLOCK: CpuTime, WallTime or Cooperative, got ${JSON.stringify(clock)}`)
+    // Where the simulated hosts' cells run (cell.cpus): anywhere by default; "same" puts both on the
+    // CPU the native processes are pinned to, or a cpuset list. Measured: pinned to one CPU, the
+    // Cooperative cells of a busy pair (C=10) run far faster than native (CPU a program spends after
+    // its last clock reading in a quantum is not virtual time, and sharing a CPU makes that common).
+    const simCpusEnv = process.env.LIVE_REDIS_SIM_CPUS ?? 'any'
+    const simCpus = simCpusEnv === 'any' ? undefined : simCpusEnv === 'same' ? String(SAME_CPU.serverCpu) : simCpusEnv
     const dir = workDir('redis-fidelity')
     let ok = false
     try {
@@ -534,7 +541,7 @@ export const liveRedisFidelity: Benchmark = {
         // The virtual time redis-benchmark needs under livesim: 2N replies at the pilot's rate, with
         // a margin (a run costs wall time in proportion to its virtual time, busy or idle).
         const simDir = mkdtempSync(path.join(dir, `sim-c${clients}-`))
-        const params = { latencyNs: loop.oneWayNs, requests, clients, clock }
+        const params = { latencyNs: loop.oneWayNs, requests, clients, clock, cpus: simCpus }
         const pilot = await pilotRate(simDir, params)
         const endTimeNs = Math.ceil((pilot.startNs / 1e6) + ((2 * requests) / pilot.repliesPerSecond) * margin * 1000 + 50) * 1e6
         note(
@@ -607,6 +614,7 @@ export const liveRedisFidelity: Benchmark = {
         minAccuracyP99: sig(Math.min(...p99s), 4),
         linkLatencyNs: loop.oneWayNs,
         clock: clock ?? 'default',
+        simCpus: simCpus ?? 'any',
         requests,
         clients: clientCounts,
         detail: {

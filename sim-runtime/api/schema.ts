@@ -222,6 +222,9 @@ export const CellSpec = Type.Object(
     cpu: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?m?$', maxLength: 16, description: 'CPU for the cell (Kubernetes quantity: 1, 500m).' })),
     memory: Type.Optional(Type.String({ pattern: '^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$', maxLength: 16, description: 'Memory for the cell (Kubernetes quantity: 512Mi).' })),
     speed: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'CPU speed factor of the simulated host relative to this machine (default 1).' })),
+    cpus: Type.Optional(
+      Type.String({ pattern: '^[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?)*$', maxLength: 128, description: 'CPUs of the machine the cell may run on, as a cpuset list (1, 0-3, 0,2); default: any.' }),
+    ),
   },
   { ...Closed, description: 'Resources of the cell that isolates the host.' },
 )

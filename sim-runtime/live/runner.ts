@@ -12,6 +12,7 @@
 //   await stop()                        everything torn down: sockets, programs, cells, clocks
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import type { Logger } from 'pino'
 import type { PlanComponent, RunPlan } from '../api/plan.ts'
@@ -59,6 +60,21 @@ export function liveOptionsFromEnv(env: NodeJS.ProcessEnv, logger: Logger, fallb
 
 /** A delivery due this close (virtual ns) after the cells' current time is written at once, not after a stretch of its own. */
 const DELIVERY_EARLY_NS = 300
+
+/** A cpuset list ("1", "0-3", "0,2-3") as CPU numbers, each of which must exist on this machine. */
+export function parseCpuList(text: string, field: string): number[] {
+  const n = os.availableParallelism()
+  const out = new Set<number>()
+  for (const part of text.split(',')) {
+    const [a, b = a] = part.split('-').map(Number) as [number, number?]
+    if (!(Number.isInteger(a) && Number.isInteger(b) && a <= b!)) throw new Error(`${field}: ${JSON.stringify(part)} is not a CPU or a range lo-hi`)
+    for (let c = a; c <= b!; c++) {
+      if (c >= n) throw new Error(`${field}: CPU ${c} does not exist on this machine (CPUs 0-${n - 1})`)
+      out.add(c)
+    }
+  }
+  return [...out].sort((x, y) => x - y)
+}
 
 /** Kubernetes-style $(VAR) expansion: defined variables are replaced, $$ escapes, the rest is left. */
 export function expandVars(text: string, vars: Record<string, string>): string {
@@ -277,6 +293,7 @@ export class LiveRunner {
       mode: this.cellMode,
       cpuQuota: spec.cell?.cpu ? parseCpuCores(spec.cell.cpu) : undefined,
       memoryBytes: spec.cell?.memory ? parseMemoryBytes(spec.cell.memory) : undefined,
+      cpus: spec.cell?.cpus ? parseCpuList(spec.cell.cpus, `host ${h.name}: cell.cpus`) : undefined,
     })
     h.clock = createVirtualClock(path.join(h.dir, '.clock'))
     if (h.clock.stampsFile) h.stamps = new StampReader(h.clock.stampsFile, h.clock.toVirtualNs)

@@ -8,7 +8,8 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
 import { parseCpuCores, parseMemoryBytes } from '../../sim-runtime/api/units.ts'
-import { expandVars, hostVar } from '../../sim-runtime/live/runner.ts'
+import { expandVars, hostVar, parseCpuList } from '../../sim-runtime/live/runner.ts'
+import { availableParallelism } from 'node:os'
 import { alive } from '../../sim-runtime/live/proc.ts'
 import { RunFailed } from '../../sim-runtime/sync/leader.ts'
 import { manifest, runProcesses } from '../helpers.ts'
@@ -35,6 +36,15 @@ describe('live component helpers', () => {
     expect(hostVar('db-0')).toBe('LIVESIM_HOST_DB_0')
     expect(hostVar('web.front-12')).toBe('LIVESIM_HOST_WEB_FRONT_12')
   })
+  it('parses cell.cpus cpuset lists, and refuses CPUs this machine does not have, naming the field', () => {
+    expect(parseCpuList('0', 'host db-0: cell.cpus')).toEqual([0])
+    expect(parseCpuList('0-0,0', 'f')).toEqual([0])
+    const last = availableParallelism() - 1
+    expect(parseCpuList(`0-${last}`, 'f')).toEqual(Array.from({ length: last + 1 }, (_, i) => i))
+    expect(() => parseCpuList('4096', 'host db-0: cell.cpus')).toThrow(/host db-0: cell\.cpus: CPU 4096 does not exist on this machine \(CPUs 0-\d+\)/)
+    expect(() => parseCpuList('3-1', 'f')).toThrow(/"3-1" is not a CPU or a range/)
+  })
+
   it('parses cell quantities', () => {
     expect(parseCpuCores('500m')).toBe(0.5)
     expect(parseCpuCores('2')).toBe(2)
