@@ -11,8 +11,7 @@
 //   3. Wait until the anchor (letting the event loop run), thaw the cells.
 //   4. Each cell has its own freeze deadline: anchor + need − freezeMargin, where need is the wall time
 //      it needs to reach the barrier (virtual time left × speed) and freezeMargin the freeze latency
-//      seen so far (adaptive, at most a quarter of need). Meanwhile the loop calls the hooks: onDue(i)
-//      once cell i's clock reaches nextDueNs(i). CpuTime cells: at the deadline, the wall time their
+//      seen so far (adaptive, at most a quarter of need). CpuTime cells: at the deadline, the wall time their
 //      threads spent waiting for a CPU so far (steal) is read and the deadline moved by it, until it
 //      stops growing. Cells whose deadlines are near are frozen together.
 //   5. After its freeze, a cell's progress in the slice is span × rate for WallTime (span = anchor →
@@ -57,18 +56,11 @@ export interface DrivenCell {
   speed: number
 }
 
+/**
+ * What the runtime does around a run. Nothing is delivered inside a run: the runtime splits its
+ * quanta at delivery times (runner.ts) and writes what is due in onStart, while the cells stand still.
+ */
 export interface QuantumHooks {
-  /** Next virtual instant (ns) at which the runtime must act for cell i, or Infinity. Called often; must be cheap. */
-  nextDueNs?(i: number): number
-  /**
-   * Called synchronously from the driver's loop once cell i's virtual clock has reached nextDueNs(i)
-   * (while the cell is thawed, or being frozen: its clock runs until it stops); the runtime writes due
-   * bytes to sockets here. Called again as long as nextDueNs(i) <= virtualNowNs(i). What the clock
-   * passed during a freeze is called when the freeze is seen. When a cell is done with the quantum
-   * (frozen at the barrier), what is due up to the barrier is called at once with virtualNowNs =
-   * barrier: the program reads it at its next thaw.
-   */
-  onDue?(i: number, virtualNowNs: number): void
   /**
    * Cell i starts this run with a precise slice (docs/live.md, "Precise slices"): the runtime has just
    * written data into it. Its clock starts at the first reading after the thaw, readings wait at the
@@ -345,25 +337,6 @@ function makeDriver(cells: DrivenCell[]) {
     hooks?.onStart?.()
     const preciseFirst = new Uint8Array(n)
     for (let i = 0; i < n; i++) preciseFirst[i] = preciseNext[i] || (hooks?.precise?.(i) && cells[i]!.clock ? 1 : 0)
-    const nextDue = hooks?.nextDueNs?.bind(hooks)
-    const onDue = hooks?.onDue?.bind(hooks)
-    const due = nextDue && onDue ? { nextDue, onDue } : undefined
-
-    /** The instant (hrtime ns) at which cell i's clock reaches its next due time in the current slice. */
-    const dueWallNs = (i: number): number => {
-      const d = due ? due.nextDue(i) : Infinity
-      return d === Infinity ? Infinity : anchorNum + (d - (sliceStart[i] as number)) / (rate[i] as number)
-    }
-    const runDue = (i: number) => {
-      if (!due) return
-      let v = virtualNowNs(i)
-      for (let k = 0; due.nextDue(i) <= v; k++) {
-        if (k >= 1_000_000) throw new Error(`quantum driver: onDue(${i}, ${v}) keeps nextDueNs(${i}) at ${due.nextDue(i)}; it must consume what is due`)
-        due.onDue(i, v)
-        v = virtualNowNs(i)
-      }
-    }
-    /** Cell i is done with this quantum: it stays frozen, its clock is at the barrier, what is due up to it is called now. */
     /**
      * How far short of the barrier a CpuTime cell may end its quantum: the rest is carried into the
      * next one instead of costing another slice here. Twice the freeze margin (a cell frozen at its
@@ -387,7 +360,6 @@ function makeDriver(cells: DrivenCell[]) {
       }
       progress[i] = B
       clockAt[i] = B
-      runDue(i)
     }
 
     const slice = async (active: number[], first: boolean) => {
@@ -448,10 +420,8 @@ function makeDriver(cells: DrivenCell[]) {
       }
       /** Thawed and not being frozen. */
       const thawed = new Set(active)
-      /** Freezes under way (the loop goes on checking hooks and deadlines meanwhile). */
+      /** Freezes under way (the loop goes on checking deadlines meanwhile). */
       const inflight = new Set<Promise<void>>()
-      /** Cells being frozen: their clocks run until they are, so their hooks are still called. */
-      const freezing = new Set<number>()
       let failure: { e: unknown } | undefined
 
       const freezeBatch = async (batch: number[]) => {
@@ -467,7 +437,6 @@ function makeDriver(cells: DrivenCell[]) {
         freezeMarginNs = Math.min(Math.max(freezeNs * 1.5, freezeMarginNs * 0.95, MIN_MARGIN_NS), Math.max(MIN_MARGIN_NS, quantumWallNs / 4))
         const span = frozenAt - anchorNum
         for (const i of batch) {
-          freezing.delete(i)
           inSlice[i] = 0
           slices[i] = (slices[i] as number) + 1
           const r = rate[i] as number
@@ -495,9 +464,7 @@ function makeDriver(cells: DrivenCell[]) {
           }
           overrun = Math.max(overrun, ran - need)
           progress[i] = (progress[i] as number) + ran * r
-          // What the clock passed during the freeze, while the loop was busy elsewhere: now.
           if (reached(i)) finish(i)
-          else runDue(i)
         }
       }
 
@@ -522,10 +489,6 @@ function makeDriver(cells: DrivenCell[]) {
             }
           }
         }
-        if (due) {
-          for (const i of thawed) runDue(i)
-          for (const i of freezing) runDue(i)
-        }
         const t = hr()
         let batch: number[] | undefined
         for (const i of thawed) {
@@ -547,10 +510,7 @@ function makeDriver(cells: DrivenCell[]) {
           ;(batch ??= []).push(i)
         }
         if (batch) {
-          for (const i of batch) {
-            thawed.delete(i)
-            freezing.add(i)
-          }
+          for (const i of batch) thawed.delete(i)
           const p: Promise<void> = freezeBatch(batch).then(
             () => void inflight.delete(p),
             (e: unknown) => {
@@ -559,20 +519,6 @@ function makeDriver(cells: DrivenCell[]) {
             },
           )
           inflight.add(p)
-          continue
-        }
-        if (due) {
-          // Check the hooks at every turn of the event loop (socket reads come in between), spinning
-          // when a due time or deadline is near, and napping ≤ 100 µs when the next is further: a
-          // spinning runtime loses its core for a whole scheduler slice (ms) to any other task there,
-          // a napping one gets it back at once when it wakes. A due time that a socket read sets is
-          // seen at the next turn.
-          let next = unread.size > 0 ? t + 5_000 : Infinity
-          for (const i of thawed) next = Math.min(next, deadline.get(i) as number, dueWallNs(i))
-          for (const i of freezing) next = Math.min(next, dueWallNs(i))
-          const left = next - hr()
-          if (left > 150_000) Atomics.wait(napCell, 0, 0, Math.min(left - 100_000, 100_000) / 1e6)
-          await immediate()
           continue
         }
         if (thawed.size === 0) {

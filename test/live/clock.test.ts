@@ -12,7 +12,7 @@ import { createCell, probeCgroup2, type Cell, type CellMode } from '../../sim-ru
 import { clockCoverage, createVirtualClock, DEFAULT_BASE_EPOCH_MS, findLibfaketime, offsetText, startAtText, type VirtualClock } from '../../sim-runtime/live/clock.ts'
 import { createQuantumDriver, type QuantumResult } from '../../sim-runtime/live/quantum.ts'
 import { faketimeShim } from '../../sim-runtime/live/shim.ts'
-import { baseEnv, compilePrograms, ensureLiveDeps, parseTicks, sleep, waitFor, type Programs, type Tick } from './helpers.ts'
+import { baseEnv, compilePrograms, ensureLiveDeps, parseTicks, sleep, waitFor, type Programs, type Tick, recordingClock } from './helpers.ts'
 
 const work = mkdtempSync(path.join(tmpdir(), 'livesim-clock-test-'))
 // Clock files on tmpfs when there is one: writing them is on every barrier's path.
@@ -41,31 +41,13 @@ interface Quantum {
   result: QuantumResult
 }
 
-/** Capture the anchors the driver passes to set(). */
-function recording(clock: VirtualClock): { clock: VirtualClock; sets: { v: number; rate: number; anchor: bigint }[] } {
-  const sets: { v: number; rate: number; anchor: bigint }[] = []
-  return {
-    sets,
-    clock: {
-      env: () => clock.env(),
-      close: () => clock.close(),
-      slice: () => clock.slice(),
-      stampsFile: clock.stampsFile,
-      toVirtualNs: (ns) => clock.toVirtualNs(ns),
-      set(v, rate, opts) {
-        sets.push({ v, rate, anchor: opts?.anchorNs ?? process.hrtime.bigint() })
-        clock.set(v, rate, opts)
-      },
-    },
-  }
-}
 
 /**
  * Run quanta of `virtualNs` until `until()` (or 40 s of wall time: a loaded machine may starve the
  * programs), frozen for `gapMs(k)` of wall time after quantum k.
  */
 async function drive(cell: Cell, clock: VirtualClock, opts: { virtualNs: number; rate?: number; gapMs: (k: number) => number; until: () => boolean }) {
-  const rec = recording(clock)
+  const rec = recordingClock(clock)
   const driver = createQuantumDriver([cell], [rec.clock])
   const quanta: Quantum[] = []
   let T = 0

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { findLibfaketime } from '../../sim-runtime/live/clock.ts'
+import { findLibfaketime, type VirtualClock } from '../../sim-runtime/live/clock.ts'
 import { procStat, readStat, taskRuntimeNs, tids } from '../../sim-runtime/live/proc.ts'
 import { which } from '../../sim-runtime/live/spawn.ts'
 
@@ -192,5 +192,33 @@ export async function waitFor(cond: () => boolean, timeoutMs = 10_000, what = 'c
   while (!cond()) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await sleep(10)
+  }
+}
+
+/** One set() of a recorded clock: one per slice. */
+export interface ClockSet {
+  v: number
+  rate: number
+  anchor: bigint
+  until: number
+  precise: boolean
+}
+
+/** A clock that records every set() the driver makes, passing each on to `clock`. */
+export function recordingClock(clock: VirtualClock): { clock: VirtualClock; sets: ClockSet[] } {
+  const sets: ClockSet[] = []
+  return {
+    sets,
+    clock: {
+      env: () => clock.env(),
+      close: () => clock.close(),
+      slice: () => clock.slice(),
+      stampsFile: clock.stampsFile,
+      toVirtualNs: (ns) => clock.toVirtualNs(ns),
+      set(v, rate, opts) {
+        sets.push({ v, rate, anchor: opts?.anchorNs ?? process.hrtime.bigint(), until: opts?.untilNs ?? Number.MAX_SAFE_INTEGER, precise: opts?.precise === true })
+        clock.set(v, rate, opts)
+      },
+    },
   }
 }

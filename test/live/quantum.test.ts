@@ -10,7 +10,7 @@ import { IsolationRig, pinSelf, type IsolationSample } from '../../bench/live.ts
 import { createCell, detectCellMode, type Cell, type CellMode } from '../../sim-runtime/live/cell.ts'
 import { createVirtualClock, DEFAULT_BASE_EPOCH_MS, type VirtualClock } from '../../sim-runtime/live/clock.ts'
 import { createQuantumDriver, MAX_EXTRA_SLICES, type ClockMode, type QuantumResult } from '../../sim-runtime/live/quantum.ts'
-import { baseEnv, compilePrograms, ensureLiveDeps, parseTicks, sleep, type Programs, type Tick } from './helpers.ts'
+import { baseEnv, compilePrograms, ensureLiveDeps, parseTicks, sleep, type Programs, type Tick, recordingClock, type ClockSet } from './helpers.ts'
 
 const work = mkdtempSync(path.join(tmpdir(), 'livesim-quantum-test-'))
 const clockRoot = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/livesim-quantum-test-') : work
@@ -29,30 +29,6 @@ afterAll(() => {
   rmSync(clockRoot, { recursive: true, force: true })
 })
 
-/** A clock that records every set(): one per slice. */
-interface Set_ {
-  v: number
-  rate: number
-  anchor: bigint
-  until: number
-}
-function recording(clock: VirtualClock): { clock: VirtualClock; sets: Set_[] } {
-  const sets: Set_[] = []
-  return {
-    sets,
-    clock: {
-      env: () => clock.env(),
-      close: () => clock.close(),
-      slice: () => clock.slice(),
-      stampsFile: clock.stampsFile,
-      toVirtualNs: (ns) => clock.toVirtualNs(ns),
-      set(v, rate, opts) {
-        sets.push({ v, rate, anchor: opts?.anchorNs ?? process.hrtime.bigint(), until: opts?.untilNs ?? Number.MAX_SAFE_INTEGER })
-        clock.set(v, rate, opts)
-      },
-    },
-  }
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? NaN
 
@@ -67,7 +43,7 @@ describe.each(['CpuTime', 'WallTime'] as const)('idle sleeper, %s', (clockMode: 
   it('reads exactly the virtual time granted, slice by slice, across many quanta and long freezes', async () => {
     cell = await createCell({ name: `q-idle-${clockMode}`, mode })
     clock = createVirtualClock(path.join(clockRoot, `idle-${clockMode}`))
-    const rec = recording(clock)
+    const rec = recordingClock(clock)
     await cell.freeze()
     const log = path.join(work, `idle-${clockMode}.log`)
     cell.spawn([progs.tick, '1000', '10', 'A'], { env: { ...baseEnv(), ...clock.env() }, cwd: work, logFile: log })
@@ -107,7 +83,7 @@ describe.each(['CpuTime', 'WallTime'] as const)('idle sleeper, %s', (clockMode: 
     // the last reading is inside the quantum it was taken in.
     for (let i = 1; i < ticks.length; i++) expect(Number((ticks[i] as Tick).realtime - (ticks[i - 1] as Tick).realtime)).toBeGreaterThanOrEqual(10e6)
     const last = ticks.at(-1) as Tick
-    const lastSet = rec.sets.findLast((x) => x.anchor <= last.rawAfter) as Set_
+    const lastSet = rec.sets.findLast((x) => x.anchor <= last.rawAfter) as ClockSet
     expect(Number(last.realtime - BASE)).toBeLessThanOrEqual(lastSet.until)
     expect(Number(last.realtime - BASE)).toBeGreaterThanOrEqual(lastSet.until - Q)
     // 40 sleeps of 10 ms: 400 ms of virtual time plus the program's start and its printing, in 40-45
@@ -194,8 +170,9 @@ describe('hooks', () => {
     for (const c of cells) await c.destroy()
   })
 
-  it('onDue comes once the cell reaches each due instant, in that quantum, also in later slices; virtualNowNs is monotonic', async () => {
-    // Two busy cells on one core, CpuTime: quanta take several slices. Dues for cell 0 every 0.37 ms.
+  it('onStart comes once per run with every cell frozen; precise(i) gives cell i a precise slice; virtualNowNs is monotonic', async () => {
+    // Two busy cells on one core, CpuTime: quanta take several slices. Cell 0 (with a clock) is asked
+    // for a precise slice every fourth quantum; cell 1 has no clock, so it never gets one.
     const cpu = availableParallelism() - 1
     const unpin = pinSelf(cpu > 0 ? [0] : [])
     try {
@@ -207,20 +184,16 @@ describe('hooks', () => {
       await b.freeze()
       a.spawn([progs.burn, '1'], { env: baseEnv(), cwd: work, logFile: path.join(work, 'hooks-a.log') })
       b.spawn([progs.burn, '1'], { env: baseEnv(), cwd: work, logFile: path.join(work, 'hooks-b.log') })
-      const rec = recording(createVirtualClock(path.join(clockRoot, 'hooks')))
+      const rec = recordingClock(createVirtualClock(path.join(clockRoot, 'hooks')))
       const driver = createQuantumDriver([
         { cell: a, clock: rec.clock, clockMode: 'CpuTime', speed: 1 },
         { cell: b, clockMode: 'CpuTime', speed: 1 },
       ])
       const Q = 4_000_000
-      const QUANTA = 25
-      const dues: number[] = []
-      for (let t = 0; t < Q * QUANTA; t += 370_000) dues.push(t)
-      let head = 0
-      const calls: { due: number; now: number; v: number; quantum: number; slice: number }[] = []
+      const QUANTA = 20
+      const starts: { quantum: number; frozen: boolean[]; sets: number }[] = []
       const samples: { i: number; v: number; quantum: number }[] = []
       let quantum = 0
-      let setsAtStart = 0
       let running = false
       const sampler = () => {
         if (!running) return
@@ -228,91 +201,53 @@ describe('hooks', () => {
         setImmediate(sampler)
       }
       const results: QuantumResult[] = []
-      /** Per quantum: where cell 0's clock started in each of its slices. */
-      const sliceStarts: number[][] = []
+      /** Per quantum: cell 0's first set() of the quantum. */
+      const firstSets: ClockSet[] = []
       for (quantum = 0; quantum < QUANTA; quantum++) {
         const T = quantum * Q
-        setsAtStart = rec.sets.length
+        const setsBefore = rec.sets.length
         running = true
         setImmediate(sampler)
         results.push(
           await driver.run(T, Q, {
-            nextDueNs: (i) => (i === 0 && head < dues.length ? (dues[head] as number) : Infinity),
-            onDue: (i, now) => {
-              if (i !== 0) throw new Error(`onDue(${i}): nothing is ever due for cell ${i}`)
-              const v = driver.virtualNowNs(0)
-              while (head < dues.length && (dues[head] as number) <= now) {
-                calls.push({ due: dues[head] as number, now, v, quantum, slice: rec.sets.length - setsAtStart })
-                head++
-              }
-            },
+            onStart: () => starts.push({ quantum, frozen: [a.frozen, b.frozen], sets: rec.sets.length - setsBefore }),
+            precise: (i) => i === 0 && quantum % 4 === 0,
           }),
         )
         running = false
-        sliceStarts.push(rec.sets.slice(setsAtStart).map((x) => x.v))
+        firstSets.push(rec.sets[setsBefore] as ClockSet)
         expect(driver.virtualNowNs(0)).toBe(T + Q)
         expect(driver.virtualNowNs(1)).toBe(T + Q)
       }
       rec.clock.close()
-      // Every due instant was called exactly once, in its own quantum, at or after it, never past the barrier.
-      expect(calls.map((c) => c.due)).toEqual(dues)
-      for (const c of calls) {
-        const T = c.quantum * Q
-        expect(c.due, JSON.stringify(c)).toBeGreaterThanOrEqual(T)
-        expect(c.due, JSON.stringify(c)).toBeLessThan(T + Q)
-        expect(c.now, JSON.stringify(c)).toBeGreaterThanOrEqual(c.due)
-        expect(c.now, JSON.stringify(c)).toBeLessThanOrEqual(T + Q)
-        expect(c.v).toBeGreaterThanOrEqual(c.now) // virtualNowNs inside onDue: a little later
-        expect(c.v).toBeLessThanOrEqual(T + Q)
+      // onStart: once per run, before any slice (no set() yet), every cell frozen.
+      expect(starts.map((x) => x.quantum)).toEqual(Array.from({ length: QUANTA }, (_, q) => q))
+      for (const x of starts) expect(x, JSON.stringify(x)).toEqual({ quantum: x.quantum, frozen: [true, true], sets: 0 })
+      // precise(0): that quantum's first slice of cell 0 is precise (the clock starts at its first
+      // reading). The burner never reads it, so the slice ends after PRECISE_WAIT_NS and the next
+      // quantum carries it, once; the two after are ordinary. Cell 1 has no clock: never precise.
+      for (let q = 0; q < QUANTA; q++) {
+        const precise = q % 4 === 0 || q % 4 === 1
+        expect(firstSets[q]!.precise, `quantum ${q}`).toBe(precise)
+        expect(results[q]!.preciseSlices[0], `quantum ${q}`).toBe(precise ? 1 : 0)
+        expect(results[q]!.preciseSlices[1], `quantum ${q}`).toBe(0)
       }
-      // Each due is called in the slice whose clock reached it: slice j's clock runs from start_j to
-      // start_j+1 (the last one's to the barrier), so a due in (start_j, start_j+1] belongs to slice j
-      // (the first slice also takes the quantum's start).
-      for (const c of calls) {
-        const starts = sliceStarts[c.quantum] as number[]
-        const j = starts.length === 0 ? 0 : Math.max(1, starts.filter((v) => v < c.due).length)
-        expect(c.slice, `${JSON.stringify(c)} (slices of its quantum start at ${starts.join(', ')})`).toBe(j)
-      }
-      // While the cell runs (its clock short of the barrier), or at the barrier once it is done.
-      const thawed = calls.filter((c) => c.now < (c.quantum + 1) * Q)
-      const lateness = thawed.map((c) => c.now - c.due)
-      const laterSlices = thawed.filter((c) => c.slice >= 2)
       // virtualNowNs: never back, within the quantum.
       for (const i of [0, 1]) {
-        const mine = samples.filter((s) => s.i === i)
+        const mine = samples.filter((x) => x.i === i)
         for (let k = 1; k < mine.length; k++) expect((mine[k] as { v: number }).v).toBeGreaterThanOrEqual((mine[k - 1] as { v: number }).v)
-        for (const s of mine) {
-          expect(s.v).toBeGreaterThanOrEqual(s.quantum * Q)
-          expect(s.v).toBeLessThanOrEqual((s.quantum + 1) * Q)
+        for (const x of mine) {
+          expect(x.v).toBeGreaterThanOrEqual(x.quantum * Q)
+          expect(x.v).toBeLessThanOrEqual((x.quantum + 1) * Q)
         }
       }
       const extra = results.reduce((x, r) => x + r.extraSlices, 0)
-      console.log(
-        `[${mode}] ${calls.length} dues over ${QUANTA} quanta (${extra} extra slices): ${thawed.length} while thawed (${laterSlices.length} in a later slice of their quantum), ` +
-          `${calls.length - thawed.length} at the barrier; lateness while thawed median ${median(lateness)} ns, max ${Math.max(...lateness)} ns; ${samples.length} virtualNowNs samples`,
-      )
+      console.log(`[${mode}] ${QUANTA} quanta, ${extra} extra slices, ${samples.length} virtualNowNs samples`)
       expect(extra).toBeGreaterThan(0)
-      expect(thawed.length).toBeGreaterThan(calls.length / 2)
-      expect(median(lateness)).toBeLessThan(100_000)
       expect(results.every((r) => r.extraSlices <= MAX_EXTRA_SLICES)).toBe(true)
     } finally {
       unpin()
     }
-  })
-
-  it('an onDue that never consumes fails the quantum, and the cells end frozen', async () => {
-    const c = await createCell({ name: 'q-hooks-stuck', mode })
-    cells.push(c)
-    await c.freeze()
-    c.spawn(['sleep', '1000'], { env: baseEnv(), cwd: work, logFile: path.join(work, 'stuck.log') })
-    const driver = createQuantumDriver([{ cell: c, clockMode: 'CpuTime', speed: 1 }])
-    await expect(driver.run(0, 1_000_000, { nextDueNs: () => 0, onDue: () => undefined })).rejects.toThrow(/must consume/)
-    expect(c.frozen).toBe(true)
-    // The next quantum runs normally (the program is still starting: it may take more than a slice).
-    const r = await driver.run(1_000_000, 1_000_000)
-    expect(r.slices[0]).toBeGreaterThanOrEqual(1)
-    expect(r.capped).toEqual([])
-    expect(c.frozen).toBe(true)
   })
 
   it('rejects bad cells and quanta', async () => {
