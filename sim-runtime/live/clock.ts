@@ -26,7 +26,8 @@
 // - CLOCK_REALTIME, CLOCK_MONOTONIC (and _COARSE, _RAW, BOOTTIME), time(), gettimeofday() are faked;
 //   CLOCK_MONOTONIC reads the same virtual time as CLOCK_REALTIME (an absolute date, not time since
 //   boot). CPU-time clocks are only scaled by the rate.
-// - The barrier (untilNs) goes into a second, 8-byte file that the shim maps and clamps readings to.
+// - The barrier (untilNs) and the fast clock's state go into a second, 64-byte file that the shim
+//   maps (STATE_BYTES): readings are computed from it and clamped to the barrier.
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { alive } from './proc.ts'
@@ -70,8 +71,8 @@ export interface VirtualClock {
  * Size of the state file the shim maps (LIVESIM_CLOCK_LIMIT), 8-byte words: barrier, virtual ns at
  * anchor, anchor (CLOCK_MONOTONIC ns; -1: at the first reading), rate (float64), planned anchor,
  * flags (1: readings wait at the barrier), readings waiting at the barrier now (the shim counts; set()
- * leaves it alone), sequence (odd
- * while set() writes: a seqlock, for cells that are not frozen while their clock is set).
+ * leaves it alone), sequence (odd while set() writes: a seqlock, for cells that are not frozen while
+ * their clock is set).
  */
 export const STATE_BYTES = 64
 

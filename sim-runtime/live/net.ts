@@ -29,12 +29,13 @@ import { stampKeyOfPeer, type StampReader } from './stamps.ts'
 export interface NetHost {
   readonly index: number
   readonly name: string
-  readonly cellIndex: number
   bindAddr: string
   readonly comps: NetComp[]
   /** The write stamps of the host's programs, when the shim records them. */
   readonly stamps?: StampReader | undefined
   enqueue(at: number, fn: () => void): void
+  /** The host's virtual time now (its cell's clock during a run, else the last barrier). */
+  virtualNowNs(): number
 }
 
 /** LIVESIM_HOST_<NAME>: the variable that holds a host's address, e.g. db-0 → LIVESIM_HOST_DB_0. */
@@ -165,7 +166,6 @@ export class LiveNet {
   private readonly plan: RunPlan
   private readonly hosts: Map<number, NetHost>
   private readonly addresses: { alloc(): string }
-  private readonly nowOf: (h: NetHost) => number
   private readonly log: Logger
   /** Host index → served port → component index, for every host of the cluster with live ports. */
   private readonly served = new Map<number, Map<number, number>>()
@@ -186,11 +186,10 @@ export class LiveNet {
   /** LIVESIM_LOG_LEVEL=trace: every delivery (due vs. actual virtual time) and every read (its stamp). */
   private readonly trace: boolean
 
-  constructor(plan: RunPlan, hosts: Map<number, NetHost>, addresses: { alloc(): string }, nowOf: (h: NetHost) => number, log: Logger) {
+  constructor(plan: RunPlan, hosts: Map<number, NetHost>, addresses: { alloc(): string }, log: Logger) {
     this.plan = plan
     this.hosts = hosts
     this.addresses = addresses
-    this.nowOf = nowOf
     this.log = log
     this.trace = log.isLevelEnabled('trace')
     for (const h of plan.hosts) {
@@ -256,14 +255,14 @@ export class LiveNet {
     const send: Send = (type, payload, atNs) => this.sendLive(from.ctx, type, t, tComp, id, type === MSG_LIVE_OPEN ? port : DIR_C2S, payload, atNs)
     const conn = this.conn(sock, this.statsOf(from), send)
     this.clientConns.get(s.index)!.set(id, conn)
-    send(MSG_LIVE_OPEN, undefined, this.nowOf(s))
+    send(MSG_LIVE_OPEN, undefined, s.virtualNowNs())
     this.relay(s, conn, () => this.clientConns.get(s.index)?.delete(id))
   }
 
   /** A message for a live component of host h arrived at virtual time atNs: act when the cell's clock gets there. */
   receive(h: NetHost, comp: NetComp, msg: Message, atNs: number): void {
     h.enqueue(atNs, () => {
-      if (this.trace) this.log.trace({ host: h.name, dueNs: atNs, nowNs: this.nowOf(h), type: msg.type, bytes: msg.payload?.length ?? 0 }, 'deliver')
+      if (this.trace) this.log.trace({ host: h.name, dueNs: atNs, nowNs: h.virtualNowNs(), type: msg.type, bytes: msg.payload?.length ?? 0 }, 'deliver')
       switch (msg.type) {
         case MSG_REQUEST:
           return this.modelRequest(h, comp, msg)
@@ -311,7 +310,7 @@ export class LiveNet {
     const { sock, stats } = conn
     conn.stats.connections++
     const queue = (buf: Buffer | undefined) => {
-      conn.pending.push({ buf, pos: conn.readBytes, readNs: this.nowOf(h) })
+      conn.pending.push({ buf, pos: conn.readBytes, readNs: h.virtualNowNs() })
       conn.readBytes += buf?.length ?? 0
       let d = this.dirty.get(h.index)
       if (!d) this.dirty.set(h.index, (d = new Set()))
@@ -402,7 +401,7 @@ export class LiveNet {
     let c = conns.get(key)
     if (!c || c.broken) {
       const reply = (type: number, id: number, to: { host: number; comp: number }, bytes: number) => {
-        comp.ctx.sendAt(newMessage(type, to.host, to.comp, id, bytes), this.nowOf(h))
+        comp.ctx.sendAt(newMessage(type, to.host, to.comp, id, bytes), h.virtualNowNs())
       }
       const sock = net.connect({ host: h.bindAddr, port, noDelay: true })
       const mc: ModelConn = { sock, scanner: new ReplyScanner(), pending: [], broken: false }

@@ -23,14 +23,14 @@ import type { Message } from '../engine/message.ts'
 import { createCell, detectCellMode, CELL_MODES, type Cell, type CellMode } from './cell.ts'
 import { clockCoverage, createVirtualClock, findLibfaketime, type VirtualClock } from './clock.ts'
 import { AddressBlock, LiveNet, type NetHost } from './net.ts'
-import { StampReader } from './stamps.ts'
-export { hostVar } from './net.ts'
 import { createCoopDriver } from './coop.ts'
 import { createQuantumDriver, type QuantumDriver } from './quantum.ts'
+import { which } from './spawn.ts'
+import { StampReader } from './stamps.ts'
+export { hostVar } from './net.ts'
 
 /** A cell's clock mode: CpuTime and WallTime cells are frozen between quanta (quantum.ts), Cooperative ones stop at barriers by themselves (coop.ts). */
 export type LiveClockMode = 'CpuTime' | 'WallTime' | 'Cooperative'
-import { which } from './spawn.ts'
 
 export interface LiveRunnerOptions {
   /** Where clock files and the programs' logs go: <workDir>/<host>/<component>.log. */
@@ -145,7 +145,6 @@ export class LiveComponent implements Component {
 export class LiveHost implements NetHost {
   readonly index: number
   readonly name: string
-  readonly cellIndex: number
   readonly comps: LiveComponent[] = []
   readonly dir: string
   bindAddr = ''
@@ -173,10 +172,9 @@ export class LiveHost implements NetHost {
   /** Precise slices (quantum.ts). */
   preciseSlices = 0
 
-  constructor(index: number, name: string, cellIndex: number, dir: string) {
+  constructor(index: number, name: string, dir: string) {
     this.index = index
     this.name = name
-    this.cellIndex = cellIndex
     this.dir = dir
   }
 
@@ -186,6 +184,10 @@ export class LiveHost implements NetHost {
 
   nextDueNs(): number {
     return this.head < this.queue.length ? this.queue[this.head]!.at : Infinity
+  }
+
+  virtualNowNs(): number {
+    return this.driver?.virtualNowNs(this.local) ?? 0
   }
 
   /** The first due time later than t, or Infinity. */
@@ -233,11 +235,11 @@ export class LiveRunner {
     for (const i of hostIndices) {
       const h = plan.hosts[i]!
       if (!h.components.some((c) => c.spec.live)) continue
-      const lh = new LiveHost(i, h.name, this.hosts.length, path.join(opts.workDir, h.name))
+      const lh = new LiveHost(i, h.name, path.join(opts.workDir, h.name))
       this.hosts.push(lh)
       this.byIndex.set(i, lh)
     }
-    this.net = new LiveNet(plan, this.byIndex, this.addresses, (h) => (h as LiveHost).driver?.virtualNowNs((h as LiveHost).local) ?? 0, this.log)
+    this.net = new LiveNet(plan, this.byIndex, this.addresses, this.log)
     for (const h of this.hosts) h.net = this.net
   }
 
@@ -318,7 +320,7 @@ export class LiveRunner {
       child.on('exit', (code, signal) => {
         c.exitCode = code
         c.exitSignal = signal
-        c.exitedAtNs = h.driver?.virtualNowNs(h.local) ?? 0
+        c.exitedAtNs = h.virtualNowNs()
         if (!this.stopped) this.log.info({ component: c.plan.path, code, signal, atNs: c.exitedAtNs }, 'live program exited')
       })
       child.on('error', (err) => this.log.error({ component: c.plan.path, err: err.message }, 'live program failed to start'))
