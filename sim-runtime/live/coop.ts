@@ -25,7 +25,7 @@
 // unlike CpuTime), and CPU time a program spends between its last reading (or write) and the barrier
 // is not virtual time (it reads the barrier afterwards, not barrier + that time).
 import { readStat, tids } from './proc.ts'
-import type { DrivenCell, QuantumDriver, QuantumHooks, QuantumResult } from './quantum.ts'
+import { waitStep, type DrivenCell, type QuantumDriver, type QuantumHooks, type QuantumResult } from './quantum.ts'
 
 /** How long (wall ns) a woken cooperative cell (written to, or its readings waited at the last barrier) may take to become runnable before it counts as idle. */
 const WAKE_GRACE_NS = 50_000
@@ -36,7 +36,6 @@ const STATE_EVERY_NS = 10_000
 /** After a cell's clock has had its quantum, wait this much more (wall ns) before the next quantum. */
 const SLACK_NS = 1_000
 
-const napCell = new Int32Array(new SharedArrayBuffer(4))
 const hr = () => Number(process.hrtime.bigint())
 
 export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
@@ -91,10 +90,10 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
       const doneAt = new Float64Array(n).fill(NaN)
       const stateAt = new Float64Array(n).fill(-Infinity)
       const budget = cells.map((c) => virtualNs * c.speed)
-      const finish = (i: number, cpu: number, idle: boolean) => {
+      /** Cell i is at the barrier; `computing`: by its CPU time (the next budget starts where this one ended), else from now. */
+      const finish = (i: number, cpu: number, computing: boolean) => {
         pending.delete(i)
-        // Idle: nothing to carry. Computing: the budget ends where the quantum's CPU time does.
-        cpuMark[i] = idle || Number.isNaN(cpuMark[i]) ? cpu : (cpuMark[i] as number) + (budget[i] as number)
+        cpuMark[i] = computing && !Number.isNaN(cpuMark[i]) ? (cpuMark[i] as number) + (budget[i] as number) : cpu
       }
       while (pending.size > 0) {
         const now = hr()
@@ -114,13 +113,13 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
               // soon: neither idle nor computing, unless it takes very long.
               const napping = sl.waited > 0 && now - t0 < NAPPING_MAX_NS
               if (!napping && cpu - (cpuMark[i] as number) >= (budget[i] as number)) {
-                finish(i, cpu, false) // computing without reading the clock: the quantum's CPU time is used
+                finish(i, cpu, true) // computing without reading the clock: the quantum's CPU time is used
                 continue
               }
               if (!napping && now - (stateAt[i] as number) >= STATE_EVERY_NS && (!woken[i] || now - t0 >= WAKE_GRACE_NS)) {
                 stateAt[i] = now
                 if (!runnable(c.cell.pids())) {
-                  finish(i, cpu, true) // idle
+                  finish(i, cpu, false) // idle
                   continue
                 }
               }
@@ -128,14 +127,12 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
               continue
             }
           }
-          if (now >= (doneAt[i] as number)) finish(i, c.cell.cpuTimeNs(), true)
+          if (now >= (doneAt[i] as number)) finish(i, c.cell.cpuTimeNs(), false)
           else next = Math.min(next, doneAt[i] as number)
         }
         if (pending.size === 0) break
         // Long waits nap (the programs need the CPU more than we do), short ones spin.
-        const left = next - hr()
-        if (left > 150_000) Atomics.wait(napCell, 0, 0, Math.min(left - 100_000, 200_000) / 1e6)
-        else if (left > 30_000) await new Promise<void>((r) => setImmediate(r))
+        await waitStep(next)
       }
       const preciseSlices = new Array<number>(n).fill(0)
       for (let i = 0; i < n; i++) {

@@ -269,7 +269,7 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 const immediate = () => new Promise<void>((resolve) => setImmediate(resolve))
 const napCell = new Int32Array(new SharedArrayBuffer(4))
 /** Sleep the thread (not just the event loop) for about `ms`, giving the CPU to the tasks we wait for. */
-const nap = (ms: number) => Atomics.wait(napCell, 0, 0, ms)
+export const nap = (ms: number): void => void Atomics.wait(napCell, 0, 0, ms)
 
 interface Poll {
   done: () => boolean

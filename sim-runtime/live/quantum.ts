@@ -43,7 +43,7 @@
 // extra slice's clock back to the progress would step the programs' CLOCK_MONOTONIC back.)
 import type { Cell } from './cell.ts'
 import type { VirtualClock } from './clock.ts'
-import { threadSchedstats, type TaskSchedstat } from './proc.ts'
+import { nap, threadSchedstats, type TaskSchedstat } from './proc.ts'
 
 export type ClockMode = 'CpuTime' | 'WallTime'
 
@@ -137,7 +137,6 @@ const BUSY_SLACK_NS = 10_000
 /** A thread new to a cell counts from its birth if its run + wait times fit in the slice so far, give or take this. */
 const UNKNOWN_SLACK_NS = 50_000
 
-const napCell = new Int32Array(new SharedArrayBuffer(4))
 const hrNow = () => process.hrtime.bigint()
 const hr = () => Number(process.hrtime.bigint())
 const immediate = () => new Promise<void>((resolve) => setImmediate(resolve))
@@ -148,11 +147,11 @@ const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolv
  * (> 2.5 ms away), then thread naps of ≤ 200 µs (they give the CPU to the cells; a nap wakes ~60 µs
  * late) each followed by a setImmediate turn, then a synchronous spin over the last ≤ 150 µs.
  */
-async function waitStep(until: number): Promise<void> {
+export async function waitStep(until: number): Promise<void> {
   const left = until - hr()
   if (left > 2_500_000) return sleepMs(Math.floor((left - 1_500_000) / 1e6))
   if (left > 150_000) {
-    Atomics.wait(napCell, 0, 0, Math.min(left - 120_000, 200_000) / 1e6)
+    nap(Math.min(left - 120_000, 200_000) / 1e6)
     return immediate()
   }
   while (hr() < until) {

@@ -120,7 +120,8 @@ ${DB}
     // more per hop, as when bytes were stamped and delivered at quantum ends.
     expect(rb.unstampedBytes).toBe(0)
     expect(redis.unstampedBytes).toBe(0)
-    expect(p50Ms).toBeLessThanOrEqual(0.5)
+    // Measured: CpuTime 0.447-0.455 ms, Cooperative 0.415 ms (three runs each).
+    expect(p50Ms).toBeLessThanOrEqual(clock === 'Cooperative' ? 0.43 : 0.5)
     expect(r.hosts['db-0']!.live?.clockMode).toBe(clock)
     // The bytes went through the proxies: what the server read and wrote matches what the client side relayed.
     expect(Number(redis.bytesIn)).toBeGreaterThan(40 * 20)
