@@ -204,11 +204,22 @@ static void nap_ns(long ns) {
 }
 
 static long long fast_ns(void) {
+  long long odd_since = 0;
   for (int tries = 0; tries < 1000000; tries++) {
     /* A seqlock (word 7): odd while the runtime rewrites the state (a Cooperative cell is not frozen
-       then); a reading that saw it change, also while it read the real clock, starts over. */
+       then); a reading that saw it change, also while it read the real clock, starts over. The
+       runtime may lose its CPU between the writes: an odd sequence is waited out (1 µs naps, not
+       counted as tries) for up to 100 ms, rather than falling back to libfaketime's stale file. */
     long long seq = state[7];
-    if (seq & 1) continue;
+    if (seq & 1) {
+      long long now = raw_mono_ns();
+      if (!odd_since) odd_since = now;
+      if (now - odd_since < 100000000LL) {
+        tries--;
+        nap_ns(1000);
+      }
+      continue;
+    }
     __sync_synchronize();
     long long at = state[1], anchor = state[2], cap = state[0], flags = state[5];
     double rate = *state_rate;
