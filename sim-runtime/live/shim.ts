@@ -208,16 +208,14 @@ static long long fast_ns(void) {
   for (int tries = 0; tries < 1000000; tries++) {
     /* A seqlock (word 7): odd while the runtime rewrites the state (a Cooperative cell is not frozen
        then); a reading that saw it change, also while it read the real clock, starts over. The
-       runtime may lose its CPU between the writes: an odd sequence is waited out (1 µs naps, not
-       counted as tries) for up to 100 ms, rather than falling back to libfaketime's stale file. */
+       runtime may lose its CPU between the writes: an odd sequence is waited out (spinning, not
+       counted as tries) for up to 100 ms, rather than falling back to libfaketime's stale file.
+       Spinning, not napping: a sleeping thread would look idle to the cooperative driver. */
     long long seq = state[7];
     if (seq & 1) {
       long long now = raw_mono_ns();
       if (!odd_since) odd_since = now;
-      if (now - odd_since < 100000000LL) {
-        tries--;
-        nap_ns(1000);
-      }
+      if (now - odd_since < 100000000LL) tries--;
       continue;
     }
     __sync_synchronize();
