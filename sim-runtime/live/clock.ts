@@ -26,7 +26,7 @@
 // - CLOCK_REALTIME, CLOCK_MONOTONIC (and _COARSE, _RAW, BOOTTIME), time(), gettimeofday() are faked;
 //   CLOCK_MONOTONIC reads the same virtual time as CLOCK_REALTIME (an absolute date, not time since
 //   boot). CPU-time clocks are only scaled by the rate.
-// - The barrier (untilNs) and the fast clock's state go into a second, 64-byte file that the shim
+// - The barrier (untilNs) and the fast clock's state go into a second, 128-byte file that the shim
 //   maps (STATE_BYTES): readings are computed from it and clamped to the barrier.
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import path from 'node:path'
@@ -72,9 +72,10 @@ export interface VirtualClock {
  * anchor, anchor (CLOCK_MONOTONIC ns; -1: at the first reading), rate (float64), planned anchor,
  * flags (1: readings wait at the barrier), readings waiting at the barrier now (the shim counts; set()
  * leaves it alone), sequence (odd while set() writes: a seqlock, for cells that are not frozen while
- * their clock is set).
+ * their clock is set), then two words the shim writes: the overshoot (virtual ns a program's reading
+ * was past the barrier when it got there) and the barrier it was measured at (shim.ts, "Overshoot").
  */
-export const STATE_BYTES = 64
+export const STATE_BYTES = 128
 
 /** 2024-01-01T00:00:00Z: the date every run starts at, unless told otherwise. */
 export const DEFAULT_BASE_EPOCH_MS = Date.UTC(2024, 0, 1)
@@ -172,7 +173,7 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
     stampsFile,
     toVirtualNs: (epochNs: bigint) => Number(epochNs - base),
     slice() {
-      readSync(limitFd, readBuf, 0, STATE_BYTES, 0)
+      readSync(limitFd, readBuf, 0, 64, 0)
       const a = readBuf.readBigInt64LE(16)
       return { startedAt: readBuf.readBigInt64LE(40) === 1n && a !== -1n ? a : undefined, waited: Number(readBuf.readBigInt64LE(48)) }
     },

@@ -20,10 +20,13 @@
 //      - or, nobody having read it but a thread running, once the cell has used the quantum's CPU
 //        time (counted from where the last quantum's ended): a program that computes without reading
 //        its clock advances with its CPU time, as in CpuTime.
+// Work a program does past the barrier before its next reading (or write, or poll/select/epoll_wait
+// that may block) is its overshoot: the shim notes it, and the next slice's clock starts that much
+// early (shim.ts, "Overshoot"), so that a busy program's time is all counted.
 // Idle cells thus cost a few system calls per quantum. The price: the clock runs with the wall from
 // the first reading on, also while a program waits for a CPU (no compensation for a noisy neighbour,
-// unlike CpuTime), and CPU time a program spends between its last reading (or write) and the barrier
-// is not virtual time (it reads the barrier afterwards, not barrier + that time).
+// unlike CpuTime); CPU time a program spends between its last reading and going idle without a poll,
+// select or epoll_wait (a blocking read(), a futex) is not counted.
 import { readStat, tids } from './proc.ts'
 import { waitStep, type DrivenCell, type QuantumDriver, type QuantumHooks, type QuantumResult } from './quantum.ts'
 

@@ -44,6 +44,9 @@ export const SHIM_SOURCE = String.raw`
 #include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -51,6 +54,7 @@ export const SHIM_SOURCE = String.raw`
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -100,12 +104,20 @@ static clock_gettime_fn libc_clock_gettime;
    3 rate (double)                           4 the planned anchor (for a read-only mapping)
    5 flags: 1 = wait at the barrier         6 readings waiting at the barrier now (the shim counts)
    7 sequence: odd while the runtime writes the state
+   8 overshoot (virtual ns; the shim writes it)  9 the barrier (virtual epoch ns) it was measured at
    A precise slice (docs/live.md, "Precise slices") starts the clock at the first reading after the
    thaw, not at the thaw: the wake-up of a program that the runtime woke with data (or that waited at
    the barrier) is not virtual time, since the link latency already has it. And in a precise slice
    a reading that reaches the barrier waits there (a few µs naps) until the runtime moves it: the
-   program cannot compute, or send, past the barrier while the freeze is on its way. */
-static int state_rw;
+   program cannot compute, or send, past the barrier while the freeze is on its way.
+   Overshoot (words 8-9, a 128-byte state): a program does not read its clock all the time, so the
+   reading that finds the barrier comes some time after the clock passed it; that time (the reading's
+   clock minus the barrier) is work the program did past the barrier. The first reading of the next
+   precise slice, if that slice starts at the same barrier, puts the anchor that much earlier, so
+   that the work is counted in the next quantum instead of being free. Programs about to block (poll,
+   select, epoll_wait with a timeout) check the barrier first, for the same reason: the CPU between a
+   program's last reading and its going idle would otherwise not count. */
+static int state_rw, state_ext;
 
 static void map_limit(void) {
   const char *file = getenv("LIVESIM_CLOCK_LIMIT");
@@ -116,7 +128,8 @@ static void map_limit(void) {
   if (fd < 0) return;
   struct stat st;
   int big = fstat(fd, &st) == 0 && st.st_size >= 64;
-  void *p = mmap(NULL, big ? 64 : sizeof(long long), state_rw ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+  state_ext = big && st.st_size >= 128;
+  void *p = mmap(NULL, state_ext ? 128 : big ? 64 : sizeof(long long), state_rw ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
   close(fd);
   if (p == MAP_FAILED) return;
   limit = (volatile const long long *)p;
@@ -203,7 +216,54 @@ static void nap_ns(long ns) {
   syscall(SYS_nanosleep, &t, NULL);
 }
 
-static long long fast_ns(void) {
+/* Wait until the runtime moves the state on from sequence seq. For the first WAIT_YIELD_NS yielding
+   the CPU between looks (sched_yield: whoever else is runnable here, the runtime first of all, runs;
+   with nobody else, the look comes again at once), then in naps with a 1 µs timer slack. Napping from
+   the start does not work: on a VM a nanosleep of a few µs often returns without ever leaving the CPU
+   (the timer has expired before the switch), so two waiting programs kept the runtime from the CPU
+   it needed to move them, until the scheduler tick: the quanta of milliseconds seen in cooperative
+   runs. */
+#define WAIT_YIELD_NS 1000000LL
+static long long mono_ns(void) {
+  struct timespec t;
+  libc_clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void wait_moved(long long seq) {
+  long long t0 = mono_ns();
+  while (state[7] == seq && mono_ns() - t0 < WAIT_YIELD_NS) sched_yield();
+  if (state[7] == seq) {
+    int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
+    while (state[7] == seq) nap_ns(20000);
+    if (slack > 0) prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
+  }
+}
+
+/* The anchor of a precise slice that starts at virtual epoch ns at: the first reading's real time,
+   moved back by the overshoot measured at that barrier (at rate). */
+static long long first_anchor(long long real, long long at, double rate) {
+  if (!state_ext || state[9] != at) return real;
+  long long over = state[8];
+  return over > 0 ? real - (long long)((double)over / rate) : real;
+}
+
+/* A reading at or past the barrier cap (virtual v): record the overshoot (the largest of the cell's
+   threads at this barrier). */
+static void note_overshoot(long long v, long long cap) {
+  if (!state_ext) return;
+  long long over = v - cap;
+  if (state[9] != cap || over > state[8]) {
+    state[8] = over;
+    __sync_synchronize();
+    state[9] = cap;
+  }
+}
+
+/* check_only: a program about to block. It waits at the barrier if its clock is there, and starts a
+   precise slice's clock only to count an overshoot; returns 0 (no reading for the program). */
+static long long fast_ns_mode(int check_only) {
   long long odd_since = 0;
   for (int tries = 0; tries < 1000000; tries++) {
     /* A seqlock (word 7): odd while the runtime rewrites the state (a Cooperative cell is not frozen
@@ -216,6 +276,7 @@ static long long fast_ns(void) {
       long long now = raw_mono_ns();
       if (!odd_since) odd_since = now;
       if (now - odd_since < 100000000LL) tries--;
+      sched_yield(); /* the runtime may need this CPU to finish */
       continue;
     }
     __sync_synchronize();
@@ -231,7 +292,9 @@ static long long fast_ns(void) {
       /* A precise slice: the first reading starts the clock. */
       if (!state_rw) anchor = state[4];
       else {
-        __sync_bool_compare_and_swap(&state[2], -1LL, real);
+        long long a = first_anchor(real, at, rate);
+        if (check_only && a == real) return 0;
+        __sync_bool_compare_and_swap(&state[2], -1LL, a);
         continue;
       }
     }
@@ -239,22 +302,21 @@ static long long fast_ns(void) {
     long long v = at + (d > 0 ? (long long)((double)d * rate) : 0);
     if (cap > 0 && v >= cap) {
       if ((flags & 1) && state_rw) {
-        /* Wait at the barrier until the runtime moves it (a frozen cell waits in the freezer meanwhile).
-           Naps with a 1 µs timer slack, so that the reading resumes within µs of the move. */
+        note_overshoot(v, cap);
+        /* Wait at the barrier until the runtime moves it (a frozen cell waits in the freezer meanwhile). */
         __sync_fetch_and_add(&state[6], 1LL);
-        int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
-        prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
-        while (state[7] == seq) nap_ns(5000);
-        if (slack > 0) prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
+        wait_moved(seq);
         __sync_fetch_and_sub(&state[6], 1LL);
         continue;
       }
       v = cap;
     }
-    return v;
+    return check_only ? 0 : v;
   }
   return -1;
 }
+
+static long long fast_ns(void) { return fast_ns_mode(0); }
 
 static int fast_clock(struct timespec *tp) {
   if (!state) return 0;
@@ -480,6 +542,45 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   if (!next) next = (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
   int st = !msg || msg->msg_name ? 0 : pre_write(fd, iov_bytes(msg->msg_iov, (int)msg->msg_iovlen));
   return post_write(fd, st, next(fd, msg, flags));
+}
+
+/* A program about to block (a poll, select or epoll_wait that may wait): first the barrier, if its
+   clock is there (see "Overshoot" above). */
+static void before_block(void) {
+  if (state && state_rw && ready && !in_clock && (state[5] & 1)) fast_ns_mode(1);
+}
+
+typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
+typedef int (*epoll_pwait_fn)(int, struct epoll_event *, int, int, const sigset_t *);
+typedef int (*poll_fn)(struct pollfd *, nfds_t, int);
+typedef int (*select_fn)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+
+int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
+  static epoll_wait_fn next;
+  if (!next) next = (epoll_wait_fn)dlsym(RTLD_NEXT, "epoll_wait");
+  if (timeout != 0) before_block();
+  return next(epfd, ev, max, timeout);
+}
+
+int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+  static epoll_pwait_fn next;
+  if (!next) next = (epoll_pwait_fn)dlsym(RTLD_NEXT, "epoll_pwait");
+  if (timeout != 0) before_block();
+  return next(epfd, ev, max, timeout, mask);
+}
+
+int poll(struct pollfd *fds, nfds_t n, int timeout) {
+  static poll_fn next;
+  if (!next) next = (poll_fn)dlsym(RTLD_NEXT, "poll");
+  if (timeout != 0) before_block();
+  return next(fds, n, timeout);
+}
+
+int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv) {
+  static select_fn next;
+  if (!next) next = (select_fn)dlsym(RTLD_NEXT, "select");
+  if (!tv || tv->tv_sec != 0 || tv->tv_usec != 0) before_block();
+  return next(n, r, w, e, tv);
 }
 
 int close(int fd) {

@@ -65,20 +65,45 @@ int main(void) {
 }
 `
 
+/**
+ * Reads its clock (printed), computes 3 ms of wall (on the raw clock, no reading), then reads it again
+ * (printed) or, with argument "poll", first blocks in poll() for 5 s.
+ */
+const STEPPER = String.raw`
+#include <poll.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+static long long vnow(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+static long long raw(void) { struct timespec t; syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+int main(int argc, char **argv) {
+  printf("%lld\n", vnow()); fflush(stdout);
+  long long t0 = raw();
+  while (raw() - t0 < 3000000) {}
+  if (argc > 1) poll(NULL, 0, 5000);
+  printf("%lld\n", vnow()); fflush(stdout);
+  pause();
+  return 0;
+}
+`
+
 const BASE = BigInt(DEFAULT_BASE_EPOCH_MS) * 1_000_000n
 let dir: string
 let writer: string
 let looper: string
+let stepper: string
 
 beforeAll(() => {
   ensureLiveDeps()
   dir = mkdtempSync(path.join(tmpdir(), 'livesim-stamps-test-'))
-  for (const [name, src] of [['writer', WRITER], ['looper', LOOPER]] as const) {
+  for (const [name, src] of [['writer', WRITER], ['looper', LOOPER], ['stepper', STEPPER]] as const) {
     writeFileSync(path.join(dir, `${name}.c`), src)
     execFileSync('cc', ['-O2', '-o', path.join(dir, name), path.join(dir, `${name}.c`)], { stdio: ['ignore', 'ignore', 'pipe'] })
   }
   writer = path.join(dir, 'writer')
   looper = path.join(dir, 'looper')
+  stepper = path.join(dir, 'stepper')
 }, 600_000)
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -176,6 +201,67 @@ describe('precise clock', () => {
       child.kill('SIGKILL')
       await new Promise((r) => child.on('exit', r))
       clock.close()
+    }
+  }, 60_000)
+
+  /** Runs the stepper in a precise slice [20 ms, 21 ms); resolves its printed readings (virtual ns) as they come. */
+  function startStepper(clock: VirtualClock, args: string[]) {
+    clock.set(20_000_000, 1, { untilNs: 21_000_000, precise: true })
+    const child = spawn(stepper, args, { env: { ...baseEnv(), ...clock.env() }, stdio: ['ignore', 'pipe', 'inherit'] })
+    const readings: number[] = []
+    let buf = ''
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString()
+      const lines = buf.split('\n')
+      buf = lines.pop()!
+      for (const l of lines) readings.push(Number(BigInt(l) - BASE))
+    })
+    const stop = async () => {
+      child.kill('SIGKILL')
+      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.on('exit', r))
+      clock.close()
+    }
+    return { readings, stop }
+  }
+
+  it('work a program does past the barrier before it reads its clock again counts in the next slice (overshoot)', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-o'))
+    const { readings, stop } = startStepper(clock, [])
+    try {
+      await waitFor(() => clock.slice().waited > 0, 10_000, 'the second reading waiting at the barrier')
+      expect(readings).toHaveLength(1)
+      expect(readings[0]).toBeGreaterThanOrEqual(20_000_000)
+      expect(readings[0]).toBeLessThan(20_500_000)
+      // The second reading came ≥ 3 ms of wall after the first: ≥ 2 ms past the 21 ms barrier. The
+      // next slice starts there, and the reading that waited returns 21 ms + that overshoot, not 21 ms.
+      clock.set(21_000_000, 1, { untilNs: 40_000_000, precise: true })
+      await waitFor(() => readings.length === 2, 10_000, 'the second reading')
+      expect(readings[1]).toBeGreaterThanOrEqual(readings[0]! + 2_900_000)
+      expect(readings[1]).toBeLessThan(40_000_000)
+    } finally {
+      await stop()
+    }
+  }, 60_000)
+
+  it('a program about to block waits at the barrier first, and its overshoot starts the next slice without a reading', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-b'))
+    const { readings, stop } = startStepper(clock, ['poll'])
+    try {
+      // Past the barrier after its 3 ms of work, the stepper calls poll(): the shim holds it at the
+      // barrier before it blocks (without that, it would be in poll() with nobody waiting).
+      // (2 s: the poll() lasts 5, so a reading after it cannot be what waits.)
+      await waitFor(() => clock.slice().waited > 0, 2_000, 'the stepper waiting at the barrier before poll()')
+      expect(readings).toHaveLength(1)
+      const setAt = process.hrtime.bigint()
+      clock.set(21_000_000, 1, { untilNs: 40_000_000, precise: true })
+      // It goes on into poll() (5 s) without reading its clock, yet the slice's clock has started,
+      // ≥ 1.9 ms before the set (its overshoot): the cell is busy that long into the slice.
+      await waitFor(() => clock.slice().startedAt !== undefined, 10_000, 'the next slice started')
+      expect(clock.slice().waited).toBe(0)
+      expect(Number(setAt - clock.slice().startedAt!)).toBeGreaterThanOrEqual(1_900_000)
+      expect(readings).toHaveLength(1)
+    } finally {
+      await stop()
     }
   }, 60_000)
 })
