@@ -228,7 +228,7 @@ describe('precise clock', () => {
     const clock = createVirtualClock(path.join(dir, 'clock-o'))
     const { readings, stop } = startStepper(clock, [])
     try {
-      await waitFor(() => clock.slice().waited > 0, 10_000, 'the second reading waiting at the barrier')
+      await waitFor(() => readings.length > 0 && clock.slice().waited > 0, 10_000, 'the first reading, and the second waiting at the barrier')
       expect(readings).toHaveLength(1)
       expect(readings[0]).toBeGreaterThanOrEqual(20_000_000)
       expect(readings[0]).toBeLessThan(20_500_000)
@@ -250,15 +250,16 @@ describe('precise clock', () => {
       // Past the barrier after its 3 ms of work, the stepper calls poll(): the shim holds it at the
       // barrier before it blocks (without that, it would be in poll() with nobody waiting).
       // (2 s: the poll() lasts 5, so a reading after it cannot be what waits.)
-      await waitFor(() => clock.slice().waited > 0, 2_000, 'the stepper waiting at the barrier before poll()')
+      await waitFor(() => readings.length > 0 && clock.slice().waited > 0, 2_000, 'the stepper waiting at the barrier before poll()')
       expect(readings).toHaveLength(1)
       const setAt = process.hrtime.bigint()
       clock.set(21_000_000, 1, { untilNs: 40_000_000, precise: true })
       // It goes on into poll() (5 s) without reading its clock, yet the slice's clock has started,
-      // ≥ 1.9 ms before the set (its overshoot): the cell is busy that long into the slice.
+      // before the set by its overshoot (~2 ms) less the time it took to see the move (up to a few
+      // hundred µs under load; one run in four measured 1.82 ms): the cell is busy into the slice.
       await waitFor(() => clock.slice().startedAt !== undefined, 10_000, 'the next slice started')
       expect(clock.slice().waited).toBe(0)
-      expect(Number(setAt - clock.slice().startedAt!)).toBeGreaterThanOrEqual(1_900_000)
+      expect(Number(setAt - clock.slice().startedAt!)).toBeGreaterThanOrEqual(1_000_000)
       expect(readings).toHaveLength(1)
     } finally {
       await stop()
