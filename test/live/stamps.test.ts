@@ -67,7 +67,8 @@ int main(void) {
 
 /**
  * Reads its clock (printed), computes 3 ms of wall (on the raw clock, no reading), then reads it again
- * (printed) or, with argument "poll", first blocks in poll() for 5 s.
+ * (printed) or, with argument "poll", first blocks in poll() for 5 s. With "idle": blocks in poll()
+ * for 5 ms first, then computes 0.5 ms.
  */
 const STEPPER = String.raw`
 #include <poll.h>
@@ -78,10 +79,12 @@ const STEPPER = String.raw`
 static long long vnow(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
 static long long raw(void) { struct timespec t; syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
 int main(int argc, char **argv) {
+  int idle = argc > 1 && argv[1][0] == 'i';
   printf("%lld\n", vnow()); fflush(stdout);
+  if (idle) poll(NULL, 0, 5);
   long long t0 = raw();
-  while (raw() - t0 < 3000000) {}
-  if (argc > 1) poll(NULL, 0, 5000);
+  while (raw() - t0 < (idle ? 500000 : 3000000)) {}
+  if (argc > 1 && !idle) poll(NULL, 0, 5000);
   printf("%lld\n", vnow()); fflush(stdout);
   pause();
   return 0;
@@ -158,19 +161,33 @@ describe('write stamps', () => {
   }, 60_000)
 })
 
+/**
+ * Spawns a program under the clock; `readings` collects the virtual ns it prints (one epoch-ns reading
+ * per line) as they come; `stop` kills it and closes the clock.
+ */
+function spawnPrinter(program: string, args: string[], clock: VirtualClock) {
+  const child = spawn(program, args, { env: { ...baseEnv(), ...clock.env() }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const readings: number[] = []
+  let buf = ''
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString()
+    const lines = buf.split('\n')
+    buf = lines.pop()!
+    for (const l of lines) readings.push(Number(BigInt(l) - BASE))
+  })
+  const stop = async () => {
+    child.kill('SIGKILL')
+    if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.on('exit', r))
+    clock.close()
+  }
+  return { readings, stop }
+}
+
 describe('precise clock', () => {
   it('a program reading its clock in a loop stops at the barrier by itself, and goes on from there when the clock moves', async () => {
     const clock = createVirtualClock(path.join(dir, 'clock-p'))
     clock.set(0, 1, { untilNs: 0 })
-    const child = spawn(looper, [], { env: { ...baseEnv(), ...clock.env() }, stdio: ['ignore', 'pipe', 'inherit'] })
-    const readings: number[] = []
-    let buf = ''
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString()
-      const lines = buf.split('\n')
-      buf = lines.pop()!
-      for (const l of lines) readings.push(Number(BigInt(l) - BASE))
-    })
+    const { readings, stop } = spawnPrinter(looper, [], clock)
     try {
       // A precise slice [20 ms, 25 ms): the clock starts at 20 ms at the first reading and waits at 25 ms.
       clock.set(20_000_000, 1, { untilNs: 25_000_000, precise: true })
@@ -198,30 +215,14 @@ describe('precise clock', () => {
       expect(Math.max(...next)).toBeLessThan(28_000_000)
       expect(next.length).toBeLessThanOrEqual(3)
     } finally {
-      child.kill('SIGKILL')
-      await new Promise((r) => child.on('exit', r))
-      clock.close()
+      await stop()
     }
   }, 60_000)
 
-  /** Runs the stepper in a precise slice [20 ms, 21 ms); resolves its printed readings (virtual ns) as they come. */
+  /** Runs the stepper in a precise slice [20 ms, 21 ms). */
   function startStepper(clock: VirtualClock, args: string[]) {
     clock.set(20_000_000, 1, { untilNs: 21_000_000, precise: true })
-    const child = spawn(stepper, args, { env: { ...baseEnv(), ...clock.env() }, stdio: ['ignore', 'pipe', 'inherit'] })
-    const readings: number[] = []
-    let buf = ''
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString()
-      const lines = buf.split('\n')
-      buf = lines.pop()!
-      for (const l of lines) readings.push(Number(BigInt(l) - BASE))
-    })
-    const stop = async () => {
-      child.kill('SIGKILL')
-      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.on('exit', r))
-      clock.close()
-    }
-    return { readings, stop }
+    return spawnPrinter(stepper, args, clock)
   }
 
   it('work a program does past the barrier before it reads its clock again counts in the next slice (overshoot)', async () => {
@@ -238,6 +239,43 @@ describe('precise clock', () => {
       await waitFor(() => readings.length === 2, 10_000, 'the second reading')
       expect(readings[1]).toBeGreaterThanOrEqual(readings[0]! + 2_900_000)
       expect(readings[1]).toBeLessThan(40_000_000)
+    } finally {
+      await stop()
+    }
+  }, 60_000)
+
+  it('an overshoot carries at most one slice: what is left of it at the next barrier is dropped', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-c'))
+    const { readings, stop } = startStepper(clock, [])
+    try {
+      await waitFor(() => readings.length > 0 && clock.slice().waited > 0, 10_000, 'the first reading, and the second waiting at the barrier')
+      // ~2 ms of overshoot, a 0.5 ms slice: the slice starts 0.5 ms early, so the reading that waited
+      // finds its barrier at once and waits again, with (almost) nothing past it.
+      const n = clock.slice().waited
+      clock.set(21_000_000, 1, { untilNs: 21_500_000, precise: true })
+      await waitFor(() => clock.slice().startedAt !== undefined && clock.slice().waited >= n, 10_000, 'the reading waiting at 21.5 ms')
+      expect(readings).toHaveLength(1)
+      clock.set(21_500_000, 1, { untilNs: 40_000_000, precise: true })
+      await waitFor(() => readings.length === 2, 10_000, 'the second reading')
+      // Carried whole, the ~1.5 ms left would show here (≥ 22.9 ms).
+      expect(readings[1]).toBeGreaterThanOrEqual(21_500_000)
+      expect(readings[1]).toBeLessThan(22_500_000)
+    } finally {
+      await stop()
+    }
+  }, 60_000)
+
+  it('time blocked in poll() is not overshoot: only the work since it returned carries', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-i'))
+    const { readings, stop } = startStepper(clock, ['idle'])
+    try {
+      // First reading at 20 ms, 5 ms blocked in poll() (the clock runs with the wall meanwhile), 0.5 ms
+      // of work, then a reading at ~25.5 ms: 4.5 ms past the barrier, of which only 0.5 ms is work.
+      await waitFor(() => readings.length > 0 && clock.slice().waited > 0, 10_000, 'the first reading, and the second waiting at the barrier')
+      clock.set(21_000_000, 1, { untilNs: 40_000_000, precise: true })
+      await waitFor(() => readings.length === 2, 10_000, 'the second reading')
+      expect(readings[1]).toBeGreaterThanOrEqual(21_400_000)
+      expect(readings[1]).toBeLessThan(23_000_000) // the blocked time carried too: ≥ 25 ms
     } finally {
       await stop()
     }
