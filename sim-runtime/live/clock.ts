@@ -76,6 +76,8 @@ export interface VirtualClock {
  * was past the barrier when it got there) and the barrier it was measured at (shim.ts, "Overshoot").
  */
 export const STATE_BYTES = 128
+/** The words the runtime reads back (slice()): the first 64 bytes. */
+const RUNTIME_WORDS_BYTES = 64
 
 /** 2024-01-01T00:00:00Z: the date every run starts at, unless told otherwise. */
 export const DEFAULT_BASE_EPOCH_MS = Date.UTC(2024, 0, 1)
@@ -173,7 +175,7 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
     stampsFile,
     toVirtualNs: (epochNs: bigint) => Number(epochNs - base),
     slice() {
-      readSync(limitFd, readBuf, 0, 64, 0)
+      readSync(limitFd, readBuf, 0, RUNTIME_WORDS_BYTES, 0)
       const a = readBuf.readBigInt64LE(16)
       return { startedAt: readBuf.readBigInt64LE(40) === 1n && a !== -1n ? a : undefined, waited: Number(readBuf.readBigInt64LE(48)) }
     },

@@ -207,10 +207,6 @@ static long long raw_mono_ns(void) {
   return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/* The fast clock (see state above). The runtime rewrites the state only while the cell is frozen;
-   a freeze can still fall between reading the state and reading the real clock, so read the state
-   again afterwards and start over when it changed (a seqlock without a sequence: the anchor moves at
-   every set). Returns 0 when there is no fast clock. */
 static void nap_ns(long ns) {
   struct timespec t = { 0, ns };
   syscall(SYS_nanosleep, &t, NULL);
@@ -272,7 +268,9 @@ static void note_overshoot(long long v, long long cap, long long real, double ra
   }
 }
 
-/* check_only: a program about to block. It waits at the barrier if its clock is there, and starts a
+/* The fast clock (see state above): virtual epoch ns, or -1 when there is none. A reading that saw
+   the state change (the sequence or the anchor), also while it read the real clock, starts over.
+   check_only: a program about to block. It waits at the barrier if its clock is there, and starts a
    precise slice's clock only to count an overshoot; returns 0 (no reading for the program). */
 static long long fast_ns_mode(int check_only) {
   long long odd_since = 0;
@@ -284,7 +282,7 @@ static long long fast_ns_mode(int check_only) {
        Spinning, not napping: a sleeping thread would look idle to the cooperative driver. */
     long long seq = state[7];
     if (seq & 1) {
-      long long now = raw_mono_ns();
+      long long now = mono_ns();
       if (!odd_since) odd_since = now;
       if (now - odd_since < 100000000LL) tries--;
       sched_yield(); /* the runtime may need this CPU to finish */
