@@ -5,8 +5,10 @@
 //    kernel timer on the real clock: frozen in the middle, it expires during the freeze and returns at
 //    the thaw, before its virtual deadline. The shim wraps nanosleep, clock_nanosleep, usleep and
 //    sleep: it computes the deadline on the program's (virtual) clock, lets libfaketime sleep, and
-//    sleeps again for what is left. Timeouts of poll/select/epoll_wait/pthread_cond_timedwait are not
-//    wrapped: event loops re-read the clock and wait again, which has the same effect.
+//    sleeps again for what is left. pthread_cond_timedwait and pthread_cond_clockwait wait on the real
+//    clock for what is left of their virtual deadline (libfaketime converts it with its file, which
+//    precise slices leave stale). Timeouts of poll/select/epoll_wait are relative and not converted:
+//    event loops re-read the clock and wait again, which has the same effect.
 //
 // 2. No clock reading straddles a barrier. libfaketime reads the real clock, then the timestamp file;
 //    a freeze in between, with the file rewritten before the thaw, combines the old real time with the
@@ -98,6 +100,9 @@ static volatile const long long *limit;
 static volatile long long *state;
 static volatile const double *state_rate;
 static clock_gettime_fn libc_clock_gettime;
+/* glibc's own (not libfaketime's): timed waits on a condition variable (see vcond_wait). */
+typedef int (*cond_clockwait_fn)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *);
+static cond_clockwait_fn libc_cond_clockwait;
 /* The state, as 8-byte words (clock.ts writes it, STATE_BYTES):
    0 barrier (virtual epoch ns, 0 = none)   1 virtual epoch ns at the anchor
    2 anchor (real CLOCK_MONOTONIC ns; -1 = "at the first reading": a precise slice, see below)
@@ -136,6 +141,7 @@ static void map_limit(void) {
   if (big && !getenv("LIVESIM_SLOW_CLOCK")) {
     void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
     if (libc) libc_clock_gettime = (clock_gettime_fn)dlsym(libc, "clock_gettime");
+    if (libc) libc_cond_clockwait = (cond_clockwait_fn)dlsym(libc, "pthread_cond_clockwait");
     if (libc_clock_gettime) {
       state = (volatile long long *)p;
       state_rate = (volatile const double *)((volatile const char *)p + 24);
@@ -600,6 +606,50 @@ int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv) {
   int blocking = !tv || tv->tv_sec != 0 || tv->tv_usec != 0;
   if (blocking) before_block();
   return after_block(next(n, r, w, e, tv), blocking);
+}
+
+/* Timed waits on a condition variable, with an absolute deadline on the program's (virtual) clock:
+   wait on the real CLOCK_MONOTONIC for what is left of it (at the clock's rate), and again while the
+   virtual clock is short of the deadline. libfaketime converts such a deadline with its own clock,
+   its timestamp file, which precise slices do not rewrite (clock.ts): it keeps the last offset and
+   runs ahead at wall speed while the simulation runs slower. Once it was ahead by more than a wait,
+   every deadline looked past: redis-server's jemalloc background thread (decay waits of seconds) then
+   timed out at once, read its clock, and again, from about 10 s of wall on, taking the CPU its cell
+   and the runtime needed (a C=10 redis-benchmark went from 77000 to 9000 GET/s). The clock of the
+   condition variable does not matter: both virtual clocks read the same time. */
+static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
+  long long deadline = ns_of(abstime);
+  for (;;) {
+    long long v = vnow(CLOCK_REALTIME);
+    if (v >= deadline) return ETIMEDOUT;
+    double rate = *state_rate;
+    long long left = (long long)((double)(deadline - v) / (rate > 0 ? rate : 1.0));
+    struct timespec real = ts_of(mono_ns() + (left > 0 ? left : 1));
+    int r = after_block(libc_cond_clockwait(c, m, CLOCK_MONOTONIC, &real), 1);
+    if (r != ETIMEDOUT) return r;
+  }
+}
+
+static int virtual_wait(const struct timespec *abstime) {
+  return state && libc_cond_clockwait && ready && !in_clock && abstime && abstime->tv_nsec >= 0 && abstime->tv_nsec < 1000000000L;
+}
+
+typedef int (*cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+
+int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
+  static cond_timedwait_fn next;
+  if (!next) next = (cond_timedwait_fn)dlvsym(RTLD_NEXT, "pthread_cond_timedwait", "GLIBC_2.3.2");
+  if (!virtual_wait(abstime)) return next ? next(c, m, abstime) : ENOSYS;
+  return vcond_wait(c, m, abstime);
+}
+
+/* glibc 2.30+; libfaketime 0.9.10 does not wrap it, so without this a virtual deadline (a date in the
+   run's base year, also on CLOCK_MONOTONIC) would be waited for on the real clock. */
+int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock, const struct timespec *abstime) {
+  static cond_clockwait_fn next;
+  if (!next) next = libc_cond_clockwait ? libc_cond_clockwait : (cond_clockwait_fn)dlsym(RTLD_NEXT, "pthread_cond_clockwait");
+  if (!limited(clock) || !virtual_wait(abstime)) return next ? next(c, m, clock, abstime) : ENOSYS;
+  return vcond_wait(c, m, abstime);
 }
 
 int close(int fd) {

@@ -91,22 +91,55 @@ int main(int argc, char **argv) {
 }
 `
 
+/**
+ * Prints its clock, waits on a condition variable nobody signals until 100 ms (virtual) later with
+ * pthread_cond_timedwait (CLOCK_REALTIME deadline), prints its clock, then the same with
+ * pthread_cond_clockwait on CLOCK_MONOTONIC. A wait that did not time out prints 0 instead.
+ */
+const CONDWAIT = String.raw`
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+static long long vnow(clockid_t c) { struct timespec t; clock_gettime(c, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+static struct timespec at(long long ns) { struct timespec t = { ns / 1000000000LL, ns % 1000000000LL }; return t; }
+int main(void) {
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+  long long v0 = vnow(CLOCK_REALTIME);
+  printf("%lld\n", v0); fflush(stdout);
+  pthread_mutex_lock(&m);
+  struct timespec d1 = at(v0 + 100000000LL);
+  int r1 = pthread_cond_timedwait(&c, &m, &d1);
+  long long v1 = vnow(CLOCK_REALTIME);
+  printf("%lld\n", r1 == ETIMEDOUT ? v1 : 0); fflush(stdout);
+  struct timespec d2 = at(vnow(CLOCK_MONOTONIC) + 100000000LL);
+  int r2 = pthread_cond_clockwait(&c, &m, CLOCK_MONOTONIC, &d2);
+  printf("%lld\n", r2 == ETIMEDOUT ? vnow(CLOCK_MONOTONIC) : 0); fflush(stdout);
+  pthread_mutex_unlock(&m);
+  return 0;
+}
+`
+
 const BASE = BigInt(DEFAULT_BASE_EPOCH_MS) * 1_000_000n
 let dir: string
 let writer: string
 let looper: string
 let stepper: string
+let condwait: string
 
 beforeAll(() => {
   ensureLiveDeps()
   dir = mkdtempSync(path.join(tmpdir(), 'livesim-stamps-test-'))
-  for (const [name, src] of [['writer', WRITER], ['looper', LOOPER], ['stepper', STEPPER]] as const) {
+  for (const [name, src] of [['writer', WRITER], ['looper', LOOPER], ['stepper', STEPPER], ['condwait', CONDWAIT]] as const) {
     writeFileSync(path.join(dir, `${name}.c`), src)
     execFileSync('cc', ['-O2', '-o', path.join(dir, name), path.join(dir, `${name}.c`)], { stdio: ['ignore', 'ignore', 'pipe'] })
   }
   writer = path.join(dir, 'writer')
   looper = path.join(dir, 'looper')
   stepper = path.join(dir, 'stepper')
+  condwait = path.join(dir, 'condwait')
 }, 600_000)
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -299,6 +332,32 @@ describe('precise clock', () => {
       expect(clock.slice().waited).toBe(0)
       expect(Number(setAt - clock.slice().startedAt!)).toBeGreaterThanOrEqual(1_000_000)
       expect(readings).toHaveLength(1)
+    } finally {
+      await stop()
+    }
+  }, 60_000)
+})
+
+describe('timed waits on a condition variable', () => {
+  it('end at their virtual deadline, though libfaketime\'s file (left as it was by precise slices) runs ahead', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-w'))
+    // libfaketime's file now says: virtual 0 at this instant, on with the wall. Precise slices do not
+    // rewrite it, so 300 ms of wall later it is ~280 ms ahead of the program's clock (20 ms).
+    clock.set(0, 1, { untilNs: 0 })
+    await sleep(300)
+    clock.set(20_000_000, 1, { untilNs: 1_000_000_000, precise: true })
+    const { readings, stop } = spawnPrinter(condwait, [], clock)
+    try {
+      await waitFor(() => readings.length === 3, 10_000, 'both timed waits to end')
+      const [v0, v1, v2] = readings as [number, number, number]
+      expect(v0).toBeGreaterThanOrEqual(20_000_000)
+      expect(v0).toBeLessThan(30_000_000)
+      // Converted with libfaketime's clock the deadline (v0 + 100 ms) looked past: it timed out at once.
+      expect(v1).toBeGreaterThanOrEqual(v0 + 100_000_000)
+      // pthread_cond_clockwait (not wrapped by libfaketime) waited on the real clock for a date in the
+      // base year, that is forever.
+      expect(v2).toBeGreaterThanOrEqual(v1 + 100_000_000)
+      expect(v2).toBeLessThan(1_000_000_000)
     } finally {
       await stop()
     }
