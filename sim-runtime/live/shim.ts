@@ -403,6 +403,18 @@ static long long ns_of(const struct timespec *t) { return (long long)t->tv_sec *
 static struct timespec ts_of(long long ns) { struct timespec t = { ns / 1000000000LL, ns % 1000000000LL }; return t; }
 static long long vnow(clockid_t c) { struct timespec t; clock_gettime(c, &t); return ns_of(&t); }
 
+/* Virtual ns that must still pass before the virtual deadline can have come, read from the barrier
+   alone (0: it may have, read the clock). A sleeper that woke on the real clock, before its virtual
+   deadline (the simulation runs slower than the wall), sleeps again without reading its clock: a
+   reading would start the cell's precise slice, whose clock runs with the wall from then on, and
+   a background thread waking ever more often near its deadline (jemalloc's, in redis-server) took
+   the slices of the thread with the work: stalls of several ms of virtual time in a busy pair. */
+static long long beyond_barrier(long long deadline) {
+  if (!state) return 0;
+  long long cap = state[0];
+  return cap > 0 && cap < deadline ? deadline - cap : 0;
+}
+
 /* Sleep for a virtual duration: sleep, and sleep again while the virtual clock is short of the deadline. */
 static int vsleep(long long ns, struct timespec *rem) {
   static nanosleep_fn next;
@@ -418,6 +430,8 @@ static int vsleep(long long ns, struct timespec *rem) {
       }
       return -1;
     }
+    ns = beyond_barrier(deadline);
+    if (ns > 0) continue;
     ns = deadline - vnow(CLOCK_REALTIME);
     if (ns <= 0) return 0;
   }
@@ -434,13 +448,10 @@ int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req, stru
   if (!req) return EINVAL;
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME) return next(clock, flags, req, rem);
   if (flags & TIMER_ABSTIME) {
-    long long deadline = ns_of(req);
-    for (;;) {
-      /* Read the clock first: libfaketime converts the deadline with what it last parsed. */
-      if (vnow(clock) >= deadline) return 0;
-      int r = next(clock, flags, req, rem);
-      if (r != 0) return r;
-    }
+    /* Not libfaketime's conversion of the deadline: it uses its file, which precise slices leave stale. */
+    long long left = ns_of(req) - vnow(clock);
+    if (left <= 0) return 0;
+    return vsleep(left, NULL) != 0 ? errno : 0;
   }
   if (vsleep(ns_of(req), rem) != 0) return errno;
   return 0;
@@ -620,11 +631,15 @@ int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv) {
 static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
   long long deadline = ns_of(abstime);
   for (;;) {
-    long long v = vnow(CLOCK_REALTIME);
-    if (v >= deadline) return ETIMEDOUT;
+    long long left = beyond_barrier(deadline);
+    if (left == 0) {
+      long long v = vnow(CLOCK_REALTIME);
+      if (v >= deadline) return ETIMEDOUT;
+      left = deadline - v;
+    }
     double rate = *state_rate;
-    long long left = (long long)((double)(deadline - v) / (rate > 0 ? rate : 1.0));
-    struct timespec real = ts_of(mono_ns() + (left > 0 ? left : 1));
+    long long real_ns = (long long)((double)left / (rate > 0 ? rate : 1.0));
+    struct timespec real = ts_of(mono_ns() + (real_ns > 0 ? real_ns : 1));
     int r = after_block(libc_cond_clockwait(c, m, CLOCK_MONOTONIC, &real), 1);
     if (r != ETIMEDOUT) return r;
   }

@@ -122,17 +122,45 @@ int main(void) {
 }
 `
 
+/** Prints its clock, sleeps 50 ms (nanosleep, or with "cond" a pthread_cond_timedwait), prints its clock. */
+const SLEEPER = String.raw`
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+static long long vnow(void) { struct timespec t; clock_gettime(CLOCK_REALTIME, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+int main(int argc, char **argv) {
+  long long v0 = vnow();
+  printf("%lld\n", v0); fflush(stdout);
+  if (argc > 1 && !strcmp(argv[1], "cond")) {
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    long long d = v0 + 50000000LL;
+    struct timespec at = { d / 1000000000LL, d % 1000000000LL };
+    pthread_mutex_lock(&m);
+    pthread_cond_timedwait(&c, &m, &at);
+    pthread_mutex_unlock(&m);
+  } else {
+    struct timespec t = { 0, 50000000L };
+    nanosleep(&t, NULL);
+  }
+  printf("%lld\n", vnow()); fflush(stdout);
+  return 0;
+}
+`
+
 const BASE = BigInt(DEFAULT_BASE_EPOCH_MS) * 1_000_000n
 let dir: string
 let writer: string
 let looper: string
 let stepper: string
 let condwait: string
+let sleeper: string
 
 beforeAll(() => {
   ensureLiveDeps()
   dir = mkdtempSync(path.join(tmpdir(), 'livesim-stamps-test-'))
-  for (const [name, src] of [['writer', WRITER], ['looper', LOOPER], ['stepper', STEPPER], ['condwait', CONDWAIT]] as const) {
+  for (const [name, src] of [['writer', WRITER], ['looper', LOOPER], ['stepper', STEPPER], ['condwait', CONDWAIT], ['sleeper', SLEEPER]] as const) {
     writeFileSync(path.join(dir, `${name}.c`), src)
     execFileSync('cc', ['-O2', '-o', path.join(dir, name), path.join(dir, `${name}.c`)], { stdio: ['ignore', 'ignore', 'pipe'] })
   }
@@ -140,6 +168,7 @@ beforeAll(() => {
   looper = path.join(dir, 'looper')
   stepper = path.join(dir, 'stepper')
   condwait = path.join(dir, 'condwait')
+  sleeper = path.join(dir, 'sleeper')
 }, 600_000)
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -362,4 +391,29 @@ describe('timed waits on a condition variable', () => {
       await stop()
     }
   }, 60_000)
+})
+
+describe('sleeps before their deadline', () => {
+  for (const how of ['nanosleep', 'cond']) {
+    it(`do not read the clock (${how}): a sleeper woken on the real clock before its virtual deadline's barrier leaves the slice unstarted`, async () => {
+      const clock = createVirtualClock(path.join(dir, `clock-s-${how}`))
+      clock.set(20_000_000, 1, { untilNs: 21_000_000, precise: true })
+      const { readings, stop } = spawnPrinter(sleeper, how === 'cond' ? ['cond'] : [], clock)
+      try {
+        await waitFor(() => readings.length === 1, 10_000, 'the first reading')
+        // Its deadline is ~70 ms; the next slice ends at 30 ms. 200 ms of wall: the real 50 ms sleep
+        // ends, but the deadline cannot have come before 30 ms, so it sleeps again without a reading.
+        clock.set(21_000_000, 1, { untilNs: 30_000_000, precise: true })
+        await sleep(200)
+        expect(clock.slice().startedAt).toBeUndefined()
+        expect(readings).toHaveLength(1)
+        clock.set(30_000_000, 1, { untilNs: 200_000_000, precise: true })
+        await waitFor(() => readings.length === 2, 10_000, 'the reading after the sleep')
+        expect(readings[1]).toBeGreaterThanOrEqual(readings[0]! + 50_000_000)
+        expect(readings[1]).toBeLessThan(200_000_000)
+      } finally {
+        await stop()
+      }
+    }, 60_000)
+  }
 })
