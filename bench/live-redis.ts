@@ -13,10 +13,12 @@
 // Knobs (environment): LIVE_REDIS_CLIENTS (redis-benchmark -c values, default "1,10"),
 // LIVE_REDIS_REQUESTS (-n, default 3000), LIVE_REDIS_END_MARGIN (virtual end time = start-up + 2N
 // replies at the rate of the pilot runs × this + 50 ms, default 1.25), LIVE_REDIS_CLOCK (the live
-// components' clock: Cooperative, the default here, CpuTime or WallTime), LIVE_REDIS_KEEP=1 (keep
-// the work directories).
+// components' clock: Cooperative, the default here, CpuTime or WallTime), LIVE_REDIS_PLACEMENT (the
+// native reference: "cross", server and client on two CPUs, the default on a machine with two, or
+// "same", both on one), LIVE_REDIS_CPU_DMA_LATENCY (µs held in /dev/cpu_dma_latency for the whole
+// benchmark, default 0; "off"), LIVE_REDIS_KEEP=1 (keep the work directories).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, constants as fsConstants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -152,37 +154,92 @@ export interface PingPong {
 }
 
 export interface Loopback {
-  /** The link latency to simulate: the smallest p50 round trip of the one-CPU runs, halved. */
+  /** The link latency to simulate: the smallest p50 round trip of the reference placement's runs, halved. */
   oneWayNs: number
   method: string
-  /** Both processes on one CPU: the samples used. */
+  /** Both processes on one CPU: the samples. */
   sameCpu: PingPong[]
-  /** Client and server on two different CPUs, for comparison (none on a 1-CPU machine). */
+  /** Client and server on two different CPUs (none on a 1-CPU machine). */
   crossCpu: PingPong[]
 }
 
 /** Where the native processes run: the server's and the client's CPU. */
 export interface Placement {
+  name: 'same' | 'cross'
   serverCpu: number
   clientCpu: number
 }
 
 const LAST_CPU = os.availableParallelism() - 1
-/** The native reference: everything on the last CPU. */
-export const SAME_CPU: Placement = { serverCpu: LAST_CPU, clientCpu: LAST_CPU }
-/** For comparison: server on CPU 0, client on the last one. */
-export const CROSS_CPU: Placement | undefined = LAST_CPU > 0 ? { serverCpu: 0, clientCpu: LAST_CPU } : undefined
+/** Client and server on one CPU, the last. */
+export const SAME_CPU: Placement = { name: 'same', serverCpu: LAST_CPU, clientCpu: LAST_CPU }
+/** Server on CPU 0, client on the last one (absent on a 1-CPU machine). */
+export const CROSS_CPU: Placement | undefined = LAST_CPU > 0 ? { name: 'cross', serverCpu: 0, clientCpu: LAST_CPU } : undefined
+
+/**
+ * The native reference's placement, `LIVE_REDIS_PLACEMENT`: "cross" (the default where there are two
+ * CPUs) or "same". Across CPUs is the physically right reference: in the simulated cluster client and
+ * server are on different hosts, each with its own CPU, so at -c 10 they work in parallel; on one CPU
+ * they take turns, and a simulation that accounts CPU correctly is faster than that.
+ */
+export function referencePlacement(text: string | undefined): Placement {
+  const want = text === undefined || text.trim() === '' ? (CROSS_CPU ? 'cross' : 'same') : text.trim()
+  if (want === 'same') return SAME_CPU
+  if (want === 'cross') {
+    if (!CROSS_CPU) throw new Error('LIVE_REDIS_PLACEMENT: "cross" needs two CPUs; this machine has one')
+    return CROSS_CPU
+  }
+  throw new Error(`LIVE_REDIS_PLACEMENT: "same" or "cross", got ${JSON.stringify(text)}`)
+}
+
+/** A held PM QoS request (/dev/cpu_dma_latency): in force until release(). */
+export interface LatencyHold {
+  microseconds: number
+  release(): void
+}
+
+/**
+ * Ask the kernel to keep the CPUs out of idle states whose exit latency exceeds `us` microseconds
+ * (PM QoS, /dev/cpu_dma_latency; the request holds while the file is open). With 0 an idle vCPU
+ * polls instead of halting, and a wake-up across CPUs no longer waits for the hypervisor to
+ * reschedule a halted vCPU. Measured on the 2-core VM this was built on: the cross-CPU ping-pong
+ * round trip falls from 52-76 µs (spread run to run) to 13.5-14.8 µs. It applies to the whole
+ * machine, native and livesim alike. Undefined when the file cannot be opened (not root, no such
+ * device); the bench then says so and runs without.
+ */
+export function holdCpuDmaLatency(us: number): LatencyHold | undefined {
+  let fd: number
+  try {
+    fd = openSync('/dev/cpu_dma_latency', fsConstants.O_WRONLY)
+  } catch {
+    return undefined
+  }
+  const value = Buffer.alloc(4)
+  value.writeInt32LE(us)
+  try {
+    writeSync(fd, value)
+  } catch {
+    closeSync(fd)
+    return undefined
+  }
+  let open = true
+  return {
+    microseconds: us,
+    release() {
+      if (open) closeSync(fd)
+      open = false
+    },
+  }
+}
 
 /**
  * Compile the ping-pong into dir and run it `reps` times on one CPU and `reps` times across two,
  * interleaved (20 000 rounds of 40 bytes, about a GET's size). The link latency comes from the
- * one-CPU runs, the best (smallest) p50 over the runs as everywhere in this suite. Why one CPU: on the
- * 2-core VM this was built on, a wake-up across CPUs costs 50-80 µs per round trip with a wide spread
- * (idle CPUs, the hypervisor, other tenants), against a steady 13.4 µs on one CPU; unpinned, the
- * scheduler picks either placement from run to run, so the p50 is bimodal. The native reference
- * (redis-server and redis-benchmark) is pinned the same way, so both come from one world.
+ * reference placement's runs, the best (smallest) p50 over the runs as everywhere in this suite.
+ * Across CPUs without the PM QoS hold, a round trip on the 2-core VM this was built on costs 50-80 µs
+ * with a wide spread (halted vCPUs woken through the hypervisor), against 13.4 µs on one CPU.
  */
-export async function measureLoopback(dir: string, reps: number): Promise<Loopback> {
+export async function measureLoopback(dir: string, reps: number, reference: Placement): Promise<Loopback> {
   const src = path.join(dir, 'pingpong.c')
   const bin = path.join(dir, 'pingpong')
   writeFileSync(src, PINGPONG_C)
@@ -194,10 +251,12 @@ export async function measureLoopback(dir: string, reps: number): Promise<Loopba
     sameCpu.push(await once(SAME_CPU))
     if (CROSS_CPU) crossCpu.push(await once(CROSS_CPU))
   }
-  const oneWayNs = Math.max(1, Math.round(Math.min(...sameCpu.map((s) => s.p50Ns)) / 2))
+  const used = reference.name === 'cross' ? crossCpu : sameCpu
+  const oneWayNs = Math.max(1, Math.round(Math.min(...used.map((s) => s.p50Ns)) / 2))
+  const where = reference.name === 'cross' ? `client on CPU ${reference.clientCpu}, server on CPU ${reference.serverCpu}` : `both processes pinned to CPU ${reference.serverCpu}`
   return {
     oneWayNs,
-    method: `C ping-pong over 127.0.0.1 TCP (TCP_NODELAY, blocking, 40-byte messages, 20000 rounds after 2000 warm-up), both processes pinned to CPU ${LAST_CPU}: one-way = smallest p50 round trip over ${reps} runs / 2`,
+    method: `C ping-pong over 127.0.0.1 TCP (TCP_NODELAY, blocking, 40-byte messages, 20000 rounds after 2000 warm-up), ${where}: one-way = smallest p50 round trip over ${reps} runs / 2`,
     sameCpu,
     crossCpu,
   }
@@ -492,6 +551,15 @@ function positiveInts(text: string | undefined, fallback: number[], what: string
   return xs
 }
 
+/** `LIVE_REDIS_CPU_DMA_LATENCY`: microseconds to hold (default 0) or "off". */
+export function cpuDmaLatencyKnob(text: string | undefined): number | 'off' {
+  if (text === undefined || text.trim() === '') return 0
+  if (text.trim() === 'off') return 'off'
+  const x = Number(text)
+  if (!Number.isInteger(x) || x < 0) throw new Error(`LIVE_REDIS_CPU_DMA_LATENCY: microseconds (an integer ≥ 0) or "off", got ${JSON.stringify(text)}`)
+  return x
+}
+
 function positiveNumber(text: string | undefined, fallback: number, what: string): number {
   if (text === undefined || text.trim() === '') return fallback
   const x = Number(text)
@@ -518,19 +586,25 @@ export const liveRedisFidelity: Benchmark = {
     // its last clock reading in a quantum is not virtual time, and sharing a CPU makes that common).
     const simCpusEnv = process.env.LIVE_REDIS_SIM_CPUS ?? 'any'
     const simCpus = simCpusEnv === 'any' ? undefined : simCpusEnv === 'same' ? String(SAME_CPU.serverCpu) : simCpusEnv
+    const reference = referencePlacement(process.env.LIVE_REDIS_PLACEMENT)
+    const other = reference.name === 'cross' ? SAME_CPU : CROSS_CPU
+    const dmaLatency = cpuDmaLatencyKnob(process.env.LIVE_REDIS_CPU_DMA_LATENCY)
     const dir = workDir('redis-fidelity')
     let ok = false
+    // Held for the whole benchmark, so that native and livesim runs see the same machine.
+    const hold = dmaLatency === 'off' ? undefined : holdCpuDmaLatency(dmaLatency)
+    if (dmaLatency !== 'off' && !hold) note(`live-redis-fidelity: could not hold /dev/cpu_dma_latency at ${dmaLatency} µs (not root, or no such device); running without`)
     try {
-      const loop = await measureLoopback(dir, Math.max(5, ctx.reps))
+      const loop = await measureLoopback(dir, Math.max(5, ctx.reps), reference)
       note(
-        `live-redis-fidelity: one-way loopback latency ${loop.oneWayNs} ns (round-trip p50s on one CPU ${loop.sameCpu.map((s) => s.p50Ns).join(', ')} ns; across CPUs ${loop.crossCpu.map((s) => s.p50Ns).join(', ') || '-'} ns)`,
+        `live-redis-fidelity: reference ${reference.name === 'cross' ? `across CPUs (server ${reference.serverCpu}, client ${reference.clientCpu})` : `on CPU ${reference.serverCpu}`}, cpu_dma_latency ${hold ? `held at ${hold.microseconds} µs` : 'not held'}; one-way loopback latency ${loop.oneWayNs} ns (round-trip p50s on one CPU ${loop.sameCpu.map((s) => s.p50Ns).join(', ')} ns; across CPUs ${loop.crossCpu.map((s) => s.p50Ns).join(', ') || '-'} ns)`,
       )
       const perClients: Record<string, unknown> = {}
       const p50AndRps: number[] = []
       const p99s: number[] = []
       for (const clients of clientCounts) {
-        const samples = await nativeBenchmark(dir, requests, clients, ctx.reps, SAME_CPU)
-        const crossSamples = CROSS_CPU ? await nativeBenchmark(dir, requests, clients, ctx.reps, CROSS_CPU) : undefined
+        const samples = await nativeBenchmark(dir, requests, clients, ctx.reps, reference)
+        const otherSamples = other ? await nativeBenchmark(dir, requests, clients, ctx.reps, other) : undefined
         // The best native run per metric is the reference (see README: load only ever makes native
         // Redis slower, and livesim's CpuTime clock is meant not to see the load); medians in detail.
         const native = combineRows(samples, 'best')
@@ -557,14 +631,14 @@ export const liveRedisFidelity: Benchmark = {
           p99s.push(a.p99)
           acc[test] = { p50: sig(a.p50, 4), p99: sig(a.p99, 4), rps: sig(a.rps, 4) }
         }
-        // For comparison only: the same against native processes on two different CPUs.
-        const cross = crossSamples ? combineRows(crossSamples, 'best') : undefined
-        const accCross: Record<string, Record<string, number>> = {}
-        if (cross) {
+        // For comparison only: the same against native processes placed the other way.
+        const otherNative = otherSamples ? combineRows(otherSamples, 'best') : undefined
+        const accOther: Record<string, Record<string, number>> = {}
+        if (otherNative) {
           for (const test of ['GET', 'SET']) {
-            const n = cross[test]!
+            const n = otherNative[test]!
             const s = sim.rows[test]!
-            accCross[test] = { p50: sig(accuracy(s.p50Ms, n.p50Ms), 4), p99: sig(accuracy(s.p99Ms, n.p99Ms), 4), rps: sig(accuracy(s.rps, n.rps), 4) }
+            accOther[test] = { p50: sig(accuracy(s.p50Ms, n.p50Ms), 4), p99: sig(accuracy(s.p99Ms, n.p99Ms), 4), rps: sig(accuracy(s.rps, n.rps), 4) }
           }
         }
         note(
@@ -579,9 +653,10 @@ export const liveRedisFidelity: Benchmark = {
           native: roundRows(native),
           nativeMedian: roundRows(nativeMedian),
           nativeSamples: samples.map(roundRows),
-          nativeCrossCpu: cross ? roundRows(cross) : null,
-          nativeCrossCpuSamples: crossSamples?.map(roundRows) ?? null,
-          accuracyVsCrossCpu: cross ? accCross : null,
+          nativeOtherPlacement: other?.name ?? null,
+          nativeOther: otherNative ? roundRows(otherNative) : null,
+          nativeOtherSamples: otherSamples?.map(roundRows) ?? null,
+          accuracyVsOther: otherNative ? accOther : null,
           nativeSelfAccuracyP50Rps: sig(selfAccuracy, 4),
           sim: roundRows(sim.rows),
           simWallSeconds: sim.results.wall.seconds,
@@ -613,19 +688,22 @@ export const liveRedisFidelity: Benchmark = {
         met: value >= 0.9,
         minAccuracyP99: sig(Math.min(...p99s), 4),
         linkLatencyNs: loop.oneWayNs,
+        placement: reference.name,
+        cpuDmaLatencyUs: hold ? hold.microseconds : null,
         clock: clock ?? 'default',
         simCpus: simCpus ?? 'any',
         requests,
         clients: clientCounts,
         detail: {
           comparison:
-            'accuracy = 1 - |livesim - native| / native per test (GET, SET) and metric (p50, p99 latency, rps) of redis-benchmark -t get,set --csv; value = min over p50 and rps of every test and client count; native = best of BENCH_REPS runs per metric (largest rps, smallest latency); link latency = smallest p50 round trip / 2 of a C ping-pong; ping-pong and native redis-server + redis-benchmark all pinned to one CPU (across CPUs in detail, not used)',
+            'accuracy = 1 - |livesim - native| / native per test (GET, SET) and metric (p50, p99 latency, rps) of redis-benchmark -t get,set --csv; value = min over p50 and rps of every test and client count; native = best of BENCH_REPS runs per metric (largest rps, smallest latency); link latency = smallest p50 round trip / 2 of a C ping-pong; ping-pong and native redis-server + redis-benchmark pinned as placement says (cross: server on CPU 0, client on the last CPU; same: both on the last CPU), the other placement in detail (not used); /dev/cpu_dma_latency held as cpuDmaLatencyUs says for the whole benchmark',
           loopback: loop,
           ...perClients,
         },
         ...machine(),
       }
     } finally {
+      hold?.release()
       cleanUp(dir, ok)
     }
   },
