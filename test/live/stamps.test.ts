@@ -4,6 +4,8 @@
 // appends must carry those times and the stream offsets of the bytes; StampReader must give every byte
 // the time of the write that wrote it. Then a program that reads its clock in a loop must stop at the
 // barrier of a precise slice by itself, and go on from there when the clock moves (no freeze at all).
+// Last, timed waits (condition variables, nanosleep) must end at their virtual deadline, and a sleeper
+// woken on the real clock before it must not read its clock (that would start its cell's slice).
 import { spawn } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
