@@ -403,25 +403,27 @@ static long long ns_of(const struct timespec *t) { return (long long)t->tv_sec *
 static struct timespec ts_of(long long ns) { struct timespec t = { ns / 1000000000LL, ns % 1000000000LL }; return t; }
 static long long vnow(clockid_t c) { struct timespec t; clock_gettime(c, &t); return ns_of(&t); }
 
-/* Virtual ns that must still pass before the virtual deadline can have come, read from the barrier
-   alone (0: it may have, read the clock). A sleeper that woke on the real clock, before its virtual
-   deadline (the simulation runs slower than the wall), sleeps again without reading its clock: a
-   reading would start the cell's precise slice, whose clock runs with the wall from then on, and
-   a background thread waking ever more often near its deadline (jemalloc's, in redis-server) took
+/* Virtual ns left before a virtual deadline (0: it has come). While the barrier is short of the
+   deadline, from the barrier alone, without a reading: a sleeper that woke on the real clock before
+   its virtual deadline (the simulation runs slower than the wall) sleeps again without reading its
+   clock. A reading would start the cell's precise slice, whose clock runs with the wall from then on,
+   and a background thread waking ever more often near its deadline (jemalloc's, in redis-server) took
    the slices of the thread with the work: stalls of several ms of virtual time in a busy pair. */
-static long long beyond_barrier(long long deadline) {
-  if (!state) return 0;
-  long long cap = state[0];
-  return cap > 0 && cap < deadline ? deadline - cap : 0;
+static long long virtual_left(long long deadline) {
+  long long cap = state ? state[0] : 0;
+  if (cap > 0 && cap < deadline) return deadline - cap;
+  long long left = deadline - vnow(CLOCK_REALTIME);
+  return left > 0 ? left : 0;
 }
 
-/* Sleep for a virtual duration: sleep, and sleep again while the virtual clock is short of the deadline. */
-static int vsleep(long long ns, struct timespec *rem) {
+/* Sleep until a virtual deadline: sleep (libfaketime's nanosleep, which divides by the rate) for what
+   is left, and again until the virtual clock is there. */
+static int vsleep_until(long long deadline, struct timespec *rem) {
   static nanosleep_fn next;
   if (!next) next = (nanosleep_fn)dlsym(RTLD_NEXT, "nanosleep");
-  if (ns <= 0) return 0;
-  long long deadline = vnow(CLOCK_REALTIME) + ns;
   for (;;) {
+    long long ns = virtual_left(deadline);
+    if (ns == 0) return 0;
     struct timespec req = ts_of(ns), r;
     if (next(&req, &r) != 0) {
       if (errno == EINTR && rem) {
@@ -430,11 +432,11 @@ static int vsleep(long long ns, struct timespec *rem) {
       }
       return -1;
     }
-    ns = beyond_barrier(deadline);
-    if (ns > 0) continue;
-    ns = deadline - vnow(CLOCK_REALTIME);
-    if (ns <= 0) return 0;
   }
+}
+
+static int vsleep(long long ns, struct timespec *rem) {
+  return ns <= 0 ? 0 : vsleep_until(vnow(CLOCK_REALTIME) + ns, rem);
 }
 
 int nanosleep(const struct timespec *req, struct timespec *rem) {
@@ -449,9 +451,7 @@ int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req, stru
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME) return next(clock, flags, req, rem);
   if (flags & TIMER_ABSTIME) {
     /* Not libfaketime's conversion of the deadline: it uses its file, which precise slices leave stale. */
-    long long left = ns_of(req) - vnow(clock);
-    if (left <= 0) return 0;
-    return vsleep(left, NULL) != 0 ? errno : 0;
+    return vsleep_until(ns_of(req), NULL) != 0 ? errno : 0;
   }
   if (vsleep(ns_of(req), rem) != 0) return errno;
   return 0;
@@ -631,12 +631,8 @@ int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv) {
 static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
   long long deadline = ns_of(abstime);
   for (;;) {
-    long long left = beyond_barrier(deadline);
-    if (left == 0) {
-      long long v = vnow(CLOCK_REALTIME);
-      if (v >= deadline) return ETIMEDOUT;
-      left = deadline - v;
-    }
+    long long left = virtual_left(deadline);
+    if (left == 0) return ETIMEDOUT;
     double rate = *state_rate;
     long long real_ns = (long long)((double)left / (rate > 0 ? rate : 1.0));
     struct timespec real = ts_of(mono_ns() + (real_ns > 0 ? real_ns : 1));

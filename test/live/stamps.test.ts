@@ -124,7 +124,10 @@ int main(void) {
 }
 `
 
-/** Prints its clock, sleeps 50 ms (nanosleep, or with "cond" a pthread_cond_timedwait), prints its clock. */
+/**
+ * Prints its clock, sleeps 50 ms (nanosleep; with "cond" a pthread_cond_timedwait, with "abs" a
+ * clock_nanosleep to an absolute CLOCK_MONOTONIC deadline), prints its clock.
+ */
 const SLEEPER = String.raw`
 #include <pthread.h>
 #include <stdio.h>
@@ -142,6 +145,12 @@ int main(int argc, char **argv) {
     pthread_mutex_lock(&m);
     pthread_cond_timedwait(&c, &m, &at);
     pthread_mutex_unlock(&m);
+  } else if (argc > 1 && !strcmp(argv[1], "abs")) {
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_nsec += 50000000L;
+    if (at.tv_nsec >= 1000000000L) { at.tv_sec++; at.tv_nsec -= 1000000000L; }
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
   } else {
     struct timespec t = { 0, 50000000L };
     nanosleep(&t, NULL);
@@ -371,7 +380,7 @@ describe('precise clock', () => {
 
 describe('timed waits on a condition variable', () => {
   it('end at their virtual deadline, though libfaketime\'s file (left as it was by precise slices) runs ahead', async () => {
-    const clock = createVirtualClock(path.join(dir, 'clock-w'))
+    const clock = createVirtualClock(path.join(dir, 'clock-cw'))
     // libfaketime's file now says: virtual 0 at this instant, on with the wall. Precise slices do not
     // rewrite it, so 300 ms of wall later it is ~280 ms ahead of the program's clock (20 ms).
     clock.set(0, 1, { untilNs: 0 })
@@ -396,11 +405,11 @@ describe('timed waits on a condition variable', () => {
 })
 
 describe('sleeps before their deadline', () => {
-  for (const how of ['nanosleep', 'cond']) {
+  for (const how of ['nanosleep', 'cond', 'abs']) {
     it(`do not read the clock (${how}): a sleeper woken on the real clock before its virtual deadline's barrier leaves the slice unstarted`, async () => {
       const clock = createVirtualClock(path.join(dir, `clock-s-${how}`))
       clock.set(20_000_000, 1, { untilNs: 21_000_000, precise: true })
-      const { readings, stop } = spawnPrinter(sleeper, how === 'cond' ? ['cond'] : [], clock)
+      const { readings, stop } = spawnPrinter(sleeper, how === 'nanosleep' ? [] : [how], clock)
       try {
         await waitFor(() => readings.length === 1, 10_000, 'the first reading')
         // Its deadline is ~70 ms; the next slice ends at 30 ms. 200 ms of wall: the real 50 ms sleep
