@@ -253,7 +253,7 @@ function spawnPrinter(program: string, args: string[], clock: VirtualClock) {
     if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.on('exit', r))
     clock.close()
   }
-  return { readings, stop }
+  return { readings, stop, pid: child.pid! }
 }
 
 describe('precise clock', () => {
@@ -335,6 +335,35 @@ describe('precise clock', () => {
       expect(readings[1]).toBeLessThan(22_500_000)
     } finally {
       await stop()
+    }
+  }, 60_000)
+
+  it('a reading that waited at the barrier is not overshoot, however late it goes on', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-w2'))
+    clock.set(20_000_000, 1, { untilNs: 21_000_000, precise: true })
+    const a = spawnPrinter(looper, [], clock)
+    const b = spawnPrinter(looper, [], clock)
+    try {
+      await waitFor(() => clock.slice().waited === 2, 10_000, 'both loopers waiting at 21 ms')
+      // A is held in its wait (as a waiter that does not get a CPU is); B starts the next slice and
+      // waits at 22 ms. 30 ms of wall later A goes on: its clock reads ~51 ms, far past 22 ms, but all
+      // that time it waited, it did no work.
+      process.kill(a.pid, 'SIGSTOP')
+      clock.set(21_000_000, 1, { untilNs: 22_000_000, precise: true })
+      await waitFor(() => clock.slice().startedAt !== undefined && clock.slice().waited === 2, 10_000, 'B waiting at 22 ms')
+      await sleep(30)
+      process.kill(a.pid, 'SIGCONT')
+      await sleep(20)
+      // Counted as overshoot, it would start the next slice a whole slice early: both would wait at
+      // 40 ms at once, with no reading in [22 ms, 40 ms).
+      clock.set(22_000_000, 1, { untilNs: 40_000_000, precise: true })
+      await waitFor(() => clock.slice().waited === 2, 10_000, 'both loopers waiting at 40 ms')
+      const next = [...a.readings, ...b.readings].filter((v) => v >= 22_000_000)
+      expect(next.length).toBeGreaterThan(0)
+      expect(Math.min(...next)).toBeLessThan(23_000_000)
+    } finally {
+      await a.stop()
+      await b.stop()
     }
   }, 60_000)
 
