@@ -11,7 +11,7 @@
 //                      through the `livesim run` CLI in the same invocation.
 //
 // Knobs (environment): LIVE_REDIS_CLIENTS (redis-benchmark -c values, default "1,10"),
-// LIVE_REDIS_REQUESTS (-n, default 3000), LIVE_REDIS_END_MARGIN (virtual end time = start-up + 2N
+// LIVE_REDIS_REQUESTS (-n, default 20000), LIVE_REDIS_END_MARGIN (virtual end time = start-up + 2N
 // replies at the rate of the pilot runs × this + 50 ms, default 1.25), LIVE_REDIS_CLOCK (the live
 // components' clock: Cooperative, the default here, CpuTime or WallTime), LIVE_REDIS_PLACEMENT (the
 // native reference: "cross", server and client on two CPUs, the default on a machine with two, or
@@ -154,7 +154,7 @@ export interface PingPong {
 }
 
 export interface Loopback {
-  /** The link latency to simulate: the smallest p50 round trip of the reference placement's runs, halved. */
+  /** One-way latency before the runs: the median p50 round trip of the reference placement's runs, halved (the livesim runs use links measured next to each native run). */
   oneWayNs: number
   method: string
   /** Both processes on one CPU: the samples. */
@@ -234,32 +234,40 @@ export function holdCpuDmaLatency(us: number): LatencyHold | undefined {
 
 /**
  * Compile the ping-pong into dir and run it `reps` times on one CPU and `reps` times across two,
- * interleaved (20 000 rounds of 40 bytes, about a GET's size). The link latency comes from the
- * reference placement's runs, the best (smallest) p50 over the runs as everywhere in this suite.
+ * interleaved (20 000 rounds of 40 bytes, about a GET's size): the median p50 of the reference
+ * placement's runs, halved, is oneWayNs. The links the livesim runs use come from more runs
+ * (`probe`), one just before each native run.
  * Across CPUs without the PM QoS hold, a round trip on the 2-core VM this was built on costs 50-80 µs
  * with a wide spread (halted vCPUs woken through the hypervisor), against 13.4 µs on one CPU.
  */
-export async function measureLoopback(dir: string, reps: number, reference: Placement): Promise<Loopback> {
+export async function measureLoopback(dir: string, reps: number, reference: Placement): Promise<{ loop: Loopback; probe: (p: Placement) => Promise<PingPong> }> {
   const src = path.join(dir, 'pingpong.c')
   const bin = path.join(dir, 'pingpong')
   writeFileSync(src, PINGPONG_C)
   execFileSync('cc', ['-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'inherit'] })
   const sameCpu: PingPong[] = []
   const crossCpu: PingPong[] = []
-  const once = async (p: Placement) => JSON.parse((await run(bin, ['20000', '40', String(p.clientCpu), String(p.serverCpu)], { timeoutMs: 60_000 })).stdout) as PingPong
+  const probe = async (p: Placement) => JSON.parse((await run(bin, ['20000', '40', String(p.clientCpu), String(p.serverCpu)], { timeoutMs: 60_000 })).stdout) as PingPong
   for (let i = 0; i < reps; i++) {
-    sameCpu.push(await once(SAME_CPU))
-    if (CROSS_CPU) crossCpu.push(await once(CROSS_CPU))
+    sameCpu.push(await probe(SAME_CPU))
+    if (CROSS_CPU) crossCpu.push(await probe(CROSS_CPU))
   }
   const used = reference.name === 'cross' ? crossCpu : sameCpu
-  const oneWayNs = Math.max(1, Math.round(Math.min(...used.map((s) => s.p50Ns)) / 2))
+  const oneWayNs = oneWayOf(used)
   const where = reference.name === 'cross' ? `client on CPU ${reference.clientCpu}, server on CPU ${reference.serverCpu}` : `both processes pinned to CPU ${reference.serverCpu}`
-  return {
+  const loop: Loopback = {
     oneWayNs,
-    method: `C ping-pong over 127.0.0.1 TCP (TCP_NODELAY, blocking, 40-byte messages, 20000 rounds after 2000 warm-up), ${where}: one-way = smallest p50 round trip over ${reps} runs / 2`,
+    method: `C ping-pong over 127.0.0.1 TCP (TCP_NODELAY, blocking, 40-byte messages, 20000 rounds after 2000 warm-up), ${where}: one-way = median p50 round trip over ${reps} runs / 2`,
     sameCpu,
     crossCpu,
   }
+  return { loop, probe }
+}
+
+/** The one-way latency of ping-pong runs: their median p50 round trip, halved (p50: a descheduled round does not inflate it). */
+export function oneWayOf(runs: readonly PingPong[]): number {
+  if (runs.length === 0) throw new Error('oneWayOf: no ping-pong runs')
+  return Math.max(1, Math.round(median(runs.map((s) => s.p50Ns)) / 2))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -576,7 +584,7 @@ export const liveRedisFidelity: Benchmark = {
   async run(ctx: BenchContext) {
     ensureDeps()
     const clientCounts = positiveInts(process.env.LIVE_REDIS_CLIENTS, [1, 10], 'LIVE_REDIS_CLIENTS')
-    const requests = positiveInts(process.env.LIVE_REDIS_REQUESTS, [3000], 'LIVE_REDIS_REQUESTS')[0]!
+    const requests = positiveInts(process.env.LIVE_REDIS_REQUESTS, [20000], 'LIVE_REDIS_REQUESTS')[0]!
     const margin = positiveNumber(process.env.LIVE_REDIS_END_MARGIN, 1.25, 'LIVE_REDIS_END_MARGIN')
     const clock = process.env.LIVE_REDIS_CLOCK || 'Cooperative'
     if (clock !== undefined && clock !== 'CpuTime' && clock !== 'WallTime' && clock !== 'Cooperative') throw new Error(`LIVE_REDIS_CLOCK: CpuTime, WallTime or Cooperative, got ${JSON.stringify(clock)}`)
@@ -595,54 +603,82 @@ export const liveRedisFidelity: Benchmark = {
     const hold = dmaLatency === 'off' ? undefined : holdCpuDmaLatency(dmaLatency)
     if (dmaLatency !== 'off' && !hold) note(`live-redis-fidelity: could not hold /dev/cpu_dma_latency at ${dmaLatency} µs (not root, or no such device); running without`)
     try {
-      const loop = await measureLoopback(dir, Math.max(5, ctx.reps), reference)
+      const { loop, probe } = await measureLoopback(dir, Math.max(5, ctx.reps), reference)
       note(
-        `live-redis-fidelity: reference ${reference.name === 'cross' ? `across CPUs (server ${reference.serverCpu}, client ${reference.clientCpu})` : `on CPU ${reference.serverCpu}`}, cpu_dma_latency ${hold ? `held at ${hold.microseconds} µs` : 'not held'}; one-way loopback latency ${loop.oneWayNs} ns (round-trip p50s on one CPU ${loop.sameCpu.map((s) => s.p50Ns).join(', ')} ns; across CPUs ${loop.crossCpu.map((s) => s.p50Ns).join(', ') || '-'} ns)`,
+        `live-redis-fidelity: reference ${reference.name === 'cross' ? `across CPUs (server ${reference.serverCpu}, client ${reference.clientCpu})` : `on CPU ${reference.serverCpu}`}, cpu_dma_latency ${hold ? `held at ${hold.microseconds} µs` : 'not held'}; one-way loopback latency ${loop.oneWayNs} ns before the runs (round-trip p50s on one CPU ${loop.sameCpu.map((s) => s.p50Ns).join(', ')} ns; across CPUs ${loop.crossCpu.map((s) => s.p50Ns).join(', ') || '-'} ns)`,
       )
       const perClients: Record<string, unknown> = {}
       const p50AndRps: number[] = []
+      const links: Record<string, number> = {}
       const p99s: number[] = []
       for (const clients of clientCounts) {
-        const samples = await nativeBenchmark(dir, requests, clients, ctx.reps, reference)
-        const otherSamples = other ? await nativeBenchmark(dir, requests, clients, ctx.reps, other) : undefined
-        // The best native run per metric is the reference (see README: load only ever makes native
-        // Redis slower, and livesim's CpuTime clock is meant not to see the load); medians in detail.
-        const native = combineRows(samples, 'best')
-        const nativeMedian = combineRows(samples, 'median')
-        note(
-          `live-redis-fidelity: -c ${clients}: native SET ${native.SET!.rps} rps p50 ${native.SET!.p50Ms} ms, GET ${native.GET!.rps} rps p50 ${native.GET!.p50Ms} ms`,
-        )
-        // The virtual time redis-benchmark needs under livesim: 2N replies at the pilot's rate, with
-        // a margin (a run costs wall time in proportion to its virtual time, busy or idle).
+        // Repetitions of (ping-pong, native run, livesim run with the link that ping-pong gave): this
+        // VM's host goes through phases, minutes long, in which a cross-CPU round trip takes 12 or
+        // 17-19 µs, and native Redis follows them (C=1 p50 15 or 23 µs); measured minutes apart, the
+        // link, the native reference and livesim were from different phases in one run of three.
         const simDir = mkdtempSync(path.join(dir, `sim-c${clients}-`))
-        const params = { latencyNs: loop.oneWayNs, requests, clients, clock, cpus: simCpus }
-        const pilot = await pilotRate(simDir, params)
-        const endTimeNs = Math.ceil((pilot.startNs / 1e6) + ((2 * requests) / pilot.repliesPerSecond) * margin * 1000 + 50) * 1e6
-        note(
-          `live-redis-fidelity: -c ${clients}: pilots: ${Math.round(pilot.repliesPerSecond)} replies/s virtual after ${sig(pilot.startNs / 1e6, 3)} ms of start-up; livesim run of ${durationString(endTimeNs)} virtual…`,
-        )
-        const sim = await simBenchmark(simDir, { ...params, endTimeNs })
+        const pings: PingPong[] = []
+        const samples: Record<string, CsvRow>[] = []
+        const sims: SimRun[] = []
+        const simLinks: number[] = []
+        let pilot: Pilot | undefined
+        let endTimeNs = 0
+        for (let r = 0; r < ctx.reps; r++) {
+          const ping = await probe(reference)
+          pings.push(ping)
+          const linkNs = oneWayOf([ping])
+          const [nat] = await nativeBenchmark(dir, requests, clients, 1, reference)
+          samples.push(nat!)
+          const params = { latencyNs: linkNs, requests, clients, clock, cpus: simCpus }
+          if (!pilot) {
+            // The virtual time redis-benchmark needs under livesim: 2N replies at the pilot's rate,
+            // with a margin (a run costs wall time in proportion to its virtual time, busy or idle).
+            pilot = await pilotRate(simDir, params)
+            endTimeNs = Math.ceil((pilot.startNs / 1e6) + ((2 * requests) / pilot.repliesPerSecond) * margin * 1000 + 50) * 1e6
+            note(
+              `live-redis-fidelity: -c ${clients}: pilots: ${Math.round(pilot.repliesPerSecond)} replies/s virtual after ${sig(pilot.startNs / 1e6, 3)} ms of start-up; livesim runs of ${durationString(endTimeNs)} virtual`,
+            )
+          }
+          const run = await simBenchmark(mkdtempSync(path.join(simDir, `rep${r}-`)), { ...params, endTimeNs })
+          sims.push(run)
+          simLinks.push(linkNs)
+          note(
+            `live-redis-fidelity: -c ${clients}: run ${r + 1}/${ctx.reps}: link ${linkNs} ns (round trip p50 ${ping.p50Ns} ns); native SET ${nat!.SET!.rps} rps p50 ${nat!.SET!.p50Ms} ms, GET ${nat!.GET!.rps} rps p50 ${nat!.GET!.p50Ms} ms; livesim SET ${run.rows.SET!.rps} rps p50 ${run.rows.SET!.p50Ms} ms, GET ${run.rows.GET!.rps} rps p50 ${run.rows.GET!.p50Ms} ms, ${run.results.wall.seconds} s wall (slowdown ${run.results.wall.slowdown})`,
+          )
+        }
+        links[`c${clients}`] = median(simLinks)
+        const otherSamples = other ? await nativeBenchmark(dir, requests, clients, ctx.reps, other) : undefined
+        // The median native run per metric is the reference, against the median livesim run: a
+        // Cooperative cell's clock runs with the wall, so livesim sees the machine's state as native
+        // Redis does (bench/README.md, "live-redis-fidelity"); the best native runs are in detail.
+        const native = combineRows(samples, 'median')
+        const nativeBest = combineRows(samples, 'best')
+        const sim = sims[sims.length - 1]!
+        const simRows = combineRows(sims.map((x) => x.rows), 'median')
         const acc: Record<string, Record<string, number>> = {}
+        const accBest: Record<string, Record<string, number>> = {}
         for (const test of ['GET', 'SET']) {
           const n = native[test]!
-          const s = sim.rows[test]!
+          const s = simRows[test]!
           const a = { p50: accuracy(s.p50Ms, n.p50Ms), p99: accuracy(s.p99Ms, n.p99Ms), rps: accuracy(s.rps, n.rps) }
           p50AndRps.push(a.p50, a.rps)
           p99s.push(a.p99)
           acc[test] = { p50: sig(a.p50, 4), p99: sig(a.p99, 4), rps: sig(a.rps, 4) }
+          const b = nativeBest[test]!
+          accBest[test] = { p50: sig(accuracy(s.p50Ms, b.p50Ms), 4), p99: sig(accuracy(s.p99Ms, b.p99Ms), 4), rps: sig(accuracy(s.rps, b.rps), 4) }
         }
         // For comparison only: the same against native processes placed the other way.
-        const otherNative = otherSamples ? combineRows(otherSamples, 'best') : undefined
+        const otherNative = otherSamples ? combineRows(otherSamples, 'median') : undefined
         const accOther: Record<string, Record<string, number>> = {}
         if (otherNative) {
           for (const test of ['GET', 'SET']) {
             const n = otherNative[test]!
-            const s = sim.rows[test]!
+            const s = simRows[test]!
             accOther[test] = { p50: sig(accuracy(s.p50Ms, n.p50Ms), 4), p99: sig(accuracy(s.p99Ms, n.p99Ms), 4), rps: sig(accuracy(s.rps, n.rps), 4) }
           }
         }
         note(
-          `live-redis-fidelity: -c ${clients}: livesim SET ${sim.rows.SET!.rps} rps p50 ${sim.rows.SET!.p50Ms} ms, GET ${sim.rows.GET!.rps} rps p50 ${sim.rows.GET!.p50Ms} ms; ${sim.results.wall.seconds} s wall (slowdown ${sim.results.wall.slowdown})`,
+          `live-redis-fidelity: -c ${clients}: medians of ${sims.length}: native SET ${native.SET!.rps} rps p50 ${native.SET!.p50Ms} ms, GET ${native.GET!.rps} rps p50 ${native.GET!.p50Ms} ms; livesim SET ${simRows.SET!.rps} rps p50 ${simRows.SET!.p50Ms} ms, GET ${simRows.GET!.rps} rps p50 ${simRows.GET!.p50Ms} ms`,
         )
         // How much native runs disagree with the reference: the noise floor of this comparison.
         const selfAccuracy = Math.min(
@@ -650,25 +686,29 @@ export const liveRedisFidelity: Benchmark = {
         )
         perClients[`c${clients}`] = {
           accuracy: acc,
+          linkLatencyNs: simLinks,
+          linkPingPongs: pings,
+          accuracyVsNativeBest: accBest,
           native: roundRows(native),
-          nativeMedian: roundRows(nativeMedian),
+          nativeBest: roundRows(nativeBest),
           nativeSamples: samples.map(roundRows),
           nativeOtherPlacement: other?.name ?? null,
           nativeOther: otherNative ? roundRows(otherNative) : null,
           nativeOtherSamples: otherSamples?.map(roundRows) ?? null,
           accuracyVsOther: otherNative ? accOther : null,
           nativeSelfAccuracyP50Rps: sig(selfAccuracy, 4),
-          sim: roundRows(sim.rows),
-          simWallSeconds: sim.results.wall.seconds,
-          simProcessSeconds: sig(sim.processSeconds, 4),
-          simSlowdown: sim.results.wall.slowdown,
+          sim: roundRows(simRows),
+          simSamples: sims.map((x) => roundRows(x.rows)),
+          simWallSeconds: sims.map((x) => x.results.wall.seconds),
+          simProcessSeconds: sims.map((x) => sig(x.processSeconds, 4)),
+          simSlowdown: sims.map((x) => x.results.wall.slowdown),
           simVirtualSeconds: sim.results.virtualTimeNs / 1e9,
-          pilotRepliesPerSecond: sig(pilot.repliesPerSecond, 4),
-          pilotStartNs: Math.round(pilot.startNs),
-          pilotWallSeconds: pilot.wallSeconds,
-          endTimeRetries: sim.retries,
+          pilotRepliesPerSecond: sig(pilot!.repliesPerSecond, 4),
+          pilotStartNs: Math.round(pilot!.startNs),
+          pilotWallSeconds: pilot!.wallSeconds,
+          endTimeRetries: sims.map((x) => x.retries),
           barriers: sim.results.sync.barriers,
-          causalityViolations: sim.results.sync.causalityViolations,
+          causalityViolations: sims.map((x) => x.results.sync.causalityViolations),
           redisBenchmark: pickLive(sim.redisBenchmark),
           redisServer: pickLive(sim.redisServer),
           live: sim.results.live,
@@ -687,7 +727,7 @@ export const liveRedisFidelity: Benchmark = {
         goal: 'value >= 0.90',
         met: value >= 0.9,
         minAccuracyP99: sig(Math.min(...p99s), 4),
-        linkLatencyNs: loop.oneWayNs,
+        linkLatencyNs: links,
         placement: reference.name,
         cpuDmaLatencyUs: hold ? hold.microseconds : null,
         clock: clock ?? 'default',
@@ -696,7 +736,7 @@ export const liveRedisFidelity: Benchmark = {
         clients: clientCounts,
         detail: {
           comparison:
-            'accuracy = 1 - |livesim - native| / native per test (GET, SET) and metric (p50, p99 latency, rps) of redis-benchmark -t get,set --csv; value = min over p50 and rps of every test and client count; native = best of BENCH_REPS runs per metric (largest rps, smallest latency); link latency = smallest p50 round trip / 2 of a C ping-pong; ping-pong and native redis-server + redis-benchmark pinned as placement says (cross: server on CPU 0, client on the last CPU; same: both on the last CPU), the other placement in detail (not used); /dev/cpu_dma_latency held as cpuDmaLatencyUs says for the whole benchmark',
+            'accuracy = 1 - |livesim - native| / native per test (GET, SET) and metric (p50, p99 latency, rps) of redis-benchmark -t get,set --csv; value = min over p50 and rps of every test and client count; native and livesim = median of BENCH_REPS runs each, per metric (accuracyVsNativeBest: against the best native run per metric, largest rps, smallest latency); link latency = median p50 round trip / 2 of a C ping-pong; ping-pong and native redis-server + redis-benchmark pinned as placement says (cross: server on CPU 0, client on the last CPU; same: both on the last CPU), the other placement in detail (not used); /dev/cpu_dma_latency held as cpuDmaLatencyUs says for the whole benchmark',
           loopback: loop,
           ...perClients,
         },
