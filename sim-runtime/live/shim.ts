@@ -117,9 +117,10 @@ static cond_clockwait_fn libc_cond_clockwait;
    program cannot compute, or send, past the barrier while the freeze is on its way.
    Overshoot (words 8-9, a 128-byte state): a program does not read its clock all the time, so the
    reading that finds the barrier comes some time after the clock passed it; that time (the reading's
-   clock minus the barrier) is work the program did past the barrier. The first reading of the next
-   precise slice, if that slice starts at the same barrier, puts the anchor that much earlier, so
-   that the work is counted in the next quantum instead of being free. Programs about to block (poll,
+   clock minus the barrier, less any of it the thread was kept from its CPU: "Steal" below) is work
+   the program did past the barrier. The first reading of the next precise slice, if that slice
+   starts at the same barrier, puts the anchor that much earlier, so that the work is counted in the
+   next quantum instead of being free, and what does not fit into that slice into the one after. Programs about to block (poll,
    select, epoll_wait with a timeout) check the barrier first, for the same reason: the CPU between a
    program's last reading and its going idle would otherwise not count. */
 static int state_rw, state_ext;
@@ -244,15 +245,27 @@ static void wait_moved(long long seq) {
 }
 
 /* The anchor of a precise slice that starts at virtual epoch ns at: the first reading's real time,
-   moved back by the overshoot measured at that barrier (at rate), at most the slice's length. More is
-   rarely work: a preemption or a block in a call the shim does not wrap looks the same, and carried
-   on slice after slice it held programs at barriers for up to 217 ms of virtual time in a C=10
-   redis-benchmark run. */
+   moved back by the overshoot measured at that barrier (at rate). What does not fit into this slice
+   (an overshoot longer than the slice: a program that works longer than a slice between two
+   readings) is this slice's overshoot in turn (carry_rest; the caller records it once it has started
+   the slice), so that all of it counts: cut at the slice's length, a program computing 15 µs
+   between readings on 6 µs slices got 48 ms of virtual time for 64 ms of CPU. A negative overshoot
+   (the thread lost more of the last slice to others than it worked past it: see note_overshoot)
+   starts the clock that much later, by at most the slice's length. An overshoot is CPU time (steal
+   is taken off), so the bound on what one barrier carries, OVERSHOOT_MAX_NS, is only a guard. */
+#define OVERSHOOT_MAX_NS 100000000LL
+static __thread long long carry_rest __attribute__((tls_model("initial-exec")));
 static long long first_anchor(long long real, long long at, double rate) {
+  carry_rest = 0;
   if (!state_ext || state[9] != at) return real;
   long long over = state[8], quantum = state[0] - at;
-  if (over > quantum) over = quantum;
-  return over > 0 ? real - (long long)((double)over / rate) : real;
+  if (over > OVERSHOOT_MAX_NS) over = OVERSHOOT_MAX_NS;
+  if (over > quantum) {
+    carry_rest = over - quantum;
+    over = quantum;
+  }
+  if (over < -quantum) over = -quantum;
+  return real - (long long)((double)over / rate);
 }
 
 /* When this thread last came back from a wrapped call that may block (0: never): an overshoot is
@@ -261,12 +274,36 @@ static long long first_anchor(long long real, long long at, double rate) {
    on, would otherwise bring all that idle wall past the barrier). */
 static __thread long long woke_at __attribute__((tls_model("initial-exec")));
 
-/* A reading at or past the barrier cap (virtual v, real CLOCK_MONOTONIC real): record the overshoot
-   (the largest of the cell's threads at this barrier). */
-static void note_overshoot(long long v, long long cap, long long real, double rate) {
+/* Steal. The clock runs with the wall, so a thread kept from its CPU in a slice (by the other cells,
+   the runtime, anything else on the machine) would have that time counted as its work, also past the
+   barrier, and carried. The thread that starts a slice notes the real time, its CPU time
+   (CLOCK_THREAD_CPUTIME_ID, a system call before the reading that starts the clock) and its time
+   blocked in wrapped calls so far; its reading past the barrier takes off the overshoot whatever of
+   the slice's wall was neither CPU nor blocked. */
+static __thread long long base_at __attribute__((tls_model("initial-exec")));
+static __thread long long base_real __attribute__((tls_model("initial-exec")));
+static __thread long long base_cpu __attribute__((tls_model("initial-exec")));
+static __thread long long base_blocked __attribute__((tls_model("initial-exec")));
+static __thread long long blocked_total __attribute__((tls_model("initial-exec")));
+static __thread long long block_start __attribute__((tls_model("initial-exec")));
+
+static long long thread_cpu_ns(void) {
+  struct timespec t;
+  if (raw_clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0) return -1;
+  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* A reading at or past the barrier cap of the slice that started at at (virtual v, real
+   CLOCK_MONOTONIC real): record the overshoot (the largest of the cell's threads at this barrier). */
+static void note_overshoot(long long v, long long at, long long cap, long long real, double rate) {
   if (!state_ext) return;
   long long over = v - cap;
   if (woke_at > 0 && real > woke_at && (long long)((double)(real - woke_at) * rate) < over) over = (long long)((double)(real - woke_at) * rate);
+  if (base_at == at && base_cpu >= 0) {
+    long long cpu = thread_cpu_ns();
+    long long steal = cpu < 0 ? 0 : (real - base_real) - (cpu - base_cpu) - (blocked_total - base_blocked);
+    if (steal > 0) over -= (long long)((double)steal * rate);
+  }
   if (state[9] != cap || over > state[8]) {
     state[8] = over;
     __sync_synchronize();
@@ -288,6 +325,8 @@ static long long fast_ns_mode(int check_only) {
      for 1-50 ms of virtual time in C=10 redis-benchmark runs. */
   int waited = 0;
   for (int tries = 0; tries < 1000000; tries++) {
+    /* About to start a precise slice: the thread's CPU time first, outside the slice (see "Steal"). */
+    long long cpu0 = state_ext && state_rw && state[2] == -1 ? thread_cpu_ns() : -1;
     /* A seqlock (word 7): odd while the runtime rewrites the state (a Cooperative cell is not frozen
        then); a reading that saw it change, also while it read the real clock, starts over. The
        runtime may lose its CPU between the writes: an odd sequence is waited out (spinning, not
@@ -316,8 +355,18 @@ static long long fast_ns_mode(int check_only) {
       if (!state_rw) anchor = state[4];
       else {
         long long a = first_anchor(real, at, rate);
-        if (check_only && a == real) return 0;
-        __sync_bool_compare_and_swap(&state[2], -1LL, a);
+        if (check_only && a >= real) return 0;
+        if (__sync_bool_compare_and_swap(&state[2], -1LL, a)) {
+          base_at = at;
+          base_real = real;
+          base_cpu = cpu0;
+          base_blocked = blocked_total;
+          if (carry_rest > 0 && state[9] == at) {
+            state[8] = carry_rest;
+            __sync_synchronize();
+            state[9] = cap;
+          }
+        }
         continue;
       }
     }
@@ -325,7 +374,7 @@ static long long fast_ns_mode(int check_only) {
     long long v = at + (d > 0 ? (long long)((double)d * rate) : 0);
     if (cap > 0 && v >= cap) {
       if ((flags & 1) && state_rw) {
-        if (!waited) note_overshoot(v, cap, real, rate);
+        if (!waited) note_overshoot(v, at, cap, real, rate);
         /* Wait at the barrier until the runtime moves it (a frozen cell waits in the freezer meanwhile). */
         __sync_fetch_and_add(&state[6], 1LL);
         wait_moved(seq);
@@ -427,6 +476,8 @@ static long long virtual_left(long long deadline) {
 
 /* Sleep until a virtual deadline: sleep (libfaketime's nanosleep, which divides by the rate) for what
    is left, and again until the virtual clock is there. */
+static int after_block(int r, int blocking);
+
 static int vsleep_until(long long deadline, struct timespec *rem) {
   static nanosleep_fn next;
   if (!next) next = (nanosleep_fn)dlsym(RTLD_NEXT, "nanosleep");
@@ -434,7 +485,9 @@ static int vsleep_until(long long deadline, struct timespec *rem) {
     long long ns = virtual_left(deadline);
     if (ns == 0) return 0;
     struct timespec req = ts_of(ns), r;
-    if (next(&req, &r) != 0) {
+    if (state) block_start = mono_ns();
+    int e = after_block(next(&req, &r), 1);
+    if (e != 0) {
       if (errno == EINTR && rem) {
         long long left = deadline - vnow(CLOCK_REALTIME);
         *rem = ts_of(left > 0 ? left : 0);
@@ -583,14 +636,17 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
    clock is there (see "Overshoot" above). */
 static void before_block(void) {
   if (state && state_rw && ready && !in_clock && (state[5] & 1)) fast_ns_mode(1);
+  if (state) block_start = mono_ns();
 }
 
 static int after_block(int r, int blocking) {
   if (state && blocking) {
     int e = errno;
     woke_at = mono_ns();
+    if (block_start > 0 && woke_at > block_start) blocked_total += woke_at - block_start;
     errno = e;
   }
+  block_start = 0;
   return r;
 }
 
@@ -645,6 +701,7 @@ static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timesp
     double rate = *state_rate;
     long long real_ns = (long long)((double)left / (rate > 0 ? rate : 1.0));
     struct timespec real = ts_of(mono_ns() + (real_ns > 0 ? real_ns : 1));
+    block_start = mono_ns();
     int r = after_block(libc_cond_clockwait(c, m, CLOCK_MONOTONIC, &real), 1);
     if (r != ETIMEDOUT) return r;
   }

@@ -68,9 +68,10 @@ int main(void) {
 `
 
 /**
- * Reads its clock (printed), computes 3 ms of wall (on the raw clock, no reading), then reads it again
- * (printed) or, with argument "poll", first blocks in poll() for 5 s. With "idle": blocks in poll()
- * for 5 ms first, then computes 0.5 ms.
+ * Reads its clock (printed), computes 3 ms of its CPU time (CLOCK_THREAD_CPUTIME_ID, a raw system
+ * call, no reading), then reads it again (printed) or, with argument "poll", first blocks in poll()
+ * for 5 s. With "idle": blocks in poll() for 5 ms first, then computes 0.5 ms. With "cpu": computes
+ * 30 ms.
  */
 const STEPPER = String.raw`
 #include <poll.h>
@@ -79,14 +80,14 @@ const STEPPER = String.raw`
 #include <time.h>
 #include <unistd.h>
 static long long vnow(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
-static long long raw(void) { struct timespec t; syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+static long long cpu(void) { struct timespec t; syscall(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
 int main(int argc, char **argv) {
-  int idle = argc > 1 && argv[1][0] == 'i';
+  char mode = argc > 1 ? argv[1][0] : 0;
   printf("%lld\n", vnow()); fflush(stdout);
-  if (idle) poll(NULL, 0, 5);
-  long long t0 = raw();
-  while (raw() - t0 < (idle ? 500000 : 3000000)) {}
-  if (argc > 1 && !idle) poll(NULL, 0, 5000);
+  if (mode == 'i') poll(NULL, 0, 5);
+  long long t0 = cpu();
+  while (cpu() - t0 < (mode == 'i' ? 500000 : mode == 'c' ? 30000000 : 3000000)) {}
+  if (mode == 'p') poll(NULL, 0, 5000);
   printf("%lld\n", vnow()); fflush(stdout);
   pause();
   return 0;
@@ -317,22 +318,22 @@ describe('precise clock', () => {
     }
   }, 60_000)
 
-  it('an overshoot carries at most one slice: what is left of it at the next barrier is dropped', async () => {
+  it('an overshoot longer than the next slice carries on into the slices after it', async () => {
     const clock = createVirtualClock(path.join(dir, 'clock-c'))
     const { readings, stop } = startStepper(clock, [])
     try {
       await waitFor(() => readings.length > 0 && clock.slice().waited > 0, 10_000, 'the first reading, and the second waiting at the barrier')
       // ~2 ms of overshoot, a 0.5 ms slice: the slice starts 0.5 ms early, so the reading that waited
-      // finds its barrier at once and waits again, with (almost) nothing past it.
+      // finds its barrier at once and waits again; the other ~1.5 ms is that slice's overshoot.
       const n = clock.slice().waited
       clock.set(21_000_000, 1, { untilNs: 21_500_000, precise: true })
       await waitFor(() => clock.slice().startedAt !== undefined && clock.slice().waited >= n, 10_000, 'the reading waiting at 21.5 ms')
       expect(readings).toHaveLength(1)
       clock.set(21_500_000, 1, { untilNs: 40_000_000, precise: true })
       await waitFor(() => readings.length === 2, 10_000, 'the second reading')
-      // Carried whole, the ~1.5 ms left would show here (≥ 22.9 ms).
-      expect(readings[1]).toBeGreaterThanOrEqual(21_500_000)
-      expect(readings[1]).toBeLessThan(22_500_000)
+      // All 3 ms of work count (cut at the 0.5 ms slice, it read 21.5 ms).
+      expect(readings[1]).toBeGreaterThanOrEqual(readings[0]! + 2_900_000)
+      expect(readings[1]).toBeLessThan(readings[0]! + 4_000_000)
     } finally {
       await stop()
     }
@@ -364,6 +365,26 @@ describe('precise clock', () => {
     } finally {
       await a.stop()
       await b.stop()
+    }
+  }, 60_000)
+
+  it('a program kept from its CPU past the barrier carries only the CPU time it worked there (steal)', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-st'))
+    const { readings, stop, pid } = startStepper(clock, ['cpu'])
+    try {
+      await waitFor(() => readings.length > 0, 10_000, 'the first reading')
+      // 30 ms of CPU, 100 ms stopped in the middle of it (as if others had its CPU), past the 21 ms barrier.
+      process.kill(pid, 'SIGSTOP')
+      await sleep(100)
+      process.kill(pid, 'SIGCONT')
+      await waitFor(() => clock.slice().waited > 0, 10_000, 'the second reading waiting at 21 ms')
+      clock.set(21_000_000, 1, { untilNs: 200_000_000, precise: true })
+      await waitFor(() => readings.length === 2, 10_000, 'the second reading')
+      // Its clock counts the 30 ms it computed, not the 100 ms it was stopped (that would be ≥ 120 ms).
+      expect(readings[1]).toBeGreaterThanOrEqual(readings[0]! + 29_000_000)
+      expect(readings[1]).toBeLessThan(readings[0]! + 40_000_000)
+    } finally {
+      await stop()
     }
   }, 60_000)
 
