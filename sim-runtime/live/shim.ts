@@ -279,7 +279,9 @@ static __thread long long woke_at __attribute__((tls_model("initial-exec")));
    barrier, and carried. The thread that starts a slice notes the real time, its CPU time
    (CLOCK_THREAD_CPUTIME_ID, a system call before the reading that starts the clock) and its time
    blocked in wrapped calls so far; its reading past the barrier takes off the overshoot whatever of
-   the slice's wall was neither CPU nor blocked. */
+   the slice's wall was neither CPU nor blocked. Wall and CPU time are read together (the real time
+   right after each CPU reading): a system call's half a µs between them, slice after slice, was
+   counted as work. */
 static __thread long long base_at __attribute__((tls_model("initial-exec")));
 static __thread long long base_real __attribute__((tls_model("initial-exec")));
 static __thread long long base_cpu __attribute__((tls_model("initial-exec")));
@@ -300,8 +302,8 @@ static void note_overshoot(long long v, long long at, long long cap, long long r
   long long over = v - cap;
   if (woke_at > 0 && real > woke_at && (long long)((double)(real - woke_at) * rate) < over) over = (long long)((double)(real - woke_at) * rate);
   if (base_at == at && base_cpu >= 0) {
-    long long cpu = thread_cpu_ns();
-    long long steal = cpu < 0 ? 0 : (real - base_real) - (cpu - base_cpu) - (blocked_total - base_blocked);
+    long long cpu = thread_cpu_ns(), cpu_at = mono_ns();
+    long long steal = cpu < 0 ? 0 : (cpu_at - base_real) - (cpu - base_cpu) - (blocked_total - base_blocked);
     if (steal > 0) over -= (long long)((double)steal * rate);
   }
   if (state[9] != cap || over > state[8]) {
@@ -326,7 +328,11 @@ static long long fast_ns_mode(int check_only) {
   int waited = 0;
   for (int tries = 0; tries < 1000000; tries++) {
     /* About to start a precise slice: the thread's CPU time first, outside the slice (see "Steal"). */
-    long long cpu0 = state_ext && state_rw && state[2] == -1 ? thread_cpu_ns() : -1;
+    long long cpu0 = -1, cpu0_at = 0;
+    if (state_ext && state_rw && state[2] == -1) {
+      cpu0 = thread_cpu_ns();
+      cpu0_at = mono_ns();
+    }
     /* A seqlock (word 7): odd while the runtime rewrites the state (a Cooperative cell is not frozen
        then); a reading that saw it change, also while it read the real clock, starts over. The
        runtime may lose its CPU between the writes: an odd sequence is waited out (spinning, not
@@ -358,7 +364,7 @@ static long long fast_ns_mode(int check_only) {
         if (check_only && a >= real) return 0;
         if (__sync_bool_compare_and_swap(&state[2], -1LL, a)) {
           base_at = at;
-          base_real = real;
+          base_real = cpu0_at;
           base_cpu = cpu0;
           base_blocked = blocked_total;
           if (carry_rest > 0 && state[9] == at) {
