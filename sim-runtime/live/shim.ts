@@ -120,9 +120,10 @@ static cond_clockwait_fn libc_cond_clockwait;
    clock minus the barrier, less any of it the thread was kept from its CPU: "Steal" below) is work
    the program did past the barrier. The first reading of the next precise slice, if that slice
    starts at the same barrier, puts the anchor that much earlier, so that the work is counted in the
-   next quantum instead of being free, and what does not fit into that slice into the one after. Programs about to block (poll,
-   select, epoll_wait with a timeout) check the barrier first, for the same reason: the CPU between a
-   program's last reading and its going idle would otherwise not count. */
+   next quantum instead of being free, and what does not fit into that slice into the one after.
+   Programs about to block (poll, select, epoll_wait with a timeout) check the barrier first, for
+   the same reason: the CPU between a program's last reading and its going idle would otherwise not
+   count. */
 static int state_rw, state_ext;
 
 static void map_limit(void) {
@@ -305,6 +306,14 @@ static void note_overshoot(long long v, long long at, long long cap, long long r
     long long cpu = thread_cpu_ns(), cpu_at = mono_ns();
     long long steal = cpu < 0 ? 0 : (cpu_at - base_real) - (cpu - base_cpu) - (blocked_total - base_blocked);
     if (steal > 0) over -= (long long)((double)steal * rate);
+    /* Less than nothing (the thread lost more of the slice than it worked past the barrier) only if
+       it has not blocked since: steal before a wait that ends on the real clock delayed nothing. */
+    if (over < 0 && blocked_total != base_blocked) over = 0;
+  } else if (over > cap - at) {
+    /* Not the thread that started the slice: no CPU time to tell work from steal, so at most the
+       slice's length, as before steal was taken off (two processes of one cell on a loaded machine:
+       the one kept from its CPU carried milliseconds). */
+    over = cap - at;
   }
   if (state[9] != cap || over > state[8]) {
     state[8] = over;
