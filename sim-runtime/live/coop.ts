@@ -28,7 +28,7 @@
 // unlike CpuTime); CPU time a program spends between its last reading and going idle without a poll,
 // select or epoll_wait (a blocking read(), a futex) is not counted.
 import { readStat, tids } from './proc.ts'
-import { waitStep, type DrivenCell, type QuantumDriver, type QuantumHooks, type QuantumResult } from './quantum.ts'
+import { waitStep, type CoopFinish, type DrivenCell, type QuantumDriver, type QuantumHooks, type QuantumResult } from './quantum.ts'
 
 /** How long (wall ns) a woken cooperative cell (written to, or its readings waited at the last barrier) may take to become runnable before it counts as idle. */
 const WAKE_GRACE_NS = 50_000
@@ -93,10 +93,12 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
       const doneAt = new Float64Array(n).fill(NaN)
       const stateAt = new Float64Array(n).fill(-Infinity)
       const budget = cells.map((c) => virtualNs * c.speed)
-      /** Cell i is at the barrier; `computing`: by its CPU time (the next budget starts where this one ended), else from now. */
-      const finish = (i: number, cpu: number, computing: boolean) => {
+      const finishedBy = new Array<CoopFinish>(n).fill('idle')
+      /** Cell i is at the barrier, for the reason `why`; computing: by its CPU time (the next budget starts where this one ended), else from now. */
+      const finish = (i: number, cpu: number, why: CoopFinish) => {
         pending.delete(i)
-        cpuMark[i] = computing && !Number.isNaN(cpuMark[i]) ? (cpuMark[i] as number) + (budget[i] as number) : cpu
+        finishedBy[i] = why
+        cpuMark[i] = why === 'computing' && !Number.isNaN(cpuMark[i]) ? (cpuMark[i] as number) + (budget[i] as number) : cpu
       }
       while (pending.size > 0) {
         const now = hr()
@@ -116,13 +118,13 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
               // soon: neither idle nor computing, unless it takes very long.
               const napping = sl.waited > 0 && now - t0 < NAPPING_MAX_NS
               if (!napping && cpu - (cpuMark[i] as number) >= (budget[i] as number)) {
-                finish(i, cpu, true) // computing without reading the clock: the quantum's CPU time is used
+                finish(i, cpu, 'computing') // without reading the clock: the quantum's CPU time is used
                 continue
               }
               if (!napping && now - (stateAt[i] as number) >= STATE_EVERY_NS && (!woken[i] || now - t0 >= WAKE_GRACE_NS)) {
                 stateAt[i] = now
                 if (!runnable(c.cell.pids())) {
-                  finish(i, cpu, false) // idle
+                  finish(i, cpu, 'idle')
                   continue
                 }
               }
@@ -130,7 +132,7 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
               continue
             }
           }
-          if (now >= (doneAt[i] as number)) finish(i, c.cell.cpuTimeNs(), false)
+          if (now >= (doneAt[i] as number)) finish(i, c.cell.cpuTimeNs(), 'read')
           else next = Math.min(next, doneAt[i] as number)
         }
         if (pending.size === 0) break
@@ -157,6 +159,7 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
         shortNs: new Array<number>(n).fill(0),
         carryNs: new Array<number>(n).fill(0),
         preciseSlices,
+        finishedBy,
       }
     } finally {
       running = false

@@ -101,7 +101,15 @@ export interface QuantumResult {
   carryNs: number[]
   /** Precise slices each cell had (hooks.precise, or readings that waited at the last barrier). */
   preciseSlices: number[]
+  /**
+   * Cooperative cells only: why each cell was at the barrier (coop.ts): "read" (its clock was read
+   * and had the quantum's wall time since), "idle" (nobody read it and no thread was runnable),
+   * "computing" (nobody read it and it used the quantum's CPU time). In the runner's trace log.
+   */
+  finishedBy?: CoopFinish[]
 }
+
+export type CoopFinish = 'read' | 'idle' | 'computing'
 
 export interface QuantumDriver {
   /** Advance every cell from virtual startNs to startNs+virtualNs. Cells are frozen before and after. */

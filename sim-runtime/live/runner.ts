@@ -373,7 +373,7 @@ export class LiveRunner {
           precise: (i) => g.hosts[i]!.woken,
         })
         for (const h of g.hosts) h.woken = false
-        if (this.trace) this.log.trace({ startNs: t, endNs: next, spanNs: r.spanNs, lateThawNs: r.lateThawNs, freezeNs: r.freezeNs, overrunNs: Math.round(r.overrunNs), slices: r.slices, stolenNs: r.stolenNs.map(Math.round), precise: r.preciseSlices }, 'quantum')
+        if (this.trace) this.log.trace({ startNs: t, endNs: next, spanNs: r.spanNs, lateThawNs: r.lateThawNs, freezeNs: r.freezeNs, overrunNs: Math.round(r.overrunNs), slices: r.slices, stolenNs: r.stolenNs.map(Math.round), precise: r.preciseSlices, ...(r.finishedBy ? { finishedBy: r.finishedBy } : {}) }, 'quantum')
         g.hosts.forEach((h, i) => {
           h.cpuTimeNs += r.cpuNs[i] ?? 0
           h.stolenNs += r.stolenNs?.[i] ?? 0

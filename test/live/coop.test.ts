@@ -1,0 +1,93 @@
+// The cooperative quantum driver (sim-runtime/live/coop.ts) with fake cells and clocks: when does it
+// take a cell to be at the barrier, and why (QuantumResult.finishedBy, in the runner's trace log)?
+// A cell whose clock was read is there once its clock has had the quantum's wall time; one nobody
+// read is there when no thread of it is runnable (idle) or when it has used the quantum's CPU time
+// (computing); a reading that waited at the last barrier keeps its cell from counting as idle at once.
+// (The driver ignores clockMode: the runner hands it CpuTime for Cooperative hosts.)
+import { describe, expect, it } from 'vitest'
+import type { Cell } from '../../sim-runtime/live/cell.ts'
+import type { VirtualClock } from '../../sim-runtime/live/clock.ts'
+import { createCoopDriver } from '../../sim-runtime/live/coop.ts'
+
+interface FakeClock extends VirtualClock {
+  sets: { virtualNs: number; untilNs?: number; precise?: boolean }[]
+}
+
+/** A clock whose slice() says what `read` and `waited` say: read, the slice starts at the first slice() after a set. */
+function fakeClock(o: { read: boolean; waited?: number }): FakeClock {
+  let startedAt: bigint | undefined
+  const sets: FakeClock['sets'] = []
+  return {
+    sets,
+    env: () => ({}),
+    set(virtualNs, _rate, opts = {}) {
+      sets.push({ virtualNs, untilNs: opts.untilNs, precise: opts.precise })
+      startedAt = undefined
+    },
+    slice() {
+      if (o.read && startedAt === undefined) startedAt = process.hrtime.bigint()
+      return { startedAt: o.read ? startedAt : undefined, waited: o.waited ?? 0 }
+    },
+    stampsFile: undefined,
+    toVirtualNs: (ns) => Number(ns),
+    close() {},
+  }
+}
+
+/** A cell with the given processes (their threads' states are read from /proc) and CPU time. */
+function fakeCell(name: string, pids: () => number[], cpuTimeNs: () => number): Cell {
+  return {
+    mode: 'signals',
+    name,
+    warnings: [],
+    paths: [],
+    spawn: () => {
+      throw new Error('not in this test')
+    },
+    freeze: async () => {},
+    thaw: async () => {},
+    frozen: false,
+    cpuTimeNs,
+    pids,
+    destroy: async () => {},
+  }
+}
+
+const QUANTUM = 300_000
+
+describe('cooperative driver', () => {
+  it('a cell whose clock was read is at the barrier once its clock has had the quantum; a cell nobody read with no runnable thread is idle', async () => {
+    const read = fakeClock({ read: true })
+    const idle = fakeClock({ read: false })
+    const driver = createCoopDriver([
+      { cell: fakeCell('read', () => [], () => 0), clock: read, clockMode: 'CpuTime' as const, speed: 1 },
+      { cell: fakeCell('idle', () => [], () => 0), clock: idle, clockMode: 'CpuTime' as const, speed: 1 },
+    ])
+    const r = await driver.run(1_000_000, QUANTUM)
+    expect(r.finishedBy).toEqual(['read', 'idle'])
+    // Its clock started at the first look, after the quantum's start: the quantum lasted at least that long.
+    expect(r.spanNs).toBeGreaterThanOrEqual(QUANTUM)
+    // Each clock was set to the quantum, as a precise slice that waits at the barrier.
+    expect(read.sets.at(-1)).toEqual({ virtualNs: 1_000_000, untilNs: 1_000_000 + QUANTUM, precise: true })
+    expect(idle.sets.at(-1)).toEqual({ virtualNs: 1_000_000, untilNs: 1_000_000 + QUANTUM, precise: true })
+    expect(driver.virtualNowNs(0)).toBe(1_000_000 + QUANTUM)
+  })
+
+  it('a cell nobody read whose thread runs is at the barrier once it has used the quantum’s CPU time (computing)', async () => {
+    let cpu = 0
+    // This test's own process: its thread is running (R) whenever the driver looks.
+    const cell = fakeCell('busy', () => [process.pid], () => (cpu += QUANTUM / 4))
+    const driver = createCoopDriver([{ cell, clock: fakeClock({ read: false }), clockMode: 'CpuTime' as const, speed: 1 }])
+    const before = cpu
+    const r = await driver.run(0, QUANTUM)
+    expect(r.finishedBy).toEqual(['computing'])
+    expect(cpu - before).toBeGreaterThanOrEqual(QUANTUM)
+  })
+
+  it('a reading that waited at the last barrier keeps its cell from counting as idle for up to 5 ms', async () => {
+    const driver = createCoopDriver([{ cell: fakeCell('napping', () => [], () => 0), clock: fakeClock({ read: false, waited: 1 }), clockMode: 'CpuTime' as const, speed: 1 }])
+    const r = await driver.run(0, QUANTUM)
+    expect(r.finishedBy).toEqual(['idle'])
+    expect(r.spanNs).toBeGreaterThanOrEqual(5_000_000)
+  })
+})
