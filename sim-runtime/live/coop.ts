@@ -24,8 +24,9 @@
 // that may block) is its overshoot: the shim notes it, and the next slice's clock starts that much
 // early (shim.ts, "Overshoot"), so that a busy program's time is all counted.
 // Idle cells thus cost a few system calls per quantum. The price: the clock runs with the wall from
-// the first reading on, also while a program waits for a CPU (no compensation for a noisy neighbour,
-// unlike CpuTime); CPU time a program spends between its last reading and going idle without a poll,
+// the first reading on; time a thread waits for a CPU is taken off only for the thread that started
+// the slice, through its overshoot (shim.ts, "Steal"), so a noisy neighbour slows the others as in
+// WallTime; CPU time a program spends between its last reading and going idle without a poll,
 // select or epoll_wait (a blocking read(), a futex) is not counted.
 import { readStat, tids } from './proc.ts'
 import { waitStep, type CoopFinish, type DrivenCell, type QuantumDriver, type QuantumHooks, type QuantumResult } from './quantum.ts'

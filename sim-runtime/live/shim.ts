@@ -290,6 +290,15 @@ static __thread long long base_blocked __attribute__((tls_model("initial-exec"))
 static __thread long long blocked_total __attribute__((tls_model("initial-exec")));
 static __thread long long block_start __attribute__((tls_model("initial-exec")));
 
+/* Words 8-9: the overshoot at barrier cap, the largest recorded there (a new barrier replaces it). */
+static void record_overshoot(long long over, long long cap) {
+  if (state[9] != cap || over > state[8]) {
+    state[8] = over;
+    __sync_synchronize();
+    state[9] = cap;
+  }
+}
+
 static long long thread_cpu_ns(void) {
   struct timespec t;
   if (raw_clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0) return -1;
@@ -315,11 +324,7 @@ static void note_overshoot(long long v, long long at, long long cap, long long r
        the one kept from its CPU carried milliseconds). */
     over = cap - at;
   }
-  if (state[9] != cap || over > state[8]) {
-    state[8] = over;
-    __sync_synchronize();
-    state[9] = cap;
-  }
+  record_overshoot(over, cap);
 }
 
 /* The fast clock (see state above): virtual epoch ns, or -1 when there is none. A reading that saw
@@ -336,12 +341,6 @@ static long long fast_ns_mode(int check_only) {
      for 1-50 ms of virtual time in C=10 redis-benchmark runs. */
   int waited = 0;
   for (int tries = 0; tries < 1000000; tries++) {
-    /* About to start a precise slice: the thread's CPU time first, outside the slice (see "Steal"). */
-    long long cpu0 = -1, cpu0_at = 0;
-    if (state_ext && state_rw && state[2] == -1) {
-      cpu0 = thread_cpu_ns();
-      cpu0_at = mono_ns();
-    }
     /* A seqlock (word 7): odd while the runtime rewrites the state (a Cooperative cell is not frozen
        then); a reading that saw it change, also while it read the real clock, starts over. The
        runtime may lose its CPU between the writes: an odd sequence is waited out (spinning, not
@@ -357,6 +356,12 @@ static long long fast_ns_mode(int check_only) {
       continue;
     }
     __sync_synchronize();
+    /* About to start a precise slice: the thread's CPU time first, outside the slice (see "Steal"). */
+    long long cpu0 = -1, cpu0_at = 0;
+    if (state_ext && state_rw && state[2] == -1) {
+      cpu0 = thread_cpu_ns();
+      cpu0_at = mono_ns();
+    }
     long long at = state[1], anchor = state[2], cap = state[0], flags = state[5];
     double rate = *state_rate;
     if (at == 0 || !(rate > 0)) return -1;
@@ -376,11 +381,7 @@ static long long fast_ns_mode(int check_only) {
           base_real = cpu0_at;
           base_cpu = cpu0;
           base_blocked = blocked_total;
-          if (carry_rest > 0 && state[9] == at) {
-            state[8] = carry_rest;
-            __sync_synchronize();
-            state[9] = cap;
-          }
+          if (carry_rest > 0) record_overshoot(carry_rest, cap);
         }
         continue;
       }
@@ -492,6 +493,7 @@ static long long virtual_left(long long deadline) {
 /* Sleep until a virtual deadline: sleep (libfaketime's nanosleep, which divides by the rate) for what
    is left, and again until the virtual clock is there. */
 static int after_block(int r, int blocking);
+static void block_begin(void);
 
 static int vsleep_until(long long deadline, struct timespec *rem) {
   static nanosleep_fn next;
@@ -500,7 +502,7 @@ static int vsleep_until(long long deadline, struct timespec *rem) {
     long long ns = virtual_left(deadline);
     if (ns == 0) return 0;
     struct timespec req = ts_of(ns), r;
-    if (state) block_start = mono_ns();
+    block_begin();
     int e = after_block(next(&req, &r), 1);
     if (e != 0) {
       if (errno == EINTR && rem) {
@@ -651,6 +653,11 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
    clock is there (see "Overshoot" above). */
 static void before_block(void) {
   if (state && state_rw && ready && !in_clock && (state[5] & 1)) fast_ns_mode(1);
+  block_begin();
+}
+
+/* The thread may block from now on (until after_block): that time is neither work nor steal. */
+static void block_begin(void) {
   if (state) block_start = mono_ns();
 }
 
@@ -716,7 +723,7 @@ static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timesp
     double rate = *state_rate;
     long long real_ns = (long long)((double)left / (rate > 0 ? rate : 1.0));
     struct timespec real = ts_of(mono_ns() + (real_ns > 0 ? real_ns : 1));
-    block_start = mono_ns();
+    block_begin();
     int r = after_block(libc_cond_clockwait(c, m, CLOCK_MONOTONIC, &real), 1);
     if (r != ETIMEDOUT) return r;
   }
