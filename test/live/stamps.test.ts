@@ -357,21 +357,21 @@ describe('precise clock', () => {
     try {
       await waitFor(() => clock.slice().waited === 2, 10_000, 'both loopers waiting at 21 ms')
       // A is held in its wait (as a waiter that does not get a CPU is); B starts the next slice and
-      // waits at 22 ms. 30 ms of wall later A goes on: its clock reads ~51 ms, far past 22 ms, but all
+      // waits at 26 ms. 30 ms of wall later A goes on: its clock reads ~51 ms, far past 26 ms, but all
       // that time it waited, it did no work.
       process.kill(a.pid, 'SIGSTOP')
-      clock.set(21_000_000, 1, { untilNs: 22_000_000, precise: true })
-      await waitFor(() => clock.slice().startedAt !== undefined && clock.slice().waited === 2, 10_000, 'B waiting at 22 ms')
+      clock.set(21_000_000, 1, { untilNs: 26_000_000, precise: true })
+      await waitFor(() => clock.slice().startedAt !== undefined && clock.slice().waited === 2, 10_000, 'B waiting at 26 ms')
       await sleep(30)
       process.kill(a.pid, 'SIGCONT')
       await sleep(20)
-      // Counted as overshoot, it would start the next slice a whole slice early: both would wait at
-      // 40 ms at once, with no reading in [22 ms, 40 ms).
-      // (Not `waited`: right after the set it still counts the two readings waiting at 22 ms.)
-      clock.set(22_000_000, 1, { untilNs: 40_000_000, precise: true })
-      const next = () => [...a.readings, ...b.readings].filter((v) => v >= 22_000_000)
-      await waitFor(() => next().length > 0, 10_000, 'a reading in [22 ms, 40 ms)')
-      expect(Math.min(...next())).toBeLessThan(23_000_000)
+      // Counted as overshoot (A did not start that slice: at most its 5 ms), it would start the next
+      // slice 5 ms early, with no reading before 31 ms.
+      // (Not `waited`: right after the set it still counts the two readings waiting at 26 ms.)
+      clock.set(26_000_000, 1, { untilNs: 60_000_000, precise: true })
+      const next = () => [...a.readings, ...b.readings].filter((v) => v >= 26_000_000)
+      await waitFor(() => next().length > 0, 10_000, 'a reading in [26 ms, 60 ms)')
+      expect(Math.min(...next())).toBeLessThan(27_000_000)
     } finally {
       await a.stop()
       await b.stop()
