@@ -70,6 +70,14 @@ export interface QuantumHooks {
   precise?(i: number): boolean
   /** Called once at the start of run(), every cell frozen: the runtime writes what is due at startNs. */
   onStart?(): void
+  /**
+   * Drivers that split a run per cell (QuantumDriver.splitsPerCell): the first time after afterNs at
+   * which data is due for cell i (Infinity: none). The cell's clock stops there, the runtime writes
+   * it (deliver), and the cell goes on with a precise slice; the other cells are not stopped.
+   */
+  nextDue?(i: number, afterNs: number): number
+  /** Write what is due for cell i at atNs (its clock is there); whether anything was written. */
+  deliver?(i: number, atNs: number): boolean
 }
 
 export interface QuantumResult {
@@ -107,6 +115,8 @@ export interface QuantumResult {
    * "computing" (nobody read it and it used the quantum's CPU time). In the runner's trace log.
    */
   finishedBy?: CoopFinish[]
+  /** Drivers that split a run per cell: the stretches each cell's run was split into (at its deliveries). */
+  stretches?: number[]
 }
 
 export type CoopFinish = 'read' | 'idle' | 'computing'
@@ -120,6 +130,11 @@ export interface QuantumDriver {
    * the last quantum (0 before the first). Cheap (called per socket read).
    */
   virtualNowNs(i: number): number
+  /**
+   * run() takes hooks.nextDue and hooks.deliver and stops each cell at its own deliveries (coop.ts);
+   * otherwise the runner splits the run at every delivery of the driver's cells, stopping them all.
+   */
+  readonly splitsPerCell?: boolean
 }
 
 /** The first interface (cells and clocks apart, WallTime, the rate given per quantum); test/live/clock.test.ts drives cells with it. */
@@ -127,6 +142,11 @@ export interface RateQuantumDriver {
   /** Run every cell from virtual `startNs` for `virtualNs`, its clock advancing at `rate` (wall budget virtualNs / rate). */
   run(startNs: number, virtualNs: number, rate?: number): Promise<QuantumResult>
   virtualNowNs(i: number): number
+  /**
+   * run() takes hooks.nextDue and hooks.deliver and stops each cell at its own deliveries (coop.ts);
+   * otherwise the runner splits the run at every delivery of the driver's cells, stopping them all.
+   */
+  readonly splitsPerCell?: boolean
 }
 
 /** Extra slices per quantum before the cells still short of the barrier are credited the rest. */

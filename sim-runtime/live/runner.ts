@@ -24,7 +24,7 @@ import { createCell, detectCellMode, CELL_MODES, type Cell, type CellMode } from
 import { clockCoverage, createVirtualClock, findLibfaketime, type VirtualClock } from './clock.ts'
 import { AddressBlock, LiveNet, type NetHost } from './net.ts'
 import { createCoopDriver } from './coop.ts'
-import { createQuantumDriver, type QuantumDriver } from './quantum.ts'
+import { createQuantumDriver, type QuantumDriver, type QuantumResult } from './quantum.ts'
 import { which } from './spawn.ts'
 import { StampReader } from './stamps.ts'
 export { hostVar } from './net.ts'
@@ -352,37 +352,48 @@ export class LiveRunner {
   }
 
   /**
-   * Run every cell from startNs to endNs, delivering queued bytes at their virtual times. The quantum
-   * is split at delivery times: the cells run to the next one, frozen; the bytes due are written while
-   * they are frozen, and the cells they went to continue with a precise slice (quantum.ts), whose clock
-   * starts when the woken program first reads it. What the programs wrote is handed to the network
+   * Run every cell from startNs to endNs, delivering queued bytes at their virtual times. Frozen cells
+   * (CpuTime, WallTime): the quantum is split at their delivery times; they run to the next one,
+   * frozen; the bytes due are written while they are frozen, and the cells they went to continue with a
+   * precise slice (quantum.ts), whose clock starts when the woken program first reads it. Cooperative
+   * cells: each stops at its own deliveries only (coop.ts, hooks.nextDue and hooks.deliver). What the programs wrote is handed to the network
    * at the end, stamped with the virtual time of each write (stamps.ts).
    */
   async runQuantum(startNs: number, endNs: number): Promise<void> {
     if (this.groups.length === 0 || endNs <= startNs) return
     const hosts = this.hosts
+    // Cooperative cells stop at their own deliveries only (coop.ts): the driver splits the run.
+    for (const g of this.groups) {
+      if (!g.driver.splitsPerCell) continue
+      const at = startNs
+      const r = await g.driver.run(startNs, endNs - startNs, {
+        onStart: () => this.deliverDue(g.hosts, at),
+        precise: (i) => g.hosts[i]!.woken,
+        nextDue: (i, t) => Math.ceil(g.hosts[i]!.nextDueAfter(t + DELIVERY_EARLY_NS)),
+        deliver: (i, t) => {
+          const h = g.hosts[i]!
+          if (h.nextDueNs() > t + DELIVERY_EARLY_NS) return false
+          h.runDue(t + DELIVERY_EARLY_NS)
+          return true
+        },
+      })
+      for (const h of g.hosts) h.woken = false
+      this.account(g, startNs, endNs, r)
+    }
+    const split = this.groups.filter((g) => !g.driver.splitsPerCell)
     let t = startNs
-    while (t < endNs) {
+    while (split.length > 0 && t < endNs) {
       // The next delivery after what goes now (due within DELIVERY_EARLY_NS) ends this stretch.
       let next = endNs
-      for (const h of hosts) next = Math.min(next, Math.ceil(h.nextDueAfter(t + DELIVERY_EARLY_NS)))
-      for (const g of this.groups) {
+      for (const g of split) for (const h of g.hosts) next = Math.min(next, Math.ceil(h.nextDueAfter(t + DELIVERY_EARLY_NS)))
+      for (const g of split) {
         const at = t
         const r = await g.driver.run(t, next - t, {
           onStart: () => this.deliverDue(g.hosts, at),
           precise: (i) => g.hosts[i]!.woken,
         })
         for (const h of g.hosts) h.woken = false
-        if (this.trace) this.log.trace({ startNs: t, endNs: next, spanNs: r.spanNs, lateThawNs: r.lateThawNs, freezeNs: r.freezeNs, overrunNs: Math.round(r.overrunNs), slices: r.slices, stolenNs: r.stolenNs.map(Math.round), precise: r.preciseSlices, ...(r.finishedBy ? { finishedBy: r.finishedBy } : {}) }, 'quantum')
-        g.hosts.forEach((h, i) => {
-          h.cpuTimeNs += r.cpuNs[i] ?? 0
-          h.stolenNs += r.stolenNs?.[i] ?? 0
-          h.slices += r.slices?.[i] ?? 1
-          h.preciseSlices += r.preciseSlices[i] ?? 0
-          h.runs++
-        })
-        this.overrunTotalNs += r.overrunNs
-        if (r.overrunNs > this.overrunMaxNs) this.overrunMaxNs = r.overrunNs
+        this.account(g, t, next, r)
       }
       t = next
     }
@@ -393,6 +404,20 @@ export class LiveRunner {
     await new Promise((res) => setImmediate(res))
     await new Promise((res) => setImmediate(res))
     for (const h of hosts) this.net.flush(h, startNs)
+  }
+
+  /** Trace a driver's run and add it to its hosts' counts. */
+  private account(g: { hosts: LiveHost[] }, startNs: number, endNs: number, r: QuantumResult): void {
+    if (this.trace) this.log.trace({ startNs, endNs, spanNs: r.spanNs, lateThawNs: r.lateThawNs, freezeNs: r.freezeNs, overrunNs: Math.round(r.overrunNs), slices: r.slices, stolenNs: r.stolenNs.map(Math.round), precise: r.preciseSlices, ...(r.finishedBy ? { finishedBy: r.finishedBy } : {}), ...(r.stretches ? { stretches: r.stretches } : {}) }, 'quantum')
+    g.hosts.forEach((h, i) => {
+      h.cpuTimeNs += r.cpuNs[i] ?? 0
+      h.stolenNs += r.stolenNs?.[i] ?? 0
+      h.slices += r.slices?.[i] ?? 1
+      h.preciseSlices += r.preciseSlices[i] ?? 0
+      h.runs += r.stretches?.[i] ?? 1
+    })
+    this.overrunTotalNs += r.overrunNs
+    if (r.overrunNs > this.overrunMaxNs) this.overrunMaxNs = r.overrunNs
   }
 
   /** Write what is due by `t` (+ DELIVERY_EARLY_NS) into the hosts' programs (their cells frozen, or cooperative and at t). */

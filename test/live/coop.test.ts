@@ -3,7 +3,8 @@
 // A cell whose clock was read is there once its clock has had the quantum's wall time; one nobody
 // read is there when no thread of it is runnable (idle) or when it has used the quantum's CPU time
 // (computing); a reading that waited at the last barrier keeps its cell from counting as idle at once.
-// (The driver ignores clockMode: the runner hands it CpuTime for Cooperative hosts.)
+// Data due for a cell stops that cell only (hooks.nextDue, hooks.deliver): the others run the quantum
+// in one stretch. (The driver ignores clockMode: the runner hands it CpuTime for Cooperative hosts.)
 import { describe, expect, it } from 'vitest'
 import type { Cell } from '../../sim-runtime/live/cell.ts'
 import type { VirtualClock } from '../../sim-runtime/live/clock.ts'
@@ -82,6 +83,42 @@ describe('cooperative driver', () => {
     const r = await driver.run(0, QUANTUM)
     expect(r.finishedBy).toEqual(['computing'])
     expect(cpu - before).toBeGreaterThanOrEqual(QUANTUM)
+  })
+
+  it('stops a cell at its own deliveries only: data due for one cell does not split the other cell’s quantum', async () => {
+    const c0 = fakeClock({ read: true })
+    const c1 = fakeClock({ read: true })
+    const driver = createCoopDriver([
+      { cell: fakeCell('to', () => [], () => 0), clock: c0, clockMode: 'CpuTime' as const, speed: 1 },
+      { cell: fakeCell('other', () => [], () => 0), clock: c1, clockMode: 'CpuTime' as const, speed: 1 },
+    ])
+    expect(driver.splitsPerCell).toBe(true)
+    const start = 1_000_000
+    const due = start + 100_000
+    const delivered: { i: number; atNs: number; clockAt: number | undefined }[] = []
+    let pending = true
+    const r = await driver.run(start, QUANTUM, {
+      nextDue: (i, after) => (i === 0 && pending && after < due ? due : Infinity),
+      deliver: (i, atNs) => {
+        // The cell's clock stands at the delivery time when the data is written (set just before).
+        delivered.push({ i, atNs, clockAt: (i === 0 ? c0 : c1).sets.at(-1)?.virtualNs })
+        if (i !== 0 || atNs !== due || !pending) return false
+        pending = false
+        return true
+      },
+    })
+    expect(delivered).toEqual([{ i: 0, atNs: due, clockAt: due }])
+    // Cell 0: [start, due), then a precise slice [due, end) for the data; cell 1: the whole quantum at once.
+    expect(c0.sets).toEqual([
+      { virtualNs: start, untilNs: due, precise: true },
+      { virtualNs: due, untilNs: start + QUANTUM, precise: true },
+    ])
+    expect(c1.sets).toEqual([{ virtualNs: start, untilNs: start + QUANTUM, precise: true }])
+    expect(r.stretches).toEqual([2, 1])
+    expect(r.slices).toEqual([2, 1])
+    expect(r.preciseSlices).toEqual([1, 0])
+    expect(r.finishedBy).toEqual(['read', 'read'])
+    expect(driver.virtualNowNs(0)).toBe(start + QUANTUM)
   })
 
   it('a reading that waited at the last barrier keeps its cell from counting as idle for up to 5 ms', async () => {
