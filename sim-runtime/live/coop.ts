@@ -34,7 +34,7 @@
 // the slice, through its overshoot (shim.ts, "Steal"), so a noisy neighbour slows the others as in
 // WallTime; CPU time a program spends between its last reading and going idle without a poll,
 // select or epoll_wait (a blocking read(), a futex) is not counted.
-import { readStat, tids } from './proc.ts'
+import { ThreadStates } from './proc.ts'
 import { waitStep, type CoopFinish, type DrivenCell, type QuantumDriver, type QuantumHooks, type QuantumResult } from './quantum.ts'
 
 /** How long (wall ns) a woken cooperative cell (written to, or its readings waited at the last barrier) may take to become runnable before it counts as idle. */
@@ -61,6 +61,8 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
   const floor = new Float64Array(n)
   /** CPU ns of the cell at which its last quantum's budget ended (a cell that computes without reading its clock). */
   const cpuMark = new Float64Array(n).fill(NaN)
+  /** Which of each cell's threads are runnable (an idle cell's threads are looked at every STATE_EVERY_NS). */
+  const threads = cells.map((c) => new ThreadStates(() => c.cell.pids()))
   /** The end of each cell's current stretch (its clock's barrier). */
   const until = new Float64Array(n)
   let lastEnd = 0
@@ -93,6 +95,9 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
     const doneAt = new Float64Array(n)
     const stateAt = new Float64Array(n)
     const budget = new Float64Array(n)
+    /** When (wall ns) cell i's CPU time was last read, and what it was. */
+    const cpuAt = new Float64Array(n).fill(-Infinity)
+    const cpuSeen = new Float64Array(n)
     /**
      * Cell i's clock for the stretch [from, its next delivery or B): each cell stops where data is
      * due for it, not where data is due for any cell of the runtime (hooks.nextDue), so that a busy
@@ -133,6 +138,7 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
       const finish = (i: number, cpu: number, why: CoopFinish) => {
         finishedBy[i] = why
         cpuMark[i] = why === 'computing' && !Number.isNaN(cpuMark[i]) ? (cpuMark[i] as number) + (budget[i] as number) : cpu
+        cpuAt[i] = -Infinity
         waitedLast[i] = (cells[i] as DrivenCell).clock!.slice().waited > 0 ? 1 : 0
         if ((until[i] as number) >= B) pending.delete(i)
         else begin(i, until[i] as number, false)
@@ -149,8 +155,14 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
               startedAt[i] = Number(at)
               doneAt[i] = Number(at) + (budget[i] as number) + SLACK_NS
             } else {
-              const cpu = c.cell.cpuTimeNs()
-              if (Number.isNaN(cpuMark[i])) cpuMark[i] = cpuBefore[i] as number
+              // The cell's CPU time (a file read) at most every STATE_EVERY_NS; after a stretch that
+              // ended on a reading, the next budget counts from the first look here.
+              if (now - (cpuAt[i] as number) >= STATE_EVERY_NS) {
+                cpuAt[i] = now
+                cpuSeen[i] = c.cell.cpuTimeNs()
+              }
+              const cpu = cpuSeen[i] as number
+              if (Number.isNaN(cpuMark[i])) cpuMark[i] = cpu
               // A reading waiting at the last barrier (napping: its naps cost a little CPU) goes on
               // soon: neither idle nor computing, unless it takes very long.
               const napping = sl.waited > 0 && now - (stretchAt[i] as number) < NAPPING_MAX_NS
@@ -161,7 +173,7 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
               }
               if (!napping && now - (stateAt[i] as number) >= STATE_EVERY_NS && (!woken[i] || now - (stretchAt[i] as number) >= WAKE_GRACE_NS)) {
                 stateAt[i] = now
-                if (!runnable(c.cell.pids())) {
+                if (!(threads[i] as ThreadStates).runnable(now)) {
                   finish(i, cpu, 'idle')
                   next = now
                   continue
@@ -172,7 +184,7 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
             }
           }
           if (now >= (doneAt[i] as number)) {
-            finish(i, c.cell.cpuTimeNs(), 'read')
+            finish(i, NaN, 'read')
             next = now
           } else next = Math.min(next, doneAt[i] as number)
         }
@@ -203,13 +215,10 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
     }
   }
 
-  return { run, virtualNowNs, splitsPerCell: true }
+  const close = () => {
+    for (const t of threads) t.close()
+  }
+
+  return { run, virtualNowNs, splitsPerCell: true, close }
 }
 
-/** Whether any thread of these processes is runnable (state R). */
-function runnable(pids: readonly number[]): boolean {
-  for (const pid of pids) {
-    for (const tid of tids(pid)) if (readStat(`/proc/${pid}/task/${tid}/stat`)?.state === 'R') return true
-  }
-  return false
-}

@@ -341,3 +341,110 @@ async function pollLoop(): Promise<void> {
     polling = false
   }
 }
+
+/**
+ * Whether any thread of a set of processes is runnable (state R), asked many times a millisecond:
+ * /proc/<pid>/stat and /proc/<pid>/task/<tid>/stat are kept open (each look is one pread per thread,
+ * the kernel regenerates the text at offset 0), the thread list is read again only when a process's
+ * thread count (field 20) changed, and the process list (`pids`, a cgroup file read) at most every
+ * `pidsEveryNs`. A process forked since is seen at the next refresh. Replaced the open/read/close of
+ * every thread's stat and a readdir per process at every look (cooperative cells, coop.ts).
+ */
+export class ThreadStates {
+  private readonly pids: () => readonly number[]
+  private readonly pidsEveryNs: number
+  private pidsAt = -Infinity
+  private procs = new Map<number, { fd: number; threads: number; tids: Map<number, number> }>()
+  private readonly buf = Buffer.alloc(1024)
+
+  constructor(pids: () => readonly number[], pidsEveryNs = 1_000_000) {
+    this.pids = pids
+    this.pidsEveryNs = pidsEveryNs
+  }
+
+  /** Whether a thread is runnable now (`now`: hrtime ns, for the process list's refresh). */
+  runnable(now: number): boolean {
+    if (now - this.pidsAt >= this.pidsEveryNs) {
+      this.pidsAt = now
+      const live = new Set(this.pids())
+      for (const pid of [...this.procs.keys()]) if (!live.has(pid)) this.drop(pid)
+      for (const pid of live) if (!this.procs.has(pid)) this.open(pid)
+    }
+    for (const [pid, p] of [...this.procs]) {
+      const text = this.read(p.fd)
+      if (text === undefined) {
+        this.drop(pid)
+        continue
+      }
+      const close = text.lastIndexOf(')')
+      const threads = Number(text.slice(close + 2).split(' ', 18)[17])
+      if (threads !== p.threads) {
+        p.threads = threads
+        const current = new Set(tids(pid))
+        for (const [tid, fd] of [...p.tids]) if (!current.has(tid)) {
+          closeQuietly(fd)
+          p.tids.delete(tid)
+        }
+        for (const tid of current) if (!p.tids.has(tid)) {
+          const fd = openQuietly(`/proc/${pid}/task/${tid}/stat`)
+          if (fd !== undefined) p.tids.set(tid, fd)
+        }
+      }
+      for (const [tid, fd] of [...p.tids]) {
+        const t = this.read(fd)
+        if (t === undefined) {
+          closeQuietly(fd)
+          p.tids.delete(tid)
+          p.threads = -1
+          continue
+        }
+        if (t.charCodeAt(t.lastIndexOf(')') + 2) === 82 /* R */) return true
+      }
+    }
+    return false
+  }
+
+  /** Close every file. The next runnable() opens them again. */
+  close(): void {
+    for (const pid of [...this.procs.keys()]) this.drop(pid)
+    this.pidsAt = -Infinity
+  }
+
+  private open(pid: number): void {
+    const fd = openQuietly(`/proc/${pid}/stat`)
+    if (fd !== undefined) this.procs.set(pid, { fd, threads: -1, tids: new Map() })
+  }
+
+  private drop(pid: number): void {
+    const p = this.procs.get(pid)
+    if (!p) return
+    closeQuietly(p.fd)
+    for (const fd of p.tids.values()) closeQuietly(fd)
+    this.procs.delete(pid)
+  }
+
+  private read(fd: number): string | undefined {
+    try {
+      const n = readSync(fd, this.buf, 0, this.buf.length, 0)
+      return n > 0 ? this.buf.toString('latin1', 0, n) : undefined
+    } catch {
+      return undefined
+    }
+  }
+}
+
+function openQuietly(path: string): number | undefined {
+  try {
+    return openSync(path, 'r')
+  } catch {
+    return undefined
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd)
+  } catch {
+    // already closed
+  }
+}

@@ -135,6 +135,8 @@ export interface QuantumDriver {
    * otherwise the runner splits the run at every delivery of the driver's cells, stopping them all.
    */
   readonly splitsPerCell?: boolean
+  /** Release what the driver keeps open (files); the runner calls it when it stops. */
+  close?(): void
 }
 
 /** The first interface (cells and clocks apart, WallTime, the rate given per quantum); test/live/clock.test.ts drives cells with it. */
@@ -147,6 +149,8 @@ export interface RateQuantumDriver {
    * otherwise the runner splits the run at every delivery of the driver's cells, stopping them all.
    */
   readonly splitsPerCell?: boolean
+  /** Release what the driver keeps open (files); the runner calls it when it stops. */
+  close?(): void
 }
 
 /** Extra slices per quantum before the cells still short of the barrier are credited the rest. */

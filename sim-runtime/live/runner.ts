@@ -457,6 +457,7 @@ export class LiveRunner {
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    for (const g of this.groups) g.driver.close?.()
     this.net.close()
     await Promise.all(
       this.hosts.map(async (h) => {

@@ -1,0 +1,89 @@
+// ThreadStates (sim-runtime/live/proc.ts): the cooperative driver asks it, many times a millisecond,
+// whether any thread of an idle-looking cell is runnable. It keeps the /proc stat files open, so it
+// must see a thread that a sleeping process starts later (the thread count changes), a process that
+// appears in the list, one that exits, and close every file it opened.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ThreadStates } from '../../sim-runtime/live/proc.ts'
+import { ensureLiveDeps, sleep, waitFor } from './helpers.ts'
+
+/** `late MS`: sleeps MS, then starts a thread that spins forever (the main thread sleeps on). */
+const LATE = String.raw`
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+static void *spin(void *a) { volatile unsigned long x = 0; for (;;) x++; return a; }
+int main(int argc, char **argv) {
+  usleep(atoi(argv[1]) * 1000);
+  pthread_t t;
+  pthread_create(&t, NULL, spin, NULL);
+  for (;;) pause();
+}
+`
+
+let dir: string
+let late: string
+const children: ChildProcess[] = []
+
+beforeAll(() => {
+  ensureLiveDeps()
+  dir = mkdtempSync(path.join(tmpdir(), 'livesim-proc-test-'))
+  writeFileSync(path.join(dir, 'late.c'), LATE)
+  late = path.join(dir, 'late')
+  execFileSync('cc', ['-O2', '-pthread', '-o', late, path.join(dir, 'late.c')], { stdio: ['ignore', 'ignore', 'pipe'] })
+}, 600_000)
+
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL')
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const hr = () => Number(process.hrtime.bigint())
+const openFds = () => readdirSync('/proc/self/fd').length
+
+function start(cmd: string, args: string[]): ChildProcess {
+  const c = spawn(cmd, args, { stdio: 'ignore' })
+  children.push(c)
+  return c
+}
+
+describe('ThreadStates', () => {
+  it('sees a thread that a sleeping process starts later, a process added to the list, one that exits, and closes its files', async () => {
+    const sleeper = start(late, ['300'])
+    const busy = start(late, ['0'])
+    const pids = [sleeper.pid!]
+    const fds = openFds()
+    const states = new ThreadStates(() => pids, 0)
+    await sleep(100)
+    // One thread, asleep in usleep: nothing runnable (looked at many times, as the driver does).
+    for (let k = 0; k < 20; k++) expect(states.runnable(hr())).toBe(false)
+    // From 300 ms on, a second thread spins: the thread count moved, so the new thread is read too.
+    await waitFor(() => states.runnable(hr()), 10_000, 'the spinning thread seen as runnable')
+    expect(openFds()).toBeGreaterThanOrEqual(fds + 3) // the process's stat and its two threads'
+    sleeper.kill('SIGKILL')
+    await waitFor(() => !states.runnable(hr()), 10_000, 'nothing runnable once the process is gone')
+    // A process that joins the list later (a fork in the cell) is seen at the next refresh.
+    pids.push(busy.pid!)
+    await waitFor(() => states.runnable(hr()), 10_000, 'the new process seen as runnable')
+    expect(openFds()).toBeGreaterThan(fds)
+    states.close()
+    expect(openFds()).toBe(fds)
+  }, 60_000)
+
+  it('reads the process list at most every pidsEveryNs', async () => {
+    let reads = 0
+    const states = new ThreadStates(() => {
+      reads++
+      return []
+    }, 1_000_000_000)
+    const t = hr()
+    for (let k = 0; k < 100; k++) states.runnable(t + k * 1000)
+    expect(reads).toBe(1)
+    states.runnable(t + 1_000_000_000)
+    expect(reads).toBe(2)
+    states.close()
+  })
+})
