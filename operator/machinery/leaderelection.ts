@@ -131,8 +131,10 @@ export class LeaderElector {
     }
     try {
       await this.client.request('PUT', path, { ...lease, spec })
-      if (mine) this.lastRenewMs = Date.now()
-      else this.won()
+      // A renewal, or a lease taken; also a lease that still names us after a restart (the same pod,
+      // the same identity): renewing it without leading kept every replica from leading (the first
+      // replica after an API server outage longer than the renew deadline, in the e2e test).
+      this.won()
     } catch (err) {
       if (!isConflict(err)) throw err
     }
