@@ -182,23 +182,22 @@ export class LiveHost implements NetHost {
     this.queue.push({ at, fn })
   }
 
-  nextDueNs(): number {
-    return this.head < this.queue.length ? this.queue[this.head]!.at : Infinity
-  }
 
   virtualNowNs(): number {
     return this.driver?.virtualNowNs(this.local) ?? 0
   }
 
-  /** The first due time later than t, or Infinity. */
-  nextDueAfter(t: number): number {
-    for (let k = this.head; k < this.queue.length; k++) if (this.queue[k]!.at > t) return this.queue[k]!.at
+  /** Where the cell must stop next after t: the first due time later than what goes at t (due within DELIVERY_EARLY_NS), in whole ns, or Infinity. */
+  nextStop(t: number): number {
+    for (let k = this.head; k < this.queue.length; k++) if (this.queue[k]!.at > t + DELIVERY_EARLY_NS) return Math.ceil(this.queue[k]!.at)
     return Infinity
   }
 
-  runDue(nowNs: number): void {
+  /** Run what is due by t (+ DELIVERY_EARLY_NS): write it into the programs (their cell frozen, or cooperative and at t). Whether anything was due. */
+  deliver(t: number): boolean {
     const q = this.queue
-    while (this.head < q.length && q[this.head]!.at <= nowNs) q[this.head++]!.fn()
+    if (this.head >= q.length || q[this.head]!.at > t + DELIVERY_EARLY_NS) return false
+    while (this.head < q.length && q[this.head]!.at <= t + DELIVERY_EARLY_NS) q[this.head++]!.fn()
     if (this.head === q.length) {
       q.length = 0
       this.head = 0
@@ -206,6 +205,7 @@ export class LiveHost implements NetHost {
       q.splice(0, this.head)
       this.head = 0
     }
+    return true
   }
 }
 
@@ -356,8 +356,9 @@ export class LiveRunner {
    * (CpuTime, WallTime): the quantum is split at their delivery times; they run to the next one,
    * frozen; the bytes due are written while they are frozen, and the cells they went to continue with a
    * precise slice (quantum.ts), whose clock starts when the woken program first reads it. Cooperative
-   * cells: each stops at its own deliveries only (coop.ts, hooks.nextDue and hooks.deliver). What the programs wrote is handed to the network
-   * at the end, stamped with the virtual time of each write (stamps.ts).
+   * cells: each stops at its own deliveries only (coop.ts, hooks.nextDue and hooks.deliver). What the
+   * programs wrote is handed to the network at the end, stamped with the virtual time of each write
+   * (stamps.ts).
    */
   async runQuantum(startNs: number, endNs: number): Promise<void> {
     if (this.groups.length === 0 || endNs <= startNs) return
@@ -369,13 +370,8 @@ export class LiveRunner {
       const r = await g.driver.run(startNs, endNs - startNs, {
         onStart: () => this.deliverDue(g.hosts, at),
         precise: (i) => g.hosts[i]!.woken,
-        nextDue: (i, t) => Math.ceil(g.hosts[i]!.nextDueAfter(t + DELIVERY_EARLY_NS)),
-        deliver: (i, t) => {
-          const h = g.hosts[i]!
-          if (h.nextDueNs() > t + DELIVERY_EARLY_NS) return false
-          h.runDue(t + DELIVERY_EARLY_NS)
-          return true
-        },
+        nextDue: (i, t) => g.hosts[i]!.nextStop(t),
+        deliver: (i, t) => g.hosts[i]!.deliver(t),
       })
       for (const h of g.hosts) h.woken = false
       this.account(g, startNs, endNs, r)
@@ -385,7 +381,7 @@ export class LiveRunner {
     while (split.length > 0 && t < endNs) {
       // The next delivery after what goes now (due within DELIVERY_EARLY_NS) ends this stretch.
       let next = endNs
-      for (const g of split) for (const h of g.hosts) next = Math.min(next, Math.ceil(h.nextDueAfter(t + DELIVERY_EARLY_NS)))
+      for (const g of split) for (const h of g.hosts) next = Math.min(next, h.nextStop(t))
       for (const g of split) {
         const at = t
         const r = await g.driver.run(t, next - t, {
@@ -422,11 +418,7 @@ export class LiveRunner {
 
   /** Write what is due by `t` (+ DELIVERY_EARLY_NS) into the hosts' programs (their cells frozen, or cooperative and at t). */
   private deliverDue(hosts: LiveHost[], t: number): void {
-    for (const h of hosts) {
-      if (h.nextDueNs() > t + DELIVERY_EARLY_NS) continue
-      h.runDue(t + DELIVERY_EARLY_NS)
-      h.woken = true
-    }
+    for (const h of hosts) if (h.deliver(t)) h.woken = true
   }
 
   /** Per-host live results (HostResults.live). */
