@@ -344,18 +344,18 @@ async function pollLoop(): Promise<void> {
 
 /**
  * Whether any thread of a set of processes is runnable (state R), asked many times a millisecond:
- * /proc/<pid>/stat and /proc/<pid>/task/<tid>/stat are kept open (each look is one pread per thread,
- * the kernel regenerates the text at offset 0), the thread list is read again only when a process's
- * thread count (field 20) changed, and the process list (`pids`, a cgroup file read) at most every
- * `pidsEveryNs`. A process forked since is seen at the next refresh. Replaced the open/read/close of
- * every thread's stat and a readdir per process at every look (cooperative cells, coop.ts).
+ * /proc/<pid>/stat and /proc/<pid>/task/<tid>/stat are kept open (KernelFile: each look is one pread
+ * per thread, the kernel regenerates the text at offset 0), the thread list is read again only when a
+ * process's thread count (field 20) changed, and the process list (`pids`, a cgroup file read) at
+ * most every `pidsEveryNs`. A process forked since is seen at the next refresh. Replaced the
+ * open/read/close of every thread's stat and a readdir per process at every look (cooperative cells,
+ * coop.ts).
  */
 export class ThreadStates {
   private readonly pids: () => readonly number[]
   private readonly pidsEveryNs: number
   private pidsAt = -Infinity
-  private procs = new Map<number, { fd: number; threads: number; tids: Map<number, number> }>()
-  private readonly buf = Buffer.alloc(1024)
+  private readonly procs = new Map<number, { stat: KernelFile; threads: number; tids: Map<number, KernelFile> }>()
 
   constructor(pids: () => readonly number[], pidsEveryNs = 1_000_000) {
     this.pids = pids
@@ -367,33 +367,38 @@ export class ThreadStates {
     if (now - this.pidsAt >= this.pidsEveryNs) {
       this.pidsAt = now
       const live = new Set(this.pids())
-      for (const pid of [...this.procs.keys()]) if (!live.has(pid)) this.drop(pid)
-      for (const pid of live) if (!this.procs.has(pid)) this.open(pid)
+      for (const pid of this.procs.keys()) if (!live.has(pid)) this.drop(pid)
+      for (const pid of live) {
+        if (this.procs.has(pid)) continue
+        const stat = openQuietly(`/proc/${pid}/stat`)
+        if (stat) this.procs.set(pid, { stat, threads: -1, tids: new Map() })
+      }
     }
-    for (const [pid, p] of [...this.procs]) {
-      const text = this.read(p.fd)
-      if (text === undefined) {
+    // (Deleting the entry being visited does not disturb a Map's iteration.)
+    for (const [pid, p] of this.procs) {
+      const text = p.stat.read()
+      if (!text) {
         this.drop(pid)
         continue
       }
-      const close = text.lastIndexOf(')')
-      const threads = Number(text.slice(close + 2).split(' ', 18)[17])
+      const threads = statField(text, 20)
       if (threads !== p.threads) {
         p.threads = threads
         const current = new Set(tids(pid))
-        for (const [tid, fd] of [...p.tids]) if (!current.has(tid)) {
-          closeQuietly(fd)
+        for (const [tid, f] of p.tids) if (!current.has(tid)) {
+          f.close()
           p.tids.delete(tid)
         }
-        for (const tid of current) if (!p.tids.has(tid)) {
-          const fd = openQuietly(`/proc/${pid}/task/${tid}/stat`)
-          if (fd !== undefined) p.tids.set(tid, fd)
+        for (const tid of current) {
+          if (p.tids.has(tid)) continue
+          const f = openQuietly(`/proc/${pid}/task/${tid}/stat`)
+          if (f) p.tids.set(tid, f)
         }
       }
-      for (const [tid, fd] of [...p.tids]) {
-        const t = this.read(fd)
-        if (t === undefined) {
-          closeQuietly(fd)
+      for (const [tid, f] of p.tids) {
+        const t = f.read()
+        if (!t) {
+          f.close()
           p.tids.delete(tid)
           p.threads = -1
           continue
@@ -406,45 +411,30 @@ export class ThreadStates {
 
   /** Close every file. The next runnable() opens them again. */
   close(): void {
-    for (const pid of [...this.procs.keys()]) this.drop(pid)
+    for (const pid of this.procs.keys()) this.drop(pid)
     this.pidsAt = -Infinity
-  }
-
-  private open(pid: number): void {
-    const fd = openQuietly(`/proc/${pid}/stat`)
-    if (fd !== undefined) this.procs.set(pid, { fd, threads: -1, tids: new Map() })
   }
 
   private drop(pid: number): void {
     const p = this.procs.get(pid)
     if (!p) return
-    closeQuietly(p.fd)
-    for (const fd of p.tids.values()) closeQuietly(fd)
+    p.stat.close()
+    for (const f of p.tids.values()) f.close()
     this.procs.delete(pid)
   }
-
-  private read(fd: number): string | undefined {
-    try {
-      const n = readSync(fd, this.buf, 0, this.buf.length, 0)
-      return n > 0 ? this.buf.toString('latin1', 0, n) : undefined
-    } catch {
-      return undefined
-    }
-  }
 }
 
-function openQuietly(path: string): number | undefined {
+/** Field k (1-based, as in proc(5)) of a stat line, as a number; fields after the comm's closing parenthesis only (k ≥ 3). */
+function statField(text: string, k: number): number {
+  let pos = text.lastIndexOf(')') + 2
+  for (let f = 3; f < k && pos > 0; f++) pos = text.indexOf(' ', pos) + 1
+  return pos > 0 ? Number.parseInt(text.slice(pos, pos + 20), 10) : NaN
+}
+
+function openQuietly(path: string): KernelFile | undefined {
   try {
-    return openSync(path, 'r')
+    return openKernelFile(path, false)
   } catch {
     return undefined
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd)
-  } catch {
-    // already closed
   }
 }
