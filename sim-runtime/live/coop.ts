@@ -65,6 +65,19 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
   const threads = cells.map((c) => new ThreadStates(() => c.cell.pids()))
   /** The end of each cell's current stretch (its clock's barrier). */
   const until = new Float64Array(n)
+  // Per stretch, set by begin(): whether the runtime just wrote into the cell (or its readings waited
+  // at the last barrier), when (wall ns) the stretch began (the grace for a woken cell, the napping
+  // bound), when its clock has had the stretch, when its threads were last looked at, its CPU budget.
+  const woken = new Uint8Array(n)
+  const stretchAt = new Float64Array(n)
+  const doneAt = new Float64Array(n)
+  const stateAt = new Float64Array(n)
+  const budget = new Float64Array(n)
+  /** When (wall ns) cell i's CPU time was last read in this stretch while nobody read its clock, and what it was. */
+  const cpuAt = new Float64Array(n)
+  const cpuSeen = new Float64Array(n)
+  /** Cell i's CPU time at the end of the last run (NaN before the first): each run reads it once. */
+  const cpuLast = new Float64Array(n).fill(NaN)
   let lastEnd = 0
   let running = false
 
@@ -84,26 +97,17 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
     if (!Number.isSafeInteger(virtualNs) || virtualNs <= 0) throw new Error(`virtualNs must be a positive safe integer, got ${virtualNs}`)
     const B = startNs + virtualNs
     running = true
-    const cpuBefore = cells.map((c) => c.cell.cpuTimeNs())
+    for (let i = 0; i < n; i++) if (Number.isNaN(cpuLast[i])) cpuLast[i] = (cells[i] as DrivenCell).cell.cpuTimeNs()
     const t0 = hr()
     const stretches = new Array<number>(n).fill(0)
     const preciseSlices = new Array<number>(n).fill(0)
     const finishedBy = new Array<CoopFinish>(n).fill('idle')
-    const woken = new Uint8Array(n)
-    /** Wall ns at which cell i's current stretch began (the grace for a woken cell, the napping bound). */
-    const stretchAt = new Float64Array(n)
-    const doneAt = new Float64Array(n)
-    const stateAt = new Float64Array(n)
-    const budget = new Float64Array(n)
-    /** When (wall ns) cell i's CPU time was last read, and what it was. */
-    const cpuAt = new Float64Array(n).fill(-Infinity)
-    const cpuSeen = new Float64Array(n)
     /**
      * Cell i's clock for the stretch [from, its next delivery or B): each cell stops where data is
      * due for it, not where data is due for any cell of the runtime (hooks.nextDue), so that a busy
      * program is not stopped at every other cell's deliveries. A cell that data was just written to
-     * (deliver, or precise() for the first stretch) or whose readings waited at its last barrier gets
-     * WAKE_GRACE_NS to wake up.
+     * (deliver; for the first stretch, precise() after onStart) or whose readings waited at its last
+     * barrier gets WAKE_GRACE_NS to wake up.
      */
     const begin = (i: number, from: number, first: boolean) => {
       const c = cells[i] as DrivenCell
@@ -113,11 +117,12 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
       floor[i] = from
       until[i] = end
       c.clock!.set(from, 1 / c.speed, { untilNs: end, precise: true })
-      const wrote = first ? false : hooks?.deliver?.(i, from) === true
-      woken[i] = waitedLast[i] === 1 || wrote || (first && hooks?.precise?.(i) === true) ? 1 : 0
+      const wrote = !first && hooks?.deliver?.(i, from) === true
+      woken[i] = waitedLast[i] === 1 || wrote ? 1 : 0
       stretchAt[i] = hr()
       doneAt[i] = NaN
       stateAt[i] = -Infinity
+      cpuAt[i] = -Infinity
       budget[i] = (end - from) * c.speed
       stretches[i] = (stretches[i] as number) + 1
       if (woken[i]) preciseSlices[i] = (preciseSlices[i] as number) + 1
@@ -138,7 +143,6 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
       const finish = (i: number, cpu: number, why: CoopFinish) => {
         finishedBy[i] = why
         cpuMark[i] = why === 'computing' && !Number.isNaN(cpuMark[i]) ? (cpuMark[i] as number) + (budget[i] as number) : cpu
-        cpuAt[i] = -Infinity
         waitedLast[i] = (cells[i] as DrivenCell).clock!.slice().waited > 0 ? 1 : 0
         if ((until[i] as number) >= B) pending.delete(i)
         else begin(i, until[i] as number, false)
@@ -192,14 +196,20 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
         // Long waits nap (the programs need the CPU more than we do), short ones spin.
         if (next > now) await waitStep(next)
       }
-      const cpuNs = cells.map((c, i) => c.cell.cpuTimeNs() - (cpuBefore[i] as number))
+      // CPU since the last run's end: a cooperative cell also runs (waits at its barrier) between runs.
+      const cpuNs = cells.map((c, i) => {
+        const now = c.cell.cpuTimeNs()
+        const used = now - (cpuLast[i] as number)
+        cpuLast[i] = now
+        return used
+      })
       return {
         spanNs: hr() - t0,
         overrunNs: 0,
         lateThawNs: 0,
         freezeNs: 0,
         cpuNs,
-        slices: stretches.slice(),
+        slices: stretches,
         stolenNs: new Array<number>(n).fill(0),
         extraSlices: 0,
         capped: [],

@@ -56,14 +56,16 @@ function fakeCell(name: string, pids: () => number[], cpuTimeNs: () => number): 
 
 const QUANTUM = 300_000
 
+/** A driver for cells with no process and no CPU time, one per clock. */
+function idleCells(...clocks: FakeClock[]) {
+  return createCoopDriver(clocks.map((clock, i) => ({ cell: fakeCell(`cell-${i}`, () => [], () => 0), clock, clockMode: 'CpuTime' as const, speed: 1 })))
+}
+
 describe('cooperative driver', () => {
   it('a cell whose clock was read is at the barrier once its clock has had the quantum; a cell nobody read with no runnable thread is idle', async () => {
     const read = fakeClock({ read: true })
     const idle = fakeClock({ read: false })
-    const driver = createCoopDriver([
-      { cell: fakeCell('read', () => [], () => 0), clock: read, clockMode: 'CpuTime' as const, speed: 1 },
-      { cell: fakeCell('idle', () => [], () => 0), clock: idle, clockMode: 'CpuTime' as const, speed: 1 },
-    ])
+    const driver = idleCells(read, idle)
     const r = await driver.run(1_000_000, QUANTUM)
     expect(r.finishedBy).toEqual(['read', 'idle'])
     // Its clock started at the first look, after the quantum's start: the quantum lasted at least that long.
@@ -88,10 +90,7 @@ describe('cooperative driver', () => {
   it('stops a cell at its own deliveries only: data due for one cell does not split the other cell’s quantum', async () => {
     const c0 = fakeClock({ read: true })
     const c1 = fakeClock({ read: true })
-    const driver = createCoopDriver([
-      { cell: fakeCell('to', () => [], () => 0), clock: c0, clockMode: 'CpuTime' as const, speed: 1 },
-      { cell: fakeCell('other', () => [], () => 0), clock: c1, clockMode: 'CpuTime' as const, speed: 1 },
-    ])
+    const driver = idleCells(c0, c1)
     expect(driver.splitsPerCell).toBe(true)
     const start = 1_000_000
     const due = start + 100_000
@@ -121,8 +120,21 @@ describe('cooperative driver', () => {
     expect(driver.virtualNowNs(0)).toBe(start + QUANTUM)
   })
 
+  it('counts a cell’s CPU time once per run, including what it used between runs (it is never frozen)', async () => {
+    let cpu = 1_000_000
+    const driver = createCoopDriver([{ cell: fakeCell('busy-between', () => [], () => cpu), clock: fakeClock({ read: true }), clockMode: 'CpuTime' as const, speed: 1 }])
+    const r1 = await driver.run(0, QUANTUM)
+    expect(r1.cpuNs).toEqual([0])
+    cpu += 5_000_000 // waiting at its barrier between two runs, say
+    const r2 = await driver.run(QUANTUM, QUANTUM)
+    expect(r2.cpuNs).toEqual([5_000_000])
+    cpu += 3_000_000
+    const r3 = await driver.run(2 * QUANTUM, QUANTUM)
+    expect(r3.cpuNs).toEqual([3_000_000])
+  })
+
   it('a reading that waited at the last barrier keeps its cell from counting as idle for up to 5 ms', async () => {
-    const driver = createCoopDriver([{ cell: fakeCell('napping', () => [], () => 0), clock: fakeClock({ read: false, waited: 1 }), clockMode: 'CpuTime' as const, speed: 1 }])
+    const driver = idleCells(fakeClock({ read: false, waited: 1 }))
     const r = await driver.run(0, QUANTUM)
     expect(r.finishedBy).toEqual(['idle'])
     expect(r.spanNs).toBeGreaterThanOrEqual(5_000_000)
