@@ -70,11 +70,13 @@ int main(void) {
 /**
  * Reads its clock (printed), computes 3 ms of its CPU time (CLOCK_THREAD_CPUTIME_ID, a raw system
  * call, no reading), then reads it again (printed) or, with argument "poll", first blocks in poll()
- * for 5 s. With "idle": blocks in poll() for 5 ms first, then computes 0.5 ms. With "cpu": computes
+ * for 5 s. With "idle": blocks in poll() for 5 ms first, then computes 0.5 ms. With "stopped": stops
+ * itself (SIGSTOP) first, then blocks in poll() for 50 ms and computes 0.5 ms. With "cpu": computes
  * 30 ms; "Poll": 30 ms, then poll() for 5 s.
  */
 const STEPPER = String.raw`
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -84,9 +86,10 @@ static long long cpu(void) { struct timespec t; syscall(SYS_clock_gettime, CLOCK
 int main(int argc, char **argv) {
   char mode = argc > 1 ? argv[1][0] : 0;
   printf("%lld\n", vnow()); fflush(stdout);
-  if (mode == 'i') poll(NULL, 0, 5);
+  if (mode == 's') raise(SIGSTOP);
+  if (mode == 'i' || mode == 's') poll(NULL, 0, mode == 's' ? 50 : 5);
   long long t0 = cpu();
-  while (cpu() - t0 < (mode == 'i' ? 500000 : mode == 'c' || mode == 'P' ? 30000000 : 3000000)) {}
+  while (cpu() - t0 < (mode == 'i' || mode == 's' ? 500000 : mode == 'c' || mode == 'P' ? 30000000 : 3000000)) {}
   if (mode == 'p' || mode == 'P') poll(NULL, 0, 5000);
   printf("%lld\n", vnow()); fflush(stdout);
   pause();
@@ -410,6 +413,28 @@ describe('precise clock', () => {
       await waitFor(() => readings.length === 2, 10_000, 'the second reading')
       expect(readings[1]).toBeGreaterThanOrEqual(21_400_000)
       expect(readings[1]).toBeLessThan(23_000_000) // the blocked time carried too: ≥ 25 ms
+    } finally {
+      await stop()
+    }
+  }, 60_000)
+
+  it('time a program lost before it blocked is not taken off the work it did after it woke past the barrier', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-w'))
+    // A precise slice [20 ms, 150 ms): the first reading at 20 ms, then 100 ms stopped (wall that is
+    // neither its CPU nor blocked: steal, within the slice), then 50 ms in poll(), waking at ~170 ms,
+    // past the barrier; 0.5 ms of work, and a reading: 0.5 ms of overshoot. Taking the slice's whole
+    // steal off it (100 ms) would leave nothing.
+    clock.set(20_000_000, 1, { untilNs: 150_000_000, precise: true })
+    const { readings, stop, pid } = spawnPrinter(stepper, ['stopped'], clock)
+    try {
+      await waitFor(() => readings.length > 0 && readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('T'), 10_000, 'the first reading, and the stepper stopped')
+      await sleep(100)
+      process.kill(pid, 'SIGCONT')
+      await waitFor(() => clock.slice().waited > 0, 10_000, 'the second reading waiting at 150 ms')
+      clock.set(150_000_000, 1, { untilNs: 300_000_000, precise: true })
+      await waitFor(() => readings.length === 2, 10_000, 'the second reading')
+      expect(readings[1]).toBeGreaterThanOrEqual(150_400_000)
+      expect(readings[1]).toBeLessThan(152_000_000)
     } finally {
       await stop()
     }
