@@ -1,0 +1,121 @@
+/**
+ * The helpers `npm run bench -- live-redis-fidelity` computes its verdict with: reading
+ * redis-benchmark's CSV, combining repetitions, the one-way link latency from ping-pong runs, the
+ * accuracy formula, and the SimCluster it runs (which must pass the API's own validation).
+ */
+import { load } from 'js-yaml'
+import { describe, expect, it } from 'vitest'
+import { validateSimCluster } from '../../sim-runtime/api/validate.ts'
+import { parseDurationNs } from '../../sim-runtime/api/units.ts'
+import {
+  accuracy,
+  combineRows,
+  cpuDmaLatencyKnob,
+  durationString,
+  fidelityManifest,
+  oneWayOf,
+  parseBenchmarkCsv,
+  referencePlacement,
+  type CsvRow,
+} from '../../bench/live-redis.ts'
+
+/** What redis-benchmark 7 prints with --csv (-t set,get), after a warning line of its own. */
+const CSV = [
+  'WARNING: Could not fetch server CONFIG',
+  '"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"',
+  '"SET","74906.37","0.081","0.032","0.079","0.111","0.151","0.519"',
+  '"GET","75187.97","0.080","0.024","0.079","0.103","0.127","1.031"',
+  '',
+].join('\n')
+
+const row = (rps: number, p50Ms: number, p99Ms: number): CsvRow => ({ rps, avgMs: p50Ms, minMs: p50Ms / 2, p50Ms, p95Ms: p99Ms, p99Ms, maxMs: p99Ms * 2 })
+
+describe('redis-benchmark CSV', () => {
+  it('reads every column of every test by the header, skipping other lines', () => {
+    const rows = parseBenchmarkCsv(CSV)
+    expect(Object.keys(rows)).toEqual(['SET', 'GET'])
+    expect(rows.SET).toEqual({ rps: 74906.37, avgMs: 0.081, minMs: 0.032, p50Ms: 0.079, p95Ms: 0.111, p99Ms: 0.151, maxMs: 0.519 })
+    expect(rows.GET!.maxMs).toBe(1.031)
+  })
+
+  it('follows the header, not the column order, and takes \\r\\n line ends', () => {
+    const text = '"test","p50_latency_ms","rps","avg_latency_ms","min_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"\r\n"SET","0.063","93023.26","0.07","0.02","0.09","0.12","0.4"\r\n'
+    expect(parseBenchmarkCsv(text).SET).toMatchObject({ rps: 93023.26, p50Ms: 0.063 })
+  })
+
+  it('rejects a row with a missing or non-numeric value, naming the column', () => {
+    const text = '"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"\n"SET","n/a","0.08","0.03","0.079","0.11","0.15","0.5"'
+    expect(() => parseBenchmarkCsv(text)).toThrow(/no numeric rps/)
+    const short = '"test","rps","avg_latency_ms"\n"SET","1","2"'
+    expect(() => parseBenchmarkCsv(short)).toThrow(/no numeric min_latency_ms/)
+  })
+
+  it('ignores rows before a header (nothing to read them by)', () => {
+    expect(parseBenchmarkCsv('"SET","1","2"\n')).toEqual({})
+  })
+})
+
+describe('combining repetitions', () => {
+  const samples = [{ SET: row(70_000, 0.079, 0.2) }, { SET: row(90_000, 0.063, 0.15) }, { SET: row(75_000, 0.071, 0.3) }]
+
+  it('median: per metric, each on its own', () => {
+    expect(combineRows(samples, 'median').SET).toMatchObject({ rps: 75_000, p50Ms: 0.071, p99Ms: 0.2 })
+  })
+
+  it('best: the largest rps and the smallest latencies', () => {
+    expect(combineRows(samples, 'best').SET).toMatchObject({ rps: 90_000, p50Ms: 0.063, p99Ms: 0.15, maxMs: 0.3 })
+  })
+})
+
+describe('the link latency and the verdict', () => {
+  const pp = (p50Ns: number) => ({ p50Ns }) as Parameters<typeof oneWayOf>[0][number]
+
+  it('one way is half the median p50 round trip of the ping-pong runs', () => {
+    expect(oneWayOf([pp(12_000), pp(16_600), pp(14_000)])).toBe(7_000)
+    expect(oneWayOf([pp(13_001)])).toBe(6_501)
+    expect(() => oneWayOf([])).toThrow(/no ping-pong runs/)
+  })
+
+  it('accuracy is 1 - |sim - native| / native, the same either side', () => {
+    expect(accuracy(100, 100)).toBe(1)
+    expect(accuracy(90, 100)).toBeCloseTo(0.9, 12)
+    expect(accuracy(110, 100)).toBeCloseTo(0.9, 12)
+    expect(accuracy(71, 63)).toBeCloseTo(0.873, 3) // p50 one 8 µs bucket up in the host's fast phase
+    expect(accuracy(250, 100)).toBeCloseTo(-0.5, 12)
+  })
+
+  it('durations keep nanoseconds and read back the same', () => {
+    for (const ns of [6_000, 6_895, 8_312, 1_000_000, 2_500_000_000]) expect(parseDurationNs(durationString(ns))).toBe(ns)
+    expect(durationString(7_000)).toBe('7us')
+    expect(durationString(6_894.6)).toBe('6895ns')
+  })
+
+  it('knobs: a clear error for what they do not take', () => {
+    expect(cpuDmaLatencyKnob(undefined)).toBe(0)
+    expect(cpuDmaLatencyKnob(' off ')).toBe('off')
+    expect(cpuDmaLatencyKnob('20')).toBe(20)
+    expect(() => cpuDmaLatencyKnob('-1')).toThrow(/LIVE_REDIS_CPU_DMA_LATENCY: microseconds/)
+    expect(referencePlacement('same')).toMatchObject({ name: 'same' })
+    expect(() => referencePlacement('both')).toThrow(/"same" or "cross", got "both"/)
+  })
+})
+
+describe('the fidelity SimCluster', () => {
+  it('passes the API validation, with both hosts on the measured link and the knobs where asked', () => {
+    const text = fidelityManifest({ latencyNs: 6_895, endTimeNs: 400_000_000, requests: 20_000, clients: 10, clock: 'Cooperative', cpus: '1' })
+    const { cluster } = validateSimCluster(load(text))
+    expect(cluster.spec.hosts.map((h) => h.name)).toEqual(['db', 'bench'])
+    expect(parseDurationNs(String(cluster.spec.network?.default?.latency))).toBe(6_895)
+    const live = cluster.spec.hosts.map((h) => h.components[0]!.live!)
+    expect(live.map((l) => l.clock)).toEqual(['Cooperative', 'Cooperative'])
+    expect(live[1]!.command).toEqual(expect.arrayContaining(['redis-benchmark', '$(LIVESIM_HOST_DB_0)', '-c', '10', '-n', '20000']))
+    expect(cluster.spec.hosts.map((h) => h.cell?.cpus)).toEqual(['1', '1'])
+  })
+
+  it('without knobs, leaves the clock and the cell to the defaults', () => {
+    const text = fidelityManifest({ latencyNs: 8_000, endTimeNs: 1_000_000_000, requests: 1000, clients: 1 })
+    expect(text).not.toMatch(/clock:|cell:/)
+    const { cluster } = validateSimCluster(load(text))
+    expect(cluster.spec.hosts.map((h) => h.components[0]!.live!.clock)).toEqual([undefined, undefined])
+  })
+})
