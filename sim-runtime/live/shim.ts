@@ -290,15 +290,23 @@ static __thread long long base_blocked __attribute__((tls_model("initial-exec"))
 static __thread long long blocked_total __attribute__((tls_model("initial-exec")));
 static __thread long long block_start __attribute__((tls_model("initial-exec")));
 
-/* A thread that woke past the barrier of the slice it started (a timeout that ran out before the
-   runtime moved the clock): its CPU time and the real time then, so that what note_overshoot takes
-   off the work since the wake is the steal since the wake. The slice's whole steal would also take
-   off what the thread lost before it blocked, which delayed nothing after it (a program preempted
-   between its slice's first reading and a poll() had that much of the work after the poll dropped).
-   Read only then: a system call at every wake would cost redis-server a few % of its CPU. */
+/* A thread whose last wake came past the barrier of the slice it started (a timeout that ran out
+   before the runtime moved the clock): that slice's start (0: the last wake was not past one), and
+   the thread's CPU time and the real time then. Its overshoot is then measured from the wake (see
+   woke_at), so the steal taken off it is measured from the wake too; the slice's whole steal would
+   also take off what the thread lost before it blocked, which delayed nothing after (a program
+   preempted between its slice's first reading and a poll() had that much of its work after the
+   poll dropped). Read only then: a system call at every wake would cost redis-server a few % of
+   its CPU. The state is read without the seqlock: a torn read only picks the other estimate. */
 static __thread long long wake_slice __attribute__((tls_model("initial-exec")));
 static __thread long long wake_cpu __attribute__((tls_model("initial-exec")));
 static __thread long long wake_real __attribute__((tls_model("initial-exec")));
+
+/* The clock of a slice that started at virtual at, anchored at real anchor: its reading at real. */
+static long long clock_at(long long at, long long anchor, double rate, long long real) {
+  long long d = real - anchor;
+  return at + (d > 0 ? (long long)((double)d * rate) : 0);
+}
 
 /* Words 8-9: the overshoot at barrier cap, the largest recorded there (a new barrier replaces it). */
 static void record_overshoot(long long over, long long cap) {
@@ -324,7 +332,7 @@ static void note_overshoot(long long v, long long at, long long cap, long long r
   if (base_at == at && base_cpu >= 0) {
     long long cpu = thread_cpu_ns(), cpu_at = mono_ns();
     long long steal = cpu < 0 ? 0
-      : wake_slice == at && woke_at > 0 && wake_real >= woke_at && wake_cpu >= 0
+      : wake_slice == at
         ? (cpu_at - wake_real) - (cpu - wake_cpu) /* woke past this barrier, not blocked since */
         : (cpu_at - base_real) - (cpu - base_cpu) - (blocked_total - base_blocked);
     if (steal > 0) over -= (long long)((double)steal * rate);
@@ -407,8 +415,7 @@ static long long fast_ns_mode(int check_only) {
         anchor = a;
       }
     }
-    long long d = real - anchor;
-    long long v = at + (d > 0 ? (long long)((double)d * rate) : 0);
+    long long v = clock_at(at, anchor, rate, real);
     if (cap > 0 && v >= cap) {
       if ((flags & 1) && state_rw) {
         if (!waited) note_overshoot(v, at, cap, real, rate);
@@ -687,13 +694,14 @@ static int after_block(int r, int blocking) {
     int e = errno;
     woke_at = mono_ns();
     if (block_start > 0 && woke_at > block_start) blocked_total += woke_at - block_start;
+    wake_slice = 0;
     if (state_ext && state_rw && base_at != 0 && base_cpu >= 0 && state[1] == base_at) {
       long long anchor = state[2], cap = state[0];
       double rate = *state_rate;
-      if (anchor != -1 && cap > 0 && rate > 0 && base_at + (long long)((double)(woke_at - anchor) * rate) >= cap) {
+      if (anchor != -1 && cap > 0 && rate > 0 && clock_at(base_at, anchor, rate, woke_at) >= cap) {
         wake_cpu = thread_cpu_ns();
         wake_real = mono_ns();
-        wake_slice = base_at;
+        if (wake_cpu >= 0) wake_slice = base_at;
       }
     }
     errno = e;

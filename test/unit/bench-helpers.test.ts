@@ -17,6 +17,7 @@ import {
   parseBenchmarkCsv,
   referencePlacement,
   type CsvRow,
+  type PingPong,
 } from '../../bench/live-redis.ts'
 
 /** What redis-benchmark 7 prints with --csv (-t set,get), after a warning line of its own. */
@@ -68,7 +69,7 @@ describe('combining repetitions', () => {
 })
 
 describe('the link latency and the verdict', () => {
-  const pp = (p50Ns: number) => ({ p50Ns }) as Parameters<typeof oneWayOf>[0][number]
+  const pp = (p50Ns: number) => ({ p50Ns }) as PingPong
 
   it('one way is half the median p50 round trip of the ping-pong runs', () => {
     expect(oneWayOf([pp(12_000), pp(16_600), pp(14_000)])).toBe(7_000)
