@@ -10,6 +10,7 @@
 //                       time, and what the programs write is stamped with the cell's virtual time
 //   hostResults(i), results()
 //   await stop()                        everything torn down: sockets, programs, cells, clocks
+import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -25,6 +26,7 @@ import { clockCoverage, createVirtualClock, findLibfaketime, type VirtualClock }
 import { AddressBlock, LiveNet, type NetHost } from './net.ts'
 import { createCoopDriver } from './coop.ts'
 import { createQuantumDriver, type QuantumDriver, type QuantumResult } from './quantum.ts'
+import { pollUntil } from './proc.ts'
 import { which } from './spawn.ts'
 import { StampReader } from './stamps.ts'
 export { hostVar } from './net.ts'
@@ -224,6 +226,7 @@ export class LiveRunner {
   private overrunMaxNs = 0
   private overrunTotalNs = 0
   private stopped = false
+  private stopping: Promise<void> | undefined
   private readonly trace: boolean
 
   constructor(plan: RunPlan, hostIndices: number[], opts: LiveRunnerOptions) {
@@ -303,6 +306,7 @@ export class LiveRunner {
     h.clock.set(0, 1 / h.speed, { untilNs: 0 })
     await h.cell.freeze()
     const vars: Record<string, string> = { ...baseEnv(), ...h.clock.env(), LIVESIM_HOST: h.name, LIVESIM_BIND_ADDR: h.bindAddr, ...this.net.hostVars(h) }
+    const children: ChildProcess[] = []
     for (const c of h.comps) {
       const live = c.plan.spec.live!
       const env = { ...vars }
@@ -324,7 +328,18 @@ export class LiveRunner {
         if (!this.stopped) this.log.info({ component: c.plan.path, code, signal, atNs: c.exitedAtNs }, 'live program exited')
       })
       child.on('error', (err) => this.log.error({ component: c.plan.path, err: err.message }, 'live program failed to start'))
+      children.push(child)
     }
+    // A program joins its cgroup cell in its shell's prelude, after spawn() returned. Until it has, a
+    // teardown would not see it: on a loaded machine a program still on its way in when its run
+    // failed joined a cell already killed, and ran on after livesim had exited. So wait until every
+    // program is in its cell (or has exited) before the cell runs.
+    const cell = h.cell
+    const left = () => {
+      const members = new Set(cell.pids())
+      return children.filter((ch) => ch.pid !== undefined && ch.exitCode === null && ch.signalCode === null && !members.has(ch.pid))
+    }
+    await pollUntil(() => left().length === 0, 10_000, () => `${h.name}: processes ${left().map((ch) => ch.pid).join(' ')} did not join cell ${cell.name} within 10 s`)
     await h.cell.thaw()
     try {
       await Promise.all(h.comps.map((c) => this.ready(h, c)))
@@ -445,9 +460,18 @@ export class LiveRunner {
     }
   }
 
-  /** Tear everything down: sockets and listeners, every process of every cell, the cgroups, the clocks. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.stopped) return
+  /**
+   * Tear everything down: sockets and listeners, every process of every cell, the cgroups, the clocks.
+   * Idempotent, and every caller waits for the same teardown: a runtime whose run failed is stopping
+   * its cells when the SIGTERM that ends it arrives, and the signal handler must not exit before that
+   * teardown is done (it left a live program running: runner.test.ts, "leaves no process behind").
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.teardown()
+    return this.stopping
+  }
+
+  private async teardown(): Promise<void> {
     this.stopped = true
     for (const g of this.groups) g.driver.close?.()
     this.net.close()

@@ -8,11 +8,13 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
 import { parseCpuCores, parseMemoryBytes } from '../../sim-runtime/api/units.ts'
-import { expandVars, hostVar, parseCpuList } from '../../sim-runtime/live/runner.ts'
+import { expandVars, hostVar, LiveRunner, parseCpuList } from '../../sim-runtime/live/runner.ts'
 import { availableParallelism } from 'node:os'
 import { alive } from '../../sim-runtime/live/proc.ts'
+import { HostGroup } from '../../sim-runtime/engine/group.ts'
+import type { Component } from '../../sim-runtime/components/component.ts'
 import { RunFailed } from '../../sim-runtime/sync/leader.ts'
-import { manifest, runProcesses } from '../helpers.ts'
+import { manifest, runProcesses, silent } from '../helpers.ts'
 import { ensureLiveDeps } from './helpers.ts'
 
 const REDIS = '[redis-server, --bind, $(LIVESIM_BIND_ADDR), --port, "6379", --save, "", --appendonly, "no", --protected-mode, "no"]'
@@ -194,5 +196,59 @@ ${DB}
     const { execFileSync } = await import('node:child_process')
     const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() === 'sleep 30')
     expect(left).toEqual([])
+  }, 60_000)
+
+  /** A LiveRunner for `m`'s host 0 and its live components, as a runtime makes them. */
+  const runnerFor = (m: ReturnType<typeof liveCluster>, dir: string) => {
+    const runner = new LiveRunner(m.plan, [0], { workDir: path.join(work, dir), logger: silent })
+    const comps: Component[] = []
+    new HostGroup(m.plan, [0], undefined, (c, ctx) => {
+      const comp = runner.factory(c, ctx)
+      comps.push(comp)
+      return comp
+    })
+    return { runner, pids: () => comps.map((c) => (c.results(0) as { pid?: number }).pid) }
+  }
+  const sleeperCluster = (name: string, seconds: string) => liveCluster(name, `
+  endTime: 10ms
+  hosts:
+    - name: db
+      components:
+        - name: sleeper
+          live: { command: [sleep, "${seconds}"] }
+        - name: sleeper2
+          live: { command: [sleep, "${seconds}"] }
+`)
+
+  it('has every program in its cell when start() returns, so that a teardown right after finds it', async () => {
+    const { runner, pids } = runnerFor(sleeperCluster('live-join', '36'), 'join')
+    try {
+      await runner.start()
+      expect(pids()).toHaveLength(2)
+      for (const pid of pids()) {
+        const cgroups = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+        if (runner.cellMode === 'signals') expect(alive(pid!)).toBe(true)
+        else expect(cgroups, `pid ${pid}`).toContain('live-join.db-0')
+      }
+      await runner.stop()
+      expect(pids().filter((pid) => alive(pid!))).toEqual([])
+    } finally {
+      await runner.stop()
+    }
+  }, 60_000)
+
+  it('stops once: a second stop() (the signal handler of a runtime whose run failed) waits for the teardown the first began', async () => {
+    const { runner, pids } = runnerFor(sleeperCluster('live-stop-twice', '37'), 'twice')
+    try {
+      await runner.start()
+      let firstDone = false
+      const first = runner.stop().then(() => (firstDone = true))
+      await runner.stop()
+      expect(firstDone).toBe(true)
+      expect(pids().filter((pid) => alive(pid!))).toEqual([])
+      await first
+    } finally {
+      await runner.stop()
+    }
   }, 60_000)
 })
