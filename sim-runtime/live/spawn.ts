@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, closeSync, constants, mkdirSync, openSync } from 'node:fs'
 import path from 'node:path'
+import type { Writable } from 'node:stream'
 
 export interface SpawnOptions {
   env: Record<string, string>
@@ -36,8 +37,14 @@ export function which(name: string, pathVar = process.env.PATH ?? '/usr/local/bi
  * Spawn `command` in its own session and process group (detached), stdout and stderr appended to
  * `logFile`, after the shell lines of `prelude` have run in the same process. A failing prelude
  * line exits with 126 before the program starts.
+ *
+ * `gated`: after its prelude the shell waits, before the exec, until the caller calls
+ * `releaseGate(child)` (it reads a line from fd 3, which it closes before the exec; if the caller
+ * dies first, the read fails and the shell exits). A signals cell stops a program it spawns while
+ * frozen: without the gate the program ran until the SIGSTOP came, and under load that was long
+ * enough for it to fork and read its clock before its first quantum.
  */
-export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude: string[]): ChildProcess {
+export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude: string[], gated = false): ChildProcess {
   if (command.length === 0 || !command[0]) throw new Error('live command is empty')
   const program = command[0]
   if (!which(program, opts.env.PATH ?? process.env.PATH)) {
@@ -46,14 +53,23 @@ export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude:
   mkdirSync(path.dirname(opts.logFile), { recursive: true })
   const fd = openSync(opts.logFile, 'a')
   try {
-    const script = [...prelude.map((line) => `${line} || exit 126`), 'exec "$@"'].join('\n')
+    const gate = gated ? ['read -r _ <&3 || exit 126', 'exec 3<&-'] : []
+    const script = [...prelude.map((line) => `${line} || exit 126`), ...gate, 'exec "$@"'].join('\n')
     return spawn('/bin/sh', ['-c', script, 'livesim-cell', ...command], {
       cwd: opts.cwd,
       env: opts.env,
       detached: true,
-      stdio: ['ignore', fd, fd],
+      stdio: gated ? ['ignore', fd, fd, 'pipe'] : ['ignore', fd, fd],
     })
   } finally {
     closeSync(fd)
   }
+}
+
+/** Let a child spawned with `gated` go on to exec its program. */
+export function releaseGate(child: ChildProcess): void {
+  const gate = child.stdio[3] as Writable | null | undefined
+  if (!gate) throw new Error('releaseGate: the child was not spawned gated')
+  gate.on('error', () => undefined) // a child that died already: nothing to release
+  gate.end('go\n')
 }

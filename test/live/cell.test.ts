@@ -5,8 +5,10 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import type { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chooseCellMode, cpuList, createCell, detectCellMode, probeCgroup1, probeCgroup2, type Cell, type CellMode } from '../../sim-runtime/live/cell.ts'
+import { releaseGate, spawnWithPrelude } from '../../sim-runtime/live/spawn.ts'
 import { baseEnv, compilePrograms, processCpuNs, root, sleep, stillRunning, threadStates, waitFor, type Programs } from './helpers.ts'
 
 const logDir = mkdtempSync(path.join(tmpdir(), 'livesim-cell-test-'))
@@ -137,15 +139,18 @@ describe.each(modes)('%s cell', (mode) => {
     expect(stillRunning(pids)).toEqual([])
   })
 
-  it('starts a program spawned into a frozen cell only at thaw (cgroup) or stops it at once (signals)', async () => {
+  it('starts a program spawned into a frozen cell only at thaw: nothing of the program runs before', async () => {
     const cell = await make('spawn-frozen')
     await cell.freeze()
-    const child = cell.spawn([progs.burn, '1'], opts(`${mode}-sf`))
+    const marker = path.join(logDir, `${mode}-sf.ran`)
+    const child = cell.spawn(['sh', '-c', `echo ran > ${marker}; exec ${progs.burn} 1`], opts(`${mode}-sf`))
     await sleep(300)
-    // The shell prelude (and, in signals mode, the first instants of the program) may run a little.
+    // Only the shell prelude may have run (cgroup: until it joined; signals: until its gate).
+    expect(existsSync(marker)).toBe(false)
     expect(cell.cpuTimeNs()).toBeLessThan(30e6)
     expect(cell.pids()).toContain(child.pid)
     await cell.thaw()
+    await waitFor(() => existsSync(marker), 10_000, 'the program to start after thaw')
     await waitFor(() => cell.cpuTimeNs() > 50e6, 10_000, 'the program to run after thaw')
     await cell.destroy()
   })
@@ -223,6 +228,32 @@ await cell.destroy()
     expect(await new Promise((resolve) => next.on('exit', resolve))).toBe(0)
     expect(stillRunning([pid])).toEqual([])
     for (const p of paths) expect(existsSync(p)).toBe(false)
+  })
+})
+
+describe('spawnWithPrelude, gated', () => {
+  it('runs the prelude, then waits for releaseGate() before the exec; the program gets no fd 3', async () => {
+    const dir = mkdtempSync(path.join(logDir, 'gate-'))
+    const marker = path.join(dir, 'ran')
+    const fds = path.join(dir, 'fds')
+    const child = spawnWithPrelude(['sh', '-c', `ls /proc/$$/fd > ${fds}; echo ran > ${marker}`], opts('gate'), [`echo prelude > ${path.join(dir, 'prelude')}`], true)
+    await waitFor(() => existsSync(path.join(dir, 'prelude')), 10_000, 'the prelude')
+    await sleep(200)
+    expect(existsSync(marker)).toBe(false)
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    releaseGate(child)
+    expect(await exited).toBe(0)
+    expect(readFileSync(marker, 'utf8')).toBe('ran\n')
+    expect(readFileSync(fds, 'utf8').split('\n')).not.toContain('3')
+  })
+
+  it('exits with 126, without running the program, when the gate closes unreleased', async () => {
+    const marker = path.join(logDir, 'gate-closed.ran')
+    const child = spawnWithPrelude(['sh', '-c', `echo ran > ${marker}`], opts('gate-closed'), [], true)
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    ;(child.stdio[3] as Writable).destroy()
+    expect(await exited).toBe(126)
+    expect(existsSync(marker)).toBe(false)
   })
 })
 
