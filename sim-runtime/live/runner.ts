@@ -331,9 +331,9 @@ export class LiveRunner {
       children.push(child)
     }
     // A program joins its cgroup cell in its shell's prelude, after spawn() returned. Until it has, a
-    // teardown would not see it: on a loaded machine a program still on its way in when its run
-    // failed joined a cell already killed, and ran on after livesim had exited. So wait until every
-    // program is in its cell (or has exited) before the cell runs.
+    // teardown does not see it: one still on its way in when its cell was torn down escaped the kill
+    // and ran on (runner.test.ts, "has every program in its cell …"). So wait until every program is
+    // in its cell (or has exited) before the cell runs.
     const cell = h.cell
     const left = () => {
       const members = new Set(cell.pids())
@@ -462,9 +462,9 @@ export class LiveRunner {
 
   /**
    * Tear everything down: sockets and listeners, every process of every cell, the cgroups, the clocks.
-   * Idempotent, and every caller waits for the same teardown: a runtime whose run failed is stopping
-   * its cells when the SIGTERM that ends it arrives, and the signal handler must not exit before that
-   * teardown is done (it left a live program running: runner.test.ts, "leaves no process behind").
+   * Idempotent, and every caller waits for the same teardown: a runtime whose run failed may be
+   * stopping its cells when the SIGTERM that ends it arrives, and its signal handler, which exits once
+   * stop() returns, must not exit in the middle of that teardown with programs not yet killed.
    */
   stop(): Promise<void> {
     this.stopping ??= this.teardown()
