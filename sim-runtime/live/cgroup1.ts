@@ -6,9 +6,9 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import type { Cell, CellOptions, ModeProbe } from './cell.ts'
-import { cpuList, entries, errorText, isStaleRuntime, LIVESIM_DIR, removeDir, runtimeDirName } from './common.ts'
+import { cpuList, entries, errorText, isStaleRuntime, joinCgroup, LIVESIM_DIR, removeDir, runtimeDirName } from './common.ts'
 import { cgroupDir, mounts, openKernelFile, pollUntil, readPidList, readText, selfCgroups, sendSignal, writeText } from './proc.ts'
-import { shellQuote, spawnWithPrelude, type SpawnOptions } from './spawn.ts'
+import { spawnPlaced, type SpawnOptions } from './spawn.ts'
 
 const CONTROLLERS = ['freezer', 'cpuacct', 'cpu', 'cpuset', 'memory', 'pids'] as const
 type Controller = (typeof CONTROLLERS)[number]
@@ -195,12 +195,11 @@ export async function createCgroup1Cell(opts: CellOptions): Promise<Cell> {
     },
     spawn(command: string[], sopts: SpawnOptions): ChildProcess {
       if (destroyed) throw new Error(`cell ${opts.name} is destroyed`)
-      // Join every hierarchy before exec; joining a frozen freezer cgroup freezes the newcomer.
-      return spawnWithPrelude(
-        command,
-        sopts,
-        dirs.map((d) => `echo $$ > ${shellQuote(path.join(d, 'cgroup.procs'))}`),
-      )
+      // Into every hierarchy before the exec, the freezer first (joining a frozen freezer cgroup
+      // freezes the newcomer); when spawn() returns, the process is in the cell.
+      return spawnPlaced(command, sopts, [], (pid) => {
+        for (const d of dirs) joinCgroup(opts.name, d, pid)
+      })
     },
     async freeze() {
       if (destroyed) return

@@ -14,9 +14,9 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import type { Cell, CellOptions, ModeProbe } from './cell.ts'
-import { cpuList, entries, errorText, isStaleRuntime, LIVESIM_DIR, removeDir, runtimeDirName } from './common.ts'
+import { cpuList, entries, errorText, isStaleRuntime, joinCgroup, LIVESIM_DIR, removeDir, runtimeDirName } from './common.ts'
 import { cgroupDir, mounts, openKernelFile, pollUntil, readPidList, readText, selfCgroups, sendSignal, writeText } from './proc.ts'
-import { shellQuote, spawnWithPrelude, type SpawnOptions } from './spawn.ts'
+import { spawnPlaced, type SpawnOptions } from './spawn.ts'
 
 /** Our own cgroup directory in the v2 hierarchy, or undefined (no v2 mount, or our cgroup is not visible in it). */
 function ownDir(): string | undefined {
@@ -196,7 +196,7 @@ export async function createCgroup2Cell(opts: CellOptions): Promise<Cell> {
     },
     spawn(command: string[], sopts: SpawnOptions): ChildProcess {
       if (destroyed) throw new Error(`cell ${opts.name} is destroyed`)
-      return spawnWithPrelude(command, sopts, [`echo $$ > ${shellQuote(path.join(dir, 'cgroup.procs'))}`])
+      return spawnPlaced(command, sopts, [], (pid) => joinCgroup(opts.name, dir, pid))
     },
     async freeze() {
       if (destroyed) return

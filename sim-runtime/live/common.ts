@@ -1,5 +1,6 @@
 // Helpers shared by the cell backends: naming, stale clean-up, limits formatting.
-import { readdirSync, rmdirSync } from 'node:fs'
+import { readdirSync, rmdirSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
 import { alive, selfStarttime, sleep } from './proc.ts'
 
 /** Format a CPU list for cpuset.cpus / taskset: [0,1,2,5] → "0-2,5". */
@@ -66,4 +67,13 @@ export async function removeDir(dir: string, timeoutMs = 2000): Promise<boolean>
 export function errorText(e: unknown): string {
   const err = e as NodeJS.ErrnoException
   return err.code ? `${err.code} ${err.message}` : String(e)
+}
+
+/** Move process `pid` into the cgroup directory `dir` of cell `cell` (cgroup v1 or v2). */
+export function joinCgroup(cell: string, dir: string, pid: number): void {
+  try {
+    writeFileSync(path.join(dir, 'cgroup.procs'), String(pid))
+  } catch (e) {
+    throw new Error(`cell ${cell}: cannot move process ${pid} into ${dir}: ${errorText(e)}`, { cause: e })
+  }
 }

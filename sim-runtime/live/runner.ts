@@ -10,7 +10,6 @@
 //                       time, and what the programs write is stamped with the cell's virtual time
 //   hostResults(i), results()
 //   await stop()                        everything torn down: sockets, programs, cells, clocks
-import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -26,7 +25,6 @@ import { clockCoverage, createVirtualClock, findLibfaketime, type VirtualClock }
 import { AddressBlock, LiveNet, type NetHost } from './net.ts'
 import { createCoopDriver } from './coop.ts'
 import { createQuantumDriver, type QuantumDriver, type QuantumResult } from './quantum.ts'
-import { pollUntil } from './proc.ts'
 import { which } from './spawn.ts'
 import { StampReader } from './stamps.ts'
 export { hostVar } from './net.ts'
@@ -306,7 +304,6 @@ export class LiveRunner {
     h.clock.set(0, 1 / h.speed, { untilNs: 0 })
     await h.cell.freeze()
     const vars: Record<string, string> = { ...baseEnv(), ...h.clock.env(), LIVESIM_HOST: h.name, LIVESIM_BIND_ADDR: h.bindAddr, ...this.net.hostVars(h) }
-    const children: ChildProcess[] = []
     for (const c of h.comps) {
       const live = c.plan.spec.live!
       const env = { ...vars }
@@ -328,18 +325,7 @@ export class LiveRunner {
         if (!this.stopped) this.log.info({ component: c.plan.path, code, signal, atNs: c.exitedAtNs }, 'live program exited')
       })
       child.on('error', (err) => this.log.error({ component: c.plan.path, err: err.message }, 'live program failed to start'))
-      children.push(child)
     }
-    // A program joins its cgroup cell in its shell's prelude, after spawn() returned. Until it has, a
-    // teardown does not see it: one still on its way in when its cell was torn down escaped the kill
-    // and ran on (runner.test.ts, "has every program in its cell …"). So wait until every program is
-    // in its cell (or has exited) before the cell runs.
-    const cell = h.cell
-    const left = () => {
-      const members = new Set(cell.pids())
-      return children.filter((ch) => ch.pid !== undefined && ch.exitCode === null && ch.signalCode === null && !members.has(ch.pid))
-    }
-    await pollUntil(() => left().length === 0, 10_000, () => `${h.name}: processes ${left().map((ch) => ch.pid).join(' ')} did not join cell ${cell.name} within 10 s`)
     await h.cell.thaw()
     try {
       await Promise.all(h.comps.map((c) => this.ready(h, c)))

@@ -21,7 +21,7 @@ import path from 'node:path'
 import type { Cell, CellOptions } from './cell.ts'
 import { cpuList, isStaleRuntime, runtimeDirName } from './common.ts'
 import { allPids, childPids, isDead, pollUntil, procStat, readSmall, readStat, sendSignal, taskRuntimeNs, tids } from './proc.ts'
-import { releaseGate, spawnWithPrelude, which, type SpawnOptions } from './spawn.ts'
+import { spawnPlaced, which, type SpawnOptions } from './spawn.ts'
 
 /** Where signals cells record their process groups, so that a later runtime can kill the groups of a crashed one. */
 export function signalsStateDir(): string {
@@ -284,16 +284,16 @@ export async function createSignalsCell(opts: CellOptions): Promise<Cell> {
       if (destroyed) throw new Error(`cell ${opts.name} is destroyed`)
       // The marker lets a later runtime's stale clean-up tell our processes from strangers that got
       // the same process group number after pid wrap-around (it reads /proc/<pid>/environ).
-      const child = spawnWithPrelude(command, { ...sopts, env: { ...sopts.env, LIVESIM_CELL: marker } }, prelude, true)
+      // A new process is not stopped by an earlier SIGSTOP: stop it while it waits at its gate, so
+      // that it goes on to its exec only at the thaw.
+      const child = spawnPlaced(command, { ...sopts, env: { ...sopts.env, LIVESIM_CELL: marker } }, prelude, (pid) => {
+        epoch++
+        if (frozen) {
+          sendSignal(pid, 'SIGSTOP')
+          stoppedAt = epoch
+        }
+      })
       if (child.pid === undefined) return child // spawn failed; the 'error' event tells why
-      // A new process is not stopped by an earlier SIGSTOP: stop it now, while it waits at its gate
-      // (so that nothing of the program runs before), then let it go on to its exec at the thaw.
-      epoch++
-      if (frozen) {
-        sendSignal(child.pid, 'SIGSTOP')
-        stoppedAt = epoch
-      }
-      releaseGate(child)
       const group = { pgid: child.pid, starttime: procStat(child.pid)?.starttime ?? 0 }
       groups.push(group)
       registry.add(group)

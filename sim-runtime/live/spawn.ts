@@ -1,7 +1,8 @@
 // Starting a program inside a cell. Node cannot run code between fork and exec, so a tiny /bin/sh
-// prelude does what must happen before the program's first instruction (join the cgroups, set the
-// CPU affinity, set rlimits) and then execs the program in place: the pid the caller gets is the
-// program's, and nothing of the program runs outside its cell.
+// prelude does what must happen before the program's first instruction (set the CPU affinity, set
+// rlimits), then waits at a gate while the runtime puts it into its cell (spawnPlaced), and then
+// execs the program in place: the pid the caller gets is the program's, and nothing of the program
+// runs outside its cell.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, closeSync, constants, mkdirSync, openSync } from 'node:fs'
 import path from 'node:path'
@@ -40,9 +41,8 @@ export function which(name: string, pathVar = process.env.PATH ?? '/usr/local/bi
  *
  * `gated`: after its prelude the shell waits, before the exec, until the caller calls
  * `releaseGate(child)` (it reads a line from fd 3, which it closes before the exec; if the caller
- * dies first, the read fails and the shell exits). A signals cell stops a program it spawns while
- * frozen: without the gate the program ran until the SIGSTOP came, and under load that was long
- * enough for it to fork and read its clock before its first quantum.
+ * dies first, the read fails and the shell exits). `spawnPlaced` uses it to put the process into its
+ * cell before the program starts.
  */
 export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude: string[], gated = false): ChildProcess {
   if (command.length === 0 || !command[0]) throw new Error('live command is empty')
@@ -64,6 +64,25 @@ export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude:
   } finally {
     closeSync(fd)
   }
+}
+
+/**
+ * Spawn `command` (after `prelude`) and hold it at its gate while `place(pid)` puts it into its cell
+ * (joins the cgroups, or stops it in a frozen signals cell); then let it go on. So when this returns
+ * the process is in the cell, and nothing of the program has run outside it or before a frozen cell's
+ * thaw. If `place` throws, the child is killed (it never execs) and the error is thrown.
+ */
+export function spawnPlaced(command: string[], opts: SpawnOptions, prelude: string[], place: (pid: number) => void): ChildProcess {
+  const child = spawnWithPrelude(command, opts, prelude, true)
+  if (child.pid === undefined) return child // spawn failed; the 'error' event tells why
+  try {
+    place(child.pid)
+  } catch (e) {
+    child.kill('SIGKILL')
+    throw e
+  }
+  releaseGate(child)
+  return child
 }
 
 /** Let a child spawned with `gated` go on to exec its program. */

@@ -8,7 +8,9 @@ import path from 'node:path'
 import type { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chooseCellMode, cpuList, createCell, detectCellMode, probeCgroup1, probeCgroup2, type Cell, type CellMode } from '../../sim-runtime/live/cell.ts'
-import { releaseGate, spawnWithPrelude } from '../../sim-runtime/live/spawn.ts'
+import { releaseGate, spawnPlaced, spawnWithPrelude } from '../../sim-runtime/live/spawn.ts'
+import { joinCgroup } from '../../sim-runtime/live/common.ts'
+import { alive } from '../../sim-runtime/live/proc.ts'
 import { baseEnv, compilePrograms, processCpuNs, root, sleep, stillRunning, threadStates, waitFor, type Programs } from './helpers.ts'
 
 const logDir = mkdtempSync(path.join(tmpdir(), 'livesim-cell-test-'))
@@ -245,6 +247,20 @@ describe('spawnWithPrelude, gated', () => {
     expect(await exited).toBe(0)
     expect(readFileSync(marker, 'utf8')).toBe('ran\n')
     expect(readFileSync(fds, 'utf8').split('\n')).not.toContain('3')
+  })
+
+  it('spawnPlaced: a process that cannot be put into its cell is killed before its program runs, and the error names the cell', async () => {
+    const marker = path.join(logDir, 'unplaced.ran')
+    let pid = 0
+    expect(() =>
+      spawnPlaced(['sh', '-c', `echo ran > ${marker}`], opts('unplaced'), [], (p) => {
+        pid = p
+        joinCgroup('nowhere', path.join(logDir, 'no-such-cgroup'), p)
+      }),
+    ).toThrow(/^cell nowhere: cannot move process \d+ into .*no-such-cgroup: ENOENT/)
+    await waitFor(() => !alive(pid), 10_000, 'the unplaced process to die')
+    await sleep(100)
+    expect(existsSync(marker)).toBe(false)
   })
 
   it('exits with 126, without running the program, when the gate closes unreleased', async () => {
