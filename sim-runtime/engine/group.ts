@@ -54,6 +54,24 @@ export class HostGroup {
     }
   }
 
+  /**
+   * Hand the messages between this group's own hosts over to their destination hosts, in the order
+   * each host sent them; the others stay in the outboxes for the leader. A runtime that steps through
+   * a window in quanta (runWindow, runtime.ts) calls this at every quantum's end.
+   */
+  routeLocal(): void {
+    for (const h of this.hosts) {
+      if (h.outbox.length === 0) continue
+      let kept = 0
+      for (const o of h.outbox) {
+        const d = this.byIndex.get(o.msg.dstHost)
+        if (d) d.deliver(o.msg, o.deliverNs, o.originSeq)
+        else h.outbox[kept++] = o
+      }
+      h.outbox.length = kept
+    }
+  }
+
   runUntil(windowEndNs: number): void {
     for (const h of this.hosts) h.runUntil(windowEndNs)
   }

@@ -43,7 +43,7 @@ import {
   type Frame,
 } from './frames.ts'
 import { assembleResults, type SimResults } from './results.ts'
-import { WindowClock, type Stepping } from './windows.ts'
+import { runtimeLookaheadNs, WindowClock, type Stepping } from './windows.ts'
 
 export const H2_SETTINGS: http2.Settings = {
   initialWindowSize: 32 * 1024 * 1024,
@@ -517,6 +517,8 @@ export class Leader {
     this.phase = 'Running'
     for (const m of this.preStart) this.route(m.msgs, m.msgs.length / WIRE_SLOTS, m.payloads)
     this.preStart = []
+    // Live runs: windows as long as the links between runtimes allow; each runtime steps through them in quanta (windows.ts).
+    if (this.plan.liveComponents > 0) this.clock.runtimeLookaheadNs = runtimeLookaheadNs(this.plan, this.active().map((r) => r.hosts))
     this.startedAtMs = Date.now()
     this.lastProgressMs = Date.now()
     this.log.info({ runtimes: this.active().length, hosts: this.plan.hosts.length }, 'gang start: all hosts registered')

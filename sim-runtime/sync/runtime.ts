@@ -73,6 +73,38 @@ async function connect(url: string, deadline: number, log: Logger): Promise<http
   }
 }
 
+/** What runWindow needs of the live components: LiveRunner.runQuantum. */
+export interface QuantumRunner {
+  runQuantum(startNs: number, endNs: number): Promise<void>
+}
+
+/**
+ * Run this runtime's hosts through a granted window [fromNs, toNs); returns the quanta it took. A
+ * run without live components: the modelled hosts in one go, as the in-process driver does. A run
+ * with them (its windows span several quanta, windows.ts): quantum after quantum of the plan's sync
+ * quantum, the modelled hosts first, then the live cells (`live`, when this runtime carries some),
+ * then the messages between this runtime's own hosts are handed over (HostGroup.routeLocal). The
+ * quantum is at most the smallest link latency, so a message sent in a quantum is due in a later
+ * one, where its host will have it; messages to other runtimes go to the leader with the window's
+ * report.
+ */
+export async function runWindow(group: HostGroup, live: QuantumRunner | undefined, fromNs: number, toNs: number): Promise<number> {
+  if (group.plan.liveComponents === 0) {
+    group.runUntil(toNs)
+    return 1
+  }
+  const q = group.plan.quantumNs
+  let quanta = 0
+  for (let t = fromNs; t < toNs; quanta++) {
+    const end = Math.min(toNs, t + q)
+    group.runUntil(end)
+    if (live) await live.runQuantum(t, end)
+    group.routeLocal()
+    t = end
+  }
+  return quanta
+}
+
 export async function runRuntime(opts: RuntimeOptions): Promise<void> {
   const log = opts.logger
   let live: LiveRunner | undefined
@@ -130,8 +162,7 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
             if (g.epoch !== epoch + 1) throw new FrameError(`GRANT for epoch ${g.epoch}, expected ${epoch + 1}`)
             epoch = g.epoch
             group.deliver(g.messages, g.count, g.payloads)
-            group.runUntil(g.timeNs)
-            if (live) await live.runQuantum(windowStartNs, g.timeNs)
+            await runWindow(group, live, windowStartNs, g.timeNs)
             windowStartNs = g.timeNs
             const [out, n, payloads] = group.drainOutbox()
             stream.write(encodeBarrier(F_REPORT, epoch, group.nextEventNs(), out, n, payloads))

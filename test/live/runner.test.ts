@@ -141,8 +141,8 @@ ${DB}
     expect(alive(Number(redis.pid))).toBe(false)
   }, 120_000)
 
-  it('answers modelled Redis clients from a live redis-server, with latencies of at least the link round trip', async () => {
-    const m = liveCluster('live-model', `
+  it.each([1, 2])('answers modelled Redis clients from a live redis-server, with latencies of at least the link round trip (--partition %i)', async (partition) => {
+    const m = liveCluster(`live-model-${partition}`, `
   endTime: 30ms
   seed: 3
   network: { default: { latency: 100us } }
@@ -154,8 +154,13 @@ ${DB}
         - name: load
           model: { kind: Client, target: db/redis, closedLoop: { users: 2, thinkTime: 100us }, redis: { setRatio: 0.5, keys: 50 }, timeout: 20ms }
 `)
-    const r = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, 'model') }) })
+    const r = await runProcesses(m, { partition, childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, `model-${partition}`) }) })
     const redis = r.hosts['db-0']!.components.redis as Record<string, number>
+    // The live cells synchronise every quantum (the 100 µs link) either way; the leader's barriers come
+    // every 1 ms with one runtime (it steps through its windows in quanta), every quantum with two
+    // (a link between runtimes is 100 µs).
+    expect(r.hosts['db-0']!.live?.quanta).toBe(300)
+    expect(r.sync.barriers).toBe(partition === 1 ? 30 : 300)
     let completed = 0
     for (const h of ['c-0', 'c-1']) {
       const c = r.hosts[h]!.components.load as { completed: number; errors: number; timeouts: number; latency: { p50Ns: number; meanNs: number } }
