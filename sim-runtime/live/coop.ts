@@ -177,7 +177,8 @@ export function createCoopDriver(cells: DrivenCell[]): QuantumDriver {
               }
               if (!napping && now - (stateAt[i] as number) >= STATE_EVERY_NS && (!woken[i] || now - (stretchAt[i] as number) >= WAKE_GRACE_NS)) {
                 stateAt[i] = now
-                if (!(threads[i] as ThreadStates).runnable(now)) {
+                // Exact when the runtime wrote into the cell: its reader may be runnable without having had a CPU yet.
+                if (!(threads[i] as ThreadStates).runnable(now, woken[i] === 1)) {
                   finish(i, cpu, 'idle')
                   next = now
                   continue

@@ -1,7 +1,8 @@
 // ThreadStates (sim-runtime/live/proc.ts): the cooperative driver asks it, many times a millisecond,
-// whether any thread of an idle-looking cell is runnable. It keeps the /proc stat files open, so it
-// must see a thread that a sleeping process starts later (the thread count changes), a process that
-// appears in the list, one that exits, and close every file it opened.
+// whether any thread of an idle-looking cell is runnable. It keeps the /proc stat and schedstat files
+// open and reads a thread's stat only when its schedstat moved, so it must see a thread that a
+// sleeping process starts later (the thread count changes), a sleeping thread that wakes, a process
+// that appears in the list, one that exits, and close every file it opened.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -10,14 +11,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ThreadStates } from '../../sim-runtime/live/proc.ts'
 import { ensureLiveDeps, sleep, waitFor } from './helpers.ts'
 
-/** `late MS`: sleeps MS, then starts a thread that spins forever (the main thread sleeps on). */
+/** `late MS`: sleeps MS, then starts a thread that spins forever (the main thread sleeps on); `late MS main`: spins in the main thread instead. */
 const LATE = String.raw`
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 static void *spin(void *a) { volatile unsigned long x = 0; for (;;) x++; return a; }
 int main(int argc, char **argv) {
   usleep(atoi(argv[1]) * 1000);
+  if (argc > 2 && strcmp(argv[2], "main") == 0) spin(NULL);
   pthread_t t;
   pthread_create(&t, NULL, spin, NULL);
   for (;;) pause();
@@ -42,11 +45,11 @@ afterAll(() => {
 })
 
 const hr = () => Number(process.hrtime.bigint())
-/** This process's open files that are /proc stat files (ThreadStates keeps those open): counting all fds raced with fds Node or vitest opened or closed meanwhile. */
+/** This process's open files that are /proc stat or schedstat files (ThreadStates keeps those open): counting all fds raced with fds Node or vitest opened or closed meanwhile. */
 const statFds = () =>
   readdirSync('/proc/self/fd').filter((fd) => {
     try {
-      return /^\/proc\/\d+\/(task\/\d+\/)?stat$/.test(readlinkSync(`/proc/self/fd/${fd}`))
+      return /^\/proc\/\d+\/(task\/\d+\/)?(sched)?stat$/.test(readlinkSync(`/proc/self/fd/${fd}`))
     } catch {
       return false // the directory's own fd, closed by now
     }
@@ -71,7 +74,7 @@ describe('ThreadStates', () => {
     // From 300 ms on, a second thread spins: the thread count moved, so the new thread is read too.
     // (Under load the main thread, woken to start it, may itself wait for a CPU: runnable alone does
     // not say the new thread was read, the stat files open for it do.)
-    await waitFor(() => states.runnable(hr()) && statFds() >= fds + 3, 10_000, 'the spinning thread seen as runnable') // the process's stat and its two threads'
+    await waitFor(() => states.runnable(hr()) && statFds() >= fds + 4, 10_000, 'the spinning thread seen as runnable') // stat and schedstat of its two threads
     sleeper.kill('SIGKILL')
     await waitFor(() => !states.runnable(hr()), 10_000, 'nothing runnable once the process is gone')
     // A process that joins the list later (a fork in the cell) is seen at the next refresh.
@@ -80,6 +83,25 @@ describe('ThreadStates', () => {
     expect(statFds()).toBeGreaterThan(fds)
     states.close()
     expect(statFds()).toBe(fds)
+  }, 60_000)
+
+  it("reads a sleeping thread's state only once it has run again, and every state when asked for an exact look", async () => {
+    const proc = start(late, ['400', 'main'])
+    await sleep(100)
+    const states = new ThreadStates(() => [proc.pid!], 0)
+    // Asleep in usleep: the first look reads its stat, the next ones see an unchanged schedstat.
+    for (let k = 0; k < 20; k++) expect(states.runnable(hr())).toBe(false)
+    expect(states.statReads).toBe(1)
+    expect(states.skipped).toBe(19)
+    for (let k = 0; k < 5; k++) expect(states.runnable(hr(), true)).toBe(false)
+    expect(states.statReads).toBe(6)
+    // From 400 ms on the same thread spins: it has run, so its stat is read, and it is runnable.
+    await waitFor(() => states.runnable(hr()), 10_000, 'the woken thread seen as runnable')
+    // While runnable it is read at every look.
+    const reads = states.statReads
+    expect(states.runnable(hr())).toBe(true)
+    expect(states.statReads).toBe(reads + 1)
+    states.close()
   }, 60_000)
 
   it('reads the process list at most every pidsEveryNs', async () => {
