@@ -228,6 +228,14 @@ describe('hooks', () => {
       // quantum carries it, once; the two after are ordinary. Cell 1 has no clock: never precise.
       for (let q = 0; q < QUANTA; q++) {
         const precise = q % 4 === 0 || q % 4 === 1
+        if (firstSets[q] === undefined) {
+          // Cell 0 ran past the last barrier by nearly a whole quantum (frozen milliseconds late: seen
+          // once in about twenty runs): by design it gets no slice in this one, unless it is precise.
+          expect(precise, `quantum ${q}: no slice`).toBe(false)
+          expect(results[q]!.slices[0], `quantum ${q}`).toBe(0)
+          expect(results[q - 1]!.carryNs[0], `quantum ${q - 1}'s carry`).toBeGreaterThan(Q / 2)
+          continue
+        }
         expect(firstSets[q]!.precise, `quantum ${q}`).toBe(precise)
         expect(results[q]!.preciseSlices[0], `quantum ${q}`).toBe(precise ? 1 : 0)
         expect(results[q]!.preciseSlices[1], `quantum ${q}`).toBe(0)
