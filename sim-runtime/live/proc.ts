@@ -366,7 +366,7 @@ const R = 82 // 'R'
  * thread count (field 20: a thread that started one has run, so its stat is read), and the process
  * list (`pids`, a cgroup file read) at most every `pidsEveryNs`. A process forked since is seen at the
  * next refresh. For a redis-server (five threads, four asleep) a look went from ~23 µs (every stat,
- * and the process's) to ~8.
+ * and the process's) to ~7.
  */
 export class ThreadStates {
   private readonly pids: () => readonly number[]
