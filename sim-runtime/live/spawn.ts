@@ -37,14 +37,12 @@ export function which(name: string, pathVar = process.env.PATH ?? '/usr/local/bi
 /**
  * Spawn `command` in its own session and process group (detached), stdout and stderr appended to
  * `logFile`, after the shell lines of `prelude` have run in the same process. A failing prelude
- * line exits with 126 before the program starts.
- *
- * `gated`: after its prelude the shell waits, before the exec, until the caller calls
- * `releaseGate(child)` (it reads a line from fd 3, which it closes before the exec; if the caller
- * dies first, the read fails and the shell exits). `spawnPlaced` uses it to put the process into its
- * cell before the program starts.
+ * line exits with 126 before the program starts. After its prelude the shell waits, before the
+ * exec, until the caller calls `releaseGate(child)`: it reads a line from fd 3, which it closes
+ * before the exec; if the gate closes unreleased (the caller died), the shell exits with 126.
+ * `spawnPlaced` uses the gate to put the process into its cell before the program starts.
  */
-export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude: string[], gated = false): ChildProcess {
+export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude: string[]): ChildProcess {
   if (command.length === 0 || !command[0]) throw new Error('live command is empty')
   const program = command[0]
   if (!which(program, opts.env.PATH ?? process.env.PATH)) {
@@ -53,13 +51,13 @@ export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude:
   mkdirSync(path.dirname(opts.logFile), { recursive: true })
   const fd = openSync(opts.logFile, 'a')
   try {
-    const gate = gated ? ['read -r _ <&3 || exit 126', 'exec 3<&-'] : []
+    const gate = ['read -r _ <&3 || exit 126', 'exec 3<&-']
     const script = [...prelude.map((line) => `${line} || exit 126`), ...gate, 'exec "$@"'].join('\n')
     return spawn('/bin/sh', ['-c', script, 'livesim-cell', ...command], {
       cwd: opts.cwd,
       env: opts.env,
       detached: true,
-      stdio: gated ? ['ignore', fd, fd, 'pipe'] : ['ignore', fd, fd],
+      stdio: ['ignore', fd, fd, 'pipe'],
     })
   } finally {
     closeSync(fd)
@@ -73,7 +71,7 @@ export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude:
  * thaw. If `place` throws, the child is killed (it never execs) and the error is thrown.
  */
 export function spawnPlaced(command: string[], opts: SpawnOptions, prelude: string[], place: (pid: number) => void): ChildProcess {
-  const child = spawnWithPrelude(command, opts, prelude, true)
+  const child = spawnWithPrelude(command, opts, prelude)
   if (child.pid === undefined) return child // spawn failed; the 'error' event tells why
   try {
     place(child.pid)
@@ -85,10 +83,10 @@ export function spawnPlaced(command: string[], opts: SpawnOptions, prelude: stri
   return child
 }
 
-/** Let a child spawned with `gated` go on to exec its program. */
+/** Let a child of spawnWithPrelude go on to exec its program. */
 export function releaseGate(child: ChildProcess): void {
   const gate = child.stdio[3] as Writable | null | undefined
-  if (!gate) throw new Error('releaseGate: the child was not spawned gated')
+  if (!gate) throw new Error('releaseGate: the child has no gate (not spawned by spawnWithPrelude)')
   gate.on('error', () => undefined) // a child that died already: nothing to release
   gate.end('go\n')
 }

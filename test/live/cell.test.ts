@@ -233,12 +233,12 @@ await cell.destroy()
   })
 })
 
-describe('spawnWithPrelude, gated', () => {
+describe('spawnWithPrelude and its gate', () => {
   it('runs the prelude, then waits for releaseGate() before the exec; the program gets no fd 3', async () => {
     const dir = mkdtempSync(path.join(logDir, 'gate-'))
     const marker = path.join(dir, 'ran')
     const fds = path.join(dir, 'fds')
-    const child = spawnWithPrelude(['sh', '-c', `ls /proc/$$/fd > ${fds}; echo ran > ${marker}`], opts('gate'), [`echo prelude > ${path.join(dir, 'prelude')}`], true)
+    const child = spawnWithPrelude(['sh', '-c', `ls /proc/$$/fd > ${fds}; echo ran > ${marker}`], opts('gate'), [`echo prelude > ${path.join(dir, 'prelude')}`])
     await waitFor(() => existsSync(path.join(dir, 'prelude')), 10_000, 'the prelude')
     await sleep(200)
     expect(existsSync(marker)).toBe(false)
@@ -265,7 +265,7 @@ describe('spawnWithPrelude, gated', () => {
 
   it('exits with 126, without running the program, when the gate closes unreleased', async () => {
     const marker = path.join(logDir, 'gate-closed.ran')
-    const child = spawnWithPrelude(['sh', '-c', `echo ran > ${marker}`], opts('gate-closed'), [], true)
+    const child = spawnWithPrelude(['sh', '-c', `echo ran > ${marker}`], opts('gate-closed'), [])
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
     ;(child.stdio[3] as Writable).destroy()
     expect(await exited).toBe(126)
