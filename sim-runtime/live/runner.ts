@@ -10,7 +10,7 @@
 //                       time, and what the programs write is stamped with the cell's virtual time
 //   hostResults(i), results()
 //   await stop()                        everything torn down: sockets, programs, cells, clocks
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -27,7 +27,7 @@ import { createCoopDriver } from './coop.ts'
 import { createQuantumDriver, type QuantumDriver, type QuantumResult } from './quantum.ts'
 import { which } from './spawn.ts'
 import { StampReader } from './stamps.ts'
-import { alive } from './proc.ts'
+import { entries, isStaleRuntime, runtimeDirName } from './common.ts'
 export { hostVar } from './net.ts'
 
 /** A cell's clock mode: CpuTime and WallTime cells are frozen between quanta (quantum.ts), Cooperative ones stop at barriers by themselves (coop.ts). */
@@ -41,26 +41,22 @@ export interface LiveRunnerOptions {
   cellMode?: CellMode
   /** Second octet of this runtime's loopback block 127.<octet>.0.0/16 (env LIVESIM_NET_OCTET); default: the first free one. */
   netOctet?: number
-  /**
-   * Where the virtual clocks' files go, one directory per host (rewritten at every slice, so it
-   * should be a tmpfs: a write and rename took ~17 µs on /dev/shm here against ~180 µs on ext4).
-   * Default: a fresh /dev/shm/livesim-clock-<pid>-* (removed at teardown), or <workDir>/<host>/.clock
-   * where /dev/shm is not writable.
-   */
-  clockDir?: string
 }
 
-const SHM = '/dev/shm'
-const CLOCK_PREFIX = 'livesim-clock-'
-
-/** A fresh directory for this runtime's clocks on /dev/shm, after removing those of runtimes that are gone; undefined where /dev/shm is not writable. */
+/**
+ * Where this runner's clocks go, one directory per host: libfaketime's file is rewritten at every
+ * non-precise slice, so a tmpfs (a write and rename took ~17 µs on /dev/shm here against ~184 µs on
+ * ext4). /dev/shm/livesim-clock/<runtime pid.start time>/<fresh>, after removing the directories of
+ * runtimes no longer running (common.ts, the cgroups' naming); undefined where /dev/shm is not
+ * writable (the clocks then go to <workDir>/<host>/.clock).
+ */
 function shmClockRoot(log: Logger): string | undefined {
+  const top = '/dev/shm/livesim-clock'
   try {
-    for (const d of readdirSync(SHM)) {
-      const pid = d.startsWith(CLOCK_PREFIX) ? Number.parseInt(d.slice(CLOCK_PREFIX.length), 10) : NaN
-      if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) rmSync(path.join(SHM, d), { recursive: true, force: true })
-    }
-    return mkdtempSync(path.join(SHM, `${CLOCK_PREFIX}${process.pid}-`))
+    for (const d of entries(top)) if (isStaleRuntime(d)) rmSync(path.join(top, d), { recursive: true, force: true })
+    const mine = path.join(top, runtimeDirName())
+    mkdirSync(mine, { recursive: true })
+    return mkdtempSync(path.join(mine, 'run-'))
   } catch (err) {
     log.debug({ err: (err as Error).message }, 'no clock directory on /dev/shm: clocks go to the work directory')
     return undefined
@@ -251,9 +247,8 @@ export class LiveRunner {
   private stopped = false
   private stopping: Promise<void> | undefined
   private readonly trace: boolean
-  /** The hosts' clock directories' parent (LiveRunnerOptions.clockDir), and whether this runner made it (then teardown removes it). */
+  /** The parent of the hosts' clock directories on /dev/shm (shmClockRoot), removed at teardown. */
   private clockRoot: string | undefined
-  private ownClockRoot = false
 
   constructor(plan: RunPlan, hostIndices: number[], opts: LiveRunnerOptions) {
     this.plan = plan
@@ -295,8 +290,7 @@ export class LiveRunner {
     await this.addresses.acquire()
     this.log.info({ cellMode: this.cellMode, why: this.cellModeWhy, net: `${this.addresses.prefix}.0.0/16`, hosts: this.hosts.map((h) => h.name) }, 'live components: starting cells')
     for (const h of this.hosts) h.bindAddr = this.addresses.alloc()
-    this.clockRoot = this.opts.clockDir ?? shmClockRoot(this.log)
-    this.ownClockRoot = this.opts.clockDir === undefined && this.clockRoot !== undefined
+    this.clockRoot = shmClockRoot(this.log)
     await this.net.listen(this.hosts)
     const cluster = this.plan.cluster.replace(/[^A-Za-z0-9_.-]/g, '_')
     await Promise.all(this.hosts.map((h) => this.startHost(h, cluster)))
@@ -502,7 +496,14 @@ export class LiveRunner {
         h.clock?.close()
       }),
     )
-    if (this.ownClockRoot && this.clockRoot) rmSync(this.clockRoot, { recursive: true, force: true })
+    if (this.clockRoot) {
+      rmSync(this.clockRoot, { recursive: true, force: true })
+      try {
+        rmdirSync(path.dirname(this.clockRoot)) // this runtime's directory, once no other runner of it uses it
+      } catch {
+        // another runner of this process still has its clocks there
+      }
+    }
     this.addresses.release()
   }
 }
