@@ -138,6 +138,6 @@ describe('runWindow', () => {
     const group = new HostGroup(plan, plan.hosts.map((h) => h.index))
     group.start()
     const live = { runQuantum: async () => { throw new Error('no live components') } }
-    expect(await runWindow(group, live, 0, 10_000)).toBe(1)
+    expect(await runWindow(group, live, 0, 50_000)).toBe(1) // five lookaheads: one step all the same
   })
 })
