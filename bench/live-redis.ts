@@ -140,6 +140,140 @@ int main(int argc, char **argv) {
 }
 `
 
+/**
+ * `wakecost ROUNDS CLIENT_CPU SERVER_CPU`: what a sender's write() costs when its peer sleeps in
+ * epoll_wait (a native peer: redis-server, redis-benchmark) against when its peer polls (livesim's
+ * proxy, which is never asleep while the cells run). Client and server processes pinned as given;
+ * the client writes 40 bytes and polls a non-blocking socket for the echo (it never sleeps, so the
+ * echo's wake-up costs nothing here); the server either sleeps in epoll_wait before each recv
+ * ("sleep") or spins on a non-blocking recv ("poll"; both spinning loops yield, which costs nothing
+ * with the processes on two CPUs and lets them take turns on one), a fresh connection and server for each.
+ * CLOCK_THREAD_CPUTIME_ID around each write(); ROUNDS/10 warm-up rounds. Prints JSON: the client's
+ * CPU time per write() and the round trip, both in ns, for each kind of peer.
+ */
+const WAKECOST_C = String.raw`
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static long long clk(clockid_t c) { struct timespec t; clock_gettime(c, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+static int pin(int cpu) { cpu_set_t s; CPU_ZERO(&s); CPU_SET(cpu, &s); return sched_setaffinity(0, sizeof s, &s); }
+/* One kind of peer: the client's CPU time per write() and the round trip (mean ns), or -1. */
+static int measure(int rounds, int ccpu, int scpu, int sleeping, double *write_ns, double *round_ns) {
+  int one = 1, ls = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  socklen_t al = sizeof a;
+  if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1) || getsockname(ls, (struct sockaddr *)&a, &al)) { perror("listen"); return -1; }
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (pin(scpu)) { perror("sched_setaffinity"); _exit(1); }
+    int c = accept(ls, NULL, NULL), ep = epoll_create1(0);
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fcntl(c, F_SETFL, O_NONBLOCK);
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = c };
+    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+    char b[64];
+    for (;;) {
+      if (sleeping) { struct epoll_event e; if (epoll_wait(ep, &e, 1, -1) < 0 && errno != EINTR) _exit(1); }
+      ssize_t n = recv(c, b, sizeof b, 0);
+      if (n == 0) _exit(0);
+      if (n < 0) { if (errno == EAGAIN || errno == EINTR) { sched_yield(); continue; } _exit(1); }
+      if (send(c, b, (size_t)n, 0) != n) _exit(1);
+    }
+  }
+  close(ls);
+  if (pin(ccpu)) { perror("sched_setaffinity"); return -1; }
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  if (connect(s, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return -1; }
+  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl(s, F_SETFL, O_NONBLOCK);
+  char b[64];
+  memset(b, 'x', sizeof b);
+  int warm = rounds / 10;
+  long long wsum = 0, t0 = 0;
+  for (int i = 0; i < warm + rounds; i++) {
+    if (i == warm) { wsum = 0; t0 = clk(CLOCK_MONOTONIC); }
+    long long c0 = clk(CLOCK_THREAD_CPUTIME_ID);
+    if (send(s, b, 40, 0) != 40) { perror("send"); return -1; }
+    wsum += clk(CLOCK_THREAD_CPUTIME_ID) - c0;
+    for (int got = 0; got < 40;) {
+      ssize_t n = recv(s, b, sizeof b, 0);
+      if (n > 0) got += (int)n;
+      else if (n == 0 || (errno != EAGAIN && errno != EINTR)) { perror("recv"); return -1; }
+      else sched_yield();
+    }
+  }
+  *round_ns = (double)(clk(CLOCK_MONOTONIC) - t0) / rounds;
+  *write_ns = (double)wsum / rounds;
+  close(s);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+int main(int argc, char **argv) {
+  if (argc != 4 || atoi(argv[1]) < 1) { fprintf(stderr, "usage: wakecost ROUNDS CLIENT_CPU SERVER_CPU\n"); return 2; }
+  int rounds = atoi(argv[1]), ccpu = atoi(argv[2]), scpu = atoi(argv[3]);
+  double sw, sr, pw, pr;
+  if (measure(rounds, ccpu, scpu, 1, &sw, &sr) || measure(rounds, ccpu, scpu, 0, &pw, &pr)) return 1;
+  printf("{\"clientCpu\":%d,\"serverCpu\":%d,\"rounds\":%d,\"sleepingPeerWriteNs\":%.0f,\"pollingPeerWriteNs\":%.0f,\"sleepingPeerRoundTripNs\":%.0f,\"pollingPeerRoundTripNs\":%.0f}\n", ccpu, scpu, rounds, sw, pw, sr, pr);
+  return 0;
+}
+`
+
+/** What `wakecost` prints. */
+export interface WakeCost {
+  clientCpu: number
+  serverCpu: number
+  rounds: number
+  /** The client's CPU time per write() when the peer sleeps in epoll_wait (ns). */
+  sleepingPeerWriteNs: number
+  /** The same when the peer polls (ns). */
+  pollingPeerWriteNs: number
+  sleepingPeerRoundTripNs: number
+  pollingPeerRoundTripNs: number
+}
+
+/** Compile `wakecost` into dir: a function running it (50 000 rounds unless told) with the processes placed as p says. */
+export function buildWakeCost(dir: string): (p: Placement, rounds?: number) => Promise<WakeCost> {
+  const src = path.join(dir, 'wakecost.c')
+  const bin = path.join(dir, 'wakecost')
+  writeFileSync(src, WAKECOST_C)
+  execFileSync('cc', ['-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'inherit'] })
+  return async (p, rounds = 50_000) => JSON.parse((await run(bin, [String(rounds), String(p.clientCpu), String(p.serverCpu)], { timeoutMs: 60_000 })).stdout) as WakeCost
+}
+
+/** The sender's cost of waking a sleeping peer: its write() with a sleeping peer minus with a polling one (ns, may be ≤ 0 in noise). */
+export function wakeCostNs(w: WakeCost): number {
+  return Math.round(w.sleepingPeerWriteNs - w.pollingPeerWriteNs)
+}
+
+/**
+ * How much less time per request livesim's redis-benchmark took than the native one, per test:
+ * 1e9 / native rps - 1e9 / livesim rps (ns; negative when livesim was slower). At -c 10 both are
+ * CPU-bound on the client, so this is what a request cost the client less under livesim.
+ */
+export function perRequestGapNs(native: Record<string, CsvRow>, sim: Record<string, CsvRow>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const test of Object.keys(native).sort()) {
+    const n = native[test]?.rps
+    const s = sim[test]?.rps
+    if (!(n! > 0) || !(s! > 0)) continue
+    out[test] = Math.round(1e9 / n! - 1e9 / s!)
+  }
+  return out
+}
+
 export interface PingPong {
   /** The CPUs the processes were pinned to, -1 when not pinned. */
   clientCpu: number
@@ -240,11 +374,16 @@ export function holdCpuDmaLatency(us: number): LatencyHold | undefined {
  * Across CPUs without the PM QoS hold, a round trip on the 2-core VM this was built on costs 50-80 µs
  * with a wide spread (halted vCPUs woken through the hypervisor), against 13.4 µs on one CPU.
  */
-export async function measureLoopback(dir: string, reps: number, reference: Placement): Promise<{ loop: Loopback; probe: (p: Placement) => Promise<PingPong> }> {
+export async function measureLoopback(
+  dir: string,
+  reps: number,
+  reference: Placement,
+): Promise<{ loop: Loopback; probe: (p: Placement) => Promise<PingPong>; wake: (p: Placement) => Promise<WakeCost> }> {
   const src = path.join(dir, 'pingpong.c')
   const bin = path.join(dir, 'pingpong')
   writeFileSync(src, PINGPONG_C)
   execFileSync('cc', ['-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const wake = buildWakeCost(dir)
   const sameCpu: PingPong[] = []
   const crossCpu: PingPong[] = []
   const probe = async (p: Placement) => JSON.parse((await run(bin, ['20000', '40', String(p.clientCpu), String(p.serverCpu)], { timeoutMs: 60_000 })).stdout) as PingPong
@@ -261,7 +400,7 @@ export async function measureLoopback(dir: string, reps: number, reference: Plac
     sameCpu,
     crossCpu,
   }
-  return { loop, probe }
+  return { loop, probe, wake }
 }
 
 /** The one-way latency of ping-pong runs: their median p50 round trip, halved (p50: a descheduled round does not inflate it). */
@@ -603,7 +742,7 @@ export const liveRedisFidelity: Benchmark = {
     const hold = dmaLatency === 'off' ? undefined : holdCpuDmaLatency(dmaLatency)
     if (dmaLatency !== 'off' && !hold) note(`live-redis-fidelity: could not hold /dev/cpu_dma_latency at ${dmaLatency} µs (not root, or no such device); running without`)
     try {
-      const { loop, probe } = await measureLoopback(dir, Math.max(5, ctx.reps), reference)
+      const { loop, probe, wake } = await measureLoopback(dir, Math.max(5, ctx.reps), reference)
       note(
         `live-redis-fidelity: reference ${reference.name === 'cross' ? `across CPUs (server ${reference.serverCpu}, client ${reference.clientCpu})` : `on CPU ${reference.serverCpu}`}, cpu_dma_latency ${hold ? `held at ${hold.microseconds} µs` : 'not held'}; one-way loopback latency ${loop.oneWayNs} ns before the runs (round-trip p50s on one CPU ${loop.sameCpu.map((s) => s.p50Ns).join(', ')} ns; across CPUs ${loop.crossCpu.map((s) => s.p50Ns).join(', ') || '-'} ns)`,
       )
@@ -621,12 +760,15 @@ export const liveRedisFidelity: Benchmark = {
         const samples: Record<string, CsvRow>[] = []
         const sims: SimRun[] = []
         const simLinks: number[] = []
+        const wakes: WakeCost[] = []
         let pilot: Pilot | undefined
         let endTimeNs = 0
         for (let r = 0; r < ctx.reps; r++) {
           const ping = await probe(reference)
           pings.push(ping)
           const linkNs = oneWayOf([ping])
+          const w = await wake(reference)
+          wakes.push(w)
           const [nat] = await nativeBenchmark(dir, requests, clients, 1, reference)
           samples.push(nat!)
           const params = { latencyNs: linkNs, requests, clients, clock, cpus: simCpus }
@@ -643,7 +785,7 @@ export const liveRedisFidelity: Benchmark = {
           sims.push(run)
           simLinks.push(linkNs)
           note(
-            `live-redis-fidelity: -c ${clients}: run ${r + 1}/${ctx.reps}: link ${linkNs} ns (round trip p50 ${ping.p50Ns} ns); native SET ${nat!.SET!.rps} rps p50 ${nat!.SET!.p50Ms} ms, GET ${nat!.GET!.rps} rps p50 ${nat!.GET!.p50Ms} ms; livesim SET ${run.rows.SET!.rps} rps p50 ${run.rows.SET!.p50Ms} ms, GET ${run.rows.GET!.rps} rps p50 ${run.rows.GET!.p50Ms} ms, ${run.results.wall.seconds} s wall (slowdown ${run.results.wall.slowdown})`,
+            `live-redis-fidelity: -c ${clients}: run ${r + 1}/${ctx.reps}: link ${linkNs} ns (round trip p50 ${ping.p50Ns} ns); native SET ${nat!.SET!.rps} rps p50 ${nat!.SET!.p50Ms} ms, GET ${nat!.GET!.rps} rps p50 ${nat!.GET!.p50Ms} ms; livesim SET ${run.rows.SET!.rps} rps p50 ${run.rows.SET!.p50Ms} ms, GET ${run.rows.GET!.rps} rps p50 ${run.rows.GET!.p50Ms} ms, ${run.results.wall.seconds} s wall (slowdown ${run.results.wall.slowdown}); a request took livesim's client ${Object.entries(perRequestGapNs(nat!, run.rows)).map(([t, g]) => `${g} ns (${t})`).join(', ')} less than the native one; a native sender's wake-up of its sleeping peer: ${wakeCostNs(w)} ns per write (write() ${w.sleepingPeerWriteNs} ns to a sleeping peer, ${w.pollingPeerWriteNs} ns to a polling one, as livesim's proxy is)`,
           )
         }
         links[`c${clients}`] = median(simLinks)
@@ -698,6 +840,9 @@ export const liveRedisFidelity: Benchmark = {
           accuracyRuns: accRuns,
           linkLatencyNs: simLinks,
           linkPingPongs: pings,
+          wakeCosts: wakes,
+          wakeCostNs: wakes.map(wakeCostNs),
+          perRequestGapNs: sims.map((x, r) => perRequestGapNs(samples[r]!, x.rows)),
           accuracyVsNativeBest: accBest,
           native: roundRows(native),
           nativeBest: roundRows(nativeBest),
@@ -746,7 +891,7 @@ export const liveRedisFidelity: Benchmark = {
         clients: clientCounts,
         detail: {
           comparison:
-            'accuracy = 1 - |livesim - native| / native per test (GET, SET) and metric (p50, p99 latency, rps) of redis-benchmark -t get,set --csv; value = min over p50 and rps of every test and client count; each of BENCH_REPS repetitions is a ping-pong (the link), a native run and a livesim run; accuracy = median over repetitions of each livesim run against its own native run (accuracyRuns; <TEST>OfMedians: median livesim against median native; accuracyVsNativeBest: against the best native run per metric, largest rps, smallest latency); link latency = median p50 round trip / 2 of a C ping-pong; ping-pong and native redis-server + redis-benchmark pinned as placement says (cross: server on CPU 0, client on the last CPU; same: both on the last CPU), the other placement in detail (not used); /dev/cpu_dma_latency held as cpuDmaLatencyUs says for the whole benchmark',
+            'accuracy = 1 - |livesim - native| / native per test (GET, SET) and metric (p50, p99 latency, rps) of redis-benchmark -t get,set --csv; value = min over p50 and rps of every test and client count; each of BENCH_REPS repetitions is a ping-pong (the link), a native run and a livesim run; accuracy = median over repetitions of each livesim run against its own native run (accuracyRuns; <TEST>OfMedians: median livesim against median native; accuracyVsNativeBest: against the best native run per metric, largest rps, smallest latency); link latency = median p50 round trip / 2 of a C ping-pong; ping-pong and native redis-server + redis-benchmark pinned as placement says (cross: server on CPU 0, client on the last CPU; same: both on the last CPU), the other placement in detail (not used); /dev/cpu_dma_latency held as cpuDmaLatencyUs says for the whole benchmark; diagnostics, not in the value: wakeCostNs = a native sender\'s write() CPU time with its peer asleep in epoll_wait minus with its peer polling (C, 40 bytes, pinned like the ping-pong, measured before each native run), perRequestGapNs = 1e9/native rps - 1e9/livesim rps per test (what a request cost livesim\'s client less)',
           loopback: loop,
           ...perClients,
         },

@@ -3,21 +3,29 @@
  * redis-benchmark's CSV, combining repetitions, the one-way link latency from ping-pong runs, the
  * accuracy formula, and the SimCluster it runs (which must pass the API's own validation).
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { load } from 'js-yaml'
 import { describe, expect, it } from 'vitest'
 import { validateSimCluster } from '../../sim-runtime/api/validate.ts'
 import { parseDurationNs } from '../../sim-runtime/api/units.ts'
 import {
   accuracy,
+  buildWakeCost,
   combineRows,
   cpuDmaLatencyKnob,
   durationString,
   fidelityManifest,
   oneWayOf,
   parseBenchmarkCsv,
+  perRequestGapNs,
   referencePlacement,
+  SAME_CPU,
+  wakeCostNs,
   type CsvRow,
   type PingPong,
+  type WakeCost,
 } from '../../bench/live-redis.ts'
 
 /** What redis-benchmark 7 prints with --csv (-t set,get), after a warning line of its own. */
@@ -119,4 +127,37 @@ describe('the fidelity SimCluster', () => {
     const { cluster } = validateSimCluster(load(text))
     expect(cluster.spec.hosts.map((h) => h.components[0]!.live!.clock)).toEqual([undefined, undefined])
   })
+})
+
+describe('diagnostics of the fidelity run (not in its value)', () => {
+  const w = (sleeping: number, polling: number): WakeCost => ({
+    clientCpu: 1,
+    serverCpu: 0,
+    rounds: 50_000,
+    sleepingPeerWriteNs: sleeping,
+    pollingPeerWriteNs: polling,
+    sleepingPeerRoundTripNs: 16_000,
+    pollingPeerRoundTripNs: 12_500,
+  })
+  it("a sender's wake-up cost is its write() to a sleeping peer minus to a polling one, whichever is larger", () => {
+    expect(wakeCostNs(w(6_430, 5_420))).toBe(1_010)
+    expect(wakeCostNs(w(5_000, 5_200))).toBe(-200)
+  })
+
+  it('the per-request gap is 1e9/native rps - 1e9/livesim rps, per test both have', () => {
+    const row = (rps: number): CsvRow => ({ rps, avgMs: 0.08, minMs: 0.02, p50Ms: 0.079, p95Ms: 0.1, p99Ms: 0.15, maxMs: 1 })
+    const gap = perRequestGapNs({ SET: row(75_000), GET: row(80_000), PING_INLINE: row(70_000) }, { SET: row(82_000), GET: row(78_000) })
+    expect(gap).toEqual({ GET: -321, SET: 1_138 })
+  })
+
+  it('wakecost runs both kinds of peer to the end and reports every field', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'livesim-wakecost-'))
+    try {
+      const r = await buildWakeCost(dir)(SAME_CPU, 2_000)
+      expect(r).toMatchObject({ clientCpu: SAME_CPU.clientCpu, serverCpu: SAME_CPU.serverCpu, rounds: 2_000 })
+      for (const k of ['sleepingPeerWriteNs', 'pollingPeerWriteNs', 'sleepingPeerRoundTripNs', 'pollingPeerRoundTripNs'] as const) expect(r[k]).toBeGreaterThan(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
 })
