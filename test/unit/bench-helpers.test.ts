@@ -20,6 +20,7 @@ import {
   oneWayOf,
   parseBenchmarkCsv,
   perRequestGapNs,
+  phaseSteady,
   referencePlacement,
   SAME_CPU,
   wakeCostNs,
@@ -148,6 +149,17 @@ describe('diagnostics of the fidelity run (not in its value)', () => {
     const row = (rps: number): CsvRow => ({ rps, avgMs: 0.08, minMs: 0.02, p50Ms: 0.079, p95Ms: 0.1, p99Ms: 0.15, maxMs: 1 })
     const gap = perRequestGapNs({ SET: row(75_000), GET: row(80_000), PING_INLINE: row(70_000) }, { SET: row(82_000), GET: row(78_000) })
     expect(gap).toEqual({ GET: -321, SET: 1_138 })
+  })
+
+  it('a repetition is steady when its round trips agree within 15 %, not across a phase change', () => {
+    expect(phaseSteady([12_120, 12_160, 12_400])).toBe(true)
+    expect(phaseSteady([16_700, 16_900, 17_100])).toBe(true)
+    expect(phaseSteady([12_100, 16_800, 16_700])).toBe(false)
+    expect(phaseSteady([12_100, 12_100, 16_800])).toBe(false)
+    expect(phaseSteady([12_000, 13_700], 1.15)).toBe(true)
+    expect(phaseSteady([12_000, 13_900], 1.15)).toBe(false)
+    expect(phaseSteady([])).toBe(false)
+    expect(phaseSteady([12_000, 0])).toBe(false)
   })
 
   it('wakecost runs both kinds of peer to the end and reports every field', async () => {
