@@ -146,8 +146,8 @@ int main(int argc, char **argv) {
  * proxy, which is never asleep while the cells run). Client and server processes pinned as given;
  * the client writes 40 bytes and polls a non-blocking socket for the echo (it never sleeps, so the
  * echo's wake-up costs nothing here); the server either sleeps in epoll_wait before each recv
- * ("sleep") or spins on a non-blocking recv ("poll"; both spinning loops yield, which costs nothing
- * with the processes on two CPUs and lets them take turns on one), a fresh connection and server for each.
+ * ("sleep") or spins on a non-blocking recv ("poll"; both spinning loops yield, which does not touch
+ * the measured write() and lets the processes take turns when they share a CPU), a fresh connection and server for each.
  * CLOCK_THREAD_CPUTIME_ID around each write(); ROUNDS/10 warm-up rounds. Prints JSON: the client's
  * CPU time per write() and the round trip, both in ns, for each kind of peer.
  */
@@ -159,6 +159,7 @@ const WAKECOST_C = String.raw`
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,9 +194,11 @@ static int measure(int rounds, int ccpu, int scpu, int sleeping, double *write_n
     }
   }
   close(ls);
-  if (pin(ccpu)) { perror("sched_setaffinity"); return -1; }
+  /* Any failure from here on takes the server down with it: a polling server would spin forever. */
+#define FAIL(what) do { perror(what); kill(pid, SIGKILL); waitpid(pid, NULL, 0); return -1; } while (0)
+  if (pin(ccpu)) FAIL("sched_setaffinity");
   int s = socket(AF_INET, SOCK_STREAM, 0);
-  if (connect(s, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return -1; }
+  if (connect(s, (struct sockaddr *)&a, sizeof a)) FAIL("connect");
   setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   fcntl(s, F_SETFL, O_NONBLOCK);
   char b[64];
@@ -205,12 +208,12 @@ static int measure(int rounds, int ccpu, int scpu, int sleeping, double *write_n
   for (int i = 0; i < warm + rounds; i++) {
     if (i == warm) { wsum = 0; t0 = clk(CLOCK_MONOTONIC); }
     long long c0 = clk(CLOCK_THREAD_CPUTIME_ID);
-    if (send(s, b, 40, 0) != 40) { perror("send"); return -1; }
+    if (send(s, b, 40, 0) != 40) FAIL("send");
     wsum += clk(CLOCK_THREAD_CPUTIME_ID) - c0;
     for (int got = 0; got < 40;) {
       ssize_t n = recv(s, b, sizeof b, 0);
       if (n > 0) got += (int)n;
-      else if (n == 0 || (errno != EAGAIN && errno != EINTR)) { perror("recv"); return -1; }
+      else if (n == 0 || (errno != EAGAIN && errno != EINTR)) FAIL("recv");
       else sched_yield();
     }
   }
