@@ -1,6 +1,7 @@
 // Shared pieces of the benchmark suite: the result line, the benchmark interface, statistics,
 // example manifests and the logger. Diagnostics go to stderr; stdout carries only result lines.
-import { readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -123,4 +124,13 @@ export function totalEvents(hosts: Record<string, { events: number }>): number {
   let n = 0
   for (const h of Object.values(hosts)) n += h.events
   return n
+}
+
+/** Write a C program's source to dir/name.c and build dir/name with cc -O2; returns the binary's path (cc's errors in the thrown message). */
+export function compileC(dir: string, name: string, source: string): string {
+  const src = path.join(dir, `${name}.c`)
+  const bin = path.join(dir, name)
+  writeFileSync(src, source)
+  execFileSync('cc', ['-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'pipe'] })
+  return bin
 }

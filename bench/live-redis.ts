@@ -23,7 +23,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import type { SimResults } from '../sim-runtime/sync/results.ts'
-import { best, EXAMPLES, machine, median, note, ratio, ROOT, sig, stats, type BenchContext, type Benchmark } from './common.ts'
+import { best, compileC, EXAMPLES, machine, median, note, ratio, ROOT, sig, stats, type BenchContext, type Benchmark } from './common.ts'
 
 const CLI = path.join(ROOT, 'sim-runtime', 'cli', 'main.ts')
 
@@ -249,10 +249,7 @@ export interface WakeCost {
 
 /** Compile `wakecost` into dir: a function running it (50 000 rounds unless told) with the processes placed as p says. */
 export function buildWakeCost(dir: string): (p: Placement, rounds?: number) => Promise<WakeCost> {
-  const src = path.join(dir, 'wakecost.c')
-  const bin = path.join(dir, 'wakecost')
-  writeFileSync(src, WAKECOST_C)
-  execFileSync('cc', ['-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const bin = compileC(dir, 'wakecost', WAKECOST_C)
   return async (p, rounds = 50_000) => JSON.parse((await run(bin, [String(rounds), String(p.clientCpu), String(p.serverCpu)], { timeoutMs: 60_000 })).stdout) as WakeCost
 }
 
@@ -381,12 +378,8 @@ export async function measureLoopback(
   dir: string,
   reps: number,
   reference: Placement,
-): Promise<{ loop: Loopback; probe: (p: Placement) => Promise<PingPong>; wake: (p: Placement) => Promise<WakeCost> }> {
-  const src = path.join(dir, 'pingpong.c')
-  const bin = path.join(dir, 'pingpong')
-  writeFileSync(src, PINGPONG_C)
-  execFileSync('cc', ['-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'inherit'] })
-  const wake = buildWakeCost(dir)
+): Promise<{ loop: Loopback; probe: (p: Placement) => Promise<PingPong> }> {
+  const bin = compileC(dir, 'pingpong', PINGPONG_C)
   const sameCpu: PingPong[] = []
   const crossCpu: PingPong[] = []
   const probe = async (p: Placement) => JSON.parse((await run(bin, ['20000', '40', String(p.clientCpu), String(p.serverCpu)], { timeoutMs: 60_000 })).stdout) as PingPong
@@ -403,7 +396,7 @@ export async function measureLoopback(
     sameCpu,
     crossCpu,
   }
-  return { loop, probe, wake }
+  return { loop, probe }
 }
 
 /**
@@ -755,7 +748,8 @@ export const liveRedisFidelity: Benchmark = {
     const hold = dmaLatency === 'off' ? undefined : holdCpuDmaLatency(dmaLatency)
     if (dmaLatency !== 'off' && !hold) note(`live-redis-fidelity: could not hold /dev/cpu_dma_latency at ${dmaLatency} µs (not root, or no such device); running without`)
     try {
-      const { loop, probe, wake } = await measureLoopback(dir, Math.max(5, ctx.reps), reference)
+      const { loop, probe } = await measureLoopback(dir, Math.max(5, ctx.reps), reference)
+      const wake = buildWakeCost(dir)
       note(
         `live-redis-fidelity: reference ${reference.name === 'cross' ? `across CPUs (server ${reference.serverCpu}, client ${reference.clientCpu})` : `on CPU ${reference.serverCpu}`}, cpu_dma_latency ${hold ? `held at ${hold.microseconds} µs` : 'not held'}; one-way loopback latency ${loop.oneWayNs} ns before the runs (round-trip p50s on one CPU ${loop.sameCpu.map((s) => s.p50Ns).join(', ')} ns; across CPUs ${loop.crossCpu.map((s) => s.p50Ns).join(', ') || '-'} ns)`,
       )

@@ -14,7 +14,7 @@
 // cells (a `sleep` each) in the detected cell mode, test/live/barrier-cost.ts's measurement; baseline
 // = the same in signals mode (SIGSTOP/SIGCONT, no cgroup), same invocation.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createCell, detectCellMode, type Cell, type CellMode } from '../sim-runtime/live/cell.ts'
@@ -23,7 +23,7 @@ import { createQuantumDriver, type ClockMode, type DrivenCell } from '../sim-run
 import { which } from '../sim-runtime/live/spawn.ts'
 import { measureBarrierCost } from '../test/live/barrier-cost.ts'
 import { baseEnv, compilePrograms, ensureLiveDeps } from '../test/live/helpers.ts'
-import { best, machine, median, note, ratio, sig, stats, withGoal, type Benchmark, type BenchResult } from './common.ts'
+import { best, compileC, machine, median, note, ratio, sig, stats, withGoal, type Benchmark, type BenchResult } from './common.ts'
 
 /**
  * `work N`: N steps of a 64-bit LCG (one multiply-add each, a dependency chain: pure CPU, no memory
@@ -166,10 +166,7 @@ export class IsolationRig {
     ensureLiveDeps()
     const progs = compilePrograms()
     const dir = mkdtempSync(path.join(os.tmpdir(), 'livesim-isolation-'))
-    const src = path.join(dir, 'work.c')
-    writeFileSync(src, WORK)
-    const work = path.join(dir, 'work')
-    execFileSync('cc', ['-O2', '-o', work, src], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const work = compileC(dir, 'work', WORK)
     const ncpu = os.availableParallelism()
     const cpu = ncpu - 1
     const unpin = pinSelf(ncpu > 1 ? Array.from({ length: ncpu - 1 }, (_, i) => i) : [])
