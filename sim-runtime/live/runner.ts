@@ -26,6 +26,7 @@ import { AddressBlock, LiveNet, type NetHost } from './net.ts'
 import { createCoopDriver } from './coop.ts'
 import { createQuantumDriver, type QuantumDriver, type QuantumResult } from './quantum.ts'
 import { which } from './spawn.ts'
+import { faketimeShim } from './shim.ts'
 import { StampReader } from './stamps.ts'
 import { entries, isStaleRuntime, runtimeDirName } from './common.ts'
 export { hostVar } from './net.ts'
@@ -242,6 +243,8 @@ export class LiveRunner {
   private groups: { driver: QuantumDriver; hosts: LiveHost[] }[] = []
   cellMode: CellMode | undefined
   cellModeWhy = ''
+  /** The clock shim in use ("built …", "cached …", "LIVESIM_FAKETIME_SHIM=…") or "none: why". */
+  clockShim = ''
   private overrunMaxNs = 0
   private overrunTotalNs = 0
   private stopped = false
@@ -284,6 +287,17 @@ export class LiveRunner {
   async start(): Promise<void> {
     if (!this.active) return
     if (!findLibfaketime()) throw new Error('live components need libfaketime (libfaketimeMT.so.1) for their virtual clock: run hack/live-deps.sh, or apt-get install libfaketime')
+    // The clock shim (shim.ts): Cooperative cells cannot work without it (their programs stop at the
+    // barrier in its clock readings); the other modes run with plain libfaketime and its problems
+    // (docs/live.md, "The shim"), which the run says (log, results) instead of leaving users to guess
+    // from a program's "Unexpected recursive calls to clock_gettime()".
+    const shim = faketimeShim()
+    this.clockShim = shim.path ? shim.why : `none: ${shim.why}`
+    if (!shim.path) {
+      const coop = this.hosts.flatMap((h) => h.comps.filter((c) => c.plan.spec.live!.clock === 'Cooperative').map((c) => c.plan.path))
+      if (coop.length) throw new Error(`${coop[0]}: clock: Cooperative needs livesim's clock shim, which is not available (${shim.why}); install a C compiler (hack/live-deps.sh) or set LIVESIM_FAKETIME_SHIM to a shim built with \`node sim-runtime/live/shim.ts OUT.so\`, or use clock: CpuTime or WallTime`)
+      this.log.warn({ why: shim.why }, 'live components: no clock shim; running with plain libfaketime (sleeps may end early, readings may straddle a barrier, programs that use jemalloc such as redis-server may fail to start: docs/live.md, "The shim")')
+    }
     const detected = await detectCellMode()
     this.cellMode = this.opts.cellMode ?? detected.mode
     this.cellModeWhy = this.opts.cellMode ? `forced by LIVESIM_CELL_MODE (detected: ${detected.mode})` : detected.why
@@ -465,6 +479,7 @@ export class LiveRunner {
       stampsLost: h.stamps?.lost ?? 0,
       warnings: [...(h.cell?.warnings ?? [])],
       cellModeWhy: this.cellModeWhy,
+      clockShim: this.clockShim,
       overrunMaxNs: round(this.overrunMaxNs, 0),
       overrunTotalNs: round(this.overrunTotalNs, 0),
     }

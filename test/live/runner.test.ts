@@ -203,6 +203,40 @@ ${DB}
     expect(left).toEqual([])
   }, 60_000)
 
+  it('without the clock shim refuses Cooperative cells, naming the component, and says in the results that other cells ran without it', async () => {
+    const coop = liveCluster('live-noshim-coop', `
+  endTime: 10ms
+  hosts:
+    - name: db
+      components:
+        - name: sleeper
+          live: { command: [sleep, "30"], clock: Cooperative }
+`)
+    const missing = path.join(work, 'no-such-shim.so')
+    const env = (dir: string) => () => ({ LIVESIM_WORK_DIR: path.join(work, dir), LIVESIM_FAKETIME_SHIM: missing })
+    const err = await runProcesses(coop, { childEnv: env('noshim-coop') }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(RunFailed)
+    expect((err as Error).message).toContain(`db-0/sleeper: clock: Cooperative needs livesim's clock shim, which is not available (LIVESIM_FAKETIME_SHIM=${missing} does not exist)`)
+    const { execFileSync } = await import('node:child_process')
+    expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() === 'sleep 30')).toEqual([])
+
+    const cpu = liveCluster('live-noshim-cpu', `
+  endTime: 10ms
+  hosts:
+    - name: db
+      components:
+        - name: sleeper
+          live: { command: [sleep, "31"] }
+`)
+    const r = await runProcesses(cpu, { childEnv: env('noshim-cpu') })
+    expect(r.hosts['db-0']!.live).toMatchObject({ clockMode: 'CpuTime', clockShim: `none: LIVESIM_FAKETIME_SHIM=${missing} does not exist` })
+    const withShim = await runProcesses(cpu, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, 'shim-cpu') }) })
+    expect((withShim.hosts['db-0']!.live as { clockShim: string }).clockShim).toMatch(/^(built|cached) .*shim-[0-9a-f]+\.so$/)
+  }, 60_000)
+
   /** A LiveRunner for `m`'s host 0 and its live components, as a runtime makes them. */
   const runnerFor = (m: ReturnType<typeof liveCluster>, dir: string) => {
     const runner = new LiveRunner(m.plan, [0], { workDir: path.join(work, dir), logger: silent })
