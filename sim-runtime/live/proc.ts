@@ -74,24 +74,78 @@ export interface TaskSchedstat {
  * there), both are complete.
  */
 export function taskSchedstat(pid: number, tid: number): TaskSchedstat | undefined {
-  const text = readSmall(`/proc/${pid}/task/${tid}/schedstat`)
-  if (text === undefined) return undefined
+  return parseSchedstat(readSmall(`/proc/${pid}/task/${tid}/schedstat`))
+}
+
+function parseSchedstat(text: string | undefined): TaskSchedstat | undefined {
+  if (!text) return undefined
   const a = text.indexOf(' ')
   const b = text.indexOf(' ', a + 1)
   if (a < 0 || b < 0) return undefined
   return { runNs: Number(text.slice(0, a)), delayNs: Number(text.slice(a + 1, b)) }
 }
 
-/** taskSchedstat of every thread of these processes, tid → times, into `out` (cleared first). Threads that vanish are skipped. */
-export function threadSchedstats(pids: readonly number[], out: Map<number, TaskSchedstat> = new Map()): Map<number, TaskSchedstat> {
-  out.clear()
-  for (const pid of pids) {
-    for (const tid of tids(pid)) {
-      const st = taskSchedstat(pid, tid)
-      if (st !== undefined) out.set(tid, st)
-    }
+/**
+ * taskSchedstat of every thread of a set of processes, each thread's file kept open (KernelFile: one
+ * pread per reading, the kernel regenerates the text at offset 0, instead of an open, a read and a
+ * close): the quantum driver reads every thread of a CpuTime cell two or more times per slice.
+ * Threads that vanish are skipped. A file whose read fails
+ * (its thread exited; a tid reused since refers to another task) is opened again once; files of
+ * threads not read for `keepReads` readings are closed, and close() closes them all.
+ */
+export class SchedstatReader {
+  private readonly files = new Map<number, { pid: number; file: KernelFile; seen: number }>()
+  private readonly keepReads: number
+  private reads = 0
+  /** Files opened (for tests). */
+  opened = 0
+
+  constructor(keepReads = 256) {
+    this.keepReads = keepReads
   }
-  return out
+
+  /** taskSchedstat of every thread of these processes, tid → times, into `out` (cleared first). */
+  read(pids: readonly number[], out: Map<number, TaskSchedstat> = new Map()): Map<number, TaskSchedstat> {
+    out.clear()
+    const now = ++this.reads
+    for (const pid of pids) {
+      for (const tid of tids(pid)) {
+        let e = this.files.get(tid)
+        let st = e && e.pid === pid ? parseSchedstat(e.file.read()) : undefined
+        if (st === undefined) {
+          e?.file.close()
+          this.files.delete(tid)
+          const file = openQuietly(`/proc/${pid}/task/${tid}/schedstat`)
+          if (!file) continue
+          this.opened++
+          e = { pid, file, seen: now }
+          this.files.set(tid, e)
+          st = parseSchedstat(file.read())
+          if (st === undefined) continue
+        }
+        e!.seen = now
+        out.set(tid, st)
+      }
+    }
+    if (now % 64 === 0) {
+      for (const [tid, e] of this.files) {
+        if (now - e.seen < this.keepReads) continue
+        e.file.close()
+        this.files.delete(tid)
+      }
+    }
+    return out
+  }
+
+  /** Files open now. */
+  get size(): number {
+    return this.files.size
+  }
+
+  close(): void {
+    for (const e of this.files.values()) e.file.close()
+    this.files.clear()
+  }
 }
 
 /** Children of every thread of a process (needs CONFIG_PROC_CHILDREN; [] when absent). */

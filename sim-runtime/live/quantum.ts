@@ -43,7 +43,7 @@
 // extra slice's clock back to the progress would step the programs' CLOCK_MONOTONIC back.)
 import type { Cell } from './cell.ts'
 import type { VirtualClock } from './clock.ts'
-import { nap, threadSchedstats, type TaskSchedstat } from './proc.ts'
+import { nap, SchedstatReader, type TaskSchedstat } from './proc.ts'
 
 export type ClockMode = 'CpuTime' | 'WallTime'
 
@@ -207,11 +207,12 @@ export function createQuantumDriver(cells: DrivenCell[] | Cell[], clocks?: (Virt
         return core.run(startNs, virtualNs, undefined, rate)
       },
       virtualNowNs: core.virtualNowNs,
+      close: core.close,
     }
     return driver
   }
   const core = makeDriver(cells as DrivenCell[])
-  const driver: QuantumDriver = { run: (startNs, virtualNs, hooks) => core.run(startNs, virtualNs, hooks), virtualNowNs: core.virtualNowNs }
+  const driver: QuantumDriver = { run: (startNs, virtualNs, hooks) => core.run(startNs, virtualNs, hooks), virtualNowNs: core.virtualNowNs, close: core.close }
   return driver
 }
 
@@ -257,6 +258,8 @@ function makeDriver(cells: DrivenCell[]) {
   const cpuAtEnd = new Float64Array(n).fill(-1)
   const slicePids: number[][] = cells.map(() => [])
   let scratch = new Map<number, TaskSchedstat>()
+  /** Each cell's threads' schedstat files, kept open between readings. */
+  const schedstats = cells.map(() => new SchedstatReader())
 
   const virtualNowNs = (i: number): number => {
     if (!running) return lastEnd
@@ -273,7 +276,7 @@ function makeDriver(cells: DrivenCell[]) {
   const stealOf = (i: number, pids: number[], sinceThawNs: number): number => {
     const base = baseStats[i] as Map<number, TaskSchedstat>
     let max = 0
-    for (const [tid, st] of threadSchedstats(pids, scratch)) {
+    for (const [tid, st] of (schedstats[i] as SchedstatReader).read(pids, scratch)) {
       const b = base.get(tid)
       let d: number
       if (b === undefined || st.delayNs < b.delayNs || st.runNs < b.runNs) {
@@ -304,7 +307,7 @@ function makeDriver(cells: DrivenCell[]) {
     let ran = thawedNs
     let busy = false
     const pids = (cells[i] as DrivenCell).cell.pids()
-    for (const [tid, st] of threadSchedstats(pids, scratch)) {
+    for (const [tid, st] of (schedstats[i] as SchedstatReader).read(pids, scratch)) {
       const b = base.get(tid)
       const fresh = b === undefined || st.delayNs < b.delayNs || st.runNs < b.runNs // new thread (or a reused tid)
       // A thread that is not in the baseline and ran or waited longer than the slice lasted was not
@@ -401,15 +404,16 @@ function makeDriver(cells: DrivenCell[]) {
         const pids = (cells[i] as DrivenCell).cell.pids()
         slicePids[i] = pids
         const base = baseStats[i] as Map<number, TaskSchedstat>
+        const reader = schedstats[i] as SchedstatReader
         if (!baseValid[i]) {
-          threadSchedstats(pids, base)
+          reader.read(pids, base)
           basePids[i] = pids
           baseValid[i] = 1
         } else {
           const known = new Set(basePids[i])
           const added = pids.filter((p) => !known.has(p))
           if (added.length > 0) {
-            for (const [tid, st] of threadSchedstats(added, scratch)) base.set(tid, st)
+            for (const [tid, st] of reader.read(added, scratch)) base.set(tid, st)
             basePids[i] = pids
           }
         }
@@ -612,5 +616,8 @@ function makeDriver(cells: DrivenCell[]) {
     }
   }
 
-  return { run, virtualNowNs }
+  const close = () => {
+    for (const r of schedstats) r.close()
+  }
+  return { run, virtualNowNs, close }
 }

@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ThreadStates } from '../../sim-runtime/live/proc.ts'
+import { SchedstatReader, taskSchedstat, ThreadStates, tids, type TaskSchedstat } from '../../sim-runtime/live/proc.ts'
 import { ensureLiveDeps, sleep, waitFor } from './helpers.ts'
 
 /** `late MS`: sleeps MS, then starts a thread that spins forever (the main thread sleeps on); `late MS main`: spins in the main thread instead. */
@@ -117,4 +117,45 @@ describe('ThreadStates', () => {
     expect(reads).toBe(2)
     states.close()
   })
+})
+
+describe('SchedstatReader', () => {
+  it('reads what taskSchedstat reads through files it keeps open, opens one for a new thread, drops those of threads gone, and closes them all', async () => {
+    const proc = start(late, ['300'])
+    const pid = proc.pid!
+    await waitFor(() => tids(pid).length === 1, 10_000, 'the process started')
+    const fds = statFds()
+    const reader = new SchedstatReader(2)
+    const out = new Map<number, TaskSchedstat>()
+    // One thread, asleep: the same times as an open-read-close of its file, from one file opened once.
+    reader.read([pid], out)
+    expect([...out.keys()]).toEqual([pid])
+    expect(out.get(pid)).toEqual(taskSchedstat(pid, pid))
+    for (let k = 0; k < 10; k++) reader.read([pid], out)
+    expect(reader.opened).toBe(1)
+    expect(statFds()).toBe(fds + 1)
+    // From 300 ms on a second thread spins: one more file, and its run time grows from reading to reading.
+    await waitFor(() => reader.read([pid], out).size === 2, 10_000, 'the second thread read')
+    expect(reader.opened).toBe(2)
+    const spinner = [...out.keys()].find((t) => t !== pid)!
+    const before = out.get(spinner)!.runNs
+    await waitFor(() => reader.read([pid], out).get(spinner)!.runNs > before, 10_000, 'the spinning thread ran')
+    expect(reader.opened).toBe(2)
+    // The process exits: its threads' files are closed once they have not been read for keepReads readings.
+    proc.kill('SIGKILL')
+    await waitFor(() => tids(pid).length === 0, 10_000, 'the process gone')
+    for (let k = 0; k < 64; k++) expect(reader.read([pid], out).size).toBe(0)
+    expect(reader.size).toBe(0)
+    expect(statFds()).toBe(fds)
+    // A reading of a set that is read again later does not reopen what it still holds; close() closes it all.
+    const other = start(late, ['0'])
+    await waitFor(() => reader.read([other.pid!], out).size === 2, 10_000, 'both threads of the second process read')
+    const opened = reader.opened
+    reader.read([other.pid!], out)
+    expect(reader.opened).toBe(opened)
+    expect(statFds()).toBe(fds + 2)
+    reader.close()
+    expect(reader.size).toBe(0)
+    expect(statFds()).toBe(fds)
+  }, 60_000)
 })
