@@ -198,7 +198,7 @@ export const LiveSpec = Type.Object(
         { maxItems: 32, description: 'Ports the program serves to the simulated network.' },
       ),
     ),
-    workingDir: Type.Optional(Type.String({ maxLength: 4096 })),
+    workingDir: Type.Optional(Type.String({ maxLength: 4096, description: "Directory the program runs in ($(VAR) expands; a relative one is taken from the host's work directory, which is the default). It must exist when the run starts." })),
     clock: Type.Optional(Enum(ClockModes, 'How the cell advances virtual time: by the CPU time it gets (CpuTime, default; frozen between quanta), by the wall while thawed (WallTime), or by the wall from the first clock reading of each quantum, the programs stopping at barriers by themselves (Cooperative; see docs/live.md).')),
     readinessTimeout: Type.Optional(Duration('Wall time to wait for the ports to accept (default 10s).')),
   },

@@ -10,7 +10,7 @@
 //                       time, and what the programs write is stamped with the cell's virtual time
 //   hostResults(i), results()
 //   await stop()                        everything torn down: sockets, programs, cells, clocks
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -349,12 +349,21 @@ export class LiveRunner {
       c.env = env
       c.command = live.command.map((a) => expandVars(a, env))
       c.log = path.join(h.dir, `${c.plan.name}.log`)
-      const exe = which(c.command[0]!, env.PATH)
-      if (!exe) throw new Error(`${c.plan.path}: live command ${JSON.stringify(c.command[0])} not found (PATH=${env.PATH ?? ''})`)
+      const cwd = live.workingDir ? path.resolve(h.dir, expandVars(live.workingDir, env)) : h.dir
+      if (!isDirectory(cwd)) throw new Error(`${c.plan.path}: workingDir ${JSON.stringify(live.workingDir)} is not a directory (${cwd}; a relative one is taken from the host's work directory ${h.dir})`)
+      const program = c.command[0]!
+      const exe = which(program, env.PATH, cwd)
+      if (!exe) {
+        throw new Error(
+          program.includes('/')
+            ? `${c.plan.path}: live command ${JSON.stringify(program)} is not an executable file (${path.resolve(cwd, program)})`
+            : `${c.plan.path}: live command ${JSON.stringify(program)} not found (PATH=${env.PATH ?? ''})`,
+        )
+      }
       const cov = clockCoverage(exe)
       c.clockNote = cov.reason
       if (!cov.covered) this.log.warn({ component: c.plan.path, reason: cov.reason }, 'this program does not read the virtual clock')
-      const child = h.cell.spawn(c.command, { env, cwd: live.workingDir ? path.resolve(h.dir, expandVars(live.workingDir, env)) : h.dir, logFile: c.log })
+      const child = h.cell.spawn(c.command, { env, cwd, logFile: c.log })
       c.pid = child.pid
       child.on('exit', (code, signal) => {
         c.exitCode = code
@@ -541,4 +550,12 @@ function logTail(file: string): string {
   const text = readFileSync(file, 'utf8').trim()
   if (!text) return `; its log ${file} is empty`
   return `; last lines of ${file}:\n${text.split('\n').slice(-5).join('\n')}`
+}
+
+function isDirectory(dir: string): boolean {
+  try {
+    return statSync(dir).isDirectory()
+  } catch {
+    return false
+  }
 }

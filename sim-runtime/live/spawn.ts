@@ -4,7 +4,7 @@
 // execs the program in place: the pid the caller gets is the program's, and nothing of the program
 // runs outside its cell.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, closeSync, constants, mkdirSync, openSync } from 'node:fs'
+import { accessSync, closeSync, constants, mkdirSync, openSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type { Writable } from 'node:stream'
 
@@ -18,20 +18,31 @@ export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`
 }
 
-/** Resolve a program name the way execvp would, or undefined. */
-export function which(name: string, pathVar = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'): string | undefined {
-  if (name.includes('/')) return name
+/**
+ * Resolve a program name the way execvp would: a name with a slash is a path (relative ones from
+ * `cwd`, the directory the program will run in), any other is looked up in `pathVar`. Returns the
+ * executable regular file's path, or undefined.
+ */
+export function which(name: string, pathVar = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', cwd = process.cwd()): string | undefined {
+  if (name.includes('/')) {
+    const full = path.resolve(cwd, name)
+    return isExecutableFile(full) ? full : undefined
+  }
   for (const dir of pathVar.split(':')) {
     if (!dir) continue
     const full = path.join(dir, name)
-    try {
-      accessSync(full, constants.X_OK)
-      return full
-    } catch {
-      // next
-    }
+    if (isExecutableFile(full)) return full
   }
   return undefined
+}
+
+function isExecutableFile(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK)
+    return statSync(file).isFile()
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -45,7 +56,7 @@ export function which(name: string, pathVar = process.env.PATH ?? '/usr/local/bi
 export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude: string[]): ChildProcess {
   if (command.length === 0 || !command[0]) throw new Error('live command is empty')
   const program = command[0]
-  if (!which(program, opts.env.PATH ?? process.env.PATH)) {
+  if (!which(program, opts.env.PATH ?? process.env.PATH, opts.cwd)) {
     throw new Error(`live command ${JSON.stringify(program)} not found (PATH=${opts.env.PATH ?? process.env.PATH ?? ''})`)
   }
   mkdirSync(path.dirname(opts.logFile), { recursive: true })

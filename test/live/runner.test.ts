@@ -2,7 +2,7 @@
 // through the simulated network, modelled clients speaking Redis to a live server, readiness, and
 // teardown. Needs libfaketime, redis-server, redis-benchmark (hack/live-deps.sh; ensureLiveDeps
 // installs them when missing).
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -15,6 +15,7 @@ import { HostGroup } from '../../sim-runtime/engine/group.ts'
 import type { Component } from '../../sim-runtime/components/component.ts'
 import { RunFailed } from '../../sim-runtime/sync/leader.ts'
 import { manifest, runProcesses, silent } from '../helpers.ts'
+import { which } from '../../sim-runtime/live/spawn.ts'
 import { ensureLiveDeps } from './helpers.ts'
 
 const REDIS = '[redis-server, --bind, $(LIVESIM_BIND_ADDR), --port, "6379", --save, "", --appendonly, "no", --protected-mode, "no"]'
@@ -31,6 +32,26 @@ spec:`
 const liveCluster = (name: string, spec: string) => manifest(`${header(name)}${spec}`)
 
 describe('live component helpers', () => {
+  it('resolves commands as execvp would: names on PATH, paths from the working directory, executable regular files only', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'livesim-which-'))
+    try {
+      writeFileSync(path.join(dir, 'prog'), '#!/bin/sh\n', { mode: 0o755 })
+      writeFileSync(path.join(dir, 'data'), 'x', { mode: 0o644 })
+      mkdirSync(path.join(dir, 'sub'))
+      expect(which('sh')).toMatch(/\/sh$/)
+      expect(which('prog', dir)).toBe(path.join(dir, 'prog'))
+      expect(which('data', dir)).toBeUndefined()
+      expect(which('sub', dir)).toBeUndefined()
+      expect(which('./prog', '/usr/bin', dir)).toBe(path.join(dir, 'prog'))
+      expect(which('prog', '/usr/bin', dir)).toBeUndefined()
+      expect(which(path.join(dir, 'data'))).toBeUndefined()
+      expect(which(path.join(dir, 'sub'))).toBeUndefined()
+      expect(which('/no/such/program')).toBeUndefined()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('expands $(VAR) like Kubernetes: known names, $$ escapes, unknown names stay', () => {
     const vars = { LIVESIM_BIND_ADDR: '127.100.0.1', A: 'x' }
     expect(expandVars('--bind=$(LIVESIM_BIND_ADDR)', vars)).toBe('--bind=127.100.0.1')
@@ -235,6 +256,31 @@ ${DB}
     expect(r.hosts['db-0']!.live).toMatchObject({ clockMode: 'CpuTime', clockShim: `none: LIVESIM_FAKETIME_SHIM=${missing} does not exist` })
     const withShim = await runProcesses(cpu, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, 'shim-cpu') }) })
     expect((withShim.hosts['db-0']!.live as { clockShim: string }).clockShim).toMatch(/^(built|cached) .*shim-[0-9a-f]+\.so$/)
+  }, 60_000)
+
+  it('fails clearly, before starting anything, on a command path that is no executable file and on a workingDir that is no directory', async () => {
+    const cases: [string, string, RegExp][] = [
+      ['[/no/such/program]', '', /a-0\/x: live command "\/no\/such\/program" is not an executable file \(\/no\/such\/program\)/],
+      ['[./prog]', '', /a-0\/x: live command "\.\/prog" is not an executable file \(\/.*\/a-0\/prog\)/],
+      ['[/tmp]', '', /a-0\/x: live command "\/tmp" is not an executable file/],
+      ['[sleep, "1"]', ', workingDir: /no/such/dir', /a-0\/x: workingDir "\/no\/such\/dir" is not a directory \(\/no\/such\/dir; a relative one is taken from the host's work directory \//],
+    ]
+    for (const [command, extra, message] of cases) {
+      const m = liveCluster('live-badcmd', `
+  endTime: 10ms
+  hosts:
+    - name: a
+      components:
+        - name: x
+          live: { command: ${command}${extra} }
+`)
+      const err = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, 'badcmd') }) }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(err, command).toBeInstanceOf(RunFailed)
+      expect((err as Error).message).toMatch(message)
+    }
   }, 60_000)
 
   /** A LiveRunner for `m`'s host 0 and its live components, as a runtime makes them. */
