@@ -297,6 +297,8 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
   for (const host of plan.hosts) {
     if (host.replica !== 0) continue // replicas share the spec; check once per group
     const hi = spec.hosts.indexOf(host.spec)
+    // Port numbers of the host's live programs: they all listen on the host's one address.
+    const portOwners = new Map<number, string>()
     host.components.forEach((c, j) => {
       const cp = `spec.hosts[${hi}].components[${j}]`
       const node = `${host.group}/${c.name}`
@@ -368,6 +370,11 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
         live.ports?.forEach((p, k) => {
           if (ports.has(p.name)) add(`${cp}.live.ports[${k}].name`, `duplicate port name ${JSON.stringify(p.name)}`)
           ports.set(p.name, k)
+          const owner = portOwners.get(p.port)
+          if (owner !== undefined) {
+            add(`${cp}.live.ports[${k}].port`, `port ${p.port} is already served on this host by ${owner === c.name ? 'this component' : `component ${owner}`}; the live programs of a host share its address, so each port number may be served once`)
+          }
+          portOwners.set(p.port, c.name)
         })
       }
     })

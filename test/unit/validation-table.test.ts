@@ -238,6 +238,21 @@ const cases: Case[] = [
   { name: 'live with an empty command', yaml: edit(['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', 'live: { command: [], ports: [{ name: sql, port: 5432 }] }']), path: `${DB}.live.command`, message: 'needs at least 1 items' },
   { name: 'live port out of range', yaml: edit(['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', 'live: { command: [postgres], ports: [{ name: sql, port: 70000 }] }']), path: `${DB}.live.ports[0].port`, message: 'must be <= 65535' },
   {
+    name: 'one live component serving a port number twice',
+    yaml: edit(['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', 'live: { command: [postgres], ports: [{ name: sql, port: 5432 }, { name: admin, port: 5432 }] }']),
+    path: `${DB}.live.ports[1].port`,
+    message: 'port 5432 is already served on this host by this component',
+  },
+  {
+    name: 'two live components of a host serving the same port number',
+    yaml: edit([
+      'model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }',
+      'live: { command: [postgres], ports: [{ name: sql, port: 5432 }] }\n        - name: replica\n          live: { command: [postgres], ports: [{ name: sql, port: 5432 }] }',
+    ]),
+    path: 'spec.hosts[2].components[1].live.ports[0].port',
+    message: 'port 5432 is already served on this host by component sql; the live programs of a host share its address',
+  },
+  {
     name: 'environment variable name starting with a digit',
     yaml: edit(['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', 'live: { command: [postgres], env: [{ name: 1PG, value: x }], ports: [{ name: sql, port: 5432 }] }']),
     path: `${DB}.live.env[0].name`,
