@@ -2,6 +2,7 @@
 // through the simulated network, modelled clients speaking Redis to a live server, readiness, and
 // teardown. Needs libfaketime, redis-server, redis-benchmark (hack/live-deps.sh; ensureLiveDeps
 // installs them when missing).
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -30,6 +31,14 @@ metadata: { name: ${name} }
 spec:`
 /** A SimCluster named `name` whose spec is `spec` (YAML indented by two, starting on a new line). */
 const liveCluster = (name: string, spec: string) => manifest(`${header(name)}${spec}`)
+/** What a run of `m` fails with (undefined when it succeeds), its runtimes' environment from `childEnv`. */
+const failureOf = (m: ReturnType<typeof liveCluster>, childEnv: () => Record<string, string>) =>
+  runProcesses(m, { childEnv }).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+/** Processes whose command line is exactly `args`: a teardown must leave none. */
+const processesNamed = (args: string) => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() === args)
 
 describe('live component helpers', () => {
   it('resolves commands as execvp would: names on PATH, paths from the working directory, executable regular files only', () => {
@@ -212,16 +221,11 @@ ${DB}
           model: { kind: Client, target: db/sleeper, closedLoop: { users: 1 }, redis: {} }
 `)
     const dir = path.join(work, 'deaf')
-    const err = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: dir }) }).then(
-      () => undefined,
-      (e: unknown) => e,
-    )
+    const err = await failureOf(m, () => ({ LIVESIM_WORK_DIR: dir }))
     expect(err).toBeInstanceOf(RunFailed)
     expect((err as Error).message).toMatch(/db-0\/sleeper: port p \(127\.\d+\.\d+\.\d+:7000\) did not accept connections within 1s; the program must listen on \$\(LIVESIM_BIND_ADDR\)/)
     // The sleeper was killed with its cell.
-    const { execFileSync } = await import('node:child_process')
-    const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() === 'sleep 30')
-    expect(left).toEqual([])
+    expect(processesNamed('sleep 30')).toEqual([])
   }, 60_000)
 
   it('without the clock shim refuses Cooperative cells, naming the component, and says in the results that other cells ran without it', async () => {
@@ -235,14 +239,10 @@ ${DB}
 `)
     const missing = path.join(work, 'no-such-shim.so')
     const env = (dir: string) => () => ({ LIVESIM_WORK_DIR: path.join(work, dir), LIVESIM_FAKETIME_SHIM: missing })
-    const err = await runProcesses(coop, { childEnv: env('noshim-coop') }).then(
-      () => undefined,
-      (e: unknown) => e,
-    )
+    const err = await failureOf(coop, env('noshim-coop'))
     expect(err).toBeInstanceOf(RunFailed)
     expect((err as Error).message).toContain(`db-0/sleeper: clock: Cooperative needs livesim's clock shim, which is not available (LIVESIM_FAKETIME_SHIM=${missing} does not exist)`)
-    const { execFileSync } = await import('node:child_process')
-    expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() === 'sleep 30')).toEqual([])
+    expect(processesNamed('sleep 30')).toEqual([])
 
     const cpu = liveCluster('live-noshim-cpu', `
   endTime: 10ms
@@ -274,10 +274,7 @@ ${DB}
         - name: x
           live: { command: ${command}${extra} }
 `)
-      const err = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, 'badcmd') }) }).then(
-        () => undefined,
-        (e: unknown) => e,
-      )
+      const err = await failureOf(m, () => ({ LIVESIM_WORK_DIR: path.join(work, 'badcmd') }))
       expect(err, command).toBeInstanceOf(RunFailed)
       expect((err as Error).message).toMatch(message)
     }
