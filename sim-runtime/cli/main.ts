@@ -8,7 +8,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { loadSimCluster, ValidationError } from '../api/validate.ts'
 import { makeLogger } from '../log.ts'
 import { Leader, RunFailed } from '../sync/leader.ts'
-import { runRuntime, stopLiveComponents } from '../sync/runtime.ts'
+import { runRuntime, RuntimeError, stopLiveComponents } from '../sync/runtime.ts'
 import { runLocal } from '../run/local.ts'
 import { ProgressView, printResultsTable } from './view.ts'
 import { renderCrds } from '../api/crds.ts'
@@ -268,6 +268,10 @@ try {
     process.exitCode = 1
   } else if (err instanceof RunFailed) {
     process.stderr.write(`livesim: run failed: ${err.message}\n`)
+    process.exitCode = 1
+  } else if (err instanceof RuntimeError && err.toldLeader && process.env.LIVESIM_LOCAL_RUN === '1') {
+    // A runtime of `livesim run`: its leader, in the parent process, reports the run's failure with
+    // this message; saying it here too would print it twice more.
     process.exitCode = 1
   } else {
     const log = makeLogger('livesim', 'error')

@@ -75,7 +75,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
         process.execPath,
         [CLI_PATH, 'host', '--leader', `http://127.0.0.1:${port}`, '--hosts', hosts.join(','), '--runtime-id', `runtime-${i}`, ...(opts.childArgs?.(i) ?? [])],
         {
-          env: { ...process.env, LIVESIM_TOKEN: token, LIVESIM_LOG_LEVEL: process.env.LIVESIM_LOG_LEVEL ?? 'warn', ...(opts.childEnv?.(i) ?? {}) },
+          env: { ...process.env, LIVESIM_TOKEN: token, LIVESIM_LOG_LEVEL: process.env.LIVESIM_LOG_LEVEL ?? 'warn', LIVESIM_LOCAL_RUN: '1', ...(opts.childEnv?.(i) ?? {}) },
           stdio: ['ignore', 'ignore', 'pipe'],
         },
       )

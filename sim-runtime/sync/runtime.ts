@@ -44,7 +44,15 @@ export interface RuntimeOptions {
   protocolVersion?: number
 }
 
-export class RuntimeError extends Error {}
+export class RuntimeError extends Error {
+  /** The leader was told (an ERROR frame): it fails the run with this message itself. */
+  readonly toldLeader: boolean
+
+  constructor(message: string, toldLeader = false) {
+    super(message)
+    this.toldLeader = toldLeader
+  }
+}
 
 async function connect(url: string, deadline: number, log: Logger): Promise<http2.ClientHttp2Session> {
   let delay = 100
@@ -127,8 +135,9 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
       const fail = (message: string, tellLeader: boolean) => {
         if (finished) return
         finished = true
-        if (tellLeader && !stream.destroyed) stream.end(encodeJson(F_ERROR, { message }))
-        reject(new RuntimeError(message))
+        const tell = tellLeader && !stream.destroyed
+        if (tell) stream.end(encodeJson(F_ERROR, { message }))
+        reject(new RuntimeError(message, tell))
       }
 
       const onFrame = async (f: Frame): Promise<void> => {

@@ -55,6 +55,31 @@ describe('livesim run', () => {
     expect(livesim('run', path.join(tmp, 'missing.yaml')).stderr).toContain('cannot read')
   })
 
+  it('says a runtime\'s error once in plain words (and once in the leader\'s log), not again from the runtime process', () => {
+    writeFileSync(path.join(tmp, 'broken.mjs'), "export default function broken() { throw new Error('the broken module refuses to start') }\n")
+    const m = path.join(tmp, 'broken.yaml')
+    writeFileSync(
+      m,
+      `apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: broken }
+spec:
+  endTime: 10ms
+  hosts:
+    - name: a
+      components:
+        - name: x
+          model: { kind: Custom, module: ./broken.mjs }
+`,
+    )
+    const r = livesim('run', m, '--quiet', '--out', path.join(tmp, 'broken.json'))
+    expect(r.status).toBe(1)
+    const lines = r.stderr.split('\n').filter((l) => l.includes('the broken module refuses to start'))
+    expect(lines.filter((l) => l.startsWith('livesim: run failed: runtime runtime-0 reported an error: '))).toHaveLength(1)
+    expect(lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { role?: string }).role)).toEqual(['leader'])
+    expect(lines).toHaveLength(2)
+  })
+
   it('Ctrl-C stops the run and every runtime process, exit code 130', async () => {
     const long = path.join(tmp, 'long.yaml')
     writeFileSync(long, readFileSync(path.join(root, 'examples', 'quickstart.yaml'), 'utf8').replace('endTime: 2s', 'endTime: 10m'))
