@@ -757,6 +757,8 @@ export const liveRedisFidelity: Benchmark = {
       const p50AndRps: number[] = []
       const links: Record<string, number> = {}
       const p99s: number[] = []
+      /** Per client count, the worst agreement of a native run with the median native run (p50 and rps): the comparison's noise floor. */
+      const floors: number[] = []
       for (const clients of clientCounts) {
         // Repetitions of (ping-pong, native run, livesim run with the link that ping-pong gave): this
         // VM's host goes through phases, minutes long, in which a cross-CPU round trip takes 12 or
@@ -859,6 +861,7 @@ export const liveRedisFidelity: Benchmark = {
         const selfAccuracy = Math.min(
           ...samples.flatMap((smp) => ['GET', 'SET'].flatMap((t) => [accuracy(smp[t]!.p50Ms, native[t]!.p50Ms), accuracy(smp[t]!.rps, native[t]!.rps)])),
         )
+        floors.push(selfAccuracy)
         perClients[`c${clients}`] = {
           accuracy: acc,
           accuracyRuns: accRuns,
@@ -907,6 +910,10 @@ export const liveRedisFidelity: Benchmark = {
         goal: 'value >= 0.90',
         met: value >= 0.9,
         minAccuracyP99: sig(Math.min(...p99s), 4),
+        // Not the verdict: how far single native runs fell from their own median (p50 and rps, the
+        // worst over client counts). A value below the goal but not below this is at the noise of
+        // the reference itself (redis-benchmark's 8 µs p50 buckets, the host's phases).
+        nativeNoiseFloor: sig(Math.min(...floors), 4),
         linkLatencyNs: links,
         placement: reference.name,
         cpuDmaLatencyUs: hold ? hold.microseconds : null,
