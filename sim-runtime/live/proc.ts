@@ -89,9 +89,9 @@ function parseSchedstat(text: string | undefined): TaskSchedstat | undefined {
  * taskSchedstat of every thread of a set of processes, each thread's file kept open (KernelFile: one
  * pread per reading, the kernel regenerates the text at offset 0, instead of an open, a read and a
  * close): the quantum driver reads every thread of a CpuTime cell two or more times per slice.
- * Threads that vanish are skipped. A file whose read fails
- * (its thread exited; a tid reused since refers to another task) is opened again once; files of
- * threads not read for `keepReads` readings are closed, and close() closes them all.
+ * Threads that vanish are skipped. A file whose read fails (its thread exited; a tid reused since
+ * refers to another task) is opened again once; files of threads not read for `keepReads` readings
+ * are closed, and close() closes them all.
  */
 export class SchedstatReader {
   private readonly files = new Map<number, { pid: number; file: KernelFile; seen: number }>()
