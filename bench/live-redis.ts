@@ -778,7 +778,8 @@ export const liveRedisFidelity: Benchmark = {
         // detail (unsteady) and repeated, up to 2 × BENCH_REPS extra attempts per client count (session
         // 13: the host changed phase every minute or two, and one client count needed 6 attempts for 3).
         const unsteady: Record<string, unknown>[] = []
-        for (let attempt = 0, r = 0; r < ctx.reps && attempt < 3 * ctx.reps; attempt++) {
+        const maxAttempts = 3 * ctx.reps
+        for (let attempt = 0, r = 0; r < ctx.reps && attempt < maxAttempts; attempt++) {
           const ping = await probe(reference)
           const linkNs = oneWayOf([ping])
           const w = await wake(reference)
@@ -812,8 +813,8 @@ export const liveRedisFidelity: Benchmark = {
           sims.push(run)
           simLinks.push(linkNs)
         }
-        if (sims.length === 0) throw new Error(`live-redis-fidelity: -c ${clients}: the host changed phase during every one of ${3 * ctx.reps} attempts (unsteady: ${JSON.stringify(unsteady)})`)
-        if (sims.length < ctx.reps) note(`live-redis-fidelity: -c ${clients}: only ${sims.length} of ${ctx.reps} repetitions in a steady phase after ${3 * ctx.reps} attempts; the verdict is on those`)
+        if (sims.length === 0) throw new Error(`live-redis-fidelity: -c ${clients}: the host changed phase during every one of ${maxAttempts} attempts (unsteady: ${JSON.stringify(unsteady)})`)
+        if (sims.length < ctx.reps) note(`live-redis-fidelity: -c ${clients}: only ${sims.length} of ${ctx.reps} repetitions in a steady phase after ${maxAttempts} attempts; the verdict is on those`)
         links[`c${clients}`] = median(simLinks)
         const otherSamples = other ? await nativeBenchmark(dir, requests, clients, ctx.reps, other) : undefined
         // The median native run per metric is the reference, against the median livesim run: a

@@ -287,6 +287,11 @@ export class LiveRunner {
   async start(): Promise<void> {
     if (!this.active) return
     if (!findLibfaketime()) throw new Error('live components need libfaketime (libfaketimeMT.so.1) for their virtual clock: run hack/live-deps.sh, or apt-get install libfaketime')
+    // A host's cell is Cooperative if any of its programs is, else WallTime if any is, else CpuTime.
+    for (const h of this.hosts) {
+      const modes = new Set(h.comps.map((c) => c.plan.spec.live!.clock ?? 'CpuTime'))
+      h.clockMode = modes.has('Cooperative') ? 'Cooperative' : modes.has('WallTime') ? 'WallTime' : 'CpuTime'
+    }
     // The clock shim (shim.ts): Cooperative cells cannot work without it (their programs stop at the
     // barrier in its clock readings); the other modes run with plain libfaketime and its problems
     // (docs/live.md, "The shim"), which the run says (log, results) instead of leaving users to guess
@@ -294,8 +299,8 @@ export class LiveRunner {
     const shim = faketimeShim()
     this.clockShim = shim.path ? shim.why : `none: ${shim.why}`
     if (!shim.path) {
-      const coop = this.hosts.flatMap((h) => h.comps.filter((c) => c.plan.spec.live!.clock === 'Cooperative').map((c) => c.plan.path))
-      if (coop.length) throw new Error(`${coop[0]}: clock: Cooperative needs livesim's clock shim, which is not available (${shim.why}); install a C compiler (hack/live-deps.sh) or set LIVESIM_FAKETIME_SHIM to a shim built with \`node sim-runtime/live/shim.ts OUT.so\`, or use clock: CpuTime or WallTime`)
+      const coop = this.hosts.find((h) => h.clockMode === 'Cooperative')?.comps.find((c) => c.plan.spec.live!.clock === 'Cooperative')
+      if (coop) throw new Error(`${coop.plan.path}: clock: Cooperative needs livesim's clock shim, which is not available (${shim.why}); install a C compiler (hack/live-deps.sh) or set LIVESIM_FAKETIME_SHIM to a shim built with \`node sim-runtime/live/shim.ts OUT.so\`, or use clock: CpuTime or WallTime`)
       this.log.warn({ why: shim.why }, 'live components: no clock shim; running with plain libfaketime (sleeps may end early, readings may straddle a barrier, programs that use jemalloc such as redis-server may fail to start: docs/live.md, "The shim")')
     }
     const detected = await detectCellMode()
@@ -325,8 +330,6 @@ export class LiveRunner {
     const spec = this.plan.hosts[h.index]!.spec
     mkdirSync(h.dir, { recursive: true })
     h.speed = spec.cell?.speed ?? 1
-    const modes = new Set(h.comps.map((c) => c.plan.spec.live!.clock ?? 'CpuTime'))
-    h.clockMode = modes.has('Cooperative') ? 'Cooperative' : modes.has('WallTime') ? 'WallTime' : 'CpuTime'
     let name = `${cluster}.${h.name}`
     if (name.length > 64) name = `${cluster.slice(0, 63 - h.name.length)}.${h.name}`.slice(-64).replace(/^[.-]+/, '')
     h.cell = await createCell({
