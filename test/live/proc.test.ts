@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SchedstatReader, taskSchedstat, ThreadStates, tids, type TaskSchedstat } from '../../sim-runtime/live/proc.ts'
+import { procStat, SchedstatReader, taskSchedstat, ThreadStates, tids, type TaskSchedstat } from '../../sim-runtime/live/proc.ts'
 import { ensureLiveDeps, sleep, waitFor } from './helpers.ts'
 
 /** `late MS`: sleeps MS, then starts a thread that spins forever (the main thread sleeps on); `late MS main`: spins in the main thread instead. */
@@ -123,7 +123,8 @@ describe('SchedstatReader', () => {
   it('reads what taskSchedstat reads through files it keeps open, opens one for a new thread, drops those of threads gone, and closes them all', async () => {
     const proc = start(late, ['300'])
     const pid = proc.pid!
-    await waitFor(() => tids(pid).length === 1, 10_000, 'the process started')
+    // Asleep in its usleep (not still loading), so that its times stand still between two readings.
+    await waitFor(() => tids(pid).length === 1 && procStat(pid)?.state === 'S', 10_000, 'the process asleep')
     const fds = statFds()
     const reader = new SchedstatReader(2)
     const out = new Map<number, TaskSchedstat>()
