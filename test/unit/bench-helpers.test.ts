@@ -18,6 +18,7 @@ import {
   durationString,
   fidelityManifest,
   oneWayOf,
+  pairedAccuracy,
   parseBenchmarkCsv,
   perRequestGapNs,
   phaseSteady,
@@ -92,6 +93,21 @@ describe('the link latency and the verdict', () => {
     expect(accuracy(110, 100)).toBeCloseTo(0.9, 12)
     expect(accuracy(71, 63)).toBeCloseTo(0.873, 3) // p50 one 8 µs bucket up in the host's fast phase
     expect(accuracy(250, 100)).toBeCloseTo(-0.5, 12)
+  })
+
+  it('paired repetitions: the mean livesim run against the mean native run, not quantized to p50 buckets', () => {
+    // redis-benchmark's p50 (ms) on both sides of its 71 / 79 µs bucket edge in the same share:
+    // the median of per-pair accuracies would be 0.899 (pairs 79/71, 71/79, 71/71), a bucket's worth.
+    expect(pairedAccuracy([0.079, 0.071, 0.071], [0.071, 0.079, 0.071])).toBeCloseTo(1, 12)
+    // Session 13's run 4 (SET at ten clients): native 71, 79, 71 against livesim 79, 79, 79.
+    expect(pairedAccuracy([0.079, 0.079, 0.079], [0.071, 0.079, 0.071])).toBeCloseTo(0.9276, 4) // 1 - (79 - 73.67) / 73.67; the paired median said 0.8873
+    // A steady offset of a whole bucket still counts in full, either way.
+    expect(pairedAccuracy([0.071, 0.071, 0.071], [0.079, 0.079, 0.079])).toBeCloseTo(accuracy(0.071, 0.079), 12)
+    expect(pairedAccuracy([110, 120], [100, 100])).toBeCloseTo(0.85, 12)
+    // Differences of opposite sign cancel only as far as they are equal: the mean of them, relative to the mean native.
+    expect(pairedAccuracy([90, 130], [100, 100])).toBeCloseTo(0.9, 12)
+    expect(() => pairedAccuracy([1, 2], [1])).toThrow(/2 livesim and 1 native values/)
+    expect(() => pairedAccuracy([], [])).toThrow(/at least one each/)
   })
 
   it('durations keep nanoseconds and read back the same', () => {
