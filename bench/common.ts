@@ -34,12 +34,14 @@ export interface Benchmark {
   description: string
   /** Heavy benchmarks that need more than this checkout (e.g. a control plane) run only when named. */
   onlyWhenNamed?: boolean
+  /** Repetitions when BENCH_REPS is not set (3 if absent): for benchmarks whose verdict is a statistic over repetitions. */
+  defaultReps?: number
   run(ctx: BenchContext): Promise<BenchResult>
 }
 
 export interface BenchContext {
   logger: Logger
-  /** Repetitions of timed measurements (the best is reported, the median too); BENCH_REPS, default 3. */
+  /** Repetitions of timed measurements (the best is reported, the median too); BENCH_REPS, default 3 (or the benchmark's defaultReps). */
   reps: number
 }
 

@@ -2,7 +2,8 @@
 // line per benchmark on stdout: {"name","value","unit","baseline","ratio",…}, ratio = value/baseline.
 // Progress and diagnostics go to stderr. Unknown names: exit 2 with the list of names.
 // A benchmark that fails prints {"name","error"} and the suite exits 1 after the others ran.
-// BENCH_REPS sets the repetitions of timed measurements (default 3; the best is reported, medians in detail).
+// BENCH_REPS sets the repetitions of timed measurements (default 3, or a benchmark's own defaultReps;
+// the best is reported, medians in detail).
 // See bench/README.md for what each benchmark measures and how its baseline is made comparable.
 import { barrierBenches } from './barrier.ts'
 import { makeBenchLogger, note, type BenchContext, type Benchmark } from './common.ts'
@@ -19,6 +20,14 @@ function usage(): string {
   return `usage: npm run bench [-- NAME…]\nbenchmarks:\n${BENCHMARKS.map((b) => `  ${b.name.padEnd(width)}  ${b.description}`).join('\n')}\n`
 }
 
+/** BENCH_REPS as a positive integer; undefined when unset (each benchmark's default applies). */
+function repsFromEnv(text: string | undefined): number | undefined {
+  if (text === undefined || text === '') return undefined
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_REPS must be a positive integer, got ${JSON.stringify(text)}`)
+  return n
+}
+
 async function main(argv: string[]): Promise<number> {
   if (argv.includes('-h') || argv.includes('--help')) {
     process.stderr.write(usage())
@@ -32,14 +41,21 @@ async function main(argv: string[]): Promise<number> {
   }
   // Suite order, whatever order the names were given in; each at most once.
   const selected = argv.length ? BENCHMARKS.filter((b) => argv.includes(b.name)) : BENCHMARKS.filter((b) => !b.onlyWhenNamed)
-  const repsEnv = Number(process.env.BENCH_REPS ?? 3)
-  const ctx: BenchContext = { logger: makeBenchLogger(), reps: Number.isInteger(repsEnv) && repsEnv > 0 ? repsEnv : 3 }
+  let reps: number | undefined
+  try {
+    reps = repsFromEnv(process.env.BENCH_REPS)
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`)
+    return 2
+  }
+  const logger = makeBenchLogger()
   let failed = 0
   const started = performance.now()
   for (const b of selected) {
     note(`${b.name}: running`)
     const t0 = performance.now()
     try {
+      const ctx: BenchContext = { logger, reps: reps ?? b.defaultReps ?? 3 }
       const r = await b.run(ctx)
       process.stdout.write(JSON.stringify(r) + '\n')
     } catch (err) {
