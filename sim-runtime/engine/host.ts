@@ -39,6 +39,13 @@ export class HostSim {
   /** Cross-host messages produced in the current window. */
   outbox: OutboundMessage[] = []
   eventsProcessed = 0
+  /**
+   * Events one virtual instant may take before the run fails as a loop that never advances time (a
+   * client with no think time against a server with no service time on the same host): without this
+   * guard such a run would spin forever at that instant. Ten million take a few seconds; the largest
+   * legitimate burst at one instant is one event per client or request in flight.
+   */
+  instantEventLimit = 10_000_000
   causalityViolations = 0
   latenessSumNs = 0
   latenessMaxNs = 0
@@ -144,10 +151,19 @@ export class HostSim {
     const heap = this.heap
     const comps = this.components
     let n = 0
+    let instant = -1
+    let atInstant = 0
     while (true) {
       const e = heap.peek()
       if (e === undefined || e.t >= windowEndNs) break
       heap.pop()
+      if (e.t !== instant) {
+        instant = e.t
+        atInstant = 0
+      } else if (++atInstant >= this.instantEventLimit) {
+        this.eventsProcessed += n
+        this.failStuckAt(e)
+      }
       this.nowNs = e.t
       n++
       const c = comps[e.comp]!
@@ -156,6 +172,29 @@ export class HostSim {
     }
     this.eventsProcessed += n
     this.nowNs = windowEndNs
+  }
+
+  /**
+   * Fails the run stuck at e's instant: names the components that keep scheduling events there (a
+   * tally of the next 1000 events at it, e's included).
+   */
+  private failStuckAt(e: HostEvent): never {
+    const t = e.t
+    const tally = new Map<number, number>()
+    for (let i = 0, ev: HostEvent | undefined = e; i < 1000 && ev !== undefined && ev.t === t; i++) {
+      tally.set(ev.comp, (tally.get(ev.comp) ?? 0) + 1)
+      const c = this.components[ev.comp]!
+      if (ev.type === EV_MESSAGE) c.onMessage(ev.data as Message)
+      else c.onTimer(ev.type, ev.data)
+      ev = this.heap.peek()
+      if (ev !== undefined && ev.t === t) this.heap.pop()
+    }
+    const paths = this.plan.hosts[this.index]!.components
+    const who = [...tally].sort((a, b) => b[1] - a[1]).map(([comp, k]) => `${paths[comp]?.path ?? comp} (${k} of the last ${[...tally.values()].reduce((x, y) => x + y, 0)})`)
+    throw new Error(
+      `${this.name}: ${this.instantEventLimit} events at virtual time ${t}ns without time advancing: a loop with no delay in it, through ${who.join(', ')}; ` +
+        'give it time (a service time or a think time above zero)',
+    )
   }
 
   /** Per-component results and this host's egress link counters. */

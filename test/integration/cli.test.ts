@@ -80,6 +80,29 @@ spec:
     expect(lines).toHaveLength(2)
   })
 
+  it('fails a model that loops at one instant of virtual time, naming its components, instead of hanging', () => {
+    const m = path.join(tmp, 'instant.yaml')
+    writeFileSync(
+      m,
+      `apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: instant }
+spec:
+  endTime: 10ms
+  hosts:
+    - name: a
+      components:
+        - name: c
+          model: { kind: Client, target: a/s, closedLoop: { users: 1 } }
+        - name: s
+          model: { kind: Server, workers: 1, service: { distribution: Constant, mean: 0s } }
+`,
+    )
+    const r = livesim('run', m, '--quiet', '--out', path.join(tmp, 'instant.json'))
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/livesim: run failed: runtime runtime-0 reported an error: a-0: 10000000 events at virtual time 0ns without time advancing: a loop with no delay in it, through a-0\/[cs] .*, a-0\/[cs] .*; give it time/)
+  })
+
   it('Ctrl-C stops the run and every runtime process, exit code 130', async () => {
     const long = path.join(tmp, 'long.yaml')
     writeFileSync(long, readFileSync(path.join(root, 'examples', 'quickstart.yaml'), 'utf8').replace('endTime: 2s', 'endTime: 10m'))

@@ -3,6 +3,10 @@ import { EventHeap, type SimEvent } from '../../sim-runtime/engine/heap.ts'
 import { Histogram } from '../../sim-runtime/engine/histogram.ts'
 import { Rng } from '../../sim-runtime/engine/rng.ts'
 import { Deque } from '../../sim-runtime/engine/deque.ts'
+import '../../sim-runtime/components/index.ts'
+import { componentFactory, type ComponentFactory } from '../../sim-runtime/components/component.ts'
+import { HostSim } from '../../sim-runtime/engine/host.ts'
+import { manifest } from '../helpers.ts'
 
 describe('event heap', () => {
   it('pops in (time, origin host, origin sequence) order whatever the insertion order', () => {
@@ -78,5 +82,59 @@ describe('deque', () => {
     }
     while (ref.length) expect(d.shift()).toBe(ref.shift())
     expect(d.shift()).toBeUndefined()
+  })
+})
+
+describe('a loop that never advances virtual time', () => {
+  const cluster = (think: string, service: string, users = 1) =>
+    manifest(`apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: instant }
+spec:
+  endTime: 50ms
+  network: { default: { latency: 100us } }
+  hosts:
+    - name: a
+      components:
+        - name: c
+          model: { kind: Client, target: a/s, closedLoop: { users: ${users}, thinkTime: ${think} } }
+        - name: s
+          model: { kind: Server, workers: 1, service: { distribution: Constant, mean: ${service} } }
+`).plan
+
+  /** The real Client, with a watchdog: should the guard not trip, the test fails instead of spinning forever. */
+  const watched = (): Map<string, ComponentFactory> => {
+    let events = 0
+    const watch = () => {
+      if (++events > 100_000) throw new Error('watchdog: 100000 client events and the guard did not trip')
+    }
+    const factory: ComponentFactory = (model, ctx) => {
+      const inner = componentFactory('Client')!(model, ctx)
+      return {
+        start: () => inner.start(),
+        onTimer: (type, data) => (watch(), inner.onTimer(type, data)),
+        onMessage: (msg) => (watch(), inner.onMessage(msg)),
+        results: (end) => inner.results(end),
+      }
+    }
+    return new Map([['a-0/c', factory]])
+  }
+
+  it('fails the run, naming the components on the loop, instead of spinning at one instant', () => {
+    const host = new HostSim(cluster('0s', '0s'), 0, watched())
+    host.instantEventLimit = 5_000
+    host.start()
+    expect(() => host.runUntil(50_000_000)).toThrow(
+      /^a-0: 5000 events at virtual time 0ns without time advancing: a loop with no delay in it, through a-0\/(c|s) \(500 of the last 1000\), a-0\/(c|s) \(500 of the last 1000\); give it time/,
+    )
+  })
+
+  it('lets a burst at one instant below the limit through, and counts per instant, not per run', () => {
+    // 1000 users start together (several thousand events at 0 ns), then ~50 requests each.
+    const host = new HostSim(cluster('1ms', '1us', 1000), 0)
+    host.instantEventLimit = 5_000
+    host.start()
+    host.runUntil(50_000_000)
+    expect(host.eventsProcessed).toBeGreaterThan(20 * host.instantEventLimit)
   })
 })
