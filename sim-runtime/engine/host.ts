@@ -10,6 +10,10 @@ import { Message, MSG_LIVE_FIN, MSG_LIVE_OPEN } from './message.ts'
 import { Rng } from './rng.ts'
 
 const EV_MESSAGE = -1
+/** Events at one instant whose components a stuck run's error names (HostSim.instantEventLimit). */
+const STUCK_TALLY = 1000
+/** Events between two looks at the time, for that guard. */
+const STUCK_CHECK_EVERY = 1 << 20
 
 /** Builds a live component (sim-runtime/live/runner.ts) for the host that carries it. */
 export type LiveFactory = (c: PlanComponent, ctx: ComponentContext) => Component
@@ -151,21 +155,36 @@ export class HostSim {
     const heap = this.heap
     const comps = this.components
     let n = 0
+    // The guard against a loop at one instant costs the hot path one comparison: every `every`
+    // events (then, near the limit, every event) it looks at the time. Time never goes back, so the
+    // same time at two looks means every event in between was at it.
+    const limit = this.instantEventLimit
+    const every = Math.max(1, Math.min(STUCK_CHECK_EVERY, Math.floor(limit / 10)))
+    let checkAt = every
     let instant = -1
-    let atInstant = 0
+    let since = 0
+    /** The components of the last STUCK_TALLY events at one instant, once it nears the limit. */
+    let tally: Map<number, number> | undefined
     while (true) {
       const e = heap.peek()
       if (e === undefined || e.t >= windowEndNs) break
       heap.pop()
-      if (e.t !== instant) {
-        instant = e.t
-        atInstant = 0
-      } else if (++atInstant >= this.instantEventLimit) {
-        this.eventsProcessed += n
-        this.failStuckAt(e)
-      }
       this.nowNs = e.t
-      n++
+      if (++n === checkAt) {
+        checkAt = n + every
+        if (e.t !== instant) {
+          instant = e.t
+          since = n
+          tally = undefined
+        } else if (n - since + every > limit - STUCK_TALLY) {
+          checkAt = n + 1 // near the limit: a look at every event
+          if (n - since > limit - STUCK_TALLY) {
+            tally ??= new Map()
+            tally.set(e.comp, (tally.get(e.comp) ?? 0) + 1)
+            if (n - since >= limit) this.failStuck(e.t, tally)
+          }
+        }
+      }
       const c = comps[e.comp]!
       if (e.type === EV_MESSAGE) c.onMessage(e.data as Message)
       else c.onTimer(e.type, e.data)
@@ -174,23 +193,11 @@ export class HostSim {
     this.nowNs = windowEndNs
   }
 
-  /**
-   * Fails the run stuck at e's instant: names the components that keep scheduling events there (a
-   * tally of the next 1000 events at it, e's included).
-   */
-  private failStuckAt(e: HostEvent): never {
-    const t = e.t
-    const tally = new Map<number, number>()
-    for (let i = 0, ev: HostEvent | undefined = e; i < 1000 && ev !== undefined && ev.t === t; i++) {
-      tally.set(ev.comp, (tally.get(ev.comp) ?? 0) + 1)
-      const c = this.components[ev.comp]!
-      if (ev.type === EV_MESSAGE) c.onMessage(ev.data as Message)
-      else c.onTimer(ev.type, ev.data)
-      ev = this.heap.peek()
-      if (ev !== undefined && ev.t === t) this.heap.pop()
-    }
+  /** Fails the run stuck at virtual time t, naming the components of its last events there. */
+  private failStuck(t: number, tally: Map<number, number>): never {
     const paths = this.plan.hosts[this.index]!.components
-    const who = [...tally].sort((a, b) => b[1] - a[1]).map(([comp, k]) => `${paths[comp]?.path ?? comp} (${k} of the last ${[...tally.values()].reduce((x, y) => x + y, 0)})`)
+    const total = [...tally.values()].reduce((x, y) => x + y, 0)
+    const who = [...tally].sort((a, b) => b[1] - a[1]).map(([comp, k]) => `${paths[comp]?.path ?? comp} (${k} of the last ${total})`)
     throw new Error(
       `${this.name}: ${this.instantEventLimit} events at virtual time ${t}ns without time advancing: a loop with no delay in it, through ${who.join(', ')}; ` +
         'give it time (a service time or a think time above zero)',
