@@ -13,6 +13,13 @@ function livesim(...args: string[]) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: tmp, timeout: 60_000 })
 }
 
+/** A SimCluster of 10 ms with one host, `a`, carrying these components (YAML list items), written to tmp/NAME.yaml. */
+function oneHost(name: string, components: string): string {
+  const file = path.join(tmp, `${name}.yaml`)
+  writeFileSync(file, `apiVersion: livesim.dev/v1alpha1\nkind: SimCluster\nmetadata: { name: ${name} }\nspec:\n  endTime: 10ms\n  hosts:\n    - name: a\n      components:\n${components}\n`)
+  return file
+}
+
 function descendants(pid: number): number[] {
   const out = spawnSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' }).stdout
   const children = new Map<number, number[]>()
@@ -57,21 +64,7 @@ describe('livesim run', () => {
 
   it('says a runtime\'s error once in plain words (and once in the leader\'s log), not again from the runtime process', () => {
     writeFileSync(path.join(tmp, 'broken.mjs'), "export default function broken() { throw new Error('the broken module refuses to start') }\n")
-    const m = path.join(tmp, 'broken.yaml')
-    writeFileSync(
-      m,
-      `apiVersion: livesim.dev/v1alpha1
-kind: SimCluster
-metadata: { name: broken }
-spec:
-  endTime: 10ms
-  hosts:
-    - name: a
-      components:
-        - name: x
-          model: { kind: Custom, module: ./broken.mjs }
-`,
-    )
+    const m = oneHost('broken', '        - name: x\n          model: { kind: Custom, module: ./broken.mjs }')
     const r = livesim('run', m, '--quiet', '--out', path.join(tmp, 'broken.json'))
     expect(r.status).toBe(1)
     const lines = r.stderr.split('\n').filter((l) => l.includes('the broken module refuses to start'))
@@ -81,22 +74,12 @@ spec:
   })
 
   it('fails a model that loops at one instant of virtual time, naming its components, instead of hanging', () => {
-    const m = path.join(tmp, 'instant.yaml')
-    writeFileSync(
-      m,
-      `apiVersion: livesim.dev/v1alpha1
-kind: SimCluster
-metadata: { name: instant }
-spec:
-  endTime: 10ms
-  hosts:
-    - name: a
-      components:
-        - name: c
+    const m = oneHost(
+      'instant',
+      `        - name: c
           model: { kind: Client, target: a/s, closedLoop: { users: 1 } }
         - name: s
-          model: { kind: Server, workers: 1, service: { distribution: Constant, mean: 0s } }
-`,
+          model: { kind: Server, workers: 1, service: { distribution: Constant, mean: 0s } }`,
     )
     const r = livesim('run', m, '--quiet', '--out', path.join(tmp, 'instant.json'))
     expect(r.status).toBe(1)
