@@ -2,6 +2,7 @@
 # Install what live components need from Debian's packages, idempotently and quietly:
 #   libfaketime            the virtual clock (LD_PRELOAD=.../faketime/libfaketimeMT.so.1)
 #   redis-server, redis-tools   the live examples and their tests
+#   nginx, memcached       examples/web-stack.yaml and the live HTTP tests
 #   gcc, libc6-dev         the live tests compile small C programs (normally already there)
 # Prints the path of libfaketimeMT.so.1 on stdout (and nothing else), so callers can do
 #   LIBFAKETIME="$(hack/live-deps.sh)"
@@ -31,6 +32,9 @@ need=()
 find_libfaketime >/dev/null || need+=(libfaketime)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+# /usr/sbin is not on every user's PATH.
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
+command -v memcached >/dev/null 2>&1 || need+=(memcached)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 
 if ((${#need[@]} > 0)); then
@@ -41,7 +45,7 @@ if ((${#need[@]} > 0)); then
     sudo=(sudo -n)
   fi
   log "installing ${need[*]}"
-  # Do not start redis-server (or anything else) as a system service while installing.
+  # Do not start redis-server, nginx, memcached (or anything else) as a system service while installing.
   created_policy=0
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
