@@ -11,7 +11,7 @@
 // pinned away from that core (taskset) while it runs.
 //
 // live-freeze-1, -4, -16: µs per barrier (freeze + thaw of every cell, Promise.all) for 1, 4, 16 idle
-// cells (a `sleep` each) in the detected cell mode, test/live/barrier-cost.ts's measurement; baseline
+// cells (a `sleep` each) in the detected cell mode, bench/barrier-cost.ts's measurement; baseline
 // = the same in signals mode (SIGSTOP/SIGCONT, no cgroup), same invocation.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -21,8 +21,8 @@ import { createCell, detectCellMode, type Cell, type CellMode } from '../sim-run
 import { createVirtualClock, type VirtualClock } from '../sim-runtime/live/clock.ts'
 import { createQuantumDriver, type ClockMode, type DrivenCell } from '../sim-runtime/live/quantum.ts'
 import { which } from '../sim-runtime/live/spawn.ts'
-import { measureBarrierCost } from '../test/live/barrier-cost.ts'
 import { baseEnv, compilePrograms, ensureLiveDeps } from '../test/live/helpers.ts'
+import { measureBarrierCost } from './barrier-cost.ts'
 import { best, compileC, machine, median, note, ratio, sig, stats, withGoal, type Benchmark, type BenchResult } from './common.ts'
 
 /**

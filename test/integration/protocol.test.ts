@@ -53,14 +53,12 @@ function safeJson(f: { type: number; payload: Buffer }): unknown {
 }
 
 async function failureOf(leader: Leader): Promise<string> {
-  const started = Date.now()
   const err = await leader.run().then(
     () => {
       throw new Error('the run succeeded')
     },
     (e: Error) => e,
   )
-  expect(Date.now() - started).toBeLessThan(10_000)
   expect(leader.status().phase).toBe('Failed')
   return err.message
 }
@@ -77,7 +75,9 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   })
 }
 
-describe('leader protocol faults', () => {
+// Bounded time: the leader's register and barrier timeouts are 3 s here, so a fault that the leader
+// does not turn into a failure shows as a test that times out.
+describe('leader protocol faults', { timeout: 30_000 }, () => {
   it('refuses a wrong bearer token with 401 and fails the gang start with that reason', async () => {
     const { leader, port } = await startLeader()
     const c = rawStream(port, 'wrong-token')
@@ -181,9 +181,9 @@ describe('runtime processes', () => {
     const m = example('quickstart.yaml')
     let killed = false
     const pids: number[] = []
-    const started = Date.now()
     const err = (await runProcesses(
-      { ...m, plan: { ...m.plan, endTimeNs: 600e9 } }, // long enough never to finish first
+      // Long enough never to finish first: a run that went on after the kill shows as this test timing out.
+      { ...m, plan: { ...m.plan, endTimeNs: 600e9 } },
       {
         partition: 3,
         statusIntervalMs: 50,
@@ -198,7 +198,6 @@ describe('runtime processes', () => {
     ).catch((e: Error) => e)) as Error
     expect(killed).toBe(true)
     expect(err.message).toMatch(/exited with SIGKILL|disconnected at epoch/)
-    expect(Date.now() - started).toBeLessThan(30_000)
     await new Promise((r) => setTimeout(r, 200))
     for (const pid of pids) expect(alive(pid), `runtime pid ${pid} still alive`).toBe(false)
   }, 60_000)

@@ -1,10 +1,11 @@
-// Cost of freezing and thawing N cells at a barrier, for the benchmark to come and for docs/live.md.
-//   node test/live/barrier-cost.ts [--modes cgroup1,signals] [--cells 1,4,16] [--load idle,busy] [--barriers 200]
+// Cost of freezing and thawing N cells at a barrier: the live-freeze-* benchmarks (bench/live.ts)
+// and docs/live.md's table. Also a command of its own:
+//   node bench/barrier-cost.ts [--modes cgroup1,signals] [--cells 1,4,16] [--load idle,busy] [--barriers 200]
 // prints one JSON line per combination. `idle` cells hold a sleeping process, `busy` cells a spinning
 // one (16 busy cells on 2 cores: every freeze has to wait for tasks that are not on a CPU).
 import path from 'node:path'
-import { createCell, type Cell, type CellMode } from '../../sim-runtime/live/cell.ts'
-import { baseEnv, compilePrograms } from './helpers.ts'
+import { createCell, type Cell, type CellMode } from '../sim-runtime/live/cell.ts'
+import { baseEnv, compilePrograms } from '../test/live/helpers.ts'
 
 export interface CostStats {
   medianUs: number
