@@ -31,9 +31,9 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY sim-runtime ./sim-runtime
 COPY operator ./operator
-# The shim is built with the compiled CLI of shim.ts (`node sim-runtime/live/shim.ts OUT.so` in a checkout).
+# The shim is built from its C sources in sim-runtime/live/shim/ (Node 24 runs shim.ts as it is).
 RUN npm run build \
- && node dist/sim-runtime/live/shim.js /app/lib/faketime-shim.so \
+ && node sim-runtime/live/shim.ts /app/lib/faketime-shim.so \
  && npm prune --omit=dev --ignore-scripts \
  && chmod 0755 bin/livesim.js
 

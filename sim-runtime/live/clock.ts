@@ -26,13 +26,13 @@
 // - CLOCK_REALTIME, CLOCK_MONOTONIC (and _COARSE, _RAW, BOOTTIME), time(), gettimeofday() are faked;
 //   CLOCK_MONOTONIC reads the same virtual time as CLOCK_REALTIME (an absolute date, not time since
 //   boot). CPU-time clocks are only scaled by the rate.
-// - The barrier (untilNs) and the fast clock's state go into a second, 128-byte file that the shim
-//   maps (STATE_BYTES): readings are computed from it and clamped to the barrier.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+// - The barrier (untilNs) and the fast clock's state go into a second file that the shim maps
+//   (shim/layout.ts, STATE): readings are computed from it and clamped to the barrier.
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { alive } from './proc.ts'
 import { faketimeShim } from './shim.ts'
-import { STAMPS_BYTES } from './stamps.ts'
+import { STATE_BYTES, STATE_FLAG_WAIT, STATE_RUNTIME_BYTES, stateOffset, STAMPS_BYTES } from './shim/layout.ts'
 import { which } from './spawn.ts'
 
 export interface VirtualClock {
@@ -67,17 +67,9 @@ export interface VirtualClock {
   close(): void
 }
 
-/**
- * Size of the state file the shim maps (LIVESIM_CLOCK_LIMIT), 8-byte words: barrier, virtual ns at
- * anchor, anchor (CLOCK_MONOTONIC ns; -1: at the first reading), rate (float64), planned anchor,
- * flags (1: readings wait at the barrier), readings waiting at the barrier now (the shim counts; set()
- * leaves it alone), sequence (odd while set() writes: a seqlock, for cells that are not frozen while
- * their clock is set), then two words the shim writes: the overshoot (virtual ns a program's reading
- * was past the barrier when it got there) and the barrier it was measured at (shim.ts, "Overshoot").
- */
-export const STATE_BYTES = 128
-/** The words the runtime reads back (slice()): the first 64 bytes. */
-const RUNTIME_WORDS_BYTES = 64
+
+/** The words set() writes inside the seqlock: barrier through flags (the waiting count and the sequence follow). */
+const WRITTEN_BYTES = stateOffset('waiting')
 
 /** 2024-01-01T00:00:00Z: the date every run starts at, unless told otherwise. */
 export const DEFAULT_BASE_EPOCH_MS = Date.UTC(2024, 0, 1)
@@ -175,9 +167,10 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
     stampsFile,
     toVirtualNs: (epochNs: bigint) => Number(epochNs - base),
     slice() {
-      readSync(limitFd, readBuf, 0, RUNTIME_WORDS_BYTES, 0)
-      const a = readBuf.readBigInt64LE(16)
-      return { startedAt: readBuf.readBigInt64LE(40) === 1n && a !== -1n ? a : undefined, waited: Number(readBuf.readBigInt64LE(48)) }
+      readSync(limitFd, readBuf, 0, STATE_RUNTIME_BYTES, 0)
+      const a = readBuf.readBigInt64LE(stateOffset('anchor'))
+      const precise = (readBuf.readBigInt64LE(stateOffset('flags')) & BigInt(STATE_FLAG_WAIT)) !== 0n
+      return { startedAt: precise && a !== -1n ? a : undefined, waited: Number(readBuf.readBigInt64LE(stateOffset('waiting'))) }
     },
     set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number; precise?: boolean } = {}) {
       if (closed) throw new Error('virtual clock is closed')
@@ -190,18 +183,18 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
       const monoAnchor = anchorNs ?? process.hrtime.bigint()
       // The shim's state (shim.ts, "fast clock"): barrier, then the clock itself — virtual epoch ns at
       // the anchor, the anchor on CLOCK_MONOTONIC, the rate — from which it computes every reading.
-      limitBuf.writeBigInt64LE(untilNs === undefined ? 0n : base + BigInt(untilNs), 0)
-      limitBuf.writeBigInt64LE(target, 8)
-      limitBuf.writeBigInt64LE(precise ? -1n : monoAnchor, 16)
-      limitBuf.writeDoubleLE(rate, 24)
-      limitBuf.writeBigInt64LE(monoAnchor, 32)
-      limitBuf.writeBigInt64LE(precise ? 1n : 0n, 40)
+      limitBuf.writeBigInt64LE(untilNs === undefined ? 0n : base + BigInt(untilNs), stateOffset('barrier'))
+      limitBuf.writeBigInt64LE(target, stateOffset('at'))
+      limitBuf.writeBigInt64LE(precise ? -1n : monoAnchor, stateOffset('anchor'))
+      limitBuf.writeDoubleLE(rate, stateOffset('rate'))
+      limitBuf.writeBigInt64LE(monoAnchor, stateOffset('plannedAnchor'))
+      limitBuf.writeBigInt64LE(precise ? BigInt(STATE_FLAG_WAIT) : 0n, stateOffset('flags'))
       // Seqlock: odd, the state, even (the shim reads the state again when the sequence moved).
       seqBuf.writeBigInt64LE(++seq, 0)
-      writeSync(limitFd, seqBuf, 0, 8, 56)
-      writeSync(limitFd, limitBuf, 0, 48, 0)
+      writeSync(limitFd, seqBuf, 0, 8, stateOffset('seq'))
+      writeSync(limitFd, limitBuf, 0, WRITTEN_BYTES, 0)
       seqBuf.writeBigInt64LE(++seq, 0)
-      writeSync(limitFd, seqBuf, 0, 8, 56)
+      writeSync(limitFd, seqBuf, 0, 8, stateOffset('seq'))
       // A precise slice's clock starts at the programs' first reading: libfaketime's file (for what
       // the shim does not read itself) keeps the last offset.
       if (precise && generation > 0) return
@@ -383,14 +376,5 @@ function hasGoBuildInfo(file: string): boolean {
     }
   } finally {
     closeSync(fd)
-  }
-}
-
-/** The text of a clock file, for diagnostics. */
-export function readClockFile(dir: string): string | undefined {
-  try {
-    return readFileSync(path.join(dir, 'faketime.rc'), 'utf8')
-  } catch {
-    return undefined
   }
 }

@@ -2,7 +2,7 @@
 // runtime hands the chunk to the simulated network at that time, not at the (later) time it read the
 // chunk from its proxy socket (docs/live.md, "Write stamps").
 //
-// The shim (shim.ts) wraps write, writev, send, sendto (connected) and sendmsg (connected): for a
+// The shim (shim/stamps.c) wraps write, writev, send, sendto (connected) and sendmsg (connected): for a
 // connected IPv4 socket it appends, before the system call, (virtual time, offset of the write's first
 // byte in the socket's stream, bytes asked, local port, peer port, peer address) to a ring in a file
 // the runtime made (LIVESIM_STAMPS), one ring per cell. The runtime reads the ring after each quantum
@@ -11,12 +11,14 @@
 // written by the last write that started at or before X (stampOf()): a write that wrote less than it
 // asked, or nothing, is followed by one starting where the bytes really went.
 import { closeSync, openSync, readSync } from 'node:fs'
+import { STAMP_ENTRY_BYTES as ENTRY, STAMP_HEADER_BYTES as HEADER, STAMP_SLOTS, stampOffset } from './shim/layout.ts'
 
-/** Ring slots (the shim's STAMP_SLOTS): writes a cell may make in one quantum before records are lost. */
-export const STAMP_SLOTS = 4096
-const ENTRY = 40
-const HEADER = 64
-export const STAMPS_BYTES = HEADER + STAMP_SLOTS * ENTRY
+const OFF_SEQ = stampOffset('seq')
+const OFF_VT = stampOffset('vt')
+const OFF_OFF = stampOffset('off')
+const OFF_LPORT = stampOffset('lport')
+const OFF_RPORT = stampOffset('rport')
+const OFF_RADDR = stampOffset('raddr')
 
 /** One write of a program: when (virtual ns), and where in the socket's stream its bytes start. */
 export interface WriteStamp {
@@ -77,17 +79,17 @@ export class StampReader {
       let k = 0
       for (; k < count; k++) {
         const o = k * ENTRY
-        const seq = Number(this.buf.readBigUInt64LE(o))
+        const seq = Number(this.buf.readBigUInt64LE(o + OFF_SEQ))
         if (seq < this.tail + k + 1) break // still being written: read from here at the next poll
         if (seq > this.tail + k + 1) {
           this.lost++ // overwritten by a write of a later lap
           continue
         }
-        const key = stampKey(this.buf.readUInt16LE(o + 28), this.buf.readUInt16LE(o + 30), this.buf.readUInt32LE(o + 32))
+        const key = stampKey(this.buf.readUInt16LE(o + OFF_LPORT), this.buf.readUInt16LE(o + OFF_RPORT), this.buf.readUInt32LE(o + OFF_RADDR))
         let e = this.queues.get(key)
         if (!e) this.queues.set(key, (e = { q: [], seen: this.polls, claimed: false }))
         e.seen = this.polls
-        e.q.push({ vt: this.toVirtualNs(this.buf.readBigInt64LE(o + 8)), off: Number(this.buf.readBigUInt64LE(o + 16)) })
+        e.q.push({ vt: this.toVirtualNs(this.buf.readBigInt64LE(o + OFF_VT)), off: Number(this.buf.readBigUInt64LE(o + OFF_OFF)) })
       }
       this.tail += k
       if (k < count) break

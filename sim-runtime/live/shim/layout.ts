@@ -1,0 +1,119 @@
+import { fileURLToPath } from 'node:url'
+
+// The memory a live cell's programs share with the runtime, defined once. The clock shim (the C
+// files beside this one) maps two files per cell: the clock state (LIVESIM_CLOCK_LIMIT), which the
+// runtime writes (clock.ts) and the shim reads and partly writes, and the write-stamp ring
+// (LIVESIM_STAMPS), which the shim appends to and the runtime reads (stamps.ts). Both sides take
+// their offsets from here: the TypeScript imports this module, the C includes layout.h, which
+// `npm run gen:shim-layout` writes from layoutHeader() (a test fails when it is stale, and a test
+// compiles layout.h and compares the C compiler's offsets with these).
+
+/** One 8-byte word of the clock state: its index and what it holds. */
+interface StateWord {
+  readonly index: number
+  readonly c: string
+  readonly doc: string
+}
+
+/**
+ * The clock state, 8-byte words (int64 little-endian unless said otherwise). Written by the runtime
+ * under a seqlock (word `seq` odd while it writes) unless "shim writes" says otherwise.
+ */
+export const STATE = {
+  barrier: { index: 0, c: 'BARRIER', doc: 'the barrier: virtual epoch ns no reading may pass (0 = none)' },
+  at: { index: 1, c: 'AT', doc: 'virtual epoch ns the clock reads at the anchor' },
+  anchor: { index: 2, c: 'ANCHOR', doc: 'the anchor, real CLOCK_MONOTONIC ns (-1 = at the first reading: a precise slice; the shim writes it then)' },
+  rate: { index: 3, c: 'RATE', doc: 'virtual ns per real ns (a float64)' },
+  plannedAnchor: { index: 4, c: 'PLANNED_ANCHOR', doc: 'the planned anchor, for a read-only mapping of a precise slice' },
+  flags: { index: 5, c: 'FLAGS', doc: 'STATE_FLAG_* bits' },
+  waiting: { index: 6, c: 'WAITING', doc: 'readings waiting at the barrier now (the shim counts; the runtime leaves it alone)' },
+  seq: { index: 7, c: 'SEQ', doc: 'seqlock sequence: odd while the runtime writes words 0-5' },
+  overshoot: { index: 8, c: 'OVERSHOOT', doc: 'virtual ns a program worked past the barrier (the shim writes it)' },
+  overshootAt: { index: 9, c: 'OVERSHOOT_AT', doc: 'the barrier (virtual epoch ns) the overshoot was measured at (the shim writes it)' },
+} as const satisfies Record<string, StateWord>
+
+/** Readings that reach the barrier wait there until the runtime moves it (a precise slice). */
+export const STATE_FLAG_WAIT = 1
+/** Size of the clock state file. */
+export const STATE_BYTES = 128
+/** The words the runtime reads back after a slice: words 0-7. */
+export const STATE_RUNTIME_BYTES = 64
+
+/** Byte offset of a state word. */
+export function stateOffset(word: keyof typeof STATE): number {
+  return STATE[word].index * 8
+}
+
+type CType = 'uint64_t' | 'int64_t' | 'uint32_t' | 'uint16_t'
+interface Field {
+  readonly name: string
+  readonly type: CType
+  readonly offset: number
+  readonly doc: string
+}
+
+/**
+ * One record of the write-stamp ring: a write a program made to a connected IPv4 socket. The ring
+ * starts after STAMP_HEADER_BYTES, whose first word counts the records appended (the shim
+ * fetch-adds it); record i is in slot i % STAMP_SLOTS and is complete when its seq reads i + 1.
+ */
+export const STAMP_FIELDS = [
+  { name: 'seq', type: 'uint64_t', offset: 0, doc: 'record number + 1, stored last (release)' },
+  { name: 'vt', type: 'int64_t', offset: 8, doc: 'virtual epoch ns of the write' },
+  { name: 'off', type: 'uint64_t', offset: 16, doc: "offset of the write's first byte in the socket's stream" },
+  { name: 'len', type: 'uint32_t', offset: 24, doc: 'bytes asked (saturated)' },
+  { name: 'lport', type: 'uint16_t', offset: 28, doc: "the program's local port" },
+  { name: 'rport', type: 'uint16_t', offset: 30, doc: "the peer's port" },
+  { name: 'raddr', type: 'uint32_t', offset: 32, doc: "the peer's IPv4 address, host order, top bit cleared" },
+  { name: 'spare', type: 'uint32_t', offset: 36, doc: 'unused' },
+] as const satisfies readonly Field[]
+
+export type StampField = (typeof STAMP_FIELDS)[number]['name']
+
+/** Byte offset of a field inside a stamp record. */
+export function stampOffset(field: StampField): number {
+  return (STAMP_FIELDS.find((f) => f.name === field) as Field).offset
+}
+
+/** Ring slots: writes a cell may make between two reads before records are lost. */
+export const STAMP_SLOTS = 4096
+export const STAMP_ENTRY_BYTES = 40
+export const STAMP_HEADER_BYTES = 64
+export const STAMPS_BYTES = STAMP_HEADER_BYTES + STAMP_SLOTS * STAMP_ENTRY_BYTES
+
+const SIZES: Record<CType, number> = { uint64_t: 8, int64_t: 8, uint32_t: 4, uint16_t: 2 }
+
+/** The C header: the same constants and the stamp struct, with static assertions on its layout. */
+export function layoutHeader(): string {
+  const lines = [
+    '/* The memory a live cell shares with the runtime. Generated from sim-runtime/live/shim/layout.ts',
+    '   by `npm run gen:shim-layout`: edit that file, not this one. */',
+    '#ifndef LIVESIM_LAYOUT_H',
+    '#define LIVESIM_LAYOUT_H',
+    '#include <stddef.h>',
+    '#include <stdint.h>',
+    '',
+    '/* The clock state (LIVESIM_CLOCK_LIMIT): 8-byte words. */',
+    `#define STATE_BYTES ${STATE_BYTES}`,
+    `#define STATE_RUNTIME_BYTES ${STATE_RUNTIME_BYTES}`,
+  ]
+  for (const w of Object.values(STATE)) lines.push(`#define W_${w.c} ${w.index} /* ${w.doc} */`)
+  lines.push(`#define STATE_FLAG_WAIT ${STATE_FLAG_WAIT}`, `#define STATE_WORDS (STATE_BYTES / 8)`)
+  const maxWord = Math.max(...Object.values(STATE).map((w) => w.index))
+  lines.push(`_Static_assert(${maxWord} < STATE_WORDS, "every state word fits in the state");`)
+  lines.push(`_Static_assert(W_SEQ * 8 < STATE_RUNTIME_BYTES, "the runtime reads the sequence back");`)
+  lines.push('', '/* The write-stamp ring (LIVESIM_STAMPS). */')
+  lines.push(`#define STAMP_SLOTS ${STAMP_SLOTS}`, `#define STAMP_HEADER_BYTES ${STAMP_HEADER_BYTES}`, `#define STAMP_ENTRY_BYTES ${STAMP_ENTRY_BYTES}`)
+  lines.push('struct stamp {')
+  for (const f of STAMP_FIELDS) lines.push(`  ${f.type} ${f.name}; /* ${f.doc} */`)
+  lines.push('};')
+  lines.push('_Static_assert(sizeof(struct stamp) == STAMP_ENTRY_BYTES, "stamp record size");')
+  for (const f of STAMP_FIELDS) {
+    lines.push(`_Static_assert(offsetof(struct stamp, ${f.name}) == ${f.offset} && sizeof(((struct stamp *)0)->${f.name}) == ${SIZES[f.type]}, "stamp.${f.name}");`)
+  }
+  lines.push('', '#endif', '')
+  return lines.join('\n')
+}
+
+/** Where layout.h is (beside this file). */
+export const LAYOUT_HEADER_PATH = fileURLToPath(new URL('./layout.h', import.meta.url))

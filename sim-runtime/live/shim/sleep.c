@@ -1,0 +1,125 @@
+/* Sleeps and timed condition waits end at their virtual deadline, also when the cell was frozen in
+   between. A sleep is a kernel timer on the real clock: frozen in the middle, it expires during the
+   freeze and returns at the thaw, before its virtual deadline. So the deadline is computed on the
+   program's (virtual) clock, the real wait is for what is left of it, and the wait is taken again
+   while the virtual clock is short of the deadline. */
+#include "shim.h"
+#include <dlfcn.h>
+#include <errno.h>
+#include <unistd.h>
+
+typedef int (*nanosleep_fn)(const struct timespec *, struct timespec *);
+typedef int (*clock_nanosleep_fn)(clockid_t, int, const struct timespec *, struct timespec *);
+
+long long vnow(clockid_t c) { struct timespec t; clock_gettime(c, &t); return ns_of(&t); }
+
+/* Virtual ns left before a virtual deadline (0: it has come). While the barrier is short of the
+   deadline, from the barrier alone, without a reading: a sleeper that woke on the real clock before
+   its virtual deadline (the simulation runs slower than the wall) sleeps again without reading its
+   clock. A reading would start the cell's precise slice, whose clock runs with the wall from then on,
+   and a background thread waking ever more often near its deadline (jemalloc's, in redis-server) took
+   the slices of the thread with the work: stalls of several ms of virtual time in a busy pair. */
+long long virtual_left(long long deadline) {
+  long long cap = state ? state[W_BARRIER] : 0;
+  if (cap > 0 && cap < deadline) return deadline - cap;
+  long long left = deadline - vnow(CLOCK_REALTIME);
+  return left > 0 ? left : 0;
+}
+
+/* Sleep until a virtual deadline: sleep (libfaketime's nanosleep, which divides by the rate) for what
+   is left, and again until the virtual clock is there. */
+static int vsleep_until(long long deadline, struct timespec *rem) {
+  static nanosleep_fn next;
+  if (!next) next = (nanosleep_fn)dlsym(RTLD_NEXT, "nanosleep");
+  for (;;) {
+    long long ns = virtual_left(deadline);
+    if (ns == 0) return 0;
+    struct timespec req = ts_of(ns), r;
+    block_begin();
+    int e = after_block(next(&req, &r), 1);
+    if (e != 0) {
+      if (errno == EINTR && rem) {
+        long long left = deadline - vnow(CLOCK_REALTIME);
+        *rem = ts_of(left > 0 ? left : 0);
+      }
+      return -1;
+    }
+  }
+}
+
+static int vsleep(long long ns, struct timespec *rem) {
+  return ns <= 0 ? 0 : vsleep_until(vnow(CLOCK_REALTIME) + ns, rem);
+}
+
+SHIM_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem) {
+  if (!req || req->tv_nsec < 0 || req->tv_nsec >= 1000000000L || req->tv_sec < 0) { errno = EINVAL; return -1; }
+  return vsleep(ns_of(req), rem);
+}
+
+SHIM_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req, struct timespec *rem) {
+  static clock_nanosleep_fn next;
+  if (!next) next = (clock_nanosleep_fn)dlsym(RTLD_NEXT, "clock_nanosleep");
+  if (!req) return EINVAL;
+  if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME) return next(clock, flags, req, rem);
+  if (flags & TIMER_ABSTIME) {
+    /* Not libfaketime's conversion of the deadline: it uses its file, which precise slices leave stale. */
+    return vsleep_until(ns_of(req), NULL) != 0 ? errno : 0;
+  }
+  if (vsleep(ns_of(req), rem) != 0) return errno;
+  return 0;
+}
+
+SHIM_EXPORT int usleep(useconds_t usec) {
+  return vsleep((long long)usec * 1000LL, NULL);
+}
+
+SHIM_EXPORT unsigned int sleep(unsigned int seconds) {
+  struct timespec rem = { 0, 0 };
+  if (vsleep((long long)seconds * 1000000000LL, &rem) != 0) return (unsigned int)rem.tv_sec + (rem.tv_nsec > 0);
+  return 0;
+}
+
+/* Timed waits on a condition variable, with an absolute deadline on the program's (virtual) clock:
+   wait on the real CLOCK_MONOTONIC for what is left of it (at the clock's rate), and again while the
+   virtual clock is short of the deadline. libfaketime converts such a deadline with its own clock,
+   its timestamp file, which precise slices do not rewrite (clock.ts): it keeps the last offset and
+   runs ahead at wall speed while the simulation runs slower. Once it was ahead by more than a wait,
+   every deadline looked past: redis-server's jemalloc background thread (decay waits of seconds) then
+   timed out at once, read its clock, and again, from about 10 s of wall on, taking the CPU its cell
+   and the runtime needed (a C=10 redis-benchmark went from 77000 to 9000 GET/s). The clock of the
+   condition variable does not matter: both virtual clocks read the same time. */
+static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
+  long long deadline = ns_of(abstime);
+  for (;;) {
+    long long left = virtual_left(deadline);
+    if (left == 0) return ETIMEDOUT;
+    double rate = *state_rate;
+    long long real_ns = (long long)((double)left / (rate > 0 ? rate : 1.0));
+    struct timespec real = ts_of(mono_ns() + (real_ns > 0 ? real_ns : 1));
+    block_begin();
+    int r = after_block(libc_cond_clockwait(c, m, CLOCK_MONOTONIC, &real), 1);
+    if (r != ETIMEDOUT) return r;
+  }
+}
+
+static int virtual_wait(const struct timespec *abstime) {
+  return state && libc_cond_clockwait && ready && !in_clock && abstime && abstime->tv_nsec >= 0 && abstime->tv_nsec < 1000000000L;
+}
+
+typedef int (*cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+
+SHIM_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
+  static cond_timedwait_fn next;
+  if (!next) next = (cond_timedwait_fn)dlvsym(RTLD_NEXT, "pthread_cond_timedwait", "GLIBC_2.3.2");
+  if (!virtual_wait(abstime)) return next ? next(c, m, abstime) : ENOSYS;
+  return vcond_wait(c, m, abstime);
+}
+
+/* glibc 2.30+; libfaketime 0.9.10 does not wrap it, so without this a virtual deadline (a date in the
+   run's base year, also on CLOCK_MONOTONIC) would be waited for on the real clock. */
+SHIM_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock, const struct timespec *abstime) {
+  static cond_clockwait_fn next;
+  if (!next) next = libc_cond_clockwait ? libc_cond_clockwait : (cond_clockwait_fn)dlsym(RTLD_NEXT, "pthread_cond_clockwait");
+  if (!limited(clock) || !virtual_wait(abstime)) return next ? next(c, m, clock, abstime) : ENOSYS;
+  return vcond_wait(c, m, abstime);
+}
