@@ -48,6 +48,8 @@ int after_block(int r, int blocking);
 /* sleep.c: virtual deadlines. */
 long long vnow(clockid_t c);        /* the program's clock, epoch ns */
 long long virtual_left(long long deadline); /* virtual ns before deadline (0: it has come) */
+long long real_wait_ns(long long deadline); /* real ns to wait for it (0: it has come) */
+void *libc_sym(const char *name);   /* glibc's definition, bypassing libfaketime */
 
 /* stamps.c */
 void map_stamps(void);

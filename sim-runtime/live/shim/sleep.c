@@ -26,6 +26,27 @@ long long virtual_left(long long deadline) {
   return left > 0 ? left : 0;
 }
 
+/* Real ns to wait for what is left of a virtual deadline (0: it has come): the virtual ns left at the
+   clock's rate, at least 1. A wait of that long on the real clock never ends after the deadline (the
+   clock runs at that rate while the cell is thawed, and stands still while it is frozen), so a
+   waiter re-checks and waits again until virtual_left() is 0: never early, and late by no more than
+   its wake-up (or a quantum, when the cell is frozen as the deadline comes). */
+long long real_wait_ns(long long deadline) {
+  long long left = virtual_left(deadline);
+  if (left == 0) return 0;
+  double rate = state ? *state_rate : 1.0;
+  long long real = (long long)((double)left / (rate > 0 ? rate : 1.0));
+  return real > 0 ? real : 1;
+}
+
+/* glibc's definition of a call, not libfaketime's: libfaketime converts timeouts with its timestamp
+   file (stale in precise slices) and divides them by its rate; the shim does both itself. */
+void *libc_sym(const char *name) {
+  static void *libc;
+  if (!libc) libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  return libc ? dlsym(libc, name) : NULL;
+}
+
 /* Sleep until a virtual deadline: sleep (libfaketime's nanosleep, which divides by the rate) for what
    is left, and again until the virtual clock is there. */
 static int vsleep_until(long long deadline, struct timespec *rem) {
@@ -91,11 +112,9 @@ SHIM_EXPORT unsigned int sleep(unsigned int seconds) {
 static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
   long long deadline = ns_of(abstime);
   for (;;) {
-    long long left = virtual_left(deadline);
-    if (left == 0) return ETIMEDOUT;
-    double rate = *state_rate;
-    long long real_ns = (long long)((double)left / (rate > 0 ? rate : 1.0));
-    struct timespec real = ts_of(mono_ns() + (real_ns > 0 ? real_ns : 1));
+    long long real_ns = real_wait_ns(deadline);
+    if (real_ns == 0) return ETIMEDOUT;
+    struct timespec real = ts_of(mono_ns() + real_ns);
     block_begin();
     int r = after_block(libc_cond_clockwait(c, m, CLOCK_MONOTONIC, &real), 1);
     if (r != ETIMEDOUT) return r;
