@@ -7,7 +7,7 @@ import { Histogram } from '../engine/histogram.ts'
 import { newMessage, MSG_REQUEST, MSG_RESPONSE, type Message } from '../engine/message.ts'
 import { registerComponent, round, type Component, type ComponentContext } from './component.ts'
 import { TargetPicker } from './targets.ts'
-import { encodeCommand } from '../live/resp.ts'
+import { encodeCommand } from '../protocols/resp.ts'
 import type { Rng } from '../engine/rng.ts'
 
 const T_ARRIVAL = 1

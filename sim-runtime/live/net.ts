@@ -22,7 +22,7 @@ import net from 'node:net'
 import type { Logger } from 'pino'
 import type { RunPlan } from '../api/plan.ts'
 import { DIR_C2S, DIR_S2C, MSG_ERROR, MSG_LIVE_DATA, MSG_LIVE_FIN, MSG_LIVE_OPEN, MSG_REQUEST, MSG_RESPONSE, newMessage, type Message } from '../engine/message.ts'
-import { ReplyScanner } from './resp.ts'
+import { ReplyScanner } from '../protocols/resp.ts'
 import { stampKeyOfPeer, type StampReader } from './stamps.ts'
 
 /** What net.ts needs of a live host (runner.ts's LiveHost). */

@@ -1,11 +1,11 @@
-// The RESP2 codec of the Redis protocol adapter (sim-runtime/live/resp.ts): message boundaries in
+// The RESP2 codec of the Redis protocol adapter (sim-runtime/protocols/resp.ts): message boundaries in
 // byte streams split anywhere, pipelining, nesting, errors, malformed input, and a real redis-server.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CommandScanner, encodeCommand, MAX_INLINE_BYTES, ReplyScanner, RespError } from '../../sim-runtime/live/resp.ts'
+import { CommandScanner, encodeCommand, MAX_INLINE_BYTES, ReplyScanner, RespError } from '../../sim-runtime/protocols/resp.ts'
 
 const root = path.join(import.meta.dirname, '..', '..')
 
