@@ -1,10 +1,11 @@
 // Cost of freezing and thawing N cells at a barrier: the live-freeze-* benchmarks (bench/live.ts)
 // and docs/live.md's table. Also a command of its own:
 //   node bench/barrier-cost.ts [--modes cgroup1,signals] [--cells 1,4,16] [--load idle,busy] [--barriers 200]
-// prints one JSON line per combination. `idle` cells hold a sleeping process, `busy` cells a spinning
-// one (16 busy cells on 2 cores: every freeze has to wait for tasks that are not on a CPU).
+// prints one JSON line per combination (modes: by default every mode this machine permits). `idle`
+// cells hold a sleeping process, `busy` cells a spinning one (16 busy cells on 2 cores: every freeze
+// has to wait for tasks that are not on a CPU).
 import path from 'node:path'
-import { createCell, type Cell, type CellMode } from '../sim-runtime/live/cell.ts'
+import { availableCellModes, createCell, type Cell, type CellMode } from '../sim-runtime/live/cell.ts'
 import { baseEnv, compilePrograms } from '../test/live/helpers.ts'
 
 export interface CostStats {
@@ -74,7 +75,10 @@ async function main() {
     const i = process.argv.indexOf(`--${name}`)
     return (i > 0 ? process.argv[i + 1] : undefined) ?? def
   }
-  const modes = arg('modes', 'cgroup1,signals').split(',') as CellMode[]
+  const usable = availableCellModes()
+    .filter((m) => m.usable)
+    .map((m) => m.mode)
+  const modes = arg('modes', usable.join(',')).split(',') as CellMode[]
   const counts = arg('cells', '1,4,16').split(',').map(Number)
   const loads = arg('load', 'idle,busy').split(',') as ('idle' | 'busy')[]
   const barriers = Number(arg('barriers', '200'))

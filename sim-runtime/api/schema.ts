@@ -41,6 +41,17 @@ const Size = (description: string) =>
 const Name = (max: number, description: string) =>
   Type.String({ pattern: DNS_LABEL, minLength: 1, maxLength: max, description })
 
+/** A UID or GID (integer), or a user or group name (int-or-string, as Kubernetes' Size-like fields). */
+const UserOrGroup = (description: string) =>
+  Type.Unsafe<number | string>({
+    anyOf: [
+      { type: 'integer', minimum: 0, maximum: 2147483647 },
+      { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]*[$]?$', maxLength: 32 },
+    ],
+    'x-kubernetes-int-or-string': true,
+    description,
+  })
+
 function Enum<const T extends readonly string[]>(values: T, description: string) {
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], description })
 }
@@ -201,6 +212,17 @@ export const LiveSpec = Type.Object(
     workingDir: Type.Optional(Type.String({ maxLength: 4096, description: "Directory the program runs in ($(VAR) expands; a relative one is taken from the host's work directory, which is the default). It must exist when the run starts." })),
     clock: Type.Optional(Enum(ClockModes, 'How the cell advances virtual time: by the CPU time it gets (CpuTime, default; frozen between quanta), by the wall while thawed (WallTime), or by the wall from the first clock reading of each quantum, the programs stopping at barriers by themselves (Cooperative; see docs/live.md).')),
     readinessTimeout: Type.Optional(Duration('Wall time to wait for the ports to accept (default 10s).')),
+    terminationGracePeriod: Type.Optional(Duration('Wall time the program has to exit after SIGTERM when the run ends, before everything in its cell is killed (default 0s: killed at once, without SIGTERM). Its clock stands at the last barrier meanwhile.')),
+    securityContext: Type.Optional(
+      Type.Object(
+        {
+          runAsUser: Type.Optional(UserOrGroup('The user the program runs as: a UID, or a user name looked up in /etc/passwd of the machine that runs it (a package\'s user, such as postgres, has a different UID on each machine). Default: the runtime\'s user.')),
+          runAsGroup: Type.Optional(UserOrGroup('The primary group the program runs as: a GID, or a group name looked up in /etc/group. Default: the group of runAsUser in /etc/passwd, else the runtime\'s group.')),
+        },
+        { ...Closed, description: 'Who the program runs as (as a container\'s securityContext on Kubernetes; names are a livesim extension). A runtime running as root switches to that user and group (no supplementary groups) and hands the program its work and clock directories; any other runtime can run programs only as itself.' },
+      ),
+    ),
+  },
   },
   { ...Closed, description: 'A real program run inside the host cell under virtual time.' },
 )

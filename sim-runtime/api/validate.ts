@@ -365,6 +365,7 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
       const live = c.spec.live
       if (live) {
         duration(`${cp}.live.readinessTimeout`, live.readinessTimeout)
+        duration(`${cp}.live.terminationGracePeriod`, live.terminationGracePeriod, 0)
         if (!live.command[0]) add(`${cp}.live.command[0]`, 'the program to run must not be empty')
         const ports = new Map<string, number>()
         live.ports?.forEach((p, k) => {

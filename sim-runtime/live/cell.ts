@@ -10,11 +10,11 @@
 import type { ChildProcess } from 'node:child_process'
 import { createCgroup1Cell, probeCgroup1 } from './cgroup1.ts'
 import { createCgroup2Cell, probeCgroup2 } from './cgroup2.ts'
-import { createSignalsCell } from './signals.ts'
+import { createSignalsCell, probeSignals } from './signals.ts'
 import type { SpawnOptions } from './spawn.ts'
 
 export { cpuList } from './common.ts'
-export { probeCgroup1, probeCgroup2 }
+export { probeCgroup1, probeCgroup2, probeSignals }
 
 export type CellMode = 'cgroup2' | 'cgroup1' | 'signals'
 export const CELL_MODES: readonly CellMode[] = ['cgroup2', 'cgroup1', 'signals']
@@ -66,6 +66,25 @@ export interface ModeProbe {
   /** cgroup2 only: cpu and memory controllers can be delegated (otherwise freeze works but limits do not). */
   limits?: boolean
   why: string
+}
+
+export interface CellModeProbe extends ModeProbe {
+  mode: CellMode
+}
+
+let probed: readonly CellModeProbe[] | undefined
+
+/**
+ * Every cell mode, strongest first, with whether this machine permits it and why (or why not): what
+ * a user can choose from (LIVESIM_CELL_MODE), and what the tests run in. Probed once; cached.
+ */
+export function availableCellModes(): readonly CellModeProbe[] {
+  probed ??= [
+    { mode: 'cgroup2', ...probeCgroup2() },
+    { mode: 'cgroup1', ...probeCgroup1() },
+    { mode: 'signals', ...probeSignals() },
+  ]
+  return probed
 }
 
 let detected: Promise<{ mode: CellMode; why: string }> | undefined

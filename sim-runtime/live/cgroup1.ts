@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import type { Cell, CellOptions, ModeProbe } from './cell.ts'
-import { cpuList, entries, errorText, isStaleRuntime, joinCgroup, LIVESIM_DIR, removeDir, runtimeDirName } from './common.ts'
+import { cpuList, entries, errorText, isStaleRuntime, joinCgroup, LIVESIM_DIR, probeDenial, removeDir, runtimeDirName } from './common.ts'
 import { cgroupDir, mounts, openKernelFile, pollUntil, readPidList, readText, selfCgroups, sendSignal, writeText } from './proc.ts'
 import { spawnPlaced, type SpawnOptions } from './spawn.ts'
 
@@ -49,7 +49,7 @@ export function probeCgroup1(): ModeProbe {
       why: `cgroup v1 freezer and cpuacct writable under ${freezer}${extra.length ? `; no ${extra.join(', ')} hierarchy, so those limits are not available` : ''}`,
     }
   } catch (e) {
-    return { usable: false, why: `cgroup v1 freezer/cpuacct not writable: ${errorText(e)}` }
+    return { usable: false, why: `cgroup v1 freezer/cpuacct under ${freezer} not writable (${probeDenial(e)})` }
   } finally {
     for (const dir of made.reverse()) void removeDir(dir, 0)
   }

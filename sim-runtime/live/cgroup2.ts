@@ -14,7 +14,7 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import type { Cell, CellOptions, ModeProbe } from './cell.ts'
-import { cpuList, entries, errorText, isStaleRuntime, joinCgroup, LIVESIM_DIR, removeDir, runtimeDirName } from './common.ts'
+import { cpuList, entries, errorText, isStaleRuntime, joinCgroup, LIVESIM_DIR, probeDenial, removeDir, runtimeDirName } from './common.ts'
 import { cgroupDir, mounts, openKernelFile, pollUntil, readPidList, readText, selfCgroups, sendSignal, writeText } from './proc.ts'
 import { spawnPlaced, type SpawnOptions } from './spawn.ts'
 
@@ -68,7 +68,7 @@ export function probeCgroup2(): ModeProbe {
     }
     return { usable: true, limits: true, why: `cgroup2 at ${own}: cgroup.freeze writable, controllers ${available.join(' ')}` }
   } catch (e) {
-    return { usable: false, why: `cgroup2 at ${own} not writable: ${errorText(e)}` }
+    return { usable: false, why: `cgroup2 at ${own} not writable (${probeDenial(e)})` }
   } finally {
     void removeDir(probe, 0)
   }

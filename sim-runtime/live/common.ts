@@ -69,6 +69,17 @@ export function errorText(e: unknown): string {
   return err.code ? `${err.code} ${err.message}` : String(e)
 }
 
+/**
+ * Why a probe could not write a cgroup, without the probe's own path (which names our pid): the same
+ * text on every run, fit for a test's name or a status line.
+ */
+export function probeDenial(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code
+  if (code === 'EACCES' || code === 'EPERM') return `${code}: needs root, or a cgroup delegated to this user`
+  if (code === 'EROFS') return 'EROFS: mounted read-only'
+  return errorText(e)
+}
+
 /** Move process `pid` into the cgroup directory `dir` of cell `cell` (cgroup v1 or v2). */
 export function joinCgroup(cell: string, dir: string, pid: number): void {
   try {

@@ -28,6 +28,7 @@ import { createQuantumDriver, type QuantumDriver, type QuantumResult } from './q
 import { which } from './spawn.ts'
 import { faketimeShim } from './shim.ts'
 import { StampReader } from './stamps.ts'
+import { handOver, openPathTo, resolveRunAs, userEnv, type RunAs } from './user.ts'
 import { entries, isStaleRuntime, runtimeDirName } from './common.ts'
 export { hostVar } from './net.ts'
 
@@ -131,6 +132,10 @@ export class LiveComponent implements Component {
   exitedAtNs: number | null = null
   log = ''
   clockNote = ''
+  /** The user it runs as (securityContext), when not the runtime's. */
+  runAs: RunAs | undefined
+  /** Resolves when the program has exited (its 'exit' event). */
+  exited: Promise<void> = Promise.resolve()
 
   constructor(plan: PlanComponent, ctx: ComponentContext, host: LiveHost) {
     this.plan = plan
@@ -339,7 +344,9 @@ export class LiveRunner {
       memoryBytes: spec.cell?.memory ? parseMemoryBytes(spec.cell.memory) : undefined,
       cpus: spec.cell?.cpus ? parseCpuList(spec.cell.cpus, `host ${h.name}: cell.cpus`) : undefined,
     })
-    h.clock = createVirtualClock(this.clockRoot ? path.join(this.clockRoot, h.name) : path.join(h.dir, '.clock'))
+    const clockDir = this.clockRoot ? path.join(this.clockRoot, h.name) : path.join(h.dir, '.clock')
+    h.clock = createVirtualClock(clockDir)
+    this.openToUsers(h, clockDir)
     if (h.clock.stampsFile) h.stamps = new StampReader(h.clock.stampsFile, h.clock.toVirtualNs)
     // Start-up happens at virtual time 0: the clock stands still there until the first quantum.
     h.clock.set(0, 1 / h.speed, { untilNs: 0 })
@@ -347,7 +354,7 @@ export class LiveRunner {
     const vars: Record<string, string> = { ...baseEnv(), ...h.clock.env(), LIVESIM_HOST: h.name, LIVESIM_BIND_ADDR: h.bindAddr, ...this.net.hostVars(h) }
     for (const c of h.comps) {
       const live = c.plan.spec.live!
-      const env = { ...vars }
+      const env = { ...vars, ...(c.runAs ? userEnv(c.runAs) : {}) }
       for (const e of live.env ?? []) env[e.name] = expandVars(e.value, env)
       c.env = env
       c.command = live.command.map((a) => expandVars(a, env))
@@ -366,8 +373,9 @@ export class LiveRunner {
       const cov = clockCoverage(exe)
       c.clockNote = cov.reason
       if (!cov.covered) this.log.warn({ component: c.plan.path, reason: cov.reason }, 'this program does not read the virtual clock')
-      const child = h.cell.spawn(c.command, { env, cwd, logFile: c.log })
+      const child = h.cell.spawn(c.command, { env, cwd, logFile: c.log, uid: c.runAs?.uid, gid: c.runAs?.gid })
       c.pid = child.pid
+      c.exited = new Promise((res) => child.once('exit', () => res()))
       child.on('exit', (code, signal) => {
         c.exitCode = code
         c.exitSignal = signal
@@ -383,6 +391,51 @@ export class LiveRunner {
       await h.cell.freeze()
     }
     this.log.info({ host: h.name, cell: h.cell.name, mode: h.cell.mode, address: h.bindAddr, warnings: h.cell.warnings }, 'live host ready')
+  }
+
+  /**
+   * Programs that run as another user (securityContext) must reach their host's work directory (and
+   * write there: it is their working directory by default) and their cell's clock files (the shim
+   * maps them read-write): the directories livesim made on the way get o+x (search only), and the
+   * host's work and clock directories are handed to that user. One such user per host: the clock files
+   * are the cell's, shared by all its programs.
+   */
+  private openToUsers(h: LiveHost, clockDir: string): void {
+    const self = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
+    for (const c of h.comps) c.runAs = resolveRunAs(c.plan.spec.live!.securityContext, `${c.plan.path}: live.securityContext`, self)
+    const users = [...new Map(h.comps.flatMap((c) => (c.runAs ? [[`${c.runAs.uid}:${c.runAs.gid}`, c.runAs] as const] : []))).values()]
+    if (users.length === 0) return
+    if (users.length > 1) throw new Error(`host ${h.name}: its live programs run as ${users.map((u) => `${u.uid}:${u.gid}`).join(' and ')}; the programs of one host may run as one user besides the runtime's (they share the cell's clock files)`)
+    const who = users[0]!
+    openPathTo(h.dir, this.opts.workDir, who)
+    handOver(h.dir, who)
+    // The clock directories on /dev/shm are this runtime's user's: from its own top directory down.
+    const shm = '/dev/shm/'
+    const top = this.clockRoot?.startsWith(shm) ? shm + this.clockRoot.slice(shm.length).split('/')[0] : h.dir
+    openPathTo(clockDir, top, who)
+    handOver(clockDir, who)
+  }
+
+  /**
+   * The end of a run for programs with a terminationGracePeriod (Kubernetes' order): SIGTERM to each
+   * that still runs, then up to its grace period (wall time) to exit, in a thawed cell whose clock
+   * stands at the last barrier, as at start-up (a program shuts down and cleans up, e.g. removes its
+   * data directory); whatever is left is killed with the cell. Nothing of this is in the results.
+   */
+  private async terminate(h: LiveHost): Promise<void> {
+    const graceful = h.comps.filter((c) => c.pid !== undefined && c.exitedAtNs === null && c.plan.spec.live!.terminationGracePeriod)
+    if (!graceful.length || !h.cell || !h.clock) return
+    const t = Math.max(0, Math.floor(h.virtualNowNs()))
+    h.clock.set(t, 1 / h.speed, { untilNs: t })
+    if (h.cell.frozen) await h.cell.thaw()
+    for (const c of graceful) {
+      try {
+        process.kill(c.pid!, 'SIGTERM')
+      } catch {
+        // gone already
+      }
+    }
+    await Promise.all(graceful.map((c) => within(c.exited, parseDurationNs(c.plan.spec.live!.terminationGracePeriod!) / 1e6)))
   }
 
   /** Readiness: every served port accepts a TCP connection on the host's address. */
@@ -515,6 +568,11 @@ export class LiveRunner {
     await Promise.all(
       this.hosts.map(async (h) => {
         try {
+          await this.terminate(h)
+        } catch (err) {
+          this.log.warn({ host: h.name, err: (err as Error).message }, 'graceful termination failed: killing the cell')
+        }
+        try {
           await h.cell?.destroy()
         } catch (err) {
           this.log.error({ host: h.name, err: (err as Error).message }, 'cell teardown failed')
@@ -533,6 +591,13 @@ export class LiveRunner {
     }
     this.addresses.release()
   }
+}
+
+/** Wait for `p`, at most `ms` (wall). */
+async function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([p, new Promise<void>((res) => (timer = setTimeout(res, ms)))])
+  clearTimeout(timer)
 }
 
 function accepts(host: string, port: number): Promise<boolean> {

@@ -15,10 +15,10 @@
 // - The stop is visible: SIGCONT handlers run, and some blocking calls (epoll_wait, nanosleep with
 //   some kernels) may return EINTR after a stop and continue.
 import type { ChildProcess } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import type { Cell, CellOptions } from './cell.ts'
+import type { Cell, CellOptions, ModeProbe } from './cell.ts'
 import { cpuList, isStaleRuntime, runtimeDirName } from './common.ts'
 import { allPids, childPids, isDead, pollUntil, procStat, readSmall, readStat, sendSignal, taskRuntimeNs, tids } from './proc.ts'
 import { spawnPlaced, which, type SpawnOptions } from './spawn.ts'
@@ -26,6 +26,12 @@ import { spawnPlaced, which, type SpawnOptions } from './spawn.ts'
 /** Where signals cells record their process groups, so that a later runtime can kill the groups of a crashed one. */
 export function signalsStateDir(): string {
   return path.join(process.env.LIVESIM_STATE_DIR ?? path.join(os.tmpdir(), 'livesim-cells'), runtimeDirName())
+}
+
+/** Signals cells need /proc (members, CPU time, states); no privilege. */
+export function probeSignals(): ModeProbe {
+  if (!existsSync('/proc/self/stat')) return { usable: false, why: 'no /proc here: signals cells find their processes and CPU time there' }
+  return { usable: true, why: "SIGSTOP/SIGCONT to the cells' process groups (no privilege needed)" }
 }
 
 interface Group {

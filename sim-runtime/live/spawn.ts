@@ -12,6 +12,9 @@ export interface SpawnOptions {
   env: Record<string, string>
   cwd: string
   logFile: string
+  /** Run as this user and group (the caller must be root; the supplementary groups are dropped). */
+  uid?: number
+  gid?: number
 }
 
 export function shellQuote(s: string): string {
@@ -69,6 +72,8 @@ export function spawnWithPrelude(command: string[], opts: SpawnOptions, prelude:
       env: opts.env,
       detached: true,
       stdio: ['ignore', fd, fd, 'pipe'],
+      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     })
   } finally {
     closeSync(fd)

@@ -1,9 +1,10 @@
-// Helpers of the live-cell tests: the machine's dependencies, small C programs compiled for the test,
-// and /proc checks.
+// Helpers of the live-cell tests: the machine's dependencies, the cell modes it permits, small C
+// programs compiled for the test, and /proc checks.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { availableCellModes, CELL_MODES, chooseCellMode, type CellMode, type CellModeProbe } from '../../sim-runtime/live/cell.ts'
 import { findLibfaketime, type VirtualClock } from '../../sim-runtime/live/clock.ts'
 import { procStat, readStat, taskRuntimeNs, tids } from '../../sim-runtime/live/proc.ts'
 import { which } from '../../sim-runtime/live/spawn.ts'
@@ -21,6 +22,34 @@ export function ensureLiveDeps(): string {
     if (missing()) throw new Error('hack/live-deps.sh ran, but libfaketime, redis-server, redis-cli or cc is still missing')
   }
   return findLibfaketime() as string
+}
+
+/** `title`, or `title (skipped: why)` when the test cannot run here: a skipped test says why in its name. */
+export function skipTitle(title: string, why: string | undefined): string {
+  return why === undefined ? title : `${title} (skipped: ${why})`
+}
+
+/**
+ * Every cell mode, strongest first, with `skip`: undefined when this machine permits the mode, else
+ * why not (for describe.skipIf and skipTitle). cgroup modes need root or a delegated cgroup; signals
+ * cells need no privilege.
+ */
+export function cellModesHere(): { mode: CellMode; skip: string | undefined; probe: CellModeProbe }[] {
+  return availableCellModes().map((probe) => ({ mode: probe.mode, skip: probe.usable ? undefined : probe.why, probe }))
+}
+
+/**
+ * The mode of tests that need one cell mode, not each: LIVESIM_TEST_CELL_MODE when set, else the
+ * strongest this machine permits (the runtime's choice, cell.ts chooseCellMode).
+ */
+export function strongestCellMode(): CellMode {
+  const forced = process.env.LIVESIM_TEST_CELL_MODE
+  if (forced) {
+    if (!(CELL_MODES as readonly string[]).includes(forced)) throw new Error(`LIVESIM_TEST_CELL_MODE=${forced}: use ${CELL_MODES.join(', ')}`)
+    return forced as CellMode
+  }
+  const probe = (mode: CellMode) => availableCellModes().find((m) => m.mode === mode) as CellModeProbe
+  return chooseCellMode(probe('cgroup2'), () => probe('cgroup1')).mode
 }
 
 /** A CPU burner: `burn N` spins N threads forever. */

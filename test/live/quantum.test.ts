@@ -1,27 +1,26 @@
 // The quantum driver (sim-runtime/live/quantum.ts) with real processes: clock modes, steal
 // compensation against a CPU hog on the same core, and the hooks the runtime writes sockets from.
-// The cells use the detected mode (cgroup1 on these machines); LIVESIM_TEST_CELL_MODE=signals (or
-// cgroup2) forces another.
+// The cells use the strongest mode this machine permits (the runtime's choice; named in each
+// describe); LIVESIM_TEST_CELL_MODE=signals (or cgroup1, cgroup2) forces another.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { IsolationRig, pinSelf, type IsolationSample } from '../../bench/live.ts'
-import { createCell, detectCellMode, type Cell, type CellMode } from '../../sim-runtime/live/cell.ts'
+import { createCell, type Cell } from '../../sim-runtime/live/cell.ts'
 import { createVirtualClock, DEFAULT_BASE_EPOCH_MS, type VirtualClock } from '../../sim-runtime/live/clock.ts'
 import { createQuantumDriver, MAX_EXTRA_SLICES, type ClockMode, type QuantumResult } from '../../sim-runtime/live/quantum.ts'
-import { baseEnv, compilePrograms, ensureLiveDeps, parseTicks, sleep, type Programs, type Tick, recordingClock, type ClockSet } from './helpers.ts'
+import { baseEnv, compilePrograms, ensureLiveDeps, parseTicks, sleep, strongestCellMode, type Programs, type Tick, recordingClock, type ClockSet } from './helpers.ts'
 
 const work = mkdtempSync(path.join(tmpdir(), 'livesim-quantum-test-'))
 const clockRoot = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/livesim-quantum-test-') : work
 const BASE = BigInt(DEFAULT_BASE_EPOCH_MS) * 1_000_000n
+const mode = strongestCellMode()
 let progs: Programs
-let mode: CellMode
 
-beforeAll(async () => {
+beforeAll(() => {
   ensureLiveDeps()
   progs = compilePrograms()
-  mode = (process.env.LIVESIM_TEST_CELL_MODE as CellMode | undefined) ?? (await detectCellMode()).mode
 }, 600_000)
 
 afterAll(() => {
@@ -32,7 +31,7 @@ afterAll(() => {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? NaN
 
-describe.each(['CpuTime', 'WallTime'] as const)('idle sleeper, %s', (clockMode: ClockMode) => {
+describe.each(['CpuTime', 'WallTime'] as const)(`idle sleeper, %s, ${mode} cell`, (clockMode: ClockMode) => {
   let cell: Cell | undefined
   let clock: VirtualClock | undefined
   afterAll(async () => {
@@ -115,7 +114,7 @@ describe.each(['CpuTime', 'WallTime'] as const)('idle sleeper, %s', (clockMode: 
   })
 })
 
-describe('a CPU-bound program with a CPU-hog neighbour cell on its core', () => {
+describe(`a CPU-bound program with a CPU-hog neighbour cell on its core, ${mode} cells`, () => {
   let rig: IsolationRig | undefined
   afterAll(async () => {
     await rig?.close()
@@ -164,7 +163,7 @@ describe('a CPU-bound program with a CPU-hog neighbour cell on its core', () => 
   })
 })
 
-describe('hooks', () => {
+describe(`hooks, ${mode} cells`, () => {
   const cells: Cell[] = []
   afterAll(async () => {
     for (const c of cells) await c.destroy()
