@@ -1,5 +1,6 @@
 // Shared pieces of the benchmark suite: the result line, the benchmark interface, statistics,
 // example manifests and the logger. Diagnostics go to stderr; stdout carries only result lines.
+import tQuantile from '@stdlib/stats-base-dists-t-quantile'
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -91,6 +92,27 @@ export function sig(x: number, digits = 4): number {
 
 export function ratio(value: number, baseline: number): number {
   return sig(value / baseline, 4)
+}
+
+/**
+ * The mean of xs and its one-sided 95 % lower confidence bound, mean − t(0.95, n − 1) × sd / √n
+ * (Student's t: the pairs of a paired comparison are few, and their differences roughly normal).
+ * With fewer than two samples there is no estimate of the spread: the bound is -Infinity.
+ */
+export function meanLowerBound95(xs: readonly number[]): { mean: number; lower95: number; sd: number; n: number } {
+  const n = xs.length
+  if (n === 0) throw new Error('meanLowerBound95: no samples')
+  const mean = xs.reduce((a, b) => a + b, 0) / n
+  if (n < 2) return { mean, lower95: -Infinity, sd: NaN, n }
+  const sd = Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1))
+  return { mean, lower95: mean - tQuantile(0.95, n - 1) * (sd / Math.sqrt(n)), sd, n }
+}
+
+/** A two-sided goal on the ratio: |ratio − 1| ≤ tolerance (e.g. a clock that must neither gain nor lose). */
+export function withTwoSidedGoal(r: BenchResult, tolerance: number): BenchResult {
+  r.goal = `|ratio - 1| <= ${tolerance}`
+  r.met = Math.abs(r.ratio - 1) <= tolerance
+  return r
 }
 
 /** A goal like "ratio >= 10" or "ratio <= 1.3", evaluated on r. */

@@ -29,6 +29,7 @@ import {
   type PingPong,
   type WakeCost,
 } from '../../bench/live-redis.ts'
+import { meanLowerBound95, withTwoSidedGoal, type BenchResult } from '../../bench/common.ts'
 
 /** What redis-benchmark 7 prints with --csv (-t set,get), after a warning line of its own. */
 const CSV = [
@@ -99,7 +100,7 @@ describe('the link latency and the verdict', () => {
     // redis-benchmark's p50 (ms) on both sides of its 71 / 79 µs bucket edge in the same share:
     // the median of per-pair accuracies would be 0.899 (pairs 79/71, 71/79, 71/71), a bucket's worth.
     expect(pairedAccuracy([0.079, 0.071, 0.071], [0.071, 0.079, 0.071])).toBeCloseTo(1, 12)
-    // Session 13's run 4 (SET at ten clients): native 71, 79, 71 against livesim 79, 79, 79.
+    // SET at ten clients in one recorded run: native 71, 79, 71 against livesim 79, 79, 79.
     expect(pairedAccuracy([0.079, 0.079, 0.079], [0.071, 0.079, 0.071])).toBeCloseTo(0.9276, 4) // 1 - (79 - 73.67) / 73.67; the paired median said 0.8873
     // A steady offset of a whole bucket still counts in full, either way.
     expect(pairedAccuracy([0.071, 0.071, 0.071], [0.079, 0.079, 0.079])).toBeCloseTo(accuracy(0.071, 0.079), 12)
@@ -108,6 +109,30 @@ describe('the link latency and the verdict', () => {
     expect(pairedAccuracy([90, 130], [100, 100])).toBeCloseTo(0.9, 12)
     expect(() => pairedAccuracy([1, 2], [1])).toThrow(/2 livesim and 1 native values/)
     expect(() => pairedAccuracy([], [])).toThrow(/at least one each/)
+  })
+
+  it('the verdict: mean per-pair accuracy and its one-sided 95 % lower bound (Student t)', () => {
+    // Five pairs, sd 0.02: t(0.95, 4) = 2.1318, so the bound is 0.94 - 2.1318 * 0.02 / sqrt(5).
+    const xs = [0.92, 0.94, 0.96, 0.92, 0.96]
+    const b = meanLowerBound95(xs)
+    expect(b.mean).toBeCloseTo(0.94, 12)
+    expect(b.sd).toBeCloseTo(0.02, 12)
+    expect(b.lower95).toBeCloseTo(0.94 - (2.131847 * 0.02) / Math.sqrt(5), 6)
+    // Per-pair accuracies never cancel: one pair 10 % high and one 10 % low is 0.9, not 1.
+    expect(meanLowerBound95([accuracy(110, 100), accuracy(90, 100)]).mean).toBeCloseTo(0.9, 12)
+    // Two pairs: t(0.95, 1) = 6.3138, a wide bound; one pair: no spread, no bound.
+    expect(meanLowerBound95([0.9, 1]).lower95).toBeCloseTo(0.95 - (6.313752 * Math.SQRT1_2) / Math.sqrt(2) / 10, 5)
+    expect(meanLowerBound95([0.97]).lower95).toBe(-Infinity)
+    expect(() => meanLowerBound95([])).toThrow(/no samples/)
+  })
+
+  it('a two-sided goal fails a clock that under-counts as well as one that over-counts', () => {
+    const r = (ratio: number): BenchResult => withTwoSidedGoal({ name: 'x', value: ratio, unit: 'u', baseline: 1, ratio }, 0.05)
+    expect(r(1.04).met).toBe(true)
+    expect(r(0.96).met).toBe(true)
+    expect(r(1.06).met).toBe(false)
+    expect(r(0.5).met).toBe(false)
+    expect(r(0.5).goal).toBe('|ratio - 1| <= 0.05')
   })
 
   it('durations keep nanoseconds and read back the same', () => {
