@@ -223,7 +223,6 @@ export const LiveSpec = Type.Object(
       ),
     ),
   },
-  },
   { ...Closed, description: 'A real program run inside the host cell under virtual time.' },
 )
 
