@@ -34,15 +34,15 @@ export interface CellOptions {
 
 export interface Cell {
   readonly mode: CellMode
-  /** Added to the brief's interface: the cell's name, for messages and results. */
+  /** The cell's name, for messages and results. */
   readonly name: string
   /**
-   * Added to the brief's interface: what this cell could not guarantee, in words the runtime can copy
+   * What this cell could not guarantee, in words the runtime can copy
    * into results and status: limits the mode could not apply, processes that left the cell (signals
    * mode: setsid/setpgid). Grows while the cell lives.
    */
   readonly warnings: readonly string[]
-  /** Added to the brief's interface: the cgroup directories of the cell ([] in signals mode); tests check they are gone after destroy(). */
+  /** The cgroup directories of the cell ([] in signals mode); tests check they are gone after destroy(). */
   readonly paths: readonly string[]
   /** Start a program inside the cell (its own process group; stdout/stderr to the given log file). Children it forks stay in the cell. */
   spawn(command: string[], opts: SpawnOptions): ChildProcess

@@ -41,7 +41,7 @@ export interface VirtualClock {
   /**
    * Set the clock the programs read to `virtualNs` (since the Unix epoch of the run's start, which is a fixed base date so runs are reproducible), advancing at `rate` (1 = wall speed) from now on. Must be called while the cell is frozen; writes the file atomically (temp + rename).
    *
-   * Added to the brief's interface, both optional (docs/live.md, "Driving scheme"):
+   * Options (docs/live.md, "Driving scheme"):
    * - `anchorNs`: an instant on the process.hrtime.bigint() time line (CLOCK_MONOTONIC) at which the
    *   clock reads `virtualNs`, instead of "now". Writing the file takes 20–500 µs (tmpfs hot … ext4
    *   after an idle gap); with "now" that time leaks into the programs' clocks at every barrier.
