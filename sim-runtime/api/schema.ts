@@ -104,14 +104,64 @@ export const ServiceTime = Type.Object(
   Closed,
 )
 
+/** Protocols a modelled component can speak to a live one. */
+export const RedisRequests = Type.Object(
+  {
+    setRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Fraction of requests that are SET (default 0.5); the rest are GET.' })),
+    keys: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Keys drawn uniformly from key:0 … key:<keys-1> (default 10000).' })),
+    valueSize: Type.Optional(Size('Size of a SET value (default 64B).')),
+  },
+  { ...Closed, description: 'Speak Redis (RESP GET/SET) to a live component; requestSize and responseSize are then the real command and reply sizes.' },
+)
+
+export const HTTP_METHODS = ['GET', 'POST'] as const
+export const HTTP_PATH_PATTERN = '^/[!-~]*$'
+export const HTTP_HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+export const HTTP_HEADER_VALUE_PATTERN = '^[^\\r\\n\\x00]*$'
+/** Headers livesim writes itself (framing and keepAlive): not allowed in headers. */
+export const HTTP_MANAGED_HEADERS = ['Content-Length', 'Transfer-Encoding', 'Connection'] as const
+
+const HttpPath = (description: string) => Type.String({ pattern: HTTP_PATH_PATTERN, minLength: 1, maxLength: 2048, description })
+
+export const HttpRequests = Type.Object(
+  {
+    method: Type.Optional(Enum(HTTP_METHODS, 'Request method (default GET).')),
+    path: Type.Optional(HttpPath('Request target: a path with an optional query, e.g. /index.html?lang=en (default /).')),
+    paths: Type.Optional(
+      Type.Array(HttpPath('A request target.'), { minItems: 1, maxItems: 1024, description: 'Several request targets instead of path: each request takes one at random (uniformly, from the seeded stream).' }),
+    ),
+    headers: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({ pattern: HTTP_HEADER_NAME_PATTERN, minLength: 1, maxLength: 256, description: 'Header name (an HTTP token).' }),
+            value: Type.String({ pattern: HTTP_HEADER_VALUE_PATTERN, maxLength: 8192, description: 'Header value.' }),
+          },
+          Closed,
+        ),
+        { maxItems: 64, description: 'Request headers, in order. Host defaults to the target replica (web-0, or web-0:8080 off port 80), User-Agent to livesim; Content-Length, Transfer-Encoding and Connection are livesim\'s (bodySize, keepAlive).' },
+      ),
+    ),
+    bodySize: Type.Optional(Size('POST: size of the request body (default 0).')),
+    keepAlive: Type.Optional(Type.Boolean({ description: 'Keep connections open between requests (default true); false sends Connection: close and opens a connection per request.' })),
+  },
+  {
+    ...Closed,
+    description:
+      'Speak HTTP/1.1 to a live component: each closed-loop user keeps its own connection, an open loop and a Server\'s calls use a connection per request in flight. A 5xx reply is an error; results count status codes and latency per status class. requestSize and responseSize are then the real sizes.',
+  },
+)
+
 export const Call = Type.Object(
   {
-    target: Type.String({ minLength: 1, maxLength: 64, description: 'host/component, group/component, or a component on the same host.' }),
+    target: Type.String({ minLength: 1, maxLength: 64, description: 'host/component, group/component, or a component on the same host (host/component:port for a live one).' }),
     requestSize: Type.Optional(Size('Size of the call.')),
     responseSize: Type.Optional(Size('Size of the reply.')),
     timeout: Type.Optional(Duration('Give up on the call after this long; the request fails.')),
+    redis: Type.Optional(RedisRequests),
+    http: Type.Optional(HttpRequests),
   },
-  Closed,
+  { ...Closed, description: 'A downstream call; to a live component it speaks redis or http, holding the worker until the reply.' },
 )
 
 export const ModelKinds = ['Client', 'Server', 'Custom'] as const
@@ -144,16 +194,8 @@ export const ModelSpec = Type.Object(
     responseSize: Type.Optional(Size('Client: response size (default 1KiB).')),
     timeout: Type.Optional(Duration('Client: a request with no reply after this long counts as a timeout.')),
     balance: Type.Optional(Enum(['RoundRobin', 'Random'] as const, 'Client and calls: how a group target picks a replica (default RoundRobin).')),
-    redis: Type.Optional(
-      Type.Object(
-        {
-          setRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Fraction of requests that are SET (default 0.5); the rest are GET.' })),
-          keys: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Keys drawn uniformly from key:0 … key:<keys-1> (default 10000).' })),
-          valueSize: Type.Optional(Size('Size of a SET value (default 64B).')),
-        },
-        { ...Closed, description: 'Client: speak Redis (RESP GET/SET) to a live component; requestSize and responseSize are then the real command and reply sizes.' },
-      ),
-    ),
+    redis: Type.Optional(RedisRequests),
+    http: Type.Optional(HttpRequests),
     // Server
     workers: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'Server: concurrent workers (default 1).' })),
     queueLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'Server: requests that may wait; more are rejected (default unbounded).' })),
@@ -176,7 +218,7 @@ export const ModelSpec = Type.Object(
 /** Which ModelSpec fields each kind takes, and which it requires. validate.ts and the CRD CEL rules use this. */
 export const MODEL_KINDS: Record<ModelKind, { fields: readonly string[]; required: readonly string[] }> = {
   Client: {
-    fields: ['kind', 'target', 'openLoop', 'closedLoop', 'requestSize', 'responseSize', 'timeout', 'balance', 'redis'],
+    fields: ['kind', 'target', 'openLoop', 'closedLoop', 'requestSize', 'responseSize', 'timeout', 'balance', 'redis', 'http'],
     required: ['target'],
   },
   Server: {
@@ -402,3 +444,5 @@ export type SimHostSpec = Static<typeof SimHostSpec>
 export type SimHostStatus = Static<typeof SimHostStatus>
 export type RunPolicy = Static<typeof RunPolicy>
 export type CallSpec = Static<typeof Call>
+export type RedisRequests = Static<typeof RedisRequests>
+export type HttpRequests = Static<typeof HttpRequests>

@@ -6,7 +6,19 @@ import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { Compile } from 'typebox/compile'
 import { loadAll } from 'js-yaml'
-import { API_VERSION, LIMITS, MODEL_KINDS, SimCluster, type ModelKind, type SimCluster as SimClusterT } from './schema.ts'
+import {
+  API_VERSION,
+  HTTP_HEADER_NAME_PATTERN,
+  HTTP_HEADER_VALUE_PATTERN,
+  HTTP_MANAGED_HEADERS,
+  HTTP_PATH_PATTERN,
+  LIMITS,
+  MODEL_KINDS,
+  SimCluster,
+  type HttpRequests,
+  type ModelKind,
+  type SimCluster as SimClusterT,
+} from './schema.ts'
 import { compilePlan, expandHostRef, TargetError, type RunPlan } from './plan.ts'
 import { MAX_TIME_NS, parseBandwidthBitsPerSec, parseDurationNs, parseSizeBytes, UnitError } from './units.ts'
 
@@ -32,6 +44,9 @@ const MAX_ISSUES = 25
 const PATTERN_RULES: Record<string, string> = {
   '^[a-z]([-a-z0-9]*[a-z0-9])?$': 'use lowercase letters, digits and "-", starting with a letter and ending with a letter or digit',
   '^[A-Za-z_][A-Za-z0-9_]*$': 'use letters, digits and "_", not starting with a digit',
+  [HTTP_PATH_PATTERN]: 'a request target starts with "/" and has no spaces or control characters (percent-encode them)',
+  [HTTP_HEADER_NAME_PATTERN]: 'a header name is an HTTP token: letters, digits and !#$%&\'*+-.^_`|~, no spaces or colon',
+  [HTTP_HEADER_VALUE_PATTERN]: 'a header value may not contain CR, LF or NUL',
 }
 
 /** JSON pointer "/spec/hosts/2/name" → "spec.hosts[2].name". */
@@ -226,6 +241,24 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
     }
   }
 
+  /** The path of a sender's protocol block (redis: or http:), if it has one. */
+  const protocolField = (p: string, s: { redis?: unknown; http?: unknown }) => (s.http ? `${p}.http` : s.redis ? `${p}.redis` : undefined)
+  /** A Client's or a call's redis: and http: blocks. */
+  const protocolChecks = (p: string, s: { redis?: { valueSize?: string | number }; http?: HttpRequests }) => {
+    if (s.redis && s.http) add(`${p}.http`, 'set one protocol: redis or http, not both')
+    size(`${p}.redis.valueSize`, s.redis?.valueSize)
+    if (s.http) httpChecks(`${p}.http`, s.http)
+  }
+  const httpChecks = (p: string, h: HttpRequests) => {
+    if (h.path !== undefined && h.paths !== undefined) add(`${p}.paths`, 'set path or paths, not both')
+    if (h.bodySize !== undefined && (h.method ?? 'GET') !== 'POST') add(`${p}.bodySize`, `a request body needs method POST; the method here is ${h.method ?? 'GET (the default)'}`)
+    size(`${p}.bodySize`, h.bodySize)
+    h.headers?.forEach((x, i) => {
+      const managed = HTTP_MANAGED_HEADERS.find((m) => m.toLowerCase() === x.name.toLowerCase())
+      if (managed) add(`${p}.headers[${i}].name`, `${managed} is set by livesim (Content-Length from bodySize, Connection from keepAlive, no Transfer-Encoding); remove it`)
+    })
+  }
+
   duration('spec.endTime', spec.endTime)
 
   // Names: host groups unique, replica names unique across groups, components unique per host.
@@ -304,7 +337,8 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
       const node = `${host.group}/${c.name}`
       const edges: { to: string; path: string }[] = []
       callGraph.set(node, edges)
-      const targetCheck = (p: string, t: string, wantServer: boolean, from?: { client: boolean; redis: boolean }) => {
+      // `speaks`: the sender's protocol block (redis: or http:), if it has one, and what the sender is.
+      const targetCheck = (p: string, t: string, wantServer: boolean, speaks: { field: string | undefined; sender: string }) => {
         try {
           const r = plan.resolve(host.index, t)
           const targetHost = plan.hosts[r.hosts[0]!]!
@@ -315,10 +349,10 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
             const ports = tc.spec.live.ports ?? []
             if (!ports.length) add(p, `${t} is a live component that serves no ports`)
             else if (portName !== undefined && !ports.some((x) => x.name === portName)) add(p, `${t}: ${tc.name} serves no port named ${JSON.stringify(portName)}; its ports are: ${ports.map((x) => x.name).join(', ')}`)
-            if (!from?.client) add(p, `${t} is a live component; only a Client (with redis:) can send it requests`)
-            else if (!from.redis) add(p, `${t} is a live component: set redis: on this Client (the protocol its requests speak; Redis is the one supported)`)
-          } else if (portName !== undefined) {
-            add(p, `${t}: a :port suffix names a port of a live component, and ${tc.name} is modelled`)
+            if (speaks.field === undefined) add(p, `${t} is a live component: set redis: or http: on this ${speaks.sender} (the protocol its requests speak)`)
+          } else {
+            if (portName !== undefined) add(p, `${t}: a :port suffix names a port of a live component, and ${tc.name} is modelled`)
+            if (speaks.field !== undefined) add(speaks.field, `a protocol is for a live target, and ${t} is modelled; remove it, or target a live component`)
           }
           edges.push({ to: `${targetHost.group}/${tc.name}`, path: p })
         } catch (err) {
@@ -338,8 +372,8 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
         }
         if (kind === 'Client') {
           if (!!m.openLoop === !!m.closedLoop) add(`${cp}.model`, 'a Client needs exactly one of openLoop or closedLoop')
-          if (m.target) targetCheck(`${cp}.model.target`, m.target, true, { client: true, redis: !!m.redis })
-          size(`${cp}.model.redis.valueSize`, m.redis?.valueSize)
+          if (m.target) targetCheck(`${cp}.model.target`, m.target, true, { field: protocolField(`${cp}.model`, m), sender: 'Client' })
+          protocolChecks(`${cp}.model`, m)
           size(`${cp}.model.requestSize`, m.requestSize)
           size(`${cp}.model.responseSize`, m.responseSize)
           duration(`${cp}.model.timeout`, m.timeout)
@@ -351,7 +385,8 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
           if (m.service.distribution !== 'LogNormal' && m.service.sigma !== undefined) add(`${cp}.model.service.sigma`, 'only allowed with distribution LogNormal')
           m.calls?.forEach((call, k) => {
             const kp = `${cp}.model.calls[${k}]`
-            targetCheck(`${kp}.target`, call.target, true)
+            targetCheck(`${kp}.target`, call.target, true, { field: protocolField(kp, call), sender: 'call' })
+            protocolChecks(kp, call)
             size(`${kp}.requestSize`, call.requestSize)
             size(`${kp}.responseSize`, call.responseSize)
             duration(`${kp}.timeout`, call.timeout)

@@ -1,14 +1,16 @@
 // Client: a workload generator. Open loop (Poisson or constant rate, arrivals independent of replies)
 // or closed loop (N users, each waiting for its reply, then thinking). Measures latency in virtual
-// time from send to reply, throughput, errors and timeouts.
+// time from send to reply, throughput, errors and timeouts. To a live component it sends real
+// requests (redis: or http:, protocols/requests.ts); with http: it also counts status codes and
+// latency per status class.
 import { parseDurationNs, parseSizeBytes, NS_PER_SEC } from '../api/units.ts'
 import type { ModelSpec } from '../api/schema.ts'
 import { Histogram } from '../engine/histogram.ts'
 import { newMessage, MSG_REQUEST, MSG_RESPONSE, type Message } from '../engine/message.ts'
 import { registerComponent, round, type Component, type ComponentContext } from './component.ts'
 import { TargetPicker } from './targets.ts'
-import { encodeCommand } from '../protocols/resp.ts'
-import type { Rng } from '../engine/rng.ts'
+import { liveRequests, type LiveRequests } from '../protocols/requests.ts'
+import { statusClass } from '../protocols/live-tag.ts'
 
 const T_ARRIVAL = 1
 const T_THINK = 2
@@ -29,8 +31,11 @@ export class Client implements Component {
   private readonly closed: { users: number; thinkNs: number } | undefined
   private readonly arrivals
   private readonly think
-  /** Redis protocol to a live target: the command mix, and the port (the target's :port, or its first). */
-  private readonly redis: { setRatio: number; keys: number; value: Buffer; port: number; rng: Rng } | undefined
+  /** Real requests to a live target (redis: or http:). */
+  private readonly live: LiveRequests | undefined
+  /** http: replies by status code, and their latency by status class ("2xx"). */
+  private readonly status: Map<number, number> | undefined
+  private readonly classLatency = new Map<string, Histogram>()
   private readonly outstanding = new Map<number, Pending>()
   private readonly latency = new Histogram()
   private nextId = 1
@@ -52,19 +57,8 @@ export class Client implements Component {
     }
     this.arrivals = ctx.rng('arrivals')
     this.think = ctx.rng('think')
-    if (spec.redis) {
-      const target = ctx.plan.hosts[this.picker.target.hosts[0]!]!.components[this.picker.target.component]!
-      const ports = target.spec.live?.ports ?? []
-      const portName = spec.target!.includes(':') ? spec.target!.slice(spec.target!.lastIndexOf(':') + 1) : undefined
-      const port = (portName === undefined ? ports[0] : ports.find((p) => p.name === portName))?.port ?? 0
-      this.redis = {
-        setRatio: spec.redis.setRatio ?? 0.5,
-        keys: spec.redis.keys ?? 10_000,
-        value: Buffer.alloc(parseSizeBytes(spec.redis.valueSize ?? 64), 'x'),
-        port,
-        rng: ctx.rng('redis'),
-      }
-    }
+    this.live = liveRequests(ctx.plan, ctx.hostIndex, spec.target!, spec, (name) => ctx.rng(name))
+    if (spec.http) this.status = new Map()
   }
 
   start(): void {
@@ -86,15 +80,14 @@ export class Client implements Component {
 
   private request(user: number): void {
     const id = this.nextId++
-    const m = newMessage(MSG_REQUEST, this.picker.pick(), this.picker.target.component, id, this.requestBytes, this.responseBytes)
-    const r = this.redis
-    if (r) {
-      // The real command. tag = connection slot × 65536 + port: a closed-loop user keeps its own
-      // connection (like redis-benchmark -c), an open loop pipelines on one.
-      const key = `key:${Math.floor(r.rng.uniform() * r.keys)}`
-      m.payload = r.rng.uniform() < r.setRatio ? encodeCommand(['SET', key, r.value]) : encodeCommand(['GET', key])
+    const dst = this.picker.pick()
+    const m = newMessage(MSG_REQUEST, dst, this.picker.target.component, id, this.requestBytes, this.responseBytes)
+    const live = this.live
+    if (live) {
+      // The real request; a closed-loop user keeps its own connection (like redis-benchmark -c or wrk -c).
+      m.payload = live.next(dst)
       m.bytes = m.payload.length
-      m.tag = Math.max(user, 0) * 65536 + r.port
+      m.tag = live.tag(user >= 0 ? user : live.openLoopConnection)
     }
     this.outstanding.set(id, { startNs: this.ctx.now(), user })
     this.sent++
@@ -121,13 +114,23 @@ export class Client implements Component {
     const p = this.outstanding.get(msg.id)
     if (!p) return // a reply after its timeout
     this.outstanding.delete(msg.id)
+    const latencyNs = this.ctx.now() - p.startNs
     if (msg.type === MSG_RESPONSE) {
       this.completed++
-      this.latency.record(this.ctx.now() - p.startNs)
+      this.latency.record(latencyNs)
     } else {
       this.errors++
     }
+    if (this.status && msg.tag > 0) this.countStatus(msg.tag, latencyNs)
     this.done(p.user)
+  }
+
+  private countStatus(status: number, latencyNs: number): void {
+    this.status!.set(status, (this.status!.get(status) ?? 0) + 1)
+    const cls = statusClass(status)
+    let h = this.classLatency.get(cls)
+    if (!h) this.classLatency.set(cls, (h = new Histogram()))
+    h.record(latencyNs)
   }
 
   private done(user: number): void {
@@ -143,7 +146,17 @@ export class Client implements Component {
       outstanding: this.outstanding.size,
       throughputPerSec: round((this.completed * NS_PER_SEC) / endTimeNs, 3),
       latency: this.latency.summary(),
+      ...(this.status ? this.statusResults() : {}),
     }
+  }
+
+  /** Replies by status code, and latency by status class, in ascending order (deterministic JSON). */
+  private statusResults(): Record<string, unknown> {
+    const status: Record<string, number> = {}
+    for (const code of [...this.status!.keys()].sort((a, b) => a - b)) status[String(code)] = this.status!.get(code)!
+    const byClass: Record<string, unknown> = {}
+    for (const cls of [...this.classLatency.keys()].sort()) byClass[cls] = this.classLatency.get(cls)!.summary()
+    return { status, latencyByStatusClass: byClass }
   }
 }
 

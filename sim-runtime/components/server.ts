@@ -1,7 +1,9 @@
 // Server: c workers in front of a FIFO queue with an optional bound (requests beyond it are
 // rejected with an error reply). Each request takes a service time (constant, exponential or
 // lognormal), then optionally makes downstream calls, sequentially or fanned out, while holding its
-// worker (thread-per-request), then replies.
+// worker (thread-per-request), then replies. A call to a live component sends a real request
+// (redis: or http:, protocols/requests.ts) and holds the worker until the program's reply; an error
+// reply (a Redis error, an HTTP 5xx, a lost connection) fails the request like any failed call.
 import { parseDurationNs, parseSizeBytes } from '../api/units.ts'
 import type { ModelSpec } from '../api/schema.ts'
 import { Deque } from '../engine/deque.ts'
@@ -10,6 +12,7 @@ import { newMessage, MSG_ERROR, MSG_REQUEST, MSG_RESPONSE, type Message } from '
 import type { Rng } from '../engine/rng.ts'
 import { registerComponent, round, type Component, type ComponentContext } from './component.ts'
 import { TargetPicker } from './targets.ts'
+import { liveRequests, type LiveRequests } from '../protocols/requests.ts'
 
 const T_SERVICE_DONE = 1
 const T_CALL_TIMEOUT = 2
@@ -32,6 +35,8 @@ interface CallDef {
   requestBytes: number
   responseBytes: number
   timeoutNs: number
+  /** A call to a live component: its real requests. */
+  live: LiveRequests | undefined
 }
 
 export class Server implements Component {
@@ -47,6 +52,8 @@ export class Server implements Component {
   private readonly fanOut: boolean
   private readonly queue = new Deque<Job>()
   private readonly inCall = new Map<number, Job>()
+  /** Replies to calls over http:, by status code (undefined without such calls). */
+  private readonly callStatus: Map<number, number> | undefined
   private nextCallId = 1
   private busy = 0
   private busyNs = 0
@@ -74,8 +81,10 @@ export class Server implements Component {
       requestBytes: parseSizeBytes(c.requestSize ?? 512),
       responseBytes: parseSizeBytes(c.responseSize ?? 1024),
       timeoutNs: c.timeout ? parseDurationNs(c.timeout) : 0,
+      live: liveRequests(ctx.plan, ctx.hostIndex, c.target, c, (name) => ctx.rng(`${name}:${i}`)),
     }))
     this.fanOut = spec.callMode === 'FanOut'
+    if (spec.calls?.some((c) => c.http)) this.callStatus = new Map()
   }
 
   start(): void {}
@@ -96,6 +105,7 @@ export class Server implements Component {
     const job = this.inCall.get(msg.id)
     if (!job) return // reply to a call that already timed out
     this.inCall.delete(msg.id)
+    if (this.callStatus && msg.tag > 0) this.callStatus.set(msg.tag, (this.callStatus.get(msg.tag) ?? 0) + 1)
     this.callReturned(job, msg.type === MSG_RESPONSE)
   }
 
@@ -150,7 +160,14 @@ export class Server implements Component {
 
   private call(job: Job, c: CallDef): void {
     const id = this.nextCallId++
-    const m = newMessage(MSG_REQUEST, c.picker.pick(), c.picker.target.component, id, c.requestBytes, c.responseBytes)
+    const dst = c.picker.pick()
+    const m = newMessage(MSG_REQUEST, dst, c.picker.target.component, id, c.requestBytes, c.responseBytes)
+    if (c.live) {
+      // A connection of the server's pool per call in flight: the worker holds it until the reply.
+      m.payload = c.live.next(dst)
+      m.bytes = m.payload.length
+      m.tag = c.live.tag(-1)
+    }
     this.inCall.set(id, job)
     this.ctx.send(m)
     if (c.timeoutNs > 0) this.ctx.schedule(c.timeoutNs, T_CALL_TIMEOUT, id)
@@ -198,6 +215,7 @@ export class Server implements Component {
       utilization: round(this.busyNs / (this.workers * endTimeNs)),
       wait: this.wait.summary(),
       response: this.response.summary(),
+      ...(this.callStatus ? { callStatus: Object.fromEntries([...this.callStatus].sort((a, b) => a[0] - b[0]).map(([k, v]) => [String(k), v])) } : {}),
     }
   }
 }

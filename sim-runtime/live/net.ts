@@ -14,15 +14,14 @@
 //
 // Messages (engine/message.ts): OPEN(port) S→T when a program on S connects; DATA(payload) and FIN
 // both ways, `id` naming the connection on S. On T, OPEN makes the runtime connect to B(T):port at
-// the OPEN's delivery time. A modelled Client with `redis:` sends REQUEST messages carrying RESP
-// commands: T keeps one connection per (client, user slot), writes each command at its delivery time,
-// splits the replies with the RESP scanner and answers each request with a RESPONSE (ERROR for a
-// Redis error reply or a lost connection) stamped with the time the reply was read.
+// the OPEN's delivery time. Modelled components send REQUEST messages carrying real requests (Redis
+// commands, HTTP requests): T writes them into connections of its own to the program and answers
+// them when the replies are complete (modelled.ts).
 import net from 'node:net'
 import type { Logger } from 'pino'
 import type { RunPlan } from '../api/plan.ts'
-import { DIR_C2S, DIR_S2C, MSG_ERROR, MSG_LIVE_DATA, MSG_LIVE_FIN, MSG_LIVE_OPEN, MSG_REQUEST, MSG_RESPONSE, newMessage, type Message } from '../engine/message.ts'
-import { ReplyScanner } from '../protocols/resp.ts'
+import { DIR_C2S, DIR_S2C, MSG_LIVE_DATA, MSG_LIVE_FIN, MSG_LIVE_OPEN, MSG_REQUEST, newMessage, type Message } from '../engine/message.ts'
+import { ModelledRequests, type ReplyOut } from './modelled.ts'
 import { stampKeyOfPeer, type StampReader } from './stamps.ts'
 
 /** What net.ts needs of a live host (runner.ts's LiveHost). */
@@ -155,13 +154,6 @@ interface Conn {
 /** What net.ts needs of a live component. */
 type NetComp = { readonly ctx: { sendAt(msg: Message, atNs: number): void } }
 
-interface ModelConn {
-  sock: net.Socket
-  scanner: ReplyScanner
-  pending: { id: number; host: number; comp: number }[]
-  broken: boolean
-}
-
 export class LiveNet {
   private readonly plan: RunPlan
   private readonly hosts: Map<number, NetHost>
@@ -177,8 +169,8 @@ export class LiveNet {
   private readonly nextConnId = new Map<number, number>()
   /** Server side (T): "clientHost.id" → our socket to the program. */
   private readonly serverConns = new Map<number, Map<string, Conn>>()
-  /** Server side (T): "clientHost.clientComp.slot" → connection for a modelled client. */
-  private readonly modelConns = new Map<number, Map<string, ModelConn>>()
+  /** Server side (T): the connections that carry modelled components' requests. */
+  private readonly modelled: ModelledRequests
   private readonly stats = new Map<object, Stats>()
   /** Host index → connections with bytes (or a FIN) read and not yet sent. */
   private readonly dirty = new Map<number, Set<Conn>>()
@@ -192,6 +184,7 @@ export class LiveNet {
     this.addresses = addresses
     this.log = log
     this.trace = log.isLevelEnabled('trace')
+    this.modelled = new ModelledRequests(log)
     for (const h of plan.hosts) {
       const ports = new Map<number, number>()
       for (const c of h.components) for (const p of c.spec.live?.ports ?? []) ports.set(p.port, c.index)
@@ -226,7 +219,6 @@ export class LiveNet {
       this.views.set(s.index, view)
       this.clientConns.set(s.index, new Map())
       this.serverConns.set(s.index, new Map())
-      this.modelConns.set(s.index, new Map())
       this.nextConnId.set(s.index, 1)
       for (const [t, ports] of this.served) {
         if (t === s.index) continue
@@ -265,7 +257,7 @@ export class LiveNet {
       if (this.trace) this.log.trace({ host: h.name, dueNs: atNs, nowNs: h.virtualNowNs(), type: msg.type, bytes: msg.payload?.length ?? 0 }, 'deliver')
       switch (msg.type) {
         case MSG_REQUEST:
-          return this.modelRequest(h, comp, msg)
+          return this.modelled.request(h, comp.ctx, this.statsOf(comp), msg)
         case MSG_LIVE_OPEN:
           return this.open(h, comp, msg)
         case MSG_LIVE_DATA:
@@ -346,15 +338,18 @@ export class LiveNet {
    * cover) go with the time the runtime read them.
    */
   flush(h: NetHost, floorNs: number): void {
-    const conns = this.dirty.get(h.index)
-    if (!conns || conns.size === 0) return
+    const conns = this.dirty.get(h.index) ?? new Set<Conn>()
+    if (conns.size === 0 && !this.modelled.hasReplies(h)) return
     h.stamps?.poll()
-    const out: { conn: Conn; type: number; payload: Buffer | undefined; at: number; seq: number; wrote: number }[] = []
+    const out: { conn: Conn | undefined; reply: ReplyOut | undefined; type: number; payload: Buffer | undefined; at: number; seq: number; wrote: number }[] = []
     const emit = (conn: Conn, type: number, payload: Buffer | undefined, at: number) => {
       const t = Math.max(floorNs, conn.lastNs, at)
       conn.lastNs = t
-      out.push({ conn, type, payload, at: t, seq: out.length, wrote: at })
+      out.push({ conn, reply: undefined, type, payload, at: t, seq: out.length, wrote: at })
     }
+    const replies: ReplyOut[] = []
+    this.modelled.collect(h, floorNs, replies)
+    for (const r of replies) out.push({ conn: undefined, reply: r, type: r.msg.type, payload: undefined, at: r.at, seq: out.length, wrote: r.at })
     for (const conn of conns) {
       const key = h.stamps && conn.key !== undefined ? conn.key : undefined
       for (const p of conn.pending) {
@@ -377,8 +372,9 @@ export class LiveNet {
     conns.clear()
     out.sort((a, b) => a.at - b.at || a.seq - b.seq)
     for (const o of out) {
-      if (this.trace) this.log.trace({ host: h.name, bytes: o.payload?.length ?? 0, stampNs: o.at, wroteNs: o.wrote, type: o.type }, 'send')
-      o.conn.send(o.type, o.payload, o.at)
+      if (this.trace) this.log.trace({ host: h.name, bytes: o.payload?.length ?? o.reply?.msg.bytes ?? 0, stampNs: o.at, wroteNs: o.wrote, type: o.type }, 'send')
+      if (o.conn) o.conn.send(o.type, o.payload, o.at)
+      else o.reply!.ctx.sendAt(o.reply!.msg, o.at)
     }
   }
 
@@ -390,68 +386,10 @@ export class LiveNet {
     if (msg.payload) conn.sock.write(msg.payload)
   }
 
-  /** A modelled client's Redis command, due now at T. */
-  private modelRequest(h: NetHost, comp: NetComp, msg: Message): void {
-    if (this.closed) return
-    const st = this.statsOf(comp)
-    const slot = Math.floor(msg.tag / 65536)
-    const port = msg.tag % 65536
-    const key = `${msg.srcHost}.${msg.srcComp}.${slot}`
-    const conns = this.modelConns.get(h.index)!
-    let c = conns.get(key)
-    if (!c || c.broken) {
-      const reply = (type: number, id: number, to: { host: number; comp: number }, bytes: number) => {
-        comp.ctx.sendAt(newMessage(type, to.host, to.comp, id, bytes), h.virtualNowNs())
-      }
-      const sock = net.connect({ host: h.bindAddr, port, noDelay: true })
-      const mc: ModelConn = { sock, scanner: new ReplyScanner(), pending: [], broken: false }
-      c = mc
-      conns.set(key, mc)
-      st.connections++
-      sock.on('data', (chunk: Buffer) => {
-        st.bytesOut += chunk.length
-        let n
-        try {
-          n = mc.scanner.push(chunk)
-        } catch (err) {
-          this.log.warn({ host: h.name, err: (err as Error).message }, 'malformed Redis reply stream; dropping the connection')
-          return void sock.destroy()
-        }
-        const lengths = mc.scanner.lengths
-        const errors = mc.scanner.errors
-        for (let i = 0; i < n; i++) {
-          const p = mc.pending.shift()
-          if (!p) continue
-          st.replies++
-          if (errors[i] === 1) st.errors++
-          reply(errors[i] === 1 ? MSG_ERROR : MSG_RESPONSE, p.id, p, lengths[i]!)
-        }
-      })
-      const broken = () => {
-        if (mc.broken) return
-        mc.broken = true
-        for (const p of mc.pending.splice(0)) {
-          st.errors++
-          reply(MSG_ERROR, p.id, p, 64)
-        }
-        if (conns.get(key) === mc) conns.delete(key)
-      }
-      sock.on('error', (err) => {
-        this.log.debug({ host: h.name, key, err: err.message }, 'modelled client connection error')
-        broken()
-      })
-      sock.on('close', broken)
-    }
-    st.requests++
-    st.bytesIn += msg.payload?.length ?? 0
-    c.pending.push({ id: msg.id, host: msg.srcHost, comp: msg.srcComp })
-    if (msg.payload) c.sock.write(msg.payload)
-  }
-
   close(): void {
     this.closed = true
     for (const l of this.listeners) l.close()
     for (const m of [...this.clientConns.values(), ...this.serverConns.values()]) for (const c of m.values()) c.sock.destroy()
-    for (const m of this.modelConns.values()) for (const c of m.values()) c.sock.destroy()
+    this.modelled.close()
   }
 }

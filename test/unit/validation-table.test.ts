@@ -55,7 +55,11 @@ spec:
 
 /** The base manifest with each `find` (which must occur exactly once) replaced. */
 function edit(...replacements: [find: string, replace: string][]): string {
-  let text = BASE
+  return editFrom(BASE, ...replacements)
+}
+
+function editFrom(base: string, ...replacements: [find: string, replace: string][]): string {
+  let text = base
   for (const [find, replace] of replacements) {
     const count = text.split(find).length - 1
     if (count !== 1) throw new Error(`test bug: ${JSON.stringify(find)} occurs ${count} times in the base manifest`)
@@ -63,6 +67,17 @@ function edit(...replacements: [find: string, replace: string][]): string {
   }
   return text
 }
+
+/** web/http is a live program serving port http (80); the Client targets it. */
+const LIVE_WEB = edit([
+  'model:\n            kind: Server\n            workers: 4\n            service: { distribution: LogNormal, mean: 300us, sigma: 0.5 }\n            calls:\n              - { target: db/sql, requestSize: 256B, responseSize: 4KiB }',
+  'live: { command: [nginx], ports: [{ name: http, port: 80 }] }',
+])
+/** LIVE_WEB with the Client's `http:` block set to `block` (YAML flow mapping). */
+const httpClient = (block: string) => editFrom(LIVE_WEB, ['timeout: 50ms', `timeout: 50ms\n            http: ${block}`])
+/** db/sql is a live program serving port sql (6379); web/http calls it with `call` added to its call. */
+const liveDbCall = (call: string) =>
+  edit(['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', 'live: { command: [redis-server], ports: [{ name: sql, port: 6379 }] }'], ['responseSize: 4KiB }', `responseSize: 4KiB${call} }`])
 
 const CLIENT = 'spec.hosts[0].components[0]'
 const WEB = 'spec.hosts[1].components[0]'
@@ -278,6 +293,29 @@ const cases: Case[] = [
     message: `no such file: ${path.join(EXAMPLES, 'models/no-such-model.js')}`,
     baseDir: EXAMPLES,
   },
+
+  // --- protocols to live components --------------------------------------------------------------
+  { name: 'a Client to a live component without a protocol', yaml: LIVE_WEB, path: `${CLIENT}.model.target`, message: 'web/http is a live component: set redis: or http: on this Client' },
+  { name: 'http on a Client to a modelled component', yaml: edit(['timeout: 50ms', 'timeout: 50ms\n            http: {}']), path: `${CLIENT}.model.http`, message: 'a protocol is for a live target, and web/http is modelled' },
+  { name: 'both redis and http on a Client', yaml: editFrom(httpClient('{}'), ['http: {}', 'http: {}\n            redis: {}']), path: `${CLIENT}.model.http`, message: 'set one protocol: redis or http, not both' },
+  { name: 'unknown HTTP method', yaml: httpClient('{ method: PUT }'), path: `${CLIENT}.model.http.method`, message: 'must be one of: GET, POST; got string "PUT"' },
+  { name: 'HTTP path without a leading slash', yaml: httpClient('{ path: index.html }'), path: `${CLIENT}.model.http.path`, message: 'a request target starts with "/"' },
+  { name: 'HTTP path with a space', yaml: httpClient('{ paths: [/a, "/b c"] }'), path: `${CLIENT}.model.http.paths[1]`, message: 'no spaces or control characters' },
+  { name: 'both path and paths', yaml: httpClient('{ path: /a, paths: [/b] }'), path: `${CLIENT}.model.http.paths`, message: 'set path or paths, not both' },
+  { name: 'empty paths', yaml: httpClient('{ paths: [] }'), path: `${CLIENT}.model.http.paths`, message: 'needs at least 1 items' },
+  { name: 'a request body on a GET', yaml: httpClient('{ bodySize: 1KiB }'), path: `${CLIENT}.model.http.bodySize`, message: 'a request body needs method POST; the method here is GET (the default)' },
+  { name: 'HTTP body size with an unknown unit', yaml: httpClient('{ method: POST, bodySize: 1XB }'), path: `${CLIENT}.model.http.bodySize`, message: 'Bytes: an integer, or a string with a unit' },
+  { name: 'a Content-Length header', yaml: httpClient('{ method: POST, headers: [{ name: Host, value: a }, { name: content-length, value: "5" }] }'), path: `${CLIENT}.model.http.headers[1].name`, message: 'Content-Length is set by livesim' },
+  { name: 'a Connection header', yaml: httpClient('{ headers: [{ name: Connection, value: close }] }'), path: `${CLIENT}.model.http.headers[0].name`, message: 'Connection from keepAlive' },
+  { name: 'a header name with a space', yaml: httpClient('{ headers: [{ name: X Id, value: "1" }] }'), path: `${CLIENT}.model.http.headers[0].name`, message: 'a header name is an HTTP token' },
+  { name: 'a header value with a newline', yaml: httpClient('{ headers: [{ name: X-Id, value: "1\\r\\nInjected: yes" }] }'), path: `${CLIENT}.model.http.headers[0].value`, message: 'a header value may not contain CR, LF or NUL' },
+  { name: 'unknown field in http', yaml: httpClient('{ rate: 10 }'), path: `${CLIENT}.model.http.rate`, message: 'unknown field; allowed fields here: method, path, paths, headers, bodySize, keepAlive' },
+  { name: 'keepAlive as a string', yaml: httpClient('{ keepAlive: "yes" }'), path: `${CLIENT}.model.http.keepAlive`, message: 'expected boolean, got string "yes"' },
+  { name: 'a call to a live component without a protocol', yaml: liveDbCall(''), path: `${WEB}.model.calls[0].target`, message: 'db/sql is a live component: set redis: or http: on this call' },
+  { name: 'http on a call to a modelled component', yaml: edit(['responseSize: 4KiB }', 'responseSize: 4KiB, http: { path: /q } }']), path: `${WEB}.model.calls[0].http`, message: 'a protocol is for a live target, and db/sql is modelled' },
+  { name: 'a Redis value over 1GiB in a call', yaml: liveDbCall(', redis: { valueSize: 2GiB }'), path: `${WEB}.model.calls[0].redis.valueSize`, message: 'must be at most 1GiB' },
+  { name: 'both protocols on a call', yaml: liveDbCall(', redis: {}, http: {}'), path: `${WEB}.model.calls[0].http`, message: 'set one protocol: redis or http, not both' },
+  { name: 'unknown field in a call\'s redis', yaml: liveDbCall(', redis: { ratio: 1 }'), path: `${WEB}.model.calls[0].redis.ratio`, message: 'unknown field; allowed fields here: setRatio, keys, valueSize' },
   { name: 'Server field on a Custom model', yaml: edit(['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', 'model: { kind: Custom, module: ./m.js, workers: 2 }']), path: `${DB}.model.workers`, message: 'not a field of kind Custom' },
 
   // --- whole documents -------------------------------------------------------------------------
@@ -338,6 +376,13 @@ describe('valid manifests', () => {
   it('accepts the base manifest', () => {
     const { plan } = loadSimCluster(BASE)
     expect(plan.hosts.map((h) => h.name)).toEqual(['client-0', 'client-1', 'web-0', 'db-0'])
+  })
+
+  it('accepts HTTP clients and calls that speak Redis or HTTP to live components', () => {
+    const client = httpClient('{ method: POST, paths: [/a, "/b?c=1"], headers: [{ name: Host, value: example.com }, { name: X-Token, value: "a b:c" }], bodySize: 2KiB, keepAlive: false }')
+    expect(() => loadSimCluster(client)).not.toThrow()
+    expect(() => loadSimCluster(liveDbCall(', redis: { setRatio: 0.1, keys: 10 }'))).not.toThrow()
+    expect(() => loadSimCluster(liveDbCall(', http: { path: /q }'))).not.toThrow()
   })
 
   it('accepts a call chain through 10240 servers', () => {
