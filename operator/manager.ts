@@ -13,6 +13,7 @@ import { KubeClient, objectKey, R, type KubeObject } from './kube/rest.ts'
 import { httpLeaderClient } from './simcluster/leaderclient.ts'
 import { L, LEADER_HTTP_PORT, type OperatorSettings, type SimClusterObject, type SimHostObject } from './simcluster/objects.ts'
 import { domainMetrics, SimClusterReconciler, SimHostReconciler, type Caches } from './simcluster/reconciler.ts'
+import { SIM } from './simcluster/resources.ts'
 
 export interface ManagerOptions {
   settings: OperatorSettings
@@ -50,8 +51,8 @@ export class Manager {
       new Informer<T>(this.client, r, log, { namespace: o.namespace, labelSelector, resyncMs: o.resyncMs ?? 300_000 })
     const owned = `${L.managedBy}=livesim-operator`
     this.caches = {
-      simClusters: inf<SimClusterObject>(R.simClusters),
-      simHosts: inf<SimHostObject>(R.simHosts),
+      simClusters: inf<SimClusterObject>(SIM.clusters),
+      simHosts: inf<SimHostObject>(SIM.hosts),
       pods: inf(R.pods, owned),
       secrets: inf(R.secrets, owned),
       configMaps: inf(R.configMaps, owned),

@@ -291,8 +291,6 @@ export const R = {
   nodes: new Resource('', 'v1', 'nodes', 'Node', false),
   namespaces: new Resource('', 'v1', 'namespaces', 'Namespace', false),
   leases: new Resource('coordination.k8s.io', 'v1', 'leases', 'Lease'),
-  simClusters: new Resource('livesim.dev', 'v1alpha1', 'simclusters', 'SimCluster'),
-  simHosts: new Resource('livesim.dev', 'v1alpha1', 'simhosts', 'SimHost'),
 }
 
 export function objectKey(o: KubeObject): string {

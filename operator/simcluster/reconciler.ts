@@ -17,6 +17,7 @@ import type { Informer } from '../machinery/informer.ts'
 import type { Result } from '../machinery/controller.ts'
 import { ApiError, isConflict, isNotFound, R, type KubeClient, type KubeObject } from '../kube/rest.ts'
 import type { LeaderClient } from './leaderclient.ts'
+import { SIM } from './resources.ts'
 import {
   configMap,
   hostPod,
@@ -183,9 +184,9 @@ export class SimClusterReconciler {
     for (const h of plan.hosts) {
       const want = simHost(sc, plan, h.index, leaderUrl, attempt)
       const have = this.d.caches.simHosts.get(key(ns, want.metadata.name))
-      if (!have) await this.createIgnoreExists(R.simHosts, ns, want)
+      if (!have) await this.createIgnoreExists(SIM.hosts, ns, want)
       else if (have.spec.leader !== leaderUrl || have.spec.attempt !== attempt) {
-        this.d.caches.simHosts.upsert(await this.d.client.patch<SimHostObject>(R.simHosts.item(ns, want.metadata.name), { spec: { leader: leaderUrl, attempt } }))
+        this.d.caches.simHosts.upsert(await this.d.client.patch<SimHostObject>(SIM.hosts.item(ns, want.metadata.name), { spec: { leader: leaderUrl, attempt } }))
       }
     }
 
@@ -290,7 +291,7 @@ export class SimClusterReconciler {
     const leftMs = Date.parse(st.completionTime) + ttl * 1000 - this.now().getTime()
     if (leftMs > 0) return { requeueAfterMs: leftMs }
     try {
-      await this.d.client.delete(R.simClusters.item(sc.metadata.namespace, sc.metadata.name), { propagationPolicy: 'Background' })
+      await this.d.client.delete(SIM.clusters.item(sc.metadata.namespace, sc.metadata.name), { propagationPolicy: 'Background' })
     } catch (err) {
       if (!isNotFound(err)) throw err
     }
@@ -386,7 +387,7 @@ export class SimClusterReconciler {
     if (!same && !throttled) {
       // The resourceVersion makes the write conditional: a status computed from a stale cached copy
       // (e.g. after the run was already marked Succeeded) is refused with 409 and retried on fresh data.
-      const written = await this.d.client.patch<SimClusterObject>(R.simClusters.item(sc.metadata.namespace, sc.metadata.name, 'status'), {
+      const written = await this.d.client.patch<SimClusterObject>(SIM.clusters.item(sc.metadata.namespace, sc.metadata.name, 'status'), {
         metadata: { resourceVersion: sc.metadata.resourceVersion },
         status: { ...nullsFor(old, st), ...st },
       })
@@ -475,7 +476,7 @@ export class SimHostReconciler {
     for (const x of Object.keys(status)) if (status[x] === undefined) delete status[x]
     const old = sh.status ?? {}
     if (JSON.stringify({ ...old, conditions: undefined }) !== JSON.stringify({ ...status, conditions: undefined })) {
-      const written = await this.d.client.patch<SimHostObject>(R.simHosts.item(ns, sh.metadata.name, 'status'), {
+      const written = await this.d.client.patch<SimHostObject>(SIM.hosts.item(ns, sh.metadata.name, 'status'), {
         metadata: { resourceVersion: sh.metadata.resourceVersion },
         status: { ...Object.fromEntries(Object.keys(old).map((x) => [x, null])), ...status },
       })
