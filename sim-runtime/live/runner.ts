@@ -30,6 +30,7 @@ import { faketimeShim } from './shim.ts'
 import { StampReader } from './stamps.ts'
 import { handOver, openPathTo, resolveRunAs, userEnv, type RunAs } from './user.ts'
 import { entries, isStaleRuntime, runtimeDirName } from './common.ts'
+import { userShmDir } from './dirs.ts'
 export { hostVar } from './net.ts'
 
 /** A cell's clock mode: CpuTime and WallTime cells are frozen between quanta (quantum.ts), Cooperative ones stop at barriers by themselves (coop.ts). */
@@ -48,19 +49,21 @@ export interface LiveRunnerOptions {
 /**
  * Where this runner's clocks go, one directory per host: libfaketime's file is rewritten at every
  * non-precise slice, so a tmpfs (a write and rename took ~17 µs on /dev/shm here against ~184 µs on
- * ext4). /dev/shm/livesim-clock/<runtime pid.start time>/<fresh>, after removing the directories of
- * runtimes no longer running (common.ts, the cgroups' naming); undefined where /dev/shm is not
- * writable (the clocks then go to <workDir>/<host>/.clock).
+ * ext4). /dev/shm/livesim-<uid>/clock/<runtime pid.start time>/<fresh> (this user's, dirs.ts), after
+ * removing the directories of this user's runtimes no longer running (common.ts, the cgroups'
+ * naming); undefined where /dev/shm is not writable (the clocks then go to <workDir>/<host>/.clock).
  */
 function shmClockRoot(log: Logger): string | undefined {
-  const top = '/dev/shm/livesim-clock'
   try {
+    const top = path.join(userShmDir(), 'clock')
     for (const d of entries(top)) if (isStaleRuntime(d)) rmSync(path.join(top, d), { recursive: true, force: true })
     const mine = path.join(top, runtimeDirName())
     mkdirSync(mine, { recursive: true })
     return mkdtempSync(path.join(mine, 'run-'))
   } catch (err) {
-    log.debug({ err: (err as Error).message }, 'no clock directory on /dev/shm: clocks go to the work directory')
+    // No /dev/shm is an ordinary set-up; one this user cannot use (another user's directory) is worth a word.
+    const level = existsSync('/dev/shm') ? 'warn' : 'debug'
+    log[level]({ err: (err as Error).message }, 'no clock directory on /dev/shm: clocks go to the work directory')
     return undefined
   }
 }

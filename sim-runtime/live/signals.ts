@@ -16,22 +16,31 @@
 //   some kernels) may return EINTR after a stop and continue.
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import type { Cell, CellOptions, ModeProbe } from './cell.ts'
 import { cpuList, isStaleRuntime, runtimeDirName } from './common.ts'
+import { privateDir, userStateDir } from './dirs.ts'
 import { allPids, childPids, isDead, pollUntil, procStat, readSmall, readStat, sendSignal, taskRuntimeNs, tids } from './proc.ts'
 import { spawnPlaced, which, type SpawnOptions } from './spawn.ts'
 
-/** Where signals cells record their process groups, so that a later runtime can kill the groups of a crashed one. */
+/**
+ * Where signals cells record their process groups, so that a later runtime can kill the groups of a
+ * crashed one: `<this user's state directory>/cells/<runtime>` (dirs.ts; `LIVESIM_STATE_DIR/<runtime>`
+ * when that is set). Per user: each user's runtimes clean up after their own.
+ */
 export function signalsStateDir(): string {
-  return path.join(process.env.LIVESIM_STATE_DIR ?? path.join(os.tmpdir(), 'livesim-cells'), runtimeDirName())
+  const base = process.env.LIVESIM_STATE_DIR || privateDir(userStateDir(), 'cells')
+  return path.join(base, runtimeDirName())
 }
 
-/** Signals cells need /proc (members, CPU time, states); no privilege. */
+/** Signals cells need /proc (members, CPU time, states) and this user's state directory; no privilege. */
 export function probeSignals(): ModeProbe {
   if (!existsSync('/proc/self/stat')) return { usable: false, why: 'no /proc here: signals cells find their processes and CPU time there' }
-  return { usable: true, why: "SIGSTOP/SIGCONT to the cells' process groups (no privilege needed)" }
+  try {
+    return { usable: true, why: `SIGSTOP/SIGCONT to the cells' process groups (no privilege needed); records in ${path.dirname(signalsStateDir())}` }
+  } catch (e) {
+    return { usable: false, why: (e as Error).message }
+  }
 }
 
 interface Group {

@@ -12,6 +12,7 @@ import { parseCpuCores, parseMemoryBytes } from '../../sim-runtime/api/units.ts'
 import { expandVars, hostVar, LiveRunner, parseCpuList } from '../../sim-runtime/live/runner.ts'
 import { availableParallelism } from 'node:os'
 import { alive } from '../../sim-runtime/live/proc.ts'
+import { userShmDir } from '../../sim-runtime/live/dirs.ts'
 import { HostGroup } from '../../sim-runtime/engine/group.ts'
 import type { Component } from '../../sim-runtime/components/component.ts'
 import { RunFailed } from '../../sim-runtime/sync/leader.ts'
@@ -305,17 +306,18 @@ ${DB}
   it('has every program in its cell when start() returns, so that a teardown right after finds it; the clocks live on /dev/shm until then', async () => {
     const { runner, pids } = runnerFor(sleeperCluster('live-join', '36'), 'join')
     // The clocks of a runtime that is gone (pid.start time of no live process) are removed at start.
-    const stale = '/dev/shm/livesim-clock/999999999.1/run-x/db-0'
     const shm = existsSync('/dev/shm')
+    const shmDir = shm ? path.join(userShmDir(), 'clock') : ''
+    const stale = `${shmDir}/999999999.1/run-x/db-0`
     if (shm) mkdirSync(stale, { recursive: true })
     try {
       await runner.start()
       if (shm) expect(existsSync(path.dirname(path.dirname(stale)))).toBe(false)
       expect(pids().filter((pid) => pid !== undefined && alive(pid))).toHaveLength(2)
       if (runner.cellMode !== 'signals') for (const pid of pids()) expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8'), `pid ${pid}`).toContain('live-join.db-0')
-      // The clock files, rewritten at every slice, are on the tmpfs (a write and rename on ext4 cost ~180 µs), in a directory of this runtime's.
+      // The clock files, rewritten at every slice, are on the tmpfs (a write and rename on ext4 cost ~180 µs), in a directory of this user's and this runtime's.
       const limit = readFileSync(`/proc/${pids()[0]}/environ`, 'utf8').split('\0').find((e) => e.startsWith('LIVESIM_CLOCK_LIMIT='))?.slice('LIVESIM_CLOCK_LIMIT='.length)
-      if (shm) expect(limit).toMatch(new RegExp(`^/dev/shm/livesim-clock/${process.pid}\\.\\d+/run-[^/]+/db-0/faketime\\.limit$`))
+      if (shm) expect(limit).toMatch(new RegExp(`^${shmDir}/${process.pid}\\.\\d+/run-[^/]+/db-0/faketime\\.limit$`))
       await runner.stop()
       expect(pids().filter((pid) => alive(pid!))).toEqual([])
       if (shm) expect(existsSync(path.dirname(path.dirname(limit!)))).toBe(false)
