@@ -3,6 +3,8 @@
 #   libfaketime            the virtual clock (LD_PRELOAD=.../faketime/libfaketimeMT.so.1)
 #   redis-server, redis-tools   the live examples and their tests
 #   nginx, memcached       examples/web-stack.yaml and the live HTTP tests
+#   postgresql             examples/postgres-pgbench.yaml, its test and live-pgbench-fidelity (Debian's:
+#                          binaries in /usr/lib/postgresql/<version>/bin, not on PATH)
 #   gcc, libc6-dev         the live tests compile small C programs (normally already there)
 # Prints the path of libfaketimeMT.so.1 on stdout (and nothing else), so callers can do
 #   LIBFAKETIME="$(hack/live-deps.sh)"
@@ -35,6 +37,7 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # /usr/sbin is not on every user's PATH.
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v memcached >/dev/null 2>&1 || need+=(memcached)
+compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || need+=(postgresql)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 
 if ((${#need[@]} > 0)); then
@@ -45,7 +48,7 @@ if ((${#need[@]} > 0)); then
     sudo=(sudo -n)
   fi
   log "installing ${need[*]}"
-  # Do not start redis-server, nginx, memcached (or anything else) as a system service while installing.
+  # Do not start redis-server, nginx, memcached, postgresql (or anything else) as a system service while installing.
   created_policy=0
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
