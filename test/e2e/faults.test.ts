@@ -36,6 +36,43 @@ function pidsWith(needle: string): number[] {
     .map((l) => Number(l.trim().split(/\s+/)[0]))
 }
 
+interface OperatorPod {
+  metadata: { name: string; uid: string }
+  status: { phase?: string; containerStatuses?: { name: string; ready: boolean; restartCount: number }[] }
+}
+
+/**
+ * The operator's replicas (pod name, UID, restarts of its containers as the node reports them) and
+ * the Lease holder with its transitions. A replica that crashed and was restarted keeps its pod (and
+ * may take the Lease back under the same identity) but not its restart count; a replaced pod has a
+ * new UID; a handover moves the holder or counts a transition.
+ */
+function operatorState() {
+  const ns = inject('operatorNamespace')
+  const pods = getJson<{ items: OperatorPod[] }>('get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/name=livesim').items
+  const lease = getJson<{ spec: { holderIdentity?: string; leaseTransitions?: number } }>('get', 'lease', '-n', ns, 'livesim')
+  return {
+    pods: pods
+      .map((p) => ({
+        name: p.metadata.name,
+        uid: p.metadata.uid,
+        phase: p.status.phase,
+        ready: (p.status.containerStatuses ?? []).every((c) => c.ready),
+        restarts: (p.status.containerStatuses ?? []).map((c) => `${c.name}:${c.restartCount}`).sort(),
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name)),
+    holder: lease.spec.holderIdentity,
+    transitions: lease.spec.leaseTransitions ?? 0,
+  }
+}
+
+/** The operator at rest: both replicas Running and ready, one of them holding the Lease. */
+function settledOperator() {
+  const s = operatorState()
+  const settled = s.pods.length === 2 && s.pods.every((p) => p.phase === 'Running' && p.ready && p.restarts.length > 0) && s.pods.some((p) => p.name === s.holder)
+  return settled ? s : undefined
+}
+
 async function runningWithProgress(name: string): Promise<Status> {
   return until(`${name} to run`, () => {
     const s = status(name)
@@ -111,9 +148,11 @@ describe('faults', () => {
     await until('no process of the run', () => pidsWith('deleted-').length === 0, 60_000)
   })
 
-  it('the API server stopped for a few seconds: the operator recovers its watches and the run completes', async () => {
+  it('the API server stopped for a few seconds: the operator recovers its watches (no restart, no handover) and the run completes', async () => {
     kubectlIn(exampleAs('quickstart.yaml', 'outage', '15s'), 'apply', '-n', NS, '-f', '-')
     await runningWithProgress('outage')
+    // An earlier test restarted the operator: wait for it to be at rest before taking the reference.
+    const before = await until('both operator replicas Running and ready, one holding the Lease', settledOperator, 120_000)
     const b = spawnSync('bash', [path.join(root, 'hack', 'control-plane', 'bounce.sh'), 'kube-apiserver', '5'], {
       env: { ...process.env, LIVESIM_CP_DIR: path.join(inject('e2eDir'), 'cp') },
       encoding: 'utf8',
@@ -123,6 +162,11 @@ describe('faults', () => {
     const done = run('kubectl', ['wait', '-n', NS, '--for=condition=Complete', 'simcluster/outage', '--timeout=400s'], undefined, 420_000)
     expect(done.status, done.stderr).toBe(0)
     expect(status('outage').attempt).toBe(1)
+    // The run completing proves little by itself: a crashed operator is restarted by the node and
+    // finishes the run too. The watches recovered only if the same processes carried on: the same pods
+    // (UIDs), no container restarts, the same Lease holder and no Lease transition.
+    const after = await until('both operator replicas Running and ready, one holding the Lease', settledOperator, 120_000)
+    expect(after).toEqual(before)
     kubectl('delete', 'simcluster', '-n', NS, 'outage', '--wait=true')
   })
 })
