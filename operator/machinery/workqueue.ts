@@ -1,6 +1,7 @@
 // A rate-limited, de-duplicating work queue (client-go's semantics): a key is queued at most once;
 // a key being processed that is added again is re-queued when it is done, never processed twice at
 // once; failures are retried with per-item exponential backoff. Knows nothing of SimClusters.
+import assert from 'node:assert/strict'
 import { Counter, Gauge, type Registry } from 'prom-client'
 
 export interface WorkQueueMetrics {
@@ -93,6 +94,8 @@ export class WorkQueue {
   }
 
   private take(key: string): string {
+    // A key is never handed out twice at once: that is what lets a reconciler own its key.
+    assert(!this.processing.has(key), `workqueue ${this.name}: ${key} handed out while it is being processed`)
     this.dirty.delete(key)
     this.processing.add(key)
     this.metrics?.depth.set({ name: this.name }, this.queue.length)
@@ -100,6 +103,7 @@ export class WorkQueue {
   }
 
   done(key: string): void {
+    assert(this.processing.has(key), `workqueue ${this.name}: done(${key}) for a key not being processed`)
     this.processing.delete(key)
     if (this.dirty.has(key)) {
       const w = this.waiters.shift()

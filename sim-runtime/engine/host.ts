@@ -1,6 +1,7 @@
 // One simulated host: its components, its event queue and its egress links. A host only ever
 // processes its own events; hosts meet through messages exchanged at barriers (sync/), which is
 // what lets any partition of hosts into processes give identical results.
+import assert from 'node:assert/strict'
 import type { PlanComponent, RunPlan } from '../api/plan.ts'
 import type { Component, ComponentContext } from '../components/component.ts'
 import { componentFactory } from '../components/component.ts'
@@ -151,7 +152,7 @@ export class HostSim {
 
   /** Process every event with t < windowEndNs; afterwards the host stands at windowEndNs. */
   runUntil(windowEndNs: number): void {
-    if (windowEndNs < this.nowNs) throw new Error(`${this.name}: window end ${windowEndNs}ns is before now ${this.nowNs}ns`)
+    assert(windowEndNs >= this.nowNs, `${this.name}: window end ${windowEndNs}ns is before now ${this.nowNs}ns`)
     const heap = this.heap
     const comps = this.components
     let n = 0

@@ -10,6 +10,7 @@
 //                       time, and what the programs write is stamped with the cell's virtual time
 //   hostResults(i), results()
 //   await stop()                        everything torn down: sockets, programs, cells, clocks
+import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -254,6 +255,8 @@ export class LiveRunner {
   /** The clock shim in use ("built …", "cached …", "LIVESIM_FAKETIME_SHIM=…") or "none: why". */
   clockShim = ''
   private overrunMaxNs = 0
+  /** The end of the last quantum run: the next may not start before it. */
+  private lastQuantumEndNs = 0
   private overrunTotalNs = 0
   private stopped = false
   private stopping: Promise<void> | undefined
@@ -469,6 +472,9 @@ export class LiveRunner {
    */
   async runQuantum(startNs: number, endNs: number): Promise<void> {
     if (this.groups.length === 0 || endNs <= startNs) return
+    // The programs' clocks never go back: each quantum starts where the last one ended, or later.
+    assert(startNs >= this.lastQuantumEndNs, `quantum [${startNs}, ${endNs}) starts before the last one ended (${this.lastQuantumEndNs}ns)`)
+    this.lastQuantumEndNs = endNs
     const hosts = this.hosts
     // Cooperative cells stop at their own deliveries only (coop.ts): the driver splits the run.
     for (const g of this.groups) {

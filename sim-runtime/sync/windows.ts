@@ -13,6 +13,7 @@
 // --partition 1) that saves the HTTP/2 barrier of every quantum.
 // Slack: the window runs `slack` further; late messages are counted by the receiving host.
 // Fixed stepping (for comparison only): T_next = T + step, whatever is pending.
+import assert from 'node:assert/strict'
 import type { RunPlan } from '../api/plan.ts'
 
 export type Stepping = 'adaptive' | 'fixed'
@@ -66,7 +67,8 @@ export class WindowClock {
       }
     }
     end = Math.min(end, endTimeNs)
-    if (!(end > this.nowNs)) throw new Error(`window end ${end}ns does not advance past ${this.nowNs}ns`)
+    // Windows are monotonic and never pass the run's end.
+    assert(end > this.nowNs && end <= endTimeNs, `window end ${end}ns does not advance past ${this.nowNs}ns within endTime ${endTimeNs}ns`)
     this.barriers++
     this.nowNs = end
     return end
