@@ -5,7 +5,8 @@
 // a RESPONSE, or an ERROR (a Redis error reply, an HTTP 5xx, a malformed reply, a lost connection),
 // stamped with the virtual time at which the program wrote the reply's last byte (its write stamp,
 // stamps.ts; the time the runtime read it when no stamp covers it). An HTTP reply carries its status
-// code in `tag`.
+// code in `tag`. The live component's `response` histogram is the time from each request's delivery
+// to its reply: the server's time, as the requester's latency sees it between the two link crossings.
 //
 // Connections (protocols/live-tag.ts): a request names either the sender's own connection (a
 // closed-loop user's, kept alive like a connection of redis-benchmark -c or wrk -c; a Redis open
@@ -29,6 +30,8 @@ export interface RequestStats {
   replies: number
   errors: number
   unstampedBytes: number
+  /** Delivery to reply of each modelled request answered by the program, virtual ns. */
+  response: { record(ns: number): void }
 }
 
 /** What this file needs of a live host and its component. */
@@ -126,6 +129,8 @@ interface Requester {
   id: number
   host: number
   comp: number
+  /** Virtual time the request was due at the program (written into its socket). */
+  dueNs: number
 }
 
 interface Found {
@@ -177,13 +182,13 @@ export class ModelledRequests {
   }
 
   /** A modelled request for a live component of host h, due now: write it into a connection to the program. */
-  request(h: ModelledHost, ctx: ReplyContext, stats: RequestStats, msg: Message): void {
+  request(h: ModelledHost, ctx: ReplyContext, stats: RequestStats, msg: Message, dueNs: number): void {
     if (this.closed) return
     const { port, proto, connection } = readLiveTag(msg.tag)
     const framer = FRAMERS[proto]
     stats.requests++
     stats.bytesIn += msg.payload?.length ?? 0
-    const to = { id: msg.id, host: msg.srcHost, comp: msg.srcComp }
+    const to = { id: msg.id, host: msg.srcHost, comp: msg.srcComp, dueNs }
     if (!framer || port === 0 || !msg.payload) {
       this.log.warn({ host: h.name, tag: msg.tag }, 'a request for a live program without a protocol, port or payload; answered with an error')
       stats.errors++
@@ -331,6 +336,7 @@ export class ModelledRequests {
         if (!st && f.endPos >= 0) c.stats.unstampedBytes += f.bytes
         const at = Math.max(floorNs, c.lastNs, st ? st.vt : f.readNs)
         c.lastNs = at
+        if (f.endPos >= 0) c.stats.response.record(at - f.to.dueNs)
         const msg = newMessage(f.type, f.to.host, f.to.comp, f.to.id, f.bytes)
         msg.tag = f.tag
         out.push({ at, ctx: c.ctx, msg })

@@ -20,6 +20,7 @@
 import net from 'node:net'
 import type { Logger } from 'pino'
 import type { RunPlan } from '../api/plan.ts'
+import { Histogram } from '../engine/histogram.ts'
 import { DIR_C2S, DIR_S2C, MSG_LIVE_DATA, MSG_LIVE_FIN, MSG_LIVE_OPEN, MSG_REQUEST, newMessage, type Message } from '../engine/message.ts'
 import { ModelledRequests, type ReplyOut } from './modelled.ts'
 import { stampKeyOfPeer, type StampReader } from './stamps.ts'
@@ -118,9 +119,11 @@ interface Stats {
   errors: number
   /** Bytes relayed with the time the runtime read them, for want of a write stamp (stamps.ts). */
   unstampedBytes: number
+  /** Modelled requests: delivery to reply (modelled.ts). */
+  response: Histogram
 }
 
-const newStats = (): Stats => ({ connections: 0, closed: 0, bytesIn: 0, bytesOut: 0, requests: 0, replies: 0, errors: 0, unstampedBytes: 0 })
+const newStats = (): Stats => ({ connections: 0, closed: 0, bytesIn: 0, bytesOut: 0, requests: 0, replies: 0, errors: 0, unstampedBytes: 0, response: new Histogram() })
 
 /** What a program wrote (or its end of the stream: no buf), read by the runtime, not yet sent. */
 interface Pending {
@@ -198,8 +201,10 @@ export class LiveNet {
     return s
   }
 
-  componentStats(comp: object): Stats {
-    return { ...this.statsOf(comp) }
+  /** A live component's counters, and the response times of the modelled requests it answered (if any). */
+  componentStats(comp: object): Record<string, unknown> {
+    const { response, ...counts } = this.statsOf(comp)
+    return response.count > 0 ? { ...counts, response: response.summary() } : counts
   }
 
   /** Environment of a host's programs: LIVESIM_HOST_<T> for every host T that serves live ports. */
@@ -257,7 +262,7 @@ export class LiveNet {
       if (this.trace) this.log.trace({ host: h.name, dueNs: atNs, nowNs: h.virtualNowNs(), type: msg.type, bytes: msg.payload?.length ?? 0 }, 'deliver')
       switch (msg.type) {
         case MSG_REQUEST:
-          return this.modelled.request(h, comp.ctx, this.statsOf(comp), msg)
+          return this.modelled.request(h, comp.ctx, this.statsOf(comp), msg, atNs)
         case MSG_LIVE_OPEN:
           return this.open(h, comp, msg)
         case MSG_LIVE_DATA:

@@ -7,6 +7,7 @@ import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadSimCluster } from '../../sim-runtime/api/validate.ts'
 import { MSG_ERROR, MSG_REQUEST, MSG_RESPONSE, newMessage, type Message } from '../../sim-runtime/engine/message.ts'
+import { Histogram } from '../../sim-runtime/engine/histogram.ts'
 import { Rng } from '../../sim-runtime/engine/rng.ts'
 import { ModelledRequests, type ReplyOut, type RequestStats } from '../../sim-runtime/live/modelled.ts'
 import { liveTag, PROTO_HTTP, PROTO_REDIS, readLiveTag, statusClass } from '../../sim-runtime/protocols/live-tag.ts'
@@ -106,7 +107,7 @@ describe('modelled requests on the program host (live/modelled.ts)', () => {
   })
 
   const host = { index: 0, name: 'web-0', bindAddr: '127.0.0.1', stamps: undefined, virtualNowNs: () => 5_000 }
-  const newStats = (): RequestStats => ({ connections: 0, bytesIn: 0, bytesOut: 0, requests: 0, replies: 0, errors: 0, unstampedBytes: 0 })
+  const newStats = (): RequestStats & { response: Histogram } => ({ connections: 0, bytesIn: 0, bytesOut: 0, requests: 0, replies: 0, errors: 0, unstampedBytes: 0, response: new Histogram() })
   const ctx = { sendAt: () => {} }
 
   function request(id: number, path: string, p: number, connection: number, keepAlive = true): Message {
@@ -134,7 +135,7 @@ describe('modelled requests on the program host (live/modelled.ts)', () => {
     accepted = 0
     const got: ReplyOut[] = []
     for (const [i, path] of ['/200', '/404', '/503', '/200'].entries()) {
-      reqs.request(host, ctx, st, request(i + 1, path, port, 0))
+      reqs.request(host, ctx, st, request(i + 1, path, port, 0), 1_000)
       got.push(...(await replies(reqs, 1)))
     }
     expect(got.map((r) => [r.msg.id, r.msg.type, r.msg.tag, r.msg.dstHost, r.msg.dstComp])).toEqual([
@@ -146,6 +147,8 @@ describe('modelled requests on the program host (live/modelled.ts)', () => {
     // No write stamps here: each reply goes with the time it was read (never before the floor).
     expect(got.every((r) => r.at === 5_000)).toBe(true)
     expect(st).toMatchObject({ connections: 1, requests: 4, replies: 4, errors: 1 })
+    // Delivered at 1000, answered (read) at 5000: the server's time of each.
+    expect(st.response.summary()).toMatchObject({ count: 4, p50Ns: 4_000, maxNs: 4_000 })
     expect(st.unstampedBytes).toBeGreaterThan(0)
     expect(accepted).toBe(1)
     reqs.close()
@@ -155,16 +158,16 @@ describe('modelled requests on the program host (live/modelled.ts)', () => {
     const reqs = new ModelledRequests(silent)
     const st = newStats()
     accepted = 0
-    for (let i = 1; i <= 3; i++) reqs.request(host, ctx, st, request(i, '/200', port, -1))
+    for (let i = 1; i <= 3; i++) reqs.request(host, ctx, st, request(i, '/200', port, -1), 1_000)
     expect(await replies(reqs, 3)).toHaveLength(3)
     expect(st.connections).toBe(3) // three in flight at once
     for (let i = 4; i <= 6; i++) {
-      reqs.request(host, ctx, st, request(i, '/200', port, -1))
+      reqs.request(host, ctx, st, request(i, '/200', port, -1), 1_000)
       expect(await replies(reqs, 1)).toHaveLength(1)
     }
     expect(st.connections).toBe(3) // one at a time: idle ones reused
     for (let i = 7; i <= 8; i++) {
-      reqs.request(host, ctx, st, request(i, '/200', port, 0, false))
+      reqs.request(host, ctx, st, request(i, '/200', port, 0, false), 1_000)
       expect((await replies(reqs, 1)).map((r) => r.msg.tag)).toEqual([200])
     }
     expect(st.connections).toBe(5) // keepAlive false: a connection per request
@@ -176,11 +179,11 @@ describe('modelled requests on the program host (live/modelled.ts)', () => {
     const reqs = new ModelledRequests(silent)
     const st = newStats()
     rawReply = (line) => (line.includes('/bad') ? 'HTTP/1.1 two hundred\r\n\r\n' : line.includes('/drop') ? 'CLOSE' : 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')
-    reqs.request(host, ctx, st, request(1, '/bad', rawPort, 0))
+    reqs.request(host, ctx, st, request(1, '/bad', rawPort, 0), 1_000)
     expect((await replies(reqs, 1)).map((r) => [r.msg.id, r.msg.type, r.msg.tag])).toEqual([[1, MSG_ERROR, 0]])
-    reqs.request(host, ctx, st, request(2, '/drop', rawPort, 0))
+    reqs.request(host, ctx, st, request(2, '/drop', rawPort, 0), 1_000)
     expect((await replies(reqs, 1)).map((r) => [r.msg.id, r.msg.type])).toEqual([[2, MSG_ERROR]])
-    reqs.request(host, ctx, st, request(3, '/ok', rawPort, 0))
+    reqs.request(host, ctx, st, request(3, '/ok', rawPort, 0), 1_000)
     expect((await replies(reqs, 1)).map((r) => [r.msg.id, r.msg.type, r.msg.tag])).toEqual([[3, MSG_RESPONSE, 200]])
     expect(st).toMatchObject({ connections: 3, requests: 3, replies: 1, errors: 2 })
     reqs.close()
@@ -192,7 +195,7 @@ describe('modelled requests on the program host (live/modelled.ts)', () => {
     const sent: Message[] = []
     const m = request(9, '/', port, 0)
     m.tag = 80 // no protocol
-    reqs.request(host, { sendAt: (msg) => sent.push(msg) }, st, m)
+    reqs.request(host, { sendAt: (msg) => sent.push(msg) }, st, m, 1_000)
     expect(sent.map((x) => [x.id, x.type])).toEqual([[9, MSG_ERROR]])
     expect(st.errors).toBe(1)
   })
