@@ -9,11 +9,12 @@ import { barrierBenches } from './barrier.ts'
 import { makeBenchLogger, note, type BenchContext, type Benchmark } from './common.ts'
 import { engineMm1 } from './engine-mm1.ts'
 import { liveRedisBenches } from './live-redis.ts'
+import { livePgbenchFidelity } from './live-pgbench.ts'
 import { quickstartSlowdown, skipaheadSparse, slackVsConservative } from './examples.ts'
 import { liveBenches } from './live.ts'
 import { operatorScale } from './operator-scale.ts'
 
-const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, operatorScale, ...liveRedisBenches, ...liveBenches]
+const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, operatorScale, ...liveRedisBenches, livePgbenchFidelity, ...liveBenches]
 
 function usage(): string {
   const width = Math.max(...BENCHMARKS.map((b) => b.name.length))
