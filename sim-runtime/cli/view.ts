@@ -67,6 +67,23 @@ interface Latency {
   p999Ns: number
 }
 
+/** HTTP replies by status code: a line per component that counts them (HTTP clients, servers with HTTP calls). */
+export function statusLines(r: SimResults): string[] {
+  const lines: string[] = []
+  const codes = (m: Record<string, number>) => Object.entries(m).map(([code, n]) => `${code}: ${n}`).join(', ')
+  for (const [host, h] of Object.entries(r.hosts)) {
+    for (const [name, c] of Object.entries(h.components)) {
+      const x = c as { status?: Record<string, number>; latencyByStatusClass?: Record<string, Latency>; callStatus?: Record<string, number> }
+      if (x.status) {
+        const p50 = Object.entries(x.latencyByStatusClass ?? {}).map(([cls, l]) => `${cls} ${us(l.p50Ns)} µs`).join(', ')
+        lines.push(`${host}/${name}: HTTP status ${codes(x.status)}; p50 ${p50}`)
+      }
+      if (x.callStatus) lines.push(`${host}/${name}: HTTP calls, status ${codes(x.callStatus)}`)
+    }
+  }
+  return lines
+}
+
 export function printResultsTable(r: SimResults, outFile: string, out: NodeJS.WritableStream = process.stdout): void {
   const t = new Table({
     head: ['host', 'component', 'kind', 'done', 'rate/s', 'errors', 'mean µs', 'p50 µs', 'p99 µs', 'p99.9 µs', 'util'],
@@ -94,6 +111,7 @@ export function printResultsTable(r: SimResults, outFile: string, out: NodeJS.Wr
     }
   }
   out.write(`${t.toString()}\n`)
+  for (const line of statusLines(r)) out.write(`${line}\n`)
   const s = r.sync
   out.write(
     `${r.cluster}: ${formatDurationNs(r.virtualTimeNs)} simulated in ${r.wall.seconds}s (slowdown ${r.wall.slowdown}x), ` +
