@@ -96,12 +96,20 @@ describe.each(['CpuTime', 'WallTime'] as const)(`idle sleeper, %s, ${mode} cell`
     for (const q of quanta) expect(q.r.capped).toEqual([])
     // Short quanta (a 200 µs link): the runtime often freezes the cell late by more than a quantum.
     // A sleeping program must still run in every quantum (what it slept past a barrier is no CPU to
-    // carry over), and its clock must still follow the model.
+    // carry over), and its clock must still follow the model. A quantum without a slice is by design
+    // only after CPU the program used past the last barrier worth that quantum (it was running when
+    // frozen late: a tick, or, in signals mode, the stop signal's own wake-up): that carry must be CPU.
     const fine: QuantumResult[] = []
     for (let k = 0; k < 200; k++, T += 200_000) fine.push(await driver.run(T, 200_000))
-    for (const r of fine) {
-      expect(r.slices[0], JSON.stringify(r)).toBeGreaterThanOrEqual(1)
+    const all = [...quanta.map((q) => q.r), ...fine]
+    for (let k = quanta.length; k < all.length; k++) {
+      const r = all[k] as QuantumResult
       expect(r.capped).toEqual([])
+      if ((r.slices[0] as number) >= 1) continue
+      const prev = all[k - 1] as QuantumResult
+      const why = JSON.stringify({ before: all[k - 2], prev, quantum: r })
+      expect(prev.carryNs[0], `no slice without a quantum's CPU carried: ${why}`).toBeGreaterThanOrEqual(200_000 * 0.75)
+      expect(prev.cpuNs[0], `the carry was not CPU: ${why}`).toBeGreaterThanOrEqual((prev.carryNs[0] as number) - Math.max(0, all[k - 2]?.carryNs[0] ?? 0))
     }
     const more = parseTicks(readFileSync(log, 'utf8')).slice(40)
     for (const t of more) expect(Number(t.realtime - model(t.rawBefore))).toBeGreaterThanOrEqual(-50_000)
