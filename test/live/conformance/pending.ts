@@ -53,4 +53,11 @@ export const PENDING: readonly string[] = [
   'ipc/recv(SO_RCVTIMEO)',
   'ipc/recv(SO_RCVTIMEO) x5',
   'ipc/send(SO_SNDTIMEO)',
+  // CPython: select and socket timeouts early; locks (sem_clockwait on MONOTONIC) hang.
+  'python/select.select',
+  'python/select.select x5',
+  'python/threading.Event.wait',
+  'python/threading.Event.wait x5',
+  'python/queue.Queue.get(timeout)',
+  'python/socket.recv(settimeout)',
 ]
