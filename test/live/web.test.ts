@@ -56,7 +56,7 @@ const client = (r: SimResults, host: string) => r.hosts[host]!.components.load a
  * at most its max / count. Plus 2 µs for the rounding of the means.
  */
 const meanSlackNs = (extra: number, s: Summary & { maxNs: number }) => 2_000 + (Math.max(extra, 0) * s.maxNs) / s.count
-const live = (r: SimResults, host: string, comp: string) => r.hosts[host]!.components[comp] as { requests: number; replies: number; errors: number; unstampedBytes: number; response: Summary }
+const live = (r: SimResults, host: string, comp: string) => r.hosts[host]!.components[comp] as { requests: number; replies: number; errors: number; bytesIn: number; unstampedBytes: number; response: Summary }
 
 describe('modelled HTTP in front of live programs', () => {
   let work: string
@@ -69,8 +69,8 @@ describe('modelled HTTP in front of live programs', () => {
   /**
    * Acceptance: over a link of L each way, a modelled HTTP client's latency is 2L plus the server's
    * time, which the runtime measures at the server (delivery of each request to the write of its
-   * reply's last byte). Two client groups behind links of 100 µs and 300 µs share one nginx: the
-   * same server time, latencies 400 µs apart. Tolerance: 10 µs of virtual time (the p50s come from
+   * reply's last byte). Two client groups behind links of 100 µs and 300 µs share one nginx (GET
+   * and POST): the same server time, latencies 400 µs apart. Tolerance: 10 µs of virtual time (the p50s come from
    * histograms with < 0.4 % error, over slightly different request sets: the server's covers both
    * groups; measured: 0.5 and 1.1 µs). The means are exact: they differ only by the replies the
    * clients had not received when the run ended (meanSlackNs; measured: 0.4 µs apart).
@@ -83,7 +83,7 @@ spec:
   endTime: 40ms
   seed: 5
   network:
-    default: { latency: 100us }
+    default: { latency: 100us, bandwidth: 100Gbps }    # a 2 KiB POST takes 0.2 µs to serialise
     links: [{ from: far, to: web, latency: 300us }]
   hosts:
 ${nginxHost()}
@@ -94,7 +94,7 @@ ${nginxHost()}
     - name: far
       components:
         - name: load
-          model: { kind: Client, target: web/nginx, closedLoop: { users: 2, thinkTime: 200us }, http: { path: /b, headers: [{ name: Accept, value: text/plain }] }, timeout: 20ms }
+          model: { kind: Client, target: web/nginx, closedLoop: { users: 2, thinkTime: 200us }, http: { method: POST, path: /b, bodySize: 2KiB, headers: [{ name: Content-Type, value: application/json }] }, timeout: 20ms }
 `)
     const r = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, 'latency') }) })
     const server = live(r, 'web-0', 'nginx')
@@ -109,6 +109,8 @@ ${nginxHost()}
     expect(Object.keys(near.status)).toEqual(['200', '404'])
     expect(near.status['200']! + near.status['404']!).toBe(near.completed)
     expect(far.status).toEqual({ '200': far.completed })
+    // The far client POSTs 2 KiB bodies: nginx read them all.
+    expect(server.bytesIn).toBeGreaterThan(far.completed * 2048)
     expect(near.latencyByStatusClass['4xx']!.count).toBe(near.status['404'])
     // Every reply was stamped with the time nginx wrote it (at most the 4 users' last requests unanswered).
     expect(server.unstampedBytes).toBe(0)
