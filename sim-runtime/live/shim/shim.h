@@ -54,6 +54,9 @@ void *libc_sym(const char *name);   /* glibc's definition, bypassing libfaketime
 /* stamps.c */
 void map_stamps(void);
 
+/* timers.c: close(fd) tells it first (a timerfd of the program's is forgotten). */
+void timers_fd_closed(int fd);
+
 static inline long long ns_of(const struct timespec *t) { return (long long)t->tv_sec * 1000000000LL + t->tv_nsec; }
 static inline struct timespec ts_of(long long ns) { struct timespec t = { ns / 1000000000LL, ns % 1000000000LL }; return t; }
 

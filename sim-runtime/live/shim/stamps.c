@@ -146,6 +146,7 @@ SHIM_EXPORT int close(int fd) {
   static close_fn next;
   if (!next) next = (close_fn)dlsym(RTLD_NEXT, "close");
   forget_fd(fd);
+  timers_fd_closed(fd);
   return next(fd);
 }
 
