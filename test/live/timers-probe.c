@@ -240,6 +240,8 @@ static void posix_signals(void) {
   /* Expirations due by then, less the one that sent the signal; the timekeeper may count them up to
      a quantum late. */
   R("posix-overrun", (w0 - quantum - a1) / (10 * MS) - 1, (w1 - a0) / (10 * MS) - 1, over);
+  /* The siginfo says the same at delivery. */
+  C("posix-overrun-siginfo", over, si.si_overrun);
   while (sigtimedwait(&s, &si, &(struct timespec){ 0, 0 }) > 0) {}
 
   /* timer_gettime after 30 ms of a 100 ms timer. */

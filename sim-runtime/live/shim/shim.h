@@ -5,6 +5,7 @@
 #define LIVESIM_SHIM_H
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <sys/types.h>
 #include <time.h>
 #include "layout.h"
@@ -56,6 +57,9 @@ void map_stamps(void);
 
 /* timers.c: close(fd) tells it first (a timerfd of the program's is forgotten). */
 void timers_fd_closed(int fd);
+/* timers.c: a signal the program just took (a handler, sigtimedwait): if it is one of a timer of
+   timers.c's, its si_overrun becomes the expirations counted while it was pending, as the kernel's. */
+void timers_delivered(int signo, siginfo_t *info);
 
 static inline long long ns_of(const struct timespec *t) { return (long long)t->tv_sec * 1000000000LL + t->tv_nsec; }
 static inline struct timespec ts_of(long long ns) { struct timespec t = { ns / 1000000000LL, ns % 1000000000LL }; return t; }

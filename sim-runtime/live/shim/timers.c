@@ -812,6 +812,33 @@ SHIM_EXPORT int timer_getoverrun(timer_t id) {
   return r;
 }
 
+/* A signal delivered to the program (sigwaitinfo here; shim.h): one of our timers' gets the
+   si_overrun the kernel gives at delivery, the expirations counted while it was pending (it was
+   queued with those missed until then). */
+void timers_delivered(int signo, siginfo_t *info) {
+  if (signo <= 0 || !info || info->si_code != SI_TIMER) return;
+  unsigned low = (unsigned)info->si_timerid, i = low & 0xffffU;
+  if (i == ALARM_SLOT || i >= MAX_TIMERS) return;
+  sigset_t old;
+  lock(&old);
+  struct vtimer *t = &slots[i];
+  if (t->kind == K_POSIX && (t->gen & GEN_MASK) == (low >> 16) && t->signo == signo && t->inflight && !sig_pending(t->signo, t->notify == SIGEV_THREAD_ID ? t->tid : 0))
+    info->si_overrun = t->overrun_now;
+  unlock(&old);
+}
+
+typedef int (*sigwaitinfo_fn)(const sigset_t *, siginfo_t *);
+
+SHIM_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info) {
+  static sigwaitinfo_fn next;
+  if (!next) next = (sigwaitinfo_fn)libc_sym("sigwaitinfo");
+  if (!next) { errno = ENOSYS; return -1; }
+  siginfo_t mine;
+  int sig = next(set, info ? info : &mine);
+  if (sig > 0 && info) timers_delivered(sig, info);
+  return sig;
+}
+
 SHIM_EXPORT int timer_delete(timer_t id) {
   if (!is_ours(id)) {
     static timer_id_fn next;
