@@ -70,24 +70,34 @@ int main(void) {
 /**
  * Reads its clock (printed), computes 3 ms of its CPU time (CLOCK_THREAD_CPUTIME_ID, a raw system
  * call, no reading), then reads it again (printed) or, with argument "poll", first blocks in poll()
- * for 5 s. With "idle": blocks in poll() for 5 ms first, then computes 0.5 ms. With "stopped": stops
- * itself (SIGSTOP) first, then blocks in poll() for 50 ms and computes 0.5 ms. With "cpu": computes
- * 30 ms; "Poll": 30 ms, then poll() for 5 s.
+ * for 5 s. With "idle": blocks in poll() until an event 5 ms of real time later first, then computes
+ * 0.5 ms. With "stopped": stops itself (SIGSTOP) first, then blocks in poll() until an event 50 ms
+ * later and computes 0.5 ms. With "cpu": computes 30 ms; "Poll": 30 ms, then poll() for 5 s. (The
+ * event: a kernel timerfd made by raw system calls, on the real clock, as data from the runtime
+ * would come; a poll() timeout would end on the virtual clock, which stands at the barrier.)
  */
 const STEPPER = String.raw`
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 static long long vnow(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
 static long long cpu(void) { struct timespec t; syscall(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+static void poll_real(long ms) {
+  int fd = (int)syscall(SYS_timerfd_create, CLOCK_MONOTONIC, 0);
+  struct itimerspec at = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000000L } };
+  syscall(SYS_timerfd_settime, fd, 0, &at, NULL);
+  struct pollfd p = { fd, POLLIN, 0 };
+  poll(&p, 1, 5000);
+}
 int main(int argc, char **argv) {
   char mode = argc > 1 ? argv[1][0] : 0;
   printf("%lld\n", vnow()); fflush(stdout);
   if (mode == 's') raise(SIGSTOP);
-  if (mode == 'i' || mode == 's') poll(NULL, 0, mode == 's' ? 50 : 5);
+  if (mode == 'i' || mode == 's') poll_real(mode == 's' ? 50 : 5);
   long long t0 = cpu();
   while (cpu() - t0 < (mode == 'i' || mode == 's' ? 500000 : mode == 'c' || mode == 'P' ? 30000000 : 3000000)) {}
   if (mode == 'p' || mode == 'P') poll(NULL, 0, 5000);

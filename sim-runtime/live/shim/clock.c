@@ -45,7 +45,7 @@ static cond_destroy_fn next_cond_destroy;
 volatile int ready;
 __thread int in_clock SHIM_TLS;
 
-static int raw_clock_gettime(clockid_t clock, struct timespec *tp) { return (int)syscall(SYS_clock_gettime, clock, tp); }
+static int raw_clock_gettime(clockid_t clock, struct timespec *tp) { return (int)syscall_result(raw_syscall6(SYS_clock_gettime, clock, (long)tp, 0, 0, 0, 0)); }
 
 static void resolve(void) {
   if (!next_clock_gettime) next_clock_gettime = (clock_gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
@@ -147,7 +147,7 @@ static long long raw_mono_ns(void) {
 
 static void nap_ns(long ns) {
   struct timespec t = { 0, ns };
-  syscall(SYS_nanosleep, &t, NULL);
+  raw_syscall6(SYS_nanosleep, (long)&t, 0, 0, 0, 0, 0);
 }
 
 /* Wait until the runtime moves the state on from sequence seq. For the first WAIT_YIELD_NS yielding

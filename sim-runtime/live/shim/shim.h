@@ -4,6 +4,7 @@
 #ifndef LIVESIM_SHIM_H
 #define LIVESIM_SHIM_H
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -60,6 +61,47 @@ void timers_fd_closed(int fd);
 /* timers.c: a signal the program just took (a handler, sigtimedwait): if it is one of a timer of
    timers.c's, its si_overrun becomes the expirations counted while it was pending, as the kernel's. */
 void timers_delivered(int signo, siginfo_t *info);
+
+/* handlers.c: the program's signal handlers that ran in this thread (an EINTR with none since a wait
+   began is the cell's: a freeze, a stop and continue). */
+extern __thread unsigned long handlers_run SHIM_TLS;
+
+/* A system call that does not go through syscall(), which the shim interposes (waits.c): the shim's
+   own raw calls (clock readings before libfaketime is ready, possibly under an allocator's lock; naps
+   at the barrier) and the calls waits.c passes on. Returns what the kernel returns (-errno on error). */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define SHIM_RAW_SYSCALL 1
+static inline long raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+#if defined(__x86_64__)
+  register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+  long r;
+  __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9) : "rcx", "r11", "memory");
+  return r;
+#else
+  register long x8 __asm__("x8") = n, x0 __asm__("x0") = a, x1 __asm__("x1") = b, x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d, x4 __asm__("x4") = e, x5 __asm__("x5") = f;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
+  return x0;
+#endif
+}
+#else
+/* Elsewhere the shim does not interpose syscall() (waits.c), so glibc's is safe to call. */
+#define SHIM_RAW_SYSCALL 0
+#include <unistd.h>
+static inline long raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+  long r = syscall(n, a, b, c, d, e, f);
+  return r == -1 ? -errno : r;
+}
+#endif
+
+/* A raw result the way glibc's syscall() returns it: -1 with errno set on error. */
+static inline long syscall_result(long r) {
+  if (r < 0 && r > -4096) {
+    errno = (int)-r;
+    return -1;
+  }
+  return r;
+}
 
 static inline long long ns_of(const struct timespec *t) { return (long long)t->tv_sec * 1000000000LL + t->tv_nsec; }
 static inline struct timespec ts_of(long long ns) { struct timespec t = { ns / 1000000000LL, ns % 1000000000LL }; return t; }

@@ -1,0 +1,272 @@
+/* Timeouts of every wait in virtual time (docs/live.md, "The shim"). A timeout is a kernel timer on
+   the real clock: frozen in the middle, it expires during the freeze and returns at the thaw, before
+   its virtual deadline; and a program that runs slower than the wall (rate < 1) would see it fire
+   early even without a freeze. So every timeout becomes a virtual deadline (now on the program's
+   clock + a relative timeout, or the absolute date it gave: on CLOCK_REALTIME and CLOCK_MONOTONIC
+   both are virtual epoch dates), the real wait is for what is left of it at the clock's rate
+   (real_wait_ns), and a wait that times out while virtual time is left waits again. An event or an
+   error returns at once. So a timeout never fires before its virtual deadline, and at most one
+   quantum after it (when the cell is frozen as it comes).
+   The real waits call glibc's own functions (libc_sym), not libfaketime's, which convert timeouts
+   with a stale timestamp file and divide them by its rate. Calls the shim does not take over (no
+   timeout, a zero timeout, no fast clock, a call made while the shim initialises or reads the clock)
+   pass through as they did before this file, with the block accounting of block.c. */
+#include "shim.h"
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <mqueue.h>
+#include <poll.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+/* The shim takes a wait over: the fast clock is there, and this is the program's call, not one made
+   while the shim initialises or reads the clock. */
+static inline int virtual_waits(void) { return state && ready && !in_clock; }
+
+/* A relative timeout as a virtual deadline: now on the program's clock, plus the timeout. */
+static long long deadline_after(long long ns) { return vnow(CLOCK_MONOTONIC) + ns; }
+
+/* A relative timeout the shim takes over: valid, and short of "forever" (a century: a deadline past
+   that would overflow the virtual epoch ns). */
+#define MAX_TIMEOUT_S 3000000000LL
+static int valid_ts(const struct timespec *t) { return t->tv_sec >= 0 && t->tv_sec < MAX_TIMEOUT_S && t->tv_nsec >= 0 && t->tv_nsec < 1000000000L; }
+
+/* An EINTR of the cell's machinery, not of a signal the program handles: no handler ran in this
+   thread since `handled` (handlers.c). The cgroup freezer and signals mode's stop and continue
+   interrupt epoll waits and socket calls with a timeout that way; the wait goes on. */
+static int cell_eintr(long r, unsigned long handled) { return r < 0 && errno == EINTR && handlers_run == handled; }
+
+/* glibc's definition of a call (libc.so.6 since glibc 2.34; before, the pthread, semaphore and
+   message queue calls were in libpthread and librt), never libfaketime's. */
+static void *glibc_sym(const char *name) {
+  static const char *const libs[] = { "libpthread.so.0", "librt.so.1" };
+  void *f = libc_sym(name);
+  for (size_t i = 0; !f && i < sizeof libs / sizeof *libs; i++) {
+    void *lib = dlopen(libs[i], RTLD_NOW | RTLD_NOLOAD);
+    if (lib) f = dlsym(lib, name);
+  }
+  return f;
+}
+
+/* ---- poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2 ---- */
+
+typedef int (*poll_fn)(struct pollfd *, nfds_t, int);
+typedef int (*ppoll_fn)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+typedef int (*poll_chk_fn)(struct pollfd *, nfds_t, int, size_t);
+typedef int (*ppoll_chk_fn)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *, size_t);
+typedef int (*select_fn)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+typedef int (*pselect_fn)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
+typedef int (*epoll_pwait_fn)(int, struct epoll_event *, int, int, const sigset_t *);
+typedef int (*epoll_pwait2_fn)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
+
+static ppoll_fn glibc_ppoll(void) {
+  static ppoll_fn f;
+  if (!f) f = (ppoll_fn)glibc_sym("ppoll");
+  return f;
+}
+
+/* poll until a virtual deadline: ppoll (ns precision) for what is left of it, and again while it
+   times out with virtual time left. */
+static int vpoll(struct pollfd *fds, nfds_t n, const sigset_t *mask, long long deadline) {
+  ppoll_fn wait = glibc_ppoll();
+  long long real = real_wait_ns(deadline);
+  before_block();
+  for (;;) {
+    struct timespec t = ts_of(real);
+    int r = after_block(wait(fds, n, &t, mask), 1);
+    if (r != 0) return r;
+    real = real_wait_ns(deadline);
+    if (real == 0) return 0;
+    block_begin();
+  }
+}
+
+SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
+  static poll_fn next;
+  if (!next) next = (poll_fn)dlsym(RTLD_NEXT, "poll");
+  if (timeout > 0 && virtual_waits() && glibc_ppoll()) return vpoll(fds, n, NULL, deadline_after(timeout * 1000000LL));
+  if (timeout != 0) before_block();
+  return after_block(next(fds, n, timeout), timeout != 0);
+}
+
+SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t *mask) {
+  static ppoll_fn next;
+  if (!next) next = (ppoll_fn)dlsym(RTLD_NEXT, "ppoll");
+  int blocking = !t || t->tv_sec != 0 || t->tv_nsec != 0;
+  if (t && blocking && valid_ts(t) && virtual_waits() && glibc_ppoll()) return vpoll(fds, n, mask, deadline_after(ns_of(t)));
+  if (blocking) before_block();
+  return after_block(next(fds, n, t, mask), blocking);
+}
+
+/* The fortified entries (_FORTIFY_SOURCE with a known array size: memcached calls __poll_chk): glibc's
+   own checks the size (and aborts), the wait is the wrapper's. */
+SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen) {
+  static poll_chk_fn next;
+  if (!next) next = (poll_chk_fn)dlsym(RTLD_NEXT, "__poll_chk");
+  if (fdslen / sizeof *fds < n) return next(fds, n, timeout, fdslen);
+  return poll(fds, n, timeout);
+}
+
+SHIM_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t *mask, size_t fdslen) {
+  static ppoll_chk_fn next;
+  if (!next) next = (ppoll_chk_fn)dlsym(RTLD_NEXT, "__ppoll_chk");
+  if (fdslen / sizeof *fds < n) return next(fds, n, t, mask, fdslen);
+  return ppoll(fds, n, t, mask);
+}
+
+/* select and pselect: the kernel clears the fd_sets of a wait that times out, so the sets the
+   program gave are kept and put back before each retry. Up to SELECT_FDS descriptors (the sets are
+   copied on the stack); a select on more passes through. */
+#define SELECT_FDS 8192
+#define SELECT_WORDS (SELECT_FDS / (8 * (int)sizeof(unsigned long)))
+
+struct fd_sets {
+  fd_set *set[3];
+  size_t bytes;
+  unsigned long saved[3][SELECT_WORDS];
+};
+
+static void save_sets(struct fd_sets *s, int n) {
+  s->bytes = ((size_t)n + 8 * sizeof(unsigned long) - 1) / (8 * sizeof(unsigned long)) * sizeof(unsigned long);
+  for (int i = 0; i < 3; i++)
+    if (s->set[i]) memcpy(s->saved[i], s->set[i], s->bytes);
+}
+
+static void restore_sets(const struct fd_sets *s) {
+  for (int i = 0; i < 3; i++)
+    if (s->set[i]) memcpy(s->set[i], s->saved[i], s->bytes);
+}
+
+static int vselect(int n, fd_set *r, fd_set *w, fd_set *e, const sigset_t *mask, long long deadline) {
+  static pselect_fn wait;
+  if (!wait) wait = (pselect_fn)glibc_sym("pselect");
+  struct fd_sets sets = { { r, w, e }, 0, { { 0 } } };
+  save_sets(&sets, n);
+  long long real = real_wait_ns(deadline);
+  before_block();
+  for (;;) {
+    struct timespec t = ts_of(real);
+    int k = after_block(wait(n, r, w, e, &t, mask), 1);
+    if (k != 0) return k;
+    real = real_wait_ns(deadline);
+    if (real == 0) return 0;
+    restore_sets(&sets);
+    block_begin();
+  }
+}
+
+static int select_taken(int n, const struct timespec *t) {
+  return n >= 0 && n <= SELECT_FDS && virtual_waits() && (t->tv_sec != 0 || t->tv_nsec != 0) && valid_ts(t);
+}
+
+SHIM_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv) {
+  static select_fn next;
+  if (!next) next = (select_fn)dlsym(RTLD_NEXT, "select");
+  /* Linux takes any tv_usec >= 0 (it carries whole seconds over). */
+  struct timespec t = { -1, 0 };
+  if (tv && tv->tv_sec >= 0 && tv->tv_usec >= 0) t = (struct timespec){ tv->tv_sec + tv->tv_usec / 1000000, tv->tv_usec % 1000000 * 1000 };
+  if (tv && select_taken(n, &t)) {
+    long long deadline = deadline_after(ns_of(&t));
+    int k = vselect(n, r, w, e, NULL, deadline);
+    /* Linux writes back the time not slept (0 on a timeout); on the program's clock here. */
+    int err = errno;
+    long long left = k == 0 ? 0 : deadline - vnow(CLOCK_MONOTONIC);
+    if (left < 0) left = 0;
+    tv->tv_sec = left / 1000000000LL;
+    tv->tv_usec = left % 1000000000LL / 1000;
+    errno = err;
+    return k;
+  }
+  int blocking = !tv || tv->tv_sec != 0 || tv->tv_usec != 0;
+  if (blocking) before_block();
+  return after_block(next(n, r, w, e, tv), blocking);
+}
+
+SHIM_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t, const sigset_t *mask) {
+  static pselect_fn next;
+  if (!next) next = (pselect_fn)dlsym(RTLD_NEXT, "pselect");
+  if (t && select_taken(n, t)) return vselect(n, r, w, e, mask, deadline_after(ns_of(t)));
+  int blocking = !t || t->tv_sec != 0 || t->tv_nsec != 0;
+  if (blocking) before_block();
+  return after_block(next(n, r, w, e, t, mask), blocking);
+}
+
+/* epoll: epoll_pwait2 (Linux 5.11, glibc 2.35) waits with ns precision; without it, epoll_pwait
+   with the wait in ms, rounded up (the retry loop ends the wait on the virtual clock anyway). */
+static int epoll_real_wait(int epfd, struct epoll_event *ev, int max, long long real, const sigset_t *mask) {
+  static epoll_pwait2_fn pwait2;
+  static epoll_pwait_fn pwait;
+  static int no_pwait2;
+  if (!pwait2 && !no_pwait2) {
+    pwait2 = (epoll_pwait2_fn)glibc_sym("epoll_pwait2");
+    no_pwait2 = !pwait2;
+  }
+  if (!no_pwait2) {
+    struct timespec t = ts_of(real);
+    int r = pwait2(epfd, ev, max, &t, mask);
+    if (r >= 0 || errno != ENOSYS) return r;
+    no_pwait2 = 1;
+  }
+  if (!pwait) pwait = (epoll_pwait_fn)glibc_sym("epoll_pwait");
+  long long ms = (real + 999999) / 1000000;
+  return pwait(epfd, ev, max, ms > INT_MAX ? INT_MAX : (int)ms, mask);
+}
+
+static int vepoll(int epfd, struct epoll_event *ev, int max, const sigset_t *mask, long long deadline) {
+  long long real = real_wait_ns(deadline);
+  unsigned long handled = handlers_run;
+  before_block();
+  for (;;) {
+    int r = after_block(epoll_real_wait(epfd, ev, max, real, mask), 1);
+    if (r != 0 && !cell_eintr(r, handled)) return r;
+    real = real_wait_ns(deadline);
+    if (real == 0) return 0;
+    block_begin();
+  }
+}
+
+static int epoll_taken(void) {
+  static void *pwait;
+  if (!pwait) pwait = glibc_sym("epoll_pwait");
+  return virtual_waits() && pwait;
+}
+
+SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
+  static epoll_wait_fn next;
+  if (!next) next = (epoll_wait_fn)dlsym(RTLD_NEXT, "epoll_wait");
+  if (timeout > 0 && epoll_taken()) return vepoll(epfd, ev, max, NULL, deadline_after(timeout * 1000000LL));
+  if (timeout != 0) before_block();
+  return after_block(next(epfd, ev, max, timeout), timeout != 0);
+}
+
+SHIM_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+  static epoll_pwait_fn next;
+  if (!next) next = (epoll_pwait_fn)dlsym(RTLD_NEXT, "epoll_pwait");
+  if (timeout > 0 && epoll_taken()) return vepoll(epfd, ev, max, mask, deadline_after(timeout * 1000000LL));
+  if (timeout != 0) before_block();
+  return after_block(next(epfd, ev, max, timeout, mask), timeout != 0);
+}
+
+SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *t, const sigset_t *mask) {
+  static epoll_pwait2_fn next;
+  if (!next) next = (epoll_pwait2_fn)dlsym(RTLD_NEXT, "epoll_pwait2");
+  if (!next) {
+    errno = ENOSYS;
+    return -1;
+  }
+  int blocking = !t || t->tv_sec != 0 || t->tv_nsec != 0;
+  if (t && blocking && valid_ts(t) && epoll_taken()) return vepoll(epfd, ev, max, mask, deadline_after(ns_of(t)));
+  if (blocking) before_block();
+  return after_block(next(epfd, ev, max, t, mask), blocking);
+}
