@@ -270,3 +270,220 @@ SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const st
   if (blocking) before_block();
   return after_block(next(epfd, ev, max, t, mask), blocking);
 }
+
+/* ---- Absolute deadlines: timed locks, semaphores, joins, message queues ---- */
+
+/* An absolute deadline the shim takes over: valid, on a clock whose dates are virtual. */
+static int virtual_abs(clockid_t clock, const struct timespec *t) {
+  return (clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC) && t && t->tv_nsec >= 0 && t->tv_nsec < 1000000000L && virtual_waits();
+}
+
+/* The real absolute time on `clock` (the real clock glibc's call waits on) to wait until for what is
+   left of a virtual deadline. Returns 0 when the deadline has come: *real is then now, past by the
+   time the call looks, so glibc tries once without waiting (a lock that can be taken is taken, as
+   POSIX asks of a timed lock whose deadline has passed). */
+static int real_until(long long deadline, clockid_t clock, struct timespec *real) {
+  long long ns = real_wait_ns(deadline);
+  struct timespec now;
+  libc_clock_gettime(clock, &now);
+  *real = ts_of(ns_of(&now) + ns);
+  return ns > 0;
+}
+
+/* One try of a timed call with a real absolute deadline: 0, or its error number (ETIMEDOUT: its
+   deadline came). */
+typedef int (*abs_try)(void *call, clockid_t clock, const struct timespec *real);
+
+/* A call with a virtual absolute deadline: tries until real deadlines on `clock`, again while one
+   times out with virtual time left. Returns the last try's 0 or error number. */
+static int wait_until(long long deadline, clockid_t clock, abs_try try, void *call) {
+  before_block();
+  for (;;) {
+    struct timespec real;
+    int more = real_until(deadline, clock, &real);
+    int r = after_block(try(call, clock, &real), 1);
+    if (r != ETIMEDOUT || !more || virtual_left(deadline) == 0) return r;
+    block_begin();
+  }
+}
+
+/* Each call through its clock variant where the program named a clock, else its REALTIME one:
+   glibc before 2.30/2.31 has only the latter. */
+typedef int (*obj_timed_fn)(void *, const struct timespec *);
+typedef int (*obj_clock_fn)(void *, clockid_t, const struct timespec *);
+struct obj_call {
+  obj_timed_fn timed;
+  obj_clock_fn clocked;
+  void *obj;
+};
+
+static int try_obj(void *p, clockid_t clock, const struct timespec *real) {
+  struct obj_call *c = p;
+  return c->clocked ? c->clocked(c->obj, clock, real) : c->timed(c->obj, real);
+}
+
+/* A pthread call on obj with an absolute deadline (0 or an error number, as pthread calls return). */
+static int obj_wait(obj_timed_fn timed, obj_clock_fn clocked, void *obj, clockid_t clock, const struct timespec *abstime) {
+  struct obj_call c = { timed, clocked, obj };
+  return wait_until(ns_of(abstime), clock, try_obj, &c);
+}
+
+/* Resolves glibc's and the next definition of a call once. */
+#define RESOLVE(glibc_var, next_var, name)                                   \
+  do {                                                                       \
+    if (!glibc_var) glibc_var = (__typeof__(glibc_var))glibc_sym(name);      \
+    if (!next_var) next_var = (__typeof__(next_var))dlsym(RTLD_NEXT, name);  \
+  } while (0)
+
+/* The REALTIME variant (…timed…) of a pthread call on one object. */
+#define TIMED_OBJ_CALL(fn, type)                                                                          \
+  SHIM_EXPORT int fn(type *obj, const struct timespec *abstime) {                                          \
+    static obj_timed_fn glibc, next;                                                                     \
+    RESOLVE(glibc, next, #fn);                                                                           \
+    if (!glibc || !virtual_abs(CLOCK_REALTIME, abstime)) return next ? next(obj, abstime) : ENOSYS;      \
+    return obj_wait(glibc, NULL, obj, CLOCK_REALTIME, abstime);                                          \
+  }
+
+/* The clock variant (…clock…, glibc 2.30+) of a pthread call on one object. */
+#define CLOCK_OBJ_CALL(fn, type)                                                                           \
+  SHIM_EXPORT int fn(type *obj, clockid_t clock, const struct timespec *abstime) {                         \
+    static obj_clock_fn glibc, next;                                                                      \
+    RESOLVE(glibc, next, #fn);                                                                            \
+    if (!glibc || !virtual_abs(clock, abstime)) return next ? next(obj, clock, abstime) : ENOSYS;         \
+    return obj_wait(NULL, glibc, obj, clock, abstime);                                                    \
+  }
+
+TIMED_OBJ_CALL(pthread_mutex_timedlock, pthread_mutex_t)
+CLOCK_OBJ_CALL(pthread_mutex_clocklock, pthread_mutex_t)
+TIMED_OBJ_CALL(pthread_rwlock_timedrdlock, pthread_rwlock_t)
+TIMED_OBJ_CALL(pthread_rwlock_timedwrlock, pthread_rwlock_t)
+CLOCK_OBJ_CALL(pthread_rwlock_clockrdlock, pthread_rwlock_t)
+CLOCK_OBJ_CALL(pthread_rwlock_clockwrlock, pthread_rwlock_t)
+
+/* Semaphores return -1 and set errno: the same loop on the error number. */
+typedef int (*sem_timed_fn)(sem_t *, const struct timespec *);
+typedef int (*sem_clock_fn)(sem_t *, clockid_t, const struct timespec *);
+
+static int sem_result(int e) {
+  if (e == 0) return 0;
+  errno = e;
+  return -1;
+}
+
+static int try_sem(void *p, clockid_t clock, const struct timespec *real) {
+  struct obj_call *c = p;
+  int r = c->clocked ? c->clocked(c->obj, clock, real) : c->timed(c->obj, real);
+  return r == 0 ? 0 : errno;
+}
+
+SHIM_EXPORT int sem_timedwait(sem_t *sem, const struct timespec *abstime) {
+  static sem_timed_fn glibc, next;
+  RESOLVE(glibc, next, "sem_timedwait");
+  if (!glibc || !virtual_abs(CLOCK_REALTIME, abstime)) return next ? next(sem, abstime) : sem_result(ENOSYS);
+  struct obj_call c = { (obj_timed_fn)glibc, NULL, sem };
+  return sem_result(wait_until(ns_of(abstime), CLOCK_REALTIME, try_sem, &c));
+}
+
+SHIM_EXPORT int sem_clockwait(sem_t *sem, clockid_t clock, const struct timespec *abstime) {
+  static sem_clock_fn glibc, next;
+  RESOLVE(glibc, next, "sem_clockwait");
+  if (!glibc || !virtual_abs(clock, abstime)) return next ? next(sem, clock, abstime) : sem_result(ENOSYS);
+  struct obj_call c = { NULL, (obj_clock_fn)glibc, sem };
+  return sem_result(wait_until(ns_of(abstime), clock, try_sem, &c));
+}
+
+/* Joins: the thread and where its result goes. */
+typedef int (*join_timed_fn)(pthread_t, void **, const struct timespec *);
+typedef int (*join_clock_fn)(pthread_t, void **, clockid_t, const struct timespec *);
+struct join_call {
+  join_timed_fn timed;
+  join_clock_fn clocked;
+  pthread_t thread;
+  void **result;
+};
+
+static int try_join(void *p, clockid_t clock, const struct timespec *real) {
+  struct join_call *c = p;
+  return c->clocked ? c->clocked(c->thread, c->result, clock, real) : c->timed(c->thread, c->result, real);
+}
+
+SHIM_EXPORT int pthread_timedjoin_np(pthread_t thread, void **result, const struct timespec *abstime) {
+  static join_timed_fn glibc, next;
+  RESOLVE(glibc, next, "pthread_timedjoin_np");
+  if (!glibc || !virtual_abs(CLOCK_REALTIME, abstime)) return next ? next(thread, result, abstime) : ENOSYS;
+  struct join_call c = { glibc, NULL, thread, result };
+  return wait_until(ns_of(abstime), CLOCK_REALTIME, try_join, &c);
+}
+
+SHIM_EXPORT int pthread_clockjoin_np(pthread_t thread, void **result, clockid_t clock, const struct timespec *abstime) {
+  static join_clock_fn glibc, next;
+  RESOLVE(glibc, next, "pthread_clockjoin_np");
+  if (!glibc || !virtual_abs(clock, abstime)) return next ? next(thread, result, clock, abstime) : ENOSYS;
+  struct join_call c = { NULL, glibc, thread, result };
+  return wait_until(ns_of(abstime), clock, try_join, &c);
+}
+
+/* Message queues: an absolute CLOCK_REALTIME deadline; -1 and errno, like semaphores. */
+typedef int (*mq_send_fn)(mqd_t, const char *, size_t, unsigned int, const struct timespec *);
+typedef ssize_t (*mq_receive_fn)(mqd_t, char *, size_t, unsigned int *, const struct timespec *);
+struct mq_call {
+  mq_send_fn send;
+  mq_receive_fn receive;
+  mqd_t q;
+  char *msg;
+  size_t len;
+  unsigned int prio, *prio_out;
+  ssize_t got;
+};
+
+static int try_mq(void *p, clockid_t clock, const struct timespec *real) {
+  (void)clock;
+  struct mq_call *c = p;
+  c->got = c->send ? c->send(c->q, c->msg, c->len, c->prio, real) : c->receive(c->q, c->msg, c->len, c->prio_out, real);
+  return c->got >= 0 ? 0 : errno;
+}
+
+SHIM_EXPORT int mq_timedsend(mqd_t q, const char *msg, size_t len, unsigned int prio, const struct timespec *abstime) {
+  static mq_send_fn glibc, next;
+  RESOLVE(glibc, next, "mq_timedsend");
+  if (!glibc || !virtual_abs(CLOCK_REALTIME, abstime)) return next ? next(q, msg, len, prio, abstime) : sem_result(ENOSYS);
+  struct mq_call c = { glibc, NULL, q, (char *)msg, len, prio, NULL, -1 };
+  return sem_result(wait_until(ns_of(abstime), CLOCK_REALTIME, try_mq, &c));
+}
+
+SHIM_EXPORT ssize_t mq_timedreceive(mqd_t q, char *msg, size_t len, unsigned int *prio, const struct timespec *abstime) {
+  static mq_receive_fn glibc, next;
+  RESOLVE(glibc, next, "mq_timedreceive");
+  if (!glibc || !virtual_abs(CLOCK_REALTIME, abstime)) return next ? next(q, msg, len, prio, abstime) : sem_result(ENOSYS);
+  struct mq_call c = { NULL, glibc, q, msg, len, 0, prio, -1 };
+  int e = wait_until(ns_of(abstime), CLOCK_REALTIME, try_mq, &c);
+  return e == 0 ? c.got : sem_result(e);
+}
+
+/* ---- sigtimedwait: a relative timeout ---- */
+
+typedef int (*sigtimedwait_fn)(const sigset_t *, siginfo_t *, const struct timespec *);
+
+SHIM_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *t) {
+  static sigtimedwait_fn glibc, next;
+  RESOLVE(glibc, next, "sigtimedwait");
+  if (!glibc || !t || (t->tv_sec == 0 && t->tv_nsec == 0) || !valid_ts(t) || !virtual_waits()) {
+    int r = next(set, info, t);
+    if (r > 0 && info) timers_delivered(r, info); /* a timer's si_overrun (timers.c) */
+    return r;
+  }
+  long long deadline = deadline_after(ns_of(t));
+  long long real = real_wait_ns(deadline);
+  unsigned long handled = handlers_run;
+  before_block();
+  for (;;) {
+    struct timespec rel = ts_of(real);
+    int r = after_block(glibc(set, info, &rel), 1);
+    if (r > 0 && info) timers_delivered(r, info);
+    if (r >= 0 || (errno != EAGAIN && !cell_eintr(r, handled))) return r;
+    if (errno == EINTR) errno = EAGAIN;
+    real = real_wait_ns(deadline);
+    if (real == 0) return r;
+    block_begin();
+  }
+}
