@@ -487,3 +487,76 @@ SHIM_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct 
     block_begin();
   }
 }
+
+/* ---- futex waits through syscall() ---- */
+
+#if SHIM_RAW_SYSCALL
+#ifndef FUTEX_LOCK_PI2
+#define FUTEX_LOCK_PI2 13 /* Linux 5.14 */
+#endif
+
+/* A futex wait with a timeout: FUTEX_WAIT (relative), FUTEX_WAIT_BITSET and FUTEX_LOCK_PI2
+   (absolute, CLOCK_MONOTONIC unless FUTEX_CLOCK_REALTIME), FUTEX_LOCK_PI (absolute, always
+   CLOCK_REALTIME). Returns 0 when the call is not one of those (it passes through). */
+static int futex_deadline(long op, const struct timespec *t, long long *deadline, clockid_t *clock, int *relative) {
+  if (!t || t->tv_sec < 0 || t->tv_nsec < 0 || t->tv_nsec >= 1000000000L) return 0;
+  *clock = (op & FUTEX_CLOCK_REALTIME) ? CLOCK_REALTIME : CLOCK_MONOTONIC;
+  *relative = 0;
+  switch (op & FUTEX_CMD_MASK) {
+  case FUTEX_WAIT:
+    if ((t->tv_sec == 0 && t->tv_nsec == 0) || !valid_ts(t)) return 0;
+    *relative = 1;
+    *deadline = deadline_after(ns_of(t));
+    return 1;
+  case FUTEX_LOCK_PI:
+    *clock = CLOCK_REALTIME;
+    *deadline = ns_of(t);
+    return 1;
+  case FUTEX_WAIT_BITSET:
+  case FUTEX_LOCK_PI2:
+    *deadline = ns_of(t);
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* The futex call a[0..5] with its timeout replaced, until its virtual deadline: a wake, a changed
+   word (EAGAIN), a signal or a lock taken returns at once; ETIMEDOUT with virtual time left waits
+   again. Returns the kernel's result (-errno). */
+static long vfutex(const long a[6], long long deadline, clockid_t clock, int relative) {
+  before_block();
+  for (;;) {
+    struct timespec t;
+    int more;
+    if (relative) {
+      long long real = real_wait_ns(deadline);
+      t = ts_of(real);
+      more = real > 0;
+    } else {
+      more = real_until(deadline, clock, &t);
+    }
+    long r = raw_syscall6(SYS_futex, a[0], a[1], a[2], (long)&t, a[4], a[5]);
+    after_block(0, 1);
+    if (r != -ETIMEDOUT || !more || virtual_left(deadline) == 0) return r;
+    block_begin();
+  }
+}
+
+/* syscall() itself: futex waits with a timeout in virtual time (the calls Rust's std, among others,
+   makes), everything else straight to the kernel, as glibc's syscall() does. Six arguments are read
+   whatever the call takes, as glibc's does. */
+SHIM_EXPORT long syscall(long number, ...) {
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long);
+  va_end(ap);
+  long long deadline;
+  clockid_t clock;
+  int relative;
+  if (number == SYS_futex && virtual_waits() && futex_deadline(a[1], (const struct timespec *)a[3], &deadline, &clock, &relative))
+    return syscall_result(vfutex(a, deadline, clock, relative));
+  return syscall_result(raw_syscall6(number, a[0], a[1], a[2], a[3], a[4], a[5]));
+}
+#endif
