@@ -62,6 +62,35 @@ void timers_fd_closed(int fd);
    timers.c's, its si_overrun becomes the expirations counted while it was pending, as the kernel's. */
 void timers_delivered(int signo, siginfo_t *info);
 
+/* waits.c: socket timeouts (SO_RCVTIMEO, SO_SNDTIMEO) in virtual time. The program's, per fd, in
+   virtual ns (0: none); NULL until a program sets one, so that every other read and write pays one
+   load and a branch. stamps.c's wrappers of the sending calls, connect, accept and the calls that
+   make, copy and close descriptors call in. */
+#include <sys/socket.h>
+#include <sys/uio.h>
+struct sock_timeouts {
+  long long rcv_ns, snd_ns;
+};
+#define TIMEOUT_FDS 65536
+extern struct sock_timeouts *sock_timeouts;
+static inline long long rcv_timeout_ns(int fd) {
+  struct sock_timeouts *t = sock_timeouts;
+  return t && fd >= 0 && fd < TIMEOUT_FDS ? t[fd].rcv_ns : 0;
+}
+static inline long long snd_timeout_ns(int fd) {
+  struct sock_timeouts *t = sock_timeouts;
+  return t && fd >= 0 && fd < TIMEOUT_FDS ? t[fd].snd_ns : 0;
+}
+void timeouts_forget(int fd);
+void timeouts_copy(int from, int to);
+ssize_t timed_write(ssize_t (*next)(int, const void *, size_t), int fd, const void *buf, size_t n);
+ssize_t timed_sendto(ssize_t (*next)(int, const void *, size_t, int, const struct sockaddr *, socklen_t), int fd, const void *buf, size_t n, int flags,
+                     const struct sockaddr *to, socklen_t tolen);
+ssize_t timed_writev(ssize_t (*next)(int, const struct iovec *, int), int fd, const struct iovec *iov, int cnt);
+ssize_t timed_sendmsg(ssize_t (*next)(int, const struct msghdr *, int), int fd, const struct msghdr *msg, int flags);
+int timed_accept4(int (*next)(int, struct sockaddr *, socklen_t *, int), int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int timed_connect(int (*next)(int, const struct sockaddr *, socklen_t), int fd, const struct sockaddr *addr, socklen_t len);
+
 /* handlers.c: the program's signal handlers that ran in this thread (an EINTR with none since a wait
    began is the cell's: a freeze, a stop and continue). */
 extern __thread unsigned long handlers_run SHIM_TLS;

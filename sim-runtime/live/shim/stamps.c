@@ -116,21 +116,21 @@ SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n) {
   static write_fn next;
   if (!next) next = (write_fn)dlsym(RTLD_NEXT, "write");
   int st = pre_write(fd, n);
-  return post_write(fd, st, next(fd, buf, n));
+  return post_write(fd, st, snd_timeout_ns(fd) ? timed_write(next, fd, buf, n) : next(fd, buf, n));
 }
 
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt) {
   static writev_fn next;
   if (!next) next = (writev_fn)dlsym(RTLD_NEXT, "writev");
   int st = pre_write(fd, iov_bytes(iov, cnt));
-  return post_write(fd, st, next(fd, iov, cnt));
+  return post_write(fd, st, snd_timeout_ns(fd) ? timed_writev(next, fd, iov, cnt) : next(fd, iov, cnt));
 }
 
 SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to, socklen_t tolen) {
   static sendto_fn next;
   if (!next) next = (sendto_fn)dlsym(RTLD_NEXT, "sendto");
   int st = to ? 0 : pre_write(fd, n);
-  return post_write(fd, st, next(fd, buf, n, flags, to, tolen));
+  return post_write(fd, st, snd_timeout_ns(fd) ? timed_sendto(next, fd, buf, n, flags, to, tolen) : next(fd, buf, n, flags, to, tolen));
 }
 
 SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags) { return sendto(fd, buf, n, flags, NULL, 0); }
@@ -139,7 +139,7 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   static sendmsg_fn next;
   if (!next) next = (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
   int st = !msg || msg->msg_name ? 0 : pre_write(fd, iov_bytes(msg->msg_iov, (int)msg->msg_iovlen));
-  return post_write(fd, st, next(fd, msg, flags));
+  return post_write(fd, st, snd_timeout_ns(fd) ? timed_sendmsg(next, fd, msg, flags) : next(fd, msg, flags));
 }
 
 SHIM_EXPORT int close(int fd) {
@@ -147,7 +147,46 @@ SHIM_EXPORT int close(int fd) {
   if (!next) next = (close_fn)dlsym(RTLD_NEXT, "close");
   forget_fd(fd);
   timers_fd_closed(fd);
+  timeouts_forget(fd);
   return next(fd);
+}
+
+/* A descriptor copied onto another: the copy is the same socket (its stream offset and its timeouts
+   are the original's); whatever the target was is closed. */
+static int copied_fd(int from, int to) {
+  if (to >= 0 && to != from) {
+    forget_fd(to);
+    timers_fd_closed(to);
+    if (from >= 0 && from < FD_CACHE && to < FD_CACHE) {
+      fd_key[to] = fd_key[from];
+      fd_off[to] = fd_off[from];
+    }
+    timeouts_copy(from, to);
+  }
+  return to;
+}
+
+typedef int (*dup_fn)(int);
+typedef int (*dup2_fn)(int, int);
+typedef int (*dup3_fn)(int, int, int);
+typedef int (*socketpair_fn)(int, int, int, int *);
+
+SHIM_EXPORT int dup(int fd) {
+  static dup_fn next;
+  if (!next) next = (dup_fn)dlsym(RTLD_NEXT, "dup");
+  return copied_fd(fd, next(fd));
+}
+
+SHIM_EXPORT int dup2(int from, int to) {
+  static dup2_fn next;
+  if (!next) next = (dup2_fn)dlsym(RTLD_NEXT, "dup2");
+  return copied_fd(from, next(from, to));
+}
+
+SHIM_EXPORT int dup3(int from, int to, int flags) {
+  static dup3_fn next;
+  if (!next) next = (dup3_fn)dlsym(RTLD_NEXT, "dup3");
+  return copied_fd(from, next(from, to, flags));
 }
 
 SHIM_EXPORT int socket(int domain, int type, int protocol) {
@@ -155,14 +194,27 @@ SHIM_EXPORT int socket(int domain, int type, int protocol) {
   if (!next) next = (socket_fn)dlsym(RTLD_NEXT, "socket");
   int fd = next(domain, type, protocol);
   forget_fd(fd);
+  timeouts_forget(fd);
   return fd;
+}
+
+SHIM_EXPORT int socketpair(int domain, int type, int protocol, int sv[2]) {
+  static socketpair_fn next;
+  if (!next) next = (socketpair_fn)dlsym(RTLD_NEXT, "socketpair");
+  int r = next(domain, type, protocol, sv);
+  for (int i = 0; r == 0 && i < 2; i++) {
+    forget_fd(sv[i]);
+    timeouts_forget(sv[i]);
+  }
+  return r;
 }
 
 SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
   static accept4_fn next;
   if (!next) next = (accept4_fn)dlsym(RTLD_NEXT, "accept4");
-  int c = next(fd, addr, len, flags);
+  int c = rcv_timeout_ns(fd) ? timed_accept4(next, fd, addr, len, flags) : next(fd, addr, len, flags);
   forget_fd(c);
+  timeouts_copy(fd, c); /* a connection inherits its listener's timeouts */
   return c;
 }
 
@@ -172,5 +224,5 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
   static connect_fn next;
   if (!next) next = (connect_fn)dlsym(RTLD_NEXT, "connect");
   forget_fd(fd);
-  return next(fd, addr, len);
+  return snd_timeout_ns(fd) ? timed_connect(next, fd, addr, len) : next(fd, addr, len);
 }

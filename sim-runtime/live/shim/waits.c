@@ -560,3 +560,452 @@ SHIM_EXPORT long syscall(long number, ...) {
   return syscall_result(raw_syscall6(number, a[0], a[1], a[2], a[3], a[4], a[5]));
 }
 #endif
+
+/* ---- SO_RCVTIMEO and SO_SNDTIMEO ---- */
+
+/* The program's socket timeouts, per fd, in virtual ns (0: none). The kernel's own are real timers,
+   so they are set, before each try of a blocking call, to what is left of the virtual deadline (as a
+   backstop, below); getsockopt answers with the program's. NULL until a program sets one: every
+   other read and write pays one load and a branch (redis-server's hot path). Descriptors from
+   TIMEOUT_FDS on keep the kernel's timeout, on the wall. */
+struct sock_timeouts *sock_timeouts;
+
+static struct sock_timeouts *timeouts_table(void) {
+  struct sock_timeouts *t = __atomic_load_n(&sock_timeouts, __ATOMIC_ACQUIRE);
+  if (t) return t;
+  size_t size = TIMEOUT_FDS * sizeof *t;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (__atomic_compare_exchange_n(&sock_timeouts, &t, (struct sock_timeouts *)p, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return p;
+  munmap(p, size);
+  return t;
+}
+
+void timeouts_forget(int fd) {
+  struct sock_timeouts *t = sock_timeouts;
+  if (t && fd >= 0 && fd < TIMEOUT_FDS) t[fd] = (struct sock_timeouts){ 0, 0 };
+}
+
+/* fd `to` now refers to the socket of `from` (dup, dup2, dup3, or a connection accepted on a
+   listener, which inherits the listener's timeouts). */
+void timeouts_copy(int from, int to) {
+  struct sock_timeouts *t = sock_timeouts;
+  if (!t || to < 0 || to >= TIMEOUT_FDS || from == to) return;
+  t[to] = from >= 0 && from < TIMEOUT_FDS ? t[from] : (struct sock_timeouts){ 0, 0 };
+}
+
+static int rcv_option(int name) {
+#ifdef SO_RCVTIMEO_NEW
+  if (name == SO_RCVTIMEO_NEW) return 1;
+#endif
+  return name == SO_RCVTIMEO;
+}
+
+static int snd_option(int name) {
+#ifdef SO_SNDTIMEO_NEW
+  if (name == SO_SNDTIMEO_NEW) return 1;
+#endif
+  return name == SO_SNDTIMEO;
+}
+
+/* The _NEW options (Linux 5.1) take 64-bit seconds and µs whatever time_t is. */
+struct sock_timeval64 {
+  long long sec, usec;
+};
+
+static int new_option(int name) {
+#ifdef SO_RCVTIMEO_NEW
+  if (name == SO_RCVTIMEO_NEW || name == SO_SNDTIMEO_NEW) return SO_RCVTIMEO_NEW != SO_RCVTIMEO;
+#endif
+  (void)name;
+  return 0;
+}
+
+/* The timeout an accepted setsockopt set, in ns: 0 for none (Linux takes a negative one as none). */
+static long long option_ns(int name, const void *val, socklen_t len) {
+  long long sec, usec;
+  if (new_option(name)) {
+    if (len < sizeof(struct sock_timeval64)) return 0;
+    const struct sock_timeval64 *v = val;
+    sec = v->sec;
+    usec = v->usec;
+  } else {
+    if (len < sizeof(struct timeval)) return 0;
+    const struct timeval *v = val;
+    sec = v->tv_sec;
+    usec = v->tv_usec;
+  }
+  if (sec < 0 || sec >= MAX_TIMEOUT_S || usec < 0) return 0;
+  return sec * 1000000000LL + usec * 1000LL;
+}
+
+typedef int (*setsockopt_fn)(int, int, int, const void *, socklen_t);
+typedef int (*getsockopt_fn)(int, int, int, void *, socklen_t *);
+
+static setsockopt_fn next_setsockopt(void) {
+  static setsockopt_fn f;
+  if (!f) f = (setsockopt_fn)dlsym(RTLD_NEXT, "setsockopt");
+  return f;
+}
+
+/* The kernel gets the program's timeout too (for the calls the shim does not wrap: recvmmsg,
+   sendfile, …); the wrapped calls replace it before each try. */
+SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
+  int r = next_setsockopt()(fd, level, name, val, len);
+  if (r != 0 || level != SOL_SOCKET || !(rcv_option(name) || snd_option(name)) || fd < 0 || fd >= TIMEOUT_FDS) return r;
+  long long ns = option_ns(name, val, len);
+  struct sock_timeouts *t = ns || sock_timeouts ? timeouts_table() : NULL;
+  if (t && rcv_option(name)) t[fd].rcv_ns = ns;
+  if (t && snd_option(name)) t[fd].snd_ns = ns;
+  return r;
+}
+
+SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len) {
+  static getsockopt_fn next;
+  if (!next) next = (getsockopt_fn)dlsym(RTLD_NEXT, "getsockopt");
+  long long ns = level != SOL_SOCKET ? 0 : rcv_option(name) ? rcv_timeout_ns(fd) : snd_option(name) ? snd_timeout_ns(fd) : 0;
+  if (ns == 0 || !val || !len) return next(fd, level, name, val, len);
+  long long us = ns / 1000;
+  socklen_t size = new_option(name) ? sizeof(struct sock_timeval64) : sizeof(struct timeval);
+  if (*len < size) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (new_option(name)) *(struct sock_timeval64 *)val = (struct sock_timeval64){ us / 1000000, us % 1000000 };
+  else *(struct timeval *)val = (struct timeval){ us / 1000000, us % 1000000 };
+  *len = size;
+  return 0;
+}
+
+/* The kernel counts socket timeouts in jiffies (HZ 100 to 1000) on its timer wheel, which ends a wait
+   of w up to w/8 and a jiffy late: a backstop of what is left (real_ns) less an eighth and 10 ms ends
+   before the deadline, so that the virtual clock decides. At least 1 µs (0 is "no timeout"), which
+   the kernel rounds up to a jiffy: the last stretch of a wait that only the kernel's timer can end
+   (a send, a Unix connect) may end up to a jiffy of real time late. */
+static long long backstop_ns(long long real_ns) {
+  long long b = real_ns - real_ns / 8 - 10000000LL;
+  return b > 1000 ? b : 1000;
+}
+
+static int set_backstop(int fd, int name, long long ns) {
+  long long us = (ns + 999) / 1000;
+  struct timeval tv = { us / 1000000, us % 1000000 };
+  return next_setsockopt()(fd, SOL_SOCKET, name, &tv, sizeof tv);
+}
+
+/* A blocking call the shim leaves alone: a non-blocking socket (it never waits), or a descriptor that
+   is not one (the table's entry outlived the socket: closed by close_range or a raw system call).
+   Otherwise the kernel's timeout is set to the first backstop. */
+static int sock_passes(int fd, int name, long long backstop) {
+  int e = errno;
+  int fl = fcntl(fd, F_GETFL);
+  int passes = fl < 0 || (fl & O_NONBLOCK);
+  if (!passes && set_backstop(fd, name, backstop) != 0) {
+    if (errno == ENOTSOCK) timeouts_forget(fd);
+    passes = 1;
+  }
+  errno = e;
+  return passes;
+}
+
+/* One try of a socket call: the bytes already sent (`done`) are left out. */
+typedef ssize_t (*sock_try)(const void *call, size_t done);
+
+/* A receive or accept on a socket with a virtual SO_RCVTIMEO: wait (ppoll, ns precision) until it
+   is readable or the deadline has come, then make the call, with the kernel's timeout as a backstop
+   (another thread may have taken what made it readable), and again while it times out with virtual
+   time left. */
+static ssize_t recv_wait(int fd, long long timeout_ns, sock_try try, const void *call) {
+  if (!virtual_waits() || !glibc_ppoll()) return try(call, 0);
+  long long deadline = deadline_after(timeout_ns);
+  long long real = real_wait_ns(deadline), backstop = backstop_ns(real);
+  if (sock_passes(fd, SO_RCVTIMEO, backstop)) return try(call, 0);
+  unsigned long handled = handlers_run;
+  before_block();
+  for (;;) {
+    struct pollfd p = { fd, POLLIN, 0 };
+    struct timespec t = ts_of(real);
+    int r = after_block(glibc_ppoll()(&p, 1, &t, NULL), 1);
+    if (r < 0) return -1;
+    if (r > 0) {
+      /* Set again only when the wait took long enough to matter (a system call less per try). */
+      long long b = backstop_ns(real_wait_ns(deadline));
+      if (b < backstop - 1000000LL) set_backstop(fd, SO_RCVTIMEO, backstop = b);
+      block_begin();
+      ssize_t n = try(call, 0);
+      after_block(0, 1);
+      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && !cell_eintr(n, handled))) return n;
+    }
+    real = real_wait_ns(deadline);
+    if (real == 0) {
+      errno = EAGAIN;
+      return -1;
+    }
+    block_begin();
+  }
+}
+
+/* A send on a socket with a virtual SO_SNDTIMEO: the call itself waits, with the kernel's timeout set
+   to the backstop of what is left (poll() cannot stand in: it reports a socket writable only once
+   much of its buffer is free, while a send goes on as soon as any is), again while it times out with
+   virtual time left; a stream send that sent part goes on with the rest, as a send that the kernel
+   let wait the whole time would have. */
+static ssize_t send_wait(int fd, long long timeout_ns, sock_try try, const void *call, size_t len) {
+  if (!virtual_waits()) return try(call, 0);
+  long long deadline = deadline_after(timeout_ns);
+  if (sock_passes(fd, SO_SNDTIMEO, backstop_ns(real_wait_ns(deadline)))) return try(call, 0);
+  size_t done = 0;
+  unsigned long handled = handlers_run;
+  before_block();
+  for (;;) {
+    ssize_t n = try(call, done);
+    int e = errno;
+    after_block(0, 1);
+    if (n > 0) done += (size_t)n;
+    int again = n < 0 && (e == EAGAIN || e == EWOULDBLOCK || cell_eintr(n, handled));
+    if (again) e = EAGAIN;
+    if ((n < 0 && !again) || n == 0 || done >= len || virtual_left(deadline) == 0) {
+      if (done) return (ssize_t)done; /* what was sent; an error comes again at the next call */
+      errno = e;
+      return n;
+    }
+    set_backstop(fd, SO_SNDTIMEO, backstop_ns(real_wait_ns(deadline)));
+    block_begin();
+  }
+}
+
+/* The receiving calls. read() on a socket is a receive; on anything else, and on every socket without
+   a timeout, all of this is one load and a branch. */
+typedef ssize_t (*read_fn)(int, void *, size_t);
+typedef ssize_t (*read_chk_fn)(int, void *, size_t, size_t);
+typedef ssize_t (*recvfrom_fn)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+typedef ssize_t (*recvfrom_chk_fn)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+typedef ssize_t (*recv_fn)(int, void *, size_t, int);
+typedef ssize_t (*recv_chk_fn)(int, void *, size_t, size_t, int);
+typedef ssize_t (*recvmsg_fn)(int, struct msghdr *, int);
+
+struct recv_call {
+  read_fn read;
+  recvfrom_fn recvfrom;
+  recvmsg_fn recvmsg;
+  int fd, flags;
+  void *buf;
+  size_t n;
+  struct sockaddr *from;
+  socklen_t *fromlen;
+  struct msghdr *msg;
+};
+
+static ssize_t try_recv(const void *p, size_t done) {
+  (void)done;
+  const struct recv_call *c = p;
+  if (c->read) return c->read(c->fd, c->buf, c->n);
+  if (c->recvfrom) return c->recvfrom(c->fd, c->buf, c->n, c->flags, c->from, c->fromlen);
+  return c->recvmsg(c->fd, c->msg, c->flags);
+}
+
+SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n) {
+  static read_fn next;
+  if (!next) next = (read_fn)dlsym(RTLD_NEXT, "read");
+  long long t = rcv_timeout_ns(fd);
+  if (t == 0 || n == 0) return next(fd, buf, n);
+  struct recv_call c = { .read = next, .fd = fd, .buf = buf, .n = n };
+  return recv_wait(fd, t, try_recv, &c);
+}
+
+SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from, socklen_t *fromlen) {
+  static recvfrom_fn next;
+  if (!next) next = (recvfrom_fn)dlsym(RTLD_NEXT, "recvfrom");
+  long long t = rcv_timeout_ns(fd);
+  if (t == 0 || (flags & MSG_DONTWAIT)) return next(fd, buf, n, flags, from, fromlen);
+  struct recv_call c = { .recvfrom = next, .fd = fd, .flags = flags, .buf = buf, .n = n, .from = from, .fromlen = fromlen };
+  return recv_wait(fd, t, try_recv, &c);
+}
+
+SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
+  static recv_fn next;
+  if (!next) next = (recv_fn)dlsym(RTLD_NEXT, "recv");
+  if (rcv_timeout_ns(fd) == 0 || (flags & MSG_DONTWAIT)) return next(fd, buf, n, flags);
+  return recvfrom(fd, buf, n, flags, NULL, NULL);
+}
+
+SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+  static recvmsg_fn next;
+  if (!next) next = (recvmsg_fn)dlsym(RTLD_NEXT, "recvmsg");
+  long long t = rcv_timeout_ns(fd);
+  if (t == 0 || (flags & MSG_DONTWAIT)) return next(fd, msg, flags);
+  struct recv_call c = { .recvmsg = next, .fd = fd, .flags = flags, .msg = msg };
+  return recv_wait(fd, t, try_recv, &c);
+}
+
+/* The fortified entries (_FORTIFY_SOURCE: PostgreSQL calls __read_chk): glibc's own checks the size
+   (and aborts), the wait is the wrapper's. */
+SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen) {
+  static read_chk_fn next;
+  if (!next) next = (read_chk_fn)dlsym(RTLD_NEXT, "__read_chk");
+  if (n > buflen || rcv_timeout_ns(fd) == 0) return next(fd, buf, n, buflen);
+  return read(fd, buf, n);
+}
+
+SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags) {
+  static recv_chk_fn next;
+  if (!next) next = (recv_chk_fn)dlsym(RTLD_NEXT, "__recv_chk");
+  if (n > buflen || rcv_timeout_ns(fd) == 0) return next(fd, buf, n, buflen, flags);
+  return recvfrom(fd, buf, n, flags, NULL, NULL);
+}
+
+SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *from, socklen_t *fromlen) {
+  static recvfrom_chk_fn next;
+  if (!next) next = (recvfrom_chk_fn)dlsym(RTLD_NEXT, "__recvfrom_chk");
+  if (n > buflen || rcv_timeout_ns(fd) == 0) return next(fd, buf, n, buflen, flags, from, fromlen);
+  return recvfrom(fd, buf, n, flags, from, fromlen);
+}
+
+static ssize_t try_accept(const void *p, size_t done) {
+  (void)done;
+  const struct recv_call *c = p;
+  int (*accept4_next)(int, struct sockaddr *, socklen_t *, int) = (int (*)(int, struct sockaddr *, socklen_t *, int))c->buf;
+  return accept4_next(c->fd, c->from, c->fromlen, c->flags);
+}
+
+/* stamps.c's accept4 (and accept): a listener with SO_RCVTIMEO. */
+int timed_accept4(int (*next)(int, struct sockaddr *, socklen_t *, int), int fd, struct sockaddr *addr, socklen_t *len, int flags) {
+  struct recv_call c = { .fd = fd, .flags = flags, .buf = (void *)next, .from = addr, .fromlen = len };
+  return (int)recv_wait(fd, rcv_timeout_ns(fd), try_accept, &c);
+}
+
+/* The sending calls (stamps.c's wrappers call these for sockets with SO_SNDTIMEO). A try after a
+   partial send sends the rest: of a buffer, or of up to SEND_IOVS vectors (more, and the partial
+   send is returned as it is). */
+#define SEND_IOVS 64
+struct send_call {
+  ssize_t (*write)(int, const void *, size_t);
+  ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+  ssize_t (*writev)(int, const struct iovec *, int);
+  ssize_t (*sendmsg)(int, const struct msghdr *, int);
+  int fd, flags, cnt;
+  const void *buf;
+  size_t n;
+  const struct sockaddr *to;
+  socklen_t tolen;
+  const struct iovec *iov;
+  const struct msghdr *msg;
+};
+
+/* The vectors left after `done` bytes, into rest (at most SEND_IOVS); their count, or -1. */
+static int iov_rest(const struct iovec *iov, int cnt, size_t done, struct iovec *rest) {
+  int i = 0;
+  while (i < cnt && done >= iov[i].iov_len) done -= iov[i++].iov_len;
+  int k = cnt - i;
+  if (k > SEND_IOVS) return -1;
+  for (int j = 0; j < k; j++) rest[j] = iov[i + j];
+  if (k > 0) {
+    rest[0].iov_base = (char *)rest[0].iov_base + done;
+    rest[0].iov_len -= done;
+  }
+  return k;
+}
+
+static ssize_t try_send(const void *p, size_t done) {
+  const struct send_call *c = p;
+  if (c->write) return c->write(c->fd, (const char *)c->buf + done, c->n - done);
+  if (c->sendto) return c->sendto(c->fd, (const char *)c->buf + done, c->n - done, c->flags, c->to, c->tolen);
+  if (done == 0) return c->writev ? c->writev(c->fd, c->iov, c->cnt) : c->sendmsg(c->fd, c->msg, c->flags);
+  struct iovec rest[SEND_IOVS];
+  const struct iovec *iov = c->writev ? c->iov : c->msg->msg_iov;
+  int cnt = c->writev ? c->cnt : (int)c->msg->msg_iovlen;
+  int k = iov_rest(iov, cnt, done, rest);
+  if (k <= 0) return 0;
+  if (c->writev) return c->writev(c->fd, rest, k);
+  /* The rest of a message: its data, not its control data again (descriptors, credentials). */
+  struct msghdr m = *c->msg;
+  m.msg_iov = rest;
+  m.msg_iovlen = (size_t)k;
+  m.msg_control = NULL;
+  m.msg_controllen = 0;
+  return c->sendmsg(c->fd, &m, c->flags);
+}
+
+static size_t iov_bytes(const struct iovec *iov, size_t cnt) {
+  size_t n = 0;
+  for (size_t i = 0; iov && i < cnt; i++) n += iov[i].iov_len;
+  return n;
+}
+
+ssize_t timed_write(ssize_t (*next)(int, const void *, size_t), int fd, const void *buf, size_t n) {
+  struct send_call c = { .write = next, .fd = fd, .buf = buf, .n = n };
+  return send_wait(fd, snd_timeout_ns(fd), try_send, &c, n);
+}
+
+ssize_t timed_sendto(ssize_t (*next)(int, const void *, size_t, int, const struct sockaddr *, socklen_t), int fd, const void *buf, size_t n, int flags,
+                     const struct sockaddr *to, socklen_t tolen) {
+  if (flags & MSG_DONTWAIT) return next(fd, buf, n, flags, to, tolen);
+  struct send_call c = { .sendto = next, .fd = fd, .flags = flags, .buf = buf, .n = n, .to = to, .tolen = tolen };
+  return send_wait(fd, snd_timeout_ns(fd), try_send, &c, n);
+}
+
+ssize_t timed_writev(ssize_t (*next)(int, const struct iovec *, int), int fd, const struct iovec *iov, int cnt) {
+  struct send_call c = { .writev = next, .fd = fd, .cnt = cnt, .iov = iov };
+  return send_wait(fd, snd_timeout_ns(fd), try_send, &c, cnt > 0 ? iov_bytes(iov, (size_t)cnt) : 0);
+}
+
+ssize_t timed_sendmsg(ssize_t (*next)(int, const struct msghdr *, int), int fd, const struct msghdr *msg, int flags) {
+  if (!msg || (flags & MSG_DONTWAIT)) return next(fd, msg, flags);
+  struct send_call c = { .sendmsg = next, .fd = fd, .flags = flags, .msg = msg };
+  return send_wait(fd, snd_timeout_ns(fd), try_send, &c, iov_bytes(msg->msg_iov, msg->msg_iovlen));
+}
+
+/* A TCP connect whose kernel timeout (the backstop) came first: the handshake goes on in the
+   background; wait for it (writable: done, SO_ERROR says how) until the virtual deadline, then
+   EINPROGRESS, as Linux returns when SO_SNDTIMEO ends a connect. */
+static int connect_finish(int fd, long long deadline) {
+  for (;;) {
+    long long real = real_wait_ns(deadline);
+    if (real == 0) {
+      errno = EINPROGRESS;
+      return -1;
+    }
+    struct pollfd p = { fd, POLLOUT, 0 };
+    struct timespec t = ts_of(real);
+    block_begin();
+    int r = after_block(glibc_ppoll()(&p, 1, &t, NULL), 1);
+    if (r < 0) return -1;
+    if (r > 0) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -1;
+      if (err == 0) return 0;
+      errno = err;
+      return -1;
+    }
+  }
+}
+
+/* stamps.c's connect: a blocking connect on a socket with SO_SNDTIMEO. The kernel's timeout ends it
+   (the backstop); a TCP connect then goes on in the background (EINPROGRESS: wait for it), a Unix one
+   whose listener's queue is full gives up (EAGAIN: try again while virtual time is left). A connect
+   the cell's machinery interrupted (EINTR, no handler ran) is tried again: a TCP one then answers
+   EALREADY, its handshake going on, and is waited for. */
+int timed_connect(int (*next)(int, const struct sockaddr *, socklen_t), int fd, const struct sockaddr *addr, socklen_t len) {
+  if (!virtual_waits() || !glibc_ppoll()) return next(fd, addr, len);
+  long long deadline = deadline_after(snd_timeout_ns(fd));
+  if (sock_passes(fd, SO_SNDTIMEO, backstop_ns(real_wait_ns(deadline)))) return next(fd, addr, len);
+  unsigned long handled = handlers_run;
+  int retried = 0;
+  before_block();
+  for (;;) {
+    int r = next(fd, addr, len);
+    int e = errno;
+    after_block(0, 1);
+    if (e == EALREADY && retried) e = EINPROGRESS;
+    if (r == 0 || (e != EINPROGRESS && e != EAGAIN && !cell_eintr(r, handled))) return r;
+    if (e == EINPROGRESS) return connect_finish(fd, deadline);
+    retried = 1;
+    if (virtual_left(deadline) == 0) {
+      errno = EAGAIN;
+      return -1;
+    }
+    set_backstop(fd, SO_SNDTIMEO, backstop_ns(real_wait_ns(deadline)));
+    block_begin();
+  }
+}
