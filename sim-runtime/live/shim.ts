@@ -8,16 +8,16 @@
 // test/live/ (docs/live.md, "The shim").
 //
 // The shim is compiled with the machine's C compiler on first use (-Wall -Wextra -Werror) and cached
-// by the hash of its sources (LIVESIM_FAKETIME_SHIM names a prebuilt one; LIVESIM_FAKETIME_SHIM=off
+// by the hash of its sources in this user's directory (LIVESIM_FAKETIME_SHIM names a prebuilt one; LIVESIM_FAKETIME_SHIM=off
 // disables it). Without it, the problems above are back (docs/live.md). To prebuild it (for an image
 // without a compiler):
 //   node sim-runtime/live/shim.ts [OUTPUT.so]
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
-import os from 'node:os'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { privateDir, userStateDir } from './dirs.ts'
 import { which } from './spawn.ts'
 
 let cached: { path?: string; why: string } | undefined
@@ -30,13 +30,26 @@ export function faketimeShim(): { path?: string; why: string } {
   if (override) {
     return (cached = existsSync(override) ? { path: override, why: `LIVESIM_FAKETIME_SHIM=${override}` } : { why: `LIVESIM_FAKETIME_SHIM=${override} does not exist` })
   }
-  const so = path.join(os.tmpdir(), `livesim-faketime-shim-${process.getuid?.() ?? 'u'}`, `shim-${shimHash()}.so`)
+  const so = path.join(shimCacheDir(), `shim-${shimHash()}.so`)
   if (existsSync(so)) return (cached = { path: so, why: `cached ${so}` })
   try {
     return (cached = { path: buildShim(so), why: `built ${so}` })
   } catch (e) {
     return (cached = { why: (e as Error).message })
   }
+}
+
+/**
+ * Where built shims are cached: this user's private directory (dirs.ts), so no other user can plant
+ * a library there that every live program would preload. It and its parent are searchable by others
+ * (0711: no listing, no writing), because a live program may run as another user
+ * (securityContext.runAsUser) and must be able to load the shim.
+ */
+function shimCacheDir(): string {
+  const parent = userStateDir()
+  const dir = privateDir(parent, 'shim')
+  for (const d of [parent, dir]) chmodSync(d, (statSync(d).mode & 0o7777) | 0o011)
+  return dir
 }
 
 /** The shim's sources: shim/*.c and the headers they include. */

@@ -153,8 +153,10 @@ ${DB}
     // more per hop, as when bytes were stamped and delivered at quantum ends.
     expect(rb.unstampedBytes).toBe(0)
     expect(redis.unstampedBytes).toBe(0)
-    // Measured: CpuTime 0.447-0.455 ms, Cooperative 0.415 ms (three runs each).
-    expect(p50Ms).toBeLessThanOrEqual(clock === 'Cooperative' ? 0.43 : 0.5)
+    // A hop a quantum late would put p50 at 0.6 ms or more; both clocks stay under 0.5 (measured:
+    // CpuTime 0.447-0.455 ms; Cooperative 0.415-0.431, whose clock runs with the wall within a
+    // quantum, so machine load moves it by a bucket of redis-benchmark's histogram).
+    expect(p50Ms).toBeLessThanOrEqual(0.5)
     expect(r.hosts['db-0']!.live?.clockMode).toBe(clock)
     // The bytes went through the proxies: what the server read and wrote matches what the client side relayed.
     expect(Number(redis.bytesIn)).toBeGreaterThan(40 * 20)
