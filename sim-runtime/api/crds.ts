@@ -4,7 +4,7 @@
 // exclusive bounds, const → enum, and CEL rules for what a structural schema cannot say, derived
 // from the same MODEL_KINDS table that validate.ts uses.
 import { dump } from 'js-yaml'
-import { GROUP, MODEL_KINDS, SimClusterSpec, SimClusterStatus, SimHostSpec, SimHostStatus, VERSION } from './schema.ts'
+import { GROUP, MODEL_KINDS, SimClusterSpec, SimClusterStatus, SimHostSpec, SimHostStatus, SimSweepSpec, SimSweepStatus, SWEEP_LIMITS, VERSION } from './schema.ts'
 
 type Json = Record<string, unknown>
 
@@ -56,7 +56,20 @@ function addRules(node: Json, rules: { rule: string; message: string; fieldPath?
 }
 
 function simClusterSpecSchema(): Json {
-  const spec = structural(SimClusterSpec) as Json
+  const spec = clusterSpecRules(structural(SimClusterSpec) as Json)
+  // A run is defined by its spec: changing it mid-run would make the results describe nothing.
+  // Only runPolicy may change (e.g. to extend a deadline or a TTL).
+  addRules(spec, [
+    {
+      rule: 'self.endTime == oldSelf.endTime && self.hosts == oldSelf.hosts && (has(self.seed) == has(oldSelf.seed)) && (!has(self.seed) || self.seed == oldSelf.seed) && (has(self.sync) == has(oldSelf.sync)) && (!has(self.sync) || self.sync == oldSelf.sync) && (has(self.network) == has(oldSelf.network)) && (!has(self.network) || self.network == oldSelf.network)',
+      message: 'the run-defining fields of spec (endTime, seed, sync, network, hosts) are immutable; delete and re-create the SimCluster to change them',
+    },
+  ])
+  return spec
+}
+
+/** The CEL rules and list-map keys of a SimCluster spec (a SimCluster's own, or a SimSweep's template). */
+function clusterSpecRules(spec: Json): Json {
   const host = at(spec, 'properties', 'hosts', 'items')
   const component = at(host, 'properties', 'components', 'items')
   addRules(component, [{ rule: 'has(self.model) != has(self.live)', message: 'exactly one of model or live must be set' }])
@@ -86,12 +99,29 @@ function simClusterSpecSchema(): Json {
     { rule: "!has(self.sync) || !has(self.sync.mode) || self.sync.mode != 'Slack' || has(self.sync.slack)", message: 'sync.slack is required in Slack mode' },
     { rule: "!has(self.sync) || !has(self.sync.slack) || (has(self.sync.mode) && self.sync.mode == 'Slack')", message: 'sync.slack is only allowed with mode: Slack' },
   ])
-  // A run is defined by its spec: changing it mid-run would make the results describe nothing.
-  // Only runPolicy may change (e.g. to extend a deadline or a TTL).
+  return spec
+}
+
+/**
+ * A SimSweep's spec: the template checked as a SimCluster spec, names unique, the objective naming a
+ * metric, the grid bounded, and everything but parallelism and maxFailedTrials immutable (a changed
+ * grid would leave finished trials describing another sweep). Paths resolving in the template and
+ * values valid at them are the validator's (sweep/validate.ts), which the reconciler runs.
+ */
+function simSweepSpecSchema(): Json {
+  const spec = structural(SimSweepSpec) as Json
+  clusterSpecRules(at(spec, 'properties', 'template'))
+  for (const list of [at(spec, 'properties', 'parameters'), at(spec, 'properties', 'metrics')]) {
+    list['x-kubernetes-list-type'] = 'map'
+    list['x-kubernetes-list-map-keys'] = ['name']
+  }
+  const sizes = Array.from({ length: SWEEP_LIMITS.parametersMax }, (_, i) => `(size(self.parameters) > ${i} ? size(self.parameters[${i}].values) : 1)`)
   addRules(spec, [
+    { rule: 'self.metrics.exists(m, m.name == self.objective.metric)', message: 'objective.metric must name one of metrics', fieldPath: '.objective.metric' },
+    { rule: `${sizes.join(' * ')} * (has(self.seeds) ? self.seeds : 1) <= ${SWEEP_LIMITS.trialsMax}`, message: `grid points × seeds must be at most ${SWEEP_LIMITS.trialsMax}` },
     {
-      rule: 'self.endTime == oldSelf.endTime && self.hosts == oldSelf.hosts && (has(self.seed) == has(oldSelf.seed)) && (!has(self.seed) || self.seed == oldSelf.seed) && (has(self.sync) == has(oldSelf.sync)) && (!has(self.sync) || self.sync == oldSelf.sync) && (has(self.network) == has(oldSelf.network)) && (!has(self.network) || self.network == oldSelf.network)',
-      message: 'the run-defining fields of spec (endTime, seed, sync, network, hosts) are immutable; delete and re-create the SimCluster to change them',
+      rule: 'self.template == oldSelf.template && self.parameters == oldSelf.parameters && self.metrics == oldSelf.metrics && self.objective == oldSelf.objective && (has(self.seeds) == has(oldSelf.seeds)) && (!has(self.seeds) || self.seeds == oldSelf.seeds)',
+      message: 'the grid-defining fields of spec (template, parameters, seeds, metrics, objective) are immutable; delete and re-create the SimSweep to change them',
     },
   ])
   return spec
@@ -151,19 +181,23 @@ export function crdObjects(): Json[] {
     { name: 'Pod', type: 'string', jsonPath: '.status.pod' },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ])
-  return [simcluster, simhost]
+  const simsweep = crd('SimSweep', 'simsweeps', 'simsw', simSweepSpecSchema(), structural(SimSweepStatus) as Json, [
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Trials', type: 'string', jsonPath: '.status.trialsSummary', description: 'done/total trials' },
+    { name: 'Best', type: 'string', jsonPath: '.status.bestSummary', description: 'the best point by the objective' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    { name: 'Message', type: 'string', jsonPath: '.status.message', priority: 1 },
+  ])
+  return [simcluster, simhost, simsweep]
 }
 
-export const CRD_FILES = ['livesim.dev_simclusters.yaml', 'livesim.dev_simhosts.yaml'] as const
+export const CRD_FILES = ['livesim.dev_simclusters.yaml', 'livesim.dev_simhosts.yaml', 'livesim.dev_simsweeps.yaml'] as const
 
 const HEADER = '# Generated by `npm run gen:crds` from sim-runtime/api/schema.ts. Do not edit.\n'
 
 export function renderCrdFiles(): Record<string, string> {
-  const [a, b] = crdObjects()
-  return {
-    [CRD_FILES[0]]: HEADER + dump(a, { noRefs: true }),
-    [CRD_FILES[1]]: HEADER + dump(b, { noRefs: true }),
-  }
+  const objects = crdObjects()
+  return Object.fromEntries(CRD_FILES.map((name, i) => [name, HEADER + dump(objects[i], { noRefs: true })]))
 }
 
 /**

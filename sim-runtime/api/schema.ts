@@ -431,6 +431,160 @@ export const SimHostStatus = Type.Object(
   Closed,
 )
 
+// ---------------------------------------------------------------------------------------------
+// Experiment fleets: a SimSweep runs one SimCluster per grid point and seed (ARCHITECTURE.md
+// "Experiment fleets: SimSweep"). Its semantic checks (paths resolve in the template, each grid
+// point is a valid SimCluster, metrics name real components and fields) are in sweep/validate.ts.
+
+export const SWEEP_LIMITS = {
+  /** A trial is named <sweep>-p<point>-s<seed>; with at most trialsMax trials the suffix takes ≤ 9 characters. */
+  sweepNameMax: 30,
+  parametersMax: 8,
+  valuesMax: 100,
+  seedsMax: 100,
+  /** Grid points × seeds: each trial is a whole simulation. */
+  trialsMax: 1000,
+  metricsMax: 16,
+  parallelismMax: 64,
+  /** Rows of status.points; the whole table is in the results. */
+  statusPointsMax: 256,
+} as const
+
+export const Aggregates = ['Mean', 'Max', 'Min', 'Sum'] as const
+export const Goals = ['Minimize', 'Maximize'] as const
+export const SweepPhases = ['Pending', 'Running', 'Succeeded', 'Failed'] as const
+
+/** Parameter and metric names: column names of results.csv. */
+const SWEEP_IDENTIFIER = '^[A-Za-z][A-Za-z0-9_]*$'
+const SweepIdentifier = (description: string) => Type.String({ pattern: SWEEP_IDENTIFIER, minLength: 1, maxLength: 40, description })
+
+/** Any JSON value: a parameter takes whatever the field at its path takes. */
+const AnyValue = (description: string) => Type.Unsafe<unknown>({ 'x-kubernetes-preserve-unknown-fields': true, description })
+
+export const SweepParameter = Type.Object(
+  {
+    name: SweepIdentifier('Parameter name: a column of results.csv.'),
+    path: Type.String({
+      pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
+      maxLength: 256,
+      description: 'Field of the template to set, dotted: a list of named items (hosts, components, ports, env) is indexed by name, any other list by position (hosts.db.components.sql.model.workers, network.links.0.latency).',
+    }),
+    values: Type.Array(AnyValue('A value valid at path.'), { minItems: 1, maxItems: SWEEP_LIMITS.valuesMax, description: 'The values to try; the grid is the cartesian product of every parameter\'s values.' }),
+  },
+  { ...Closed, description: 'One axis of the grid.' },
+)
+
+export const SweepMetric = Type.Object(
+  {
+    name: SweepIdentifier('Metric name: a column of results.csv.'),
+    component: Type.String({
+      pattern: '^[a-z]([-a-z0-9]*[a-z0-9])?/[a-z]([-a-z0-9]*[a-z0-9])?$',
+      maxLength: 64,
+      description: 'group/component (every replica of the group, aggregated) or host/component (one replica, e.g. client-0/load).',
+    }),
+    field: Type.String({
+      pattern: '^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$',
+      maxLength: 128,
+      description: 'A numeric field of the component\'s results, dotted: latency.p99Ns, throughputPerSec, response.meanNs, utilization.',
+    }),
+    aggregate: Type.Optional(Enum(Aggregates, 'How the replicas of a group combine into one value per trial (default Mean).')),
+  },
+  { ...Closed, description: 'A number each trial reports.' },
+)
+
+export const SweepObjective = Type.Object(
+  {
+    metric: SweepIdentifier('The metric that ranks the grid points.'),
+    goal: Enum(Goals, 'Whether the best point has the smallest or the largest mean.'),
+  },
+  Closed,
+)
+
+export const SimSweepSpec = Type.Object(
+  {
+    template: SimClusterSpec,
+    parameters: Type.Array(SweepParameter, { minItems: 1, maxItems: SWEEP_LIMITS.parametersMax, description: 'The grid: the cartesian product of the parameters\' values.' }),
+    seeds: Type.Optional(Type.Integer({ minimum: 1, maximum: SWEEP_LIMITS.seedsMax, description: `Replications of each grid point (default 1); replication i runs with seed template.seed + i. Grid points × seeds is at most ${SWEEP_LIMITS.trialsMax}.` })),
+    parallelism: Type.Optional(Type.Integer({ minimum: 1, maximum: SWEEP_LIMITS.parallelismMax, description: 'Trials running at once (default: half the cores of the machine running them, at least 1).' })),
+    maxFailedTrials: Type.Optional(Type.Integer({ minimum: 0, maximum: SWEEP_LIMITS.trialsMax, description: 'Failed trials tolerated; one more fails the sweep and starts no further trials (default 0).' })),
+    metrics: Type.Array(SweepMetric, { minItems: 1, maxItems: SWEEP_LIMITS.metricsMax }),
+    objective: SweepObjective,
+  },
+  { ...Closed, description: 'A grid of SimClusters: one trial per parameter point and seed, compared by their metrics.' },
+)
+
+export const SweepMeta = Type.Object(
+  {
+    name: Name(SWEEP_LIMITS.sweepNameMax, 'Name of the SimSweep; trials are named <name>-p<point>-s<seed>.'),
+    namespace: Type.Optional(Type.String({ maxLength: 63 })),
+    labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    annotations: Type.Optional(Type.Record(Type.String(), Type.String())),
+  },
+  { additionalProperties: true },
+)
+
+export const SimSweep = Type.Object(
+  {
+    apiVersion: Type.Literal(API_VERSION),
+    kind: Type.Literal('SimSweep'),
+    metadata: SweepMeta,
+    spec: SimSweepSpec,
+    status: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object' })),
+  },
+  Closed,
+)
+
+/** A metric of one grid point over its seeds: the mean and its 95 % Student t confidence interval. */
+export const SweepMetricSummary = Type.Object(
+  {
+    name: Type.String(),
+    n: Type.Integer({ minimum: 0, description: 'Trials that reported the metric.' }),
+    mean: Type.Optional(Type.Number()),
+    ciLow: Type.Optional(Type.Number({ description: 'Lower end of the 95 % confidence interval of the mean (n ≥ 2).' })),
+    ciHigh: Type.Optional(Type.Number()),
+    distinctFromBest: Type.Optional(Type.Boolean({ description: 'The interval does not overlap the best point\'s.' })),
+  },
+  Closed,
+)
+
+export const SweepPointStatus = Type.Object(
+  {
+    point: Type.Integer({ minimum: 0 }),
+    values: Type.Array(AnyValue('The value of each parameter, in spec.parameters order.'), { maxItems: SWEEP_LIMITS.parametersMax }),
+    trialsDone: Type.Integer({ minimum: 0 }),
+    metrics: Type.Array(SweepMetricSummary, { maxItems: SWEEP_LIMITS.metricsMax }),
+  },
+  Closed,
+)
+
+export const SimSweepStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+    phase: Type.Optional(Enum(SweepPhases, 'Lifecycle phase of the sweep.')),
+    message: Type.Optional(Type.String({ maxLength: 32768 })),
+    startTime: Type.Optional(Type.String({ format: 'date-time' })),
+    completionTime: Type.Optional(Type.String({ format: 'date-time' })),
+    trials: Type.Optional(
+      Type.Object(
+        {
+          total: Type.Integer({ minimum: 0 }),
+          succeeded: Type.Integer({ minimum: 0 }),
+          failed: Type.Integer({ minimum: 0 }),
+          running: Type.Integer({ minimum: 0 }),
+        },
+        Closed,
+      ),
+    ),
+    trialsSummary: Type.Optional(Type.String({ description: 'done/total, for the printer column.' })),
+    best: Type.Optional(SweepPointStatus),
+    bestSummary: Type.Optional(Type.String({ description: 'The best point\'s parameters and objective, for the printer column.' })),
+    points: Type.Optional(Type.Array(SweepPointStatus, { maxItems: SWEEP_LIMITS.statusPointsMax, description: `One row per grid point (the first ${SWEEP_LIMITS.statusPointsMax}); every point is in the results ConfigMap.` })),
+    results: Type.Optional(Type.Object({ configMap: Type.String() }, Closed)),
+    conditions: Type.Optional(Type.Array(Condition, { maxItems: 32 })),
+  },
+  Closed,
+)
+
 export type LinkSpec = Static<typeof LinkSpec>
 export type LinkOverride = Static<typeof LinkOverride>
 export type ModelSpec = Static<typeof ModelSpec>
@@ -446,3 +600,9 @@ export type RunPolicy = Static<typeof RunPolicy>
 export type CallSpec = Static<typeof Call>
 export type RedisRequests = Static<typeof RedisRequests>
 export type HttpRequests = Static<typeof HttpRequests>
+export type SweepParameter = Static<typeof SweepParameter>
+export type SweepMetric = Static<typeof SweepMetric>
+export type SimSweepSpec = Static<typeof SimSweepSpec>
+export type SimSweep = Static<typeof SimSweep>
+export type SimSweepStatus = Static<typeof SimSweepStatus>
+export type SweepPointStatus = Static<typeof SweepPointStatus>

@@ -44,4 +44,30 @@ describe('CRDs', () => {
     expect(crd.spec.versions[0]!.subresources).toEqual({ status: {} })
     expect(crd.spec.versions[0]!.additionalPrinterColumns.map((c) => c.name)).toEqual(['Phase', 'Hosts', 'VirtualTime', 'Progress', 'Slowdown', 'Age', 'Message'])
   })
+  it('SimSweep: short name simsw, category livesim, status subresource, Phase, Trials, Best and Age columns', () => {
+    const crd = load(renderCrdFiles()[CRD_FILES[2]]!) as {
+      spec: { names: { kind: string; plural: string; shortNames: string[]; categories: string[] }; versions: { subresources: unknown; additionalPrinterColumns: { name: string; jsonPath: string; priority?: number }[] }[] }
+    }
+    expect(crd.spec.names).toMatchObject({ kind: 'SimSweep', plural: 'simsweeps', shortNames: ['simsw'], categories: ['livesim'] })
+    expect(crd.spec.versions[0]!.subresources).toEqual({ status: {} })
+    const columns = crd.spec.versions[0]!.additionalPrinterColumns.filter((c) => !c.priority)
+    expect(columns.map((c) => [c.name, c.jsonPath])).toEqual([
+      ['Phase', '.status.phase'],
+      ['Trials', '.status.trialsSummary'],
+      ['Best', '.status.bestSummary'],
+      ['Age', '.metadata.creationTimestamp'],
+    ])
+  })
+  it("SimSweep's template carries the same CEL rules as a SimCluster's spec, without its immutability rule", () => {
+    type Node = { properties: Record<string, Node>; 'x-kubernetes-validations'?: { rule: string }[] }
+    const specOf = (i: number) => (load(renderCrdFiles()[CRD_FILES[i]]!) as { spec: { versions: { schema: { openAPIV3Schema: Node } }[] } }).spec.versions[0]!.schema.openAPIV3Schema.properties.spec!
+    const rules = (n: Node) => (n['x-kubernetes-validations'] ?? []).map((r) => r.rule)
+    const cluster = specOf(0)
+    const template = specOf(2).properties.template!
+    expect(rules(template)).toEqual(rules(cluster).filter((r) => !r.includes('oldSelf')))
+    const component = (spec: Node) => (spec.properties.hosts as unknown as { items: { properties: { components: { items: Node } } } }).items.properties.components.items
+    expect(rules(component(template))).toEqual(['has(self.model) != has(self.live)'])
+    expect(rules(component(template))).toEqual(rules(component(cluster)))
+    expect(rules(specOf(2)).some((r) => r.includes('oldSelf.template'))).toBe(true)
+  })
 })
