@@ -13,8 +13,9 @@ import { livePgbenchFidelity } from './live-pgbench.ts'
 import { quickstartSlowdown, skipaheadSparse, slackVsConservative } from './examples.ts'
 import { liveBenches } from './live.ts'
 import { operatorScale } from './operator-scale.ts'
+import { shimTimerCost } from './shim-timers.ts'
 
-const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, operatorScale, ...liveRedisBenches, livePgbenchFidelity, ...liveBenches]
+const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, operatorScale, ...liveRedisBenches, livePgbenchFidelity, ...liveBenches, shimTimerCost]
 
 function usage(): string {
   const width = Math.max(...BENCHMARKS.map((b) => b.name.length))

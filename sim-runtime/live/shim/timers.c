@@ -20,6 +20,7 @@
 #include "shim.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -87,6 +88,11 @@ static unsigned table_gen;    /* moves at every change the timekeeper must look 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int keeper_running, atfork_done;
+/* The virtual deadline the timekeeper waits for (LLONG_MAX: none, it waits for a change; 0: it is
+   not waiting, and looks at the table before it does): an arming earlier than that wakes it. */
+static long long keeper_target;
+/* Its wake-ups and the expiries it fired, for livesim_timers_stats. */
+static long long keeper_wakes, keeper_fires;
 static pid_t self_pid;
 static sigset_t fork_mask;
 
@@ -308,17 +314,19 @@ static void fire_due(long long now) {
       heap_remove(t);
     }
     expire(t, k);
+    __atomic_fetch_add(&keeper_fires, 1, __ATOMIC_RELAXED);
   }
 }
 
 /* ---- The timekeeper. ---- */
 
-/* Wait on the real clock for real_ns, or until a change to the table: blocked time, neither the
-   program's work nor steal. glibc's own condition wait: the shim's would take the deadline as a
-   virtual one. */
-static void keeper_wait(long long real_ns) {
+/* Wait on the real clock for real_ns (-1: without end) for the virtual deadline target, or until
+   an earlier arming: blocked time, neither the program's work nor steal. glibc's own condition
+   wait: the shim's would take the deadline as a virtual one. */
+static void keeper_wait(long long real_ns, long long target) {
   static cond_clockwait_fn clockwait;
   if (!clockwait) clockwait = libc_cond_clockwait ? libc_cond_clockwait : (cond_clockwait_fn)libc_sym("pthread_cond_clockwait");
+  keeper_target = target;
   block_begin();
   int r;
   if (real_ns < 0 || !clockwait) r = pthread_cond_wait(&cv, &mu);
@@ -327,6 +335,8 @@ static void keeper_wait(long long real_ns) {
     r = clockwait(&cv, &mu, CLOCK_MONOTONIC, &until);
   }
   after_block(r, 1);
+  keeper_target = 0;
+  __atomic_fetch_add(&keeper_wakes, 1, __ATOMIC_RELAXED);
 }
 
 /* While the clock stands at a barrier short of the deadline (the cell is frozen late, or catches up
@@ -388,7 +398,7 @@ static void *timekeeper(void *arg) {
   pthread_mutex_lock(&mu);
   for (;;) {
     if (heap_n == 0) {
-      keeper_wait(-1);
+      keeper_wait(-1, LLONG_MAX);
       continue;
     }
     long long next = dl(0), now = 0;
@@ -397,9 +407,16 @@ static void *timekeeper(void *arg) {
     long long real_ns = keeper_wait_ns(next, &now);
     pthread_mutex_lock(&mu);
     if (real_ns == 0) fire_due(now);
-    else if (seen == table_gen) keeper_wait(real_ns);
+    else if (seen == table_gen) keeper_wait(real_ns, next);
   }
   return NULL;
+}
+
+/* For bench/shim-timers.ts (dlsym): the timekeeper's wake-ups (returns from its waits) and the
+   expiries it fired, in this process. */
+SHIM_EXPORT void livesim_timers_stats(long long out[2]) {
+  out[0] = __atomic_load_n(&keeper_wakes, __ATOMIC_RELAXED);
+  out[1] = __atomic_load_n(&keeper_fires, __ATOMIC_RELAXED);
 }
 
 static void atfork_prepare(void) { lock(&fork_mask); }
@@ -427,6 +444,8 @@ static void atfork_child(void) {
   }
   heap_n = 0;
   keeper_running = 0;
+  keeper_target = 0;
+  keeper_wakes = keeper_fires = 0;
   self_pid = 0;
   pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
@@ -457,11 +476,11 @@ static int start_keeper(void) {
   return r;
 }
 
-/* Arm (deadline > 0) or disarm (0) a timer; the table is held. The timekeeper is woken only when
-   the timer is now the earliest and earlier than what it waits for: otherwise its wait ends no
-   later than needed anyway (it looks again at every wake). */
+/* Arm (deadline > 0) or disarm (0) a timer; the table is held. The timekeeper is woken only by a
+   deadline earlier than the one it waits for: otherwise its wait ends no later than needed anyway
+   (it looks again at every wake), and a program that arms and disarms a timeout around every
+   request costs it no wake-up. */
 static int arm(struct vtimer *t, long long deadline, long long interval) {
-  long long before = heap_n > 0 ? dl(0) : -1;
   t->deadline = deadline;
   t->interval = deadline > 0 ? interval : 0;
   table_gen++;
@@ -478,7 +497,7 @@ static int arm(struct vtimer *t, long long deadline, long long interval) {
     heap_remove(t);
     return r;
   }
-  if (heap[0] == (int)(t - slots) && (before < 0 || deadline < before)) pthread_cond_signal(&cv);
+  if (keeper_target != 0 && deadline < keeper_target) pthread_cond_signal(&cv);
   return 0;
 }
 
