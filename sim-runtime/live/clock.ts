@@ -34,6 +34,7 @@ import { alive } from './proc.ts'
 import { faketimeShim } from './shim.ts'
 import { STATE_BYTES, STATE_FLAG_WAIT, STATE_RUNTIME_BYTES, stateOffset, STAMPS_BYTES } from './shim/layout.ts'
 import { which } from './spawn.ts'
+import { vexecSupport } from './vexec.ts'
 
 export interface VirtualClock {
   /** Env to add to a live program: LD_PRELOAD=<libfaketimeMT.so.1>, FAKETIME_TIMESTAMP_FILE, FAKETIME_NO_CACHE=1, and whatever else is needed. */
@@ -273,12 +274,30 @@ export function startAtText(epochNs: bigint, rate: number, generation: number): 
   return `@${nsText(epochNs)}5 x${String(rate)} #${generation}\n`
 }
 
-/** Best-effort check whether a program is covered: dynamically linked against glibc (not static, not Go); returns a reason when not. */
-export function clockCoverage(executable: string): { covered: boolean; reason: string } {
+/**
+ * How a program reads the virtual clock, best-effort from its file:
+ * - `via: 'preload'`: dynamically linked against glibc: the shim and libfaketime (LD_PRELOAD);
+ * - `via: 'supervisor'`: a Go program (static or cgo), a statically linked or a musl program: run
+ *   under vexec (vexec.ts), which answers its clock readings (and, `sleeps`, holds its sleeps);
+ * - not covered (`covered: false`), with the reason: set-ID and 32-bit programs, and Go or static
+ *   programs where vexec cannot work (no C compiler to build it, seccomp or ptrace not permitted).
+ * `reason` says which, and what the program does that stays on the real clock; `warning`, when set,
+ * is what of that a run should warn about (runner.ts logs it; the results keep `reason`).
+ */
+export interface ClockCoverage {
+  covered: boolean
+  via?: 'preload' | 'supervisor'
+  /** vexec must hold nanosleep and clock_nanosleep too (C programs; Go needs only its clock). */
+  sleeps?: boolean
+  warning?: string
+  reason: string
+}
+
+export function clockCoverage(executable: string): ClockCoverage {
   return coverage(executable, 0)
 }
 
-function coverage(executable: string, depth: number): { covered: boolean; reason: string } {
+function coverage(executable: string, depth: number): ClockCoverage {
   const file = which(executable)
   if (!file || !existsSync(file)) return { covered: false, reason: `${executable}: not found` }
   let head: Buffer
@@ -296,19 +315,32 @@ function coverage(executable: string, depth: number): { covered: boolean; reason
     if (path.basename(interp) === 'env') interp = words.slice(1).find((w) => !w.startsWith('-')) ?? ''
     if (!interp) return { covered: false, reason: `${file}: unreadable #! line` }
     const inner = coverage(interp, depth + 1)
-    return { covered: inner.covered, reason: `${file} is a script run by ${interp}: ${inner.reason}` }
+    return { ...inner, reason: `${file} is a script run by ${interp}: ${inner.reason}` }
   }
   const elf = parseElf(head, file)
   if (typeof elf === 'string') return { covered: false, reason: `${file}: ${elf}` }
-  if (elf.setid) return { covered: false, reason: `${file} is set-user/group-ID: the loader ignores LD_PRELOAD for it` }
-  if (elf.go) return { covered: false, reason: `${file} is a Go program: Go reads the clock through the vDSO or raw system calls, not glibc` }
-  if (!elf.interp) return { covered: false, reason: `${file} is statically linked: LD_PRELOAD cannot interpose its clock calls` }
-  if (/musl/.test(elf.interp)) return { covered: false, reason: `${file} is linked against musl (${elf.interp}): libfaketime is built for glibc` }
-  if (!/ld-linux/.test(elf.interp)) return { covered: false, reason: `${file} uses the unknown loader ${elf.interp}` }
+  if (elf.setid) return { covered: false, reason: `${file} is set-user/group-ID: the loader ignores LD_PRELOAD for it, and vexec would run it without its privileges` }
+  if (elf.bits32) return { covered: false, reason: `${file} is a 32-bit program: livesim's shim and vexec are built for 64-bit programs` }
+  if (elf.go) return supervised(`${file} is a Go program (${elf.interp ? 'cgo, dynamically linked' : 'statically linked'}): Go reads the clock through the vDSO or raw system calls, not glibc`, false)
+  if (!elf.interp) return supervised(`${file} is statically linked: LD_PRELOAD cannot interpose its clock calls`, true)
+  if (!/ld-linux/.test(elf.interp)) return supervised(`${file} uses the loader ${elf.interp}${/musl/.test(elf.interp) ? ' (musl)' : ''}: livesim's shim and libfaketime are built for glibc`, true)
   return {
     covered: true,
+    via: 'preload',
     reason: `${file} is dynamically linked against glibc (${elf.interp}); not detectable here: raw clock_gettime system calls and TSC reads (rdtsc) bypass the virtual clock`,
   }
+}
+
+/** What stays on the real clock for a C program under vexec (docs/live.md, "Go and static programs: vexec"). */
+const SUPERVISED_C_GAPS = 'timers (alarm, setitimer, timer_create, timerfd), and the timeouts of poll, select, epoll, futex waits (condition variables, semaphores: their absolute deadlines are on the virtual clock, which the kernel does not know) and sockets'
+
+/** A program for vexec: covered by it when it works here (vexecSupport), else not covered, saying why. */
+function supervised(what: string, sleeps: boolean): ClockCoverage {
+  const vexec = vexecSupport()
+  if (!vexec.path) return { covered: false, reason: `${what}; the vexec supervisor that would run it on the virtual clock is not available here: ${vexec.why}` }
+  if (!sleeps) return { covered: true, via: 'supervisor', sleeps, reason: `${what}; run under the vexec supervisor, which answers its clock readings (Go's sleeps, timers, tickers and deadlines follow its clock)` }
+  const warning = `on the real clock: ${SUPERVISED_C_GAPS}`
+  return { covered: true, via: 'supervisor', sleeps, warning, reason: `${what}; run under the vexec supervisor, which answers its clock readings and holds nanosleep and clock_nanosleep to their virtual deadline; ${warning}` }
 }
 
 function readHead(file: string, bytes: number): Buffer {
@@ -326,9 +358,10 @@ interface ElfInfo {
   interp: string | undefined
   go: boolean
   setid: boolean
+  bits32: boolean
 }
 
-/** The parts of an ELF file that decide coverage: PT_INTERP, a Go build-id note or buildinfo, set-ID bits. */
+/** The parts of an ELF file that decide coverage: PT_INTERP, a Go build-id note or buildinfo, set-ID bits, the class (32 or 64 bits). */
 function parseElf(head: Buffer, file: string): ElfInfo | string {
   if (head.length < 64 || head.readUInt32BE(0) !== 0x7f454c46) return 'not an ELF executable'
   const is64 = head[4] === 2
@@ -354,7 +387,7 @@ function parseElf(head: Buffer, file: string): ElfInfo | string {
   // whole file for the first one (it sits in .go.buildinfo, after the text).
   const go = hasGoBuildInfo(file)
   const setid = (statSync(file).mode & 0o6000) !== 0
-  return { interp, go, setid }
+  return { interp, go, setid, bits32: !is64 }
 }
 
 const GO_MAGIC = Buffer.from('\xff Go buildinf:', 'latin1')

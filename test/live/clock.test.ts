@@ -14,6 +14,7 @@ import { createCell, type Cell } from '../../sim-runtime/live/cell.ts'
 import { clockCoverage, createVirtualClock, DEFAULT_BASE_EPOCH_MS, findLibfaketime, offsetText, startAtText, type VirtualClock } from '../../sim-runtime/live/clock.ts'
 import { createQuantumDriver, type QuantumResult } from '../../sim-runtime/live/quantum.ts'
 import { faketimeShim } from '../../sim-runtime/live/shim.ts'
+import { vexecSupport } from '../../sim-runtime/live/vexec.ts'
 import { baseEnv, cellModesHere, compilePrograms, ensureLiveDeps, parseTicks, skipTitle, sleep, strongestCellMode, waitFor, type Programs, type Tick, recordingClock } from './helpers.ts'
 
 const work = mkdtempSync(path.join(tmpdir(), 'livesim-clock-test-'))
@@ -158,7 +159,7 @@ function goBinary(): { path?: string; why?: string } {
 
 describe('clockCoverage', () => {
   it('accepts dynamically linked glibc programs and scripts run by one', () => {
-    expect(clockCoverage(progs.tick).covered).toBe(true)
+    expect(clockCoverage(progs.tick)).toMatchObject({ covered: true, via: 'preload' })
     expect(clockCoverage('sh')).toMatchObject({ covered: true })
     const script = path.join(work, 'script.sh')
     writeFileSync(script, '#!/usr/bin/env sh\necho hi\n')
@@ -167,13 +168,16 @@ describe('clockCoverage', () => {
     expect(clockCoverage('redis-server').covered).toBe(true)
   })
 
-  it('rejects static binaries, Go programs, set-ID programs, non-executables and missing files', () => {
-    if (progs.tickStatic) expect(clockCoverage(progs.tickStatic)).toMatchObject({ covered: false, reason: expect.stringContaining('statically linked') })
+  // Static and Go programs are covered by vexec where it works here (test/live/vexec.test.ts), else refused.
+  const supervisor = vexecSupport().path ? { covered: true, via: 'supervisor' } : { covered: false }
+
+  it('sends static binaries and Go programs to vexec; rejects set-ID programs, non-executables and missing files', () => {
+    if (progs.tickStatic) expect(clockCoverage(progs.tickStatic)).toMatchObject({ ...supervisor, reason: expect.stringContaining('statically linked') })
     // A Go binary (dynamically linked through cgo or not) carries "\xff Go buildinf:".
     const fakeGo = path.join(work, 'fake-go')
     writeFileSync(fakeGo, Buffer.concat([readFileSync(progs.tick), Buffer.from('\xff Go buildinf:\x08\x02', 'latin1')]))
     chmodSync(fakeGo, 0o755)
-    expect(clockCoverage(fakeGo)).toMatchObject({ covered: false, reason: expect.stringContaining('Go program') })
+    expect(clockCoverage(fakeGo)).toMatchObject({ ...supervisor, reason: expect.stringContaining('Go program') })
     const setuid = path.join(work, 'setuid-tick')
     copyFileSync(progs.tick, setuid)
     chmodSync(setuid, 0o4755)
@@ -185,7 +189,7 @@ describe('clockCoverage', () => {
   // A real Go binary where the Go toolchain is installed (without it, the fake above covers the detection).
   const gofmt = goBinary()
   it.skipIf(gofmt.path === undefined)(skipTitle('recognises a real Go binary (gofmt)', gofmt.why), () => {
-    expect(clockCoverage(gofmt.path as string)).toMatchObject({ covered: false, reason: expect.stringContaining('Go program') })
+    expect(clockCoverage(gofmt.path as string)).toMatchObject({ ...supervisor, reason: expect.stringContaining('Go program') })
   })
 })
 
