@@ -29,9 +29,9 @@ export interface Issue {
 
 export class ValidationError extends Error {
   readonly issues: Issue[]
-  constructor(issues: Issue[], source?: string) {
+  constructor(issues: Issue[], source?: string, kind = 'SimCluster') {
     const head = source ? `${source}: ` : ''
-    super(`${head}invalid SimCluster:\n${issues.map((i) => `  ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n')}`)
+    super(`${head}invalid ${kind}:\n${issues.map((i) => `  ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n')}`)
     this.issues = issues
   }
 }
@@ -60,8 +60,8 @@ export function fieldPath(pointer: string): string {
   return out
 }
 
-function schemaAt(schemaPath: string): Record<string, unknown> | undefined {
-  let node: unknown = SimCluster
+function schemaAt(schemaPath: string, root: unknown): Record<string, unknown> | undefined {
+  let node: unknown = root
   for (const raw of schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean)) {
     if (node === null || typeof node !== 'object') return undefined
     node = (node as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')]
@@ -69,7 +69,7 @@ function schemaAt(schemaPath: string): Record<string, unknown> | undefined {
   return node as Record<string, unknown> | undefined
 }
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'an array'
   if (typeof value === 'object') return 'an object'
@@ -86,12 +86,13 @@ function valueAt(doc: unknown, pointer: string): unknown {
   return node
 }
 
-function schemaIssues(doc: unknown): Issue[] {
+/** The schema's complaints about `doc` in words, with field paths; `root` is the schema `check` was compiled from. */
+export function schemaIssues(doc: unknown, check: { Errors(value: unknown): Iterable<{ instancePath: string; schemaPath: string; keyword: string; params: unknown; message: string }> } = checker, root: unknown = SimCluster): Issue[] {
   const issues: Issue[] = []
   const seen = new Set<string>()
-  for (const e of checker.Errors(doc)) {
+  for (const e of check.Errors(doc)) {
     const at = fieldPath(e.instancePath)
-    const schema = schemaAt(e.schemaPath) ?? {}
+    const schema = schemaAt(e.schemaPath, root) ?? {}
     const params = e.params as Record<string, unknown>
     const value = valueAt(doc, e.instancePath)
     let message: string
@@ -158,20 +159,20 @@ function schemaIssues(doc: unknown): Issue[] {
 }
 
 /** Parse a manifest's text: exactly one YAML (or JSON) document, no alias bombs, bounded size and depth. */
-export function parseManifest(text: string, source = 'manifest'): unknown {
+export function parseManifest(text: string, source = 'manifest', kind = 'SimCluster'): unknown {
   if (text.length > MAX_MANIFEST_BYTES) {
-    throw new ValidationError([{ path: '', message: `manifest is ${text.length} bytes; at most ${MAX_MANIFEST_BYTES} are accepted` }], source)
+    throw new ValidationError([{ path: '', message: `manifest is ${text.length} bytes; at most ${MAX_MANIFEST_BYTES} are accepted` }], source, kind)
   }
   let docs: unknown[]
   try {
     docs = loadAll(text, { filename: source, maxAliases: 64, maxDepth: 64, maxTotalMergeKeys: 1000 })
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0] : String(err)
-    throw new ValidationError([{ path: '', message: `not valid YAML: ${msg}` }], source)
+    throw new ValidationError([{ path: '', message: `not valid YAML: ${msg}` }], source, kind)
   }
   docs = docs.filter((d) => d !== null && d !== undefined)
   if (docs.length !== 1) {
-    throw new ValidationError([{ path: '', message: `expected exactly one SimCluster document, found ${docs.length}` }], source)
+    throw new ValidationError([{ path: '', message: `expected exactly one ${kind} document, found ${docs.length}` }], source, kind)
   }
   return docs[0]
 }

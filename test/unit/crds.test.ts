@@ -60,7 +60,7 @@ describe('CRDs', () => {
   })
   it("SimSweep's template carries the same CEL rules as a SimCluster's spec, without its immutability rule", () => {
     type Node = { properties: Record<string, Node>; 'x-kubernetes-validations'?: { rule: string }[] }
-    const specOf = (i: number) => (load(renderCrdFiles()[CRD_FILES[i]]!) as { spec: { versions: { schema: { openAPIV3Schema: Node } }[] } }).spec.versions[0]!.schema.openAPIV3Schema.properties.spec!
+    const specOf = (i: 0 | 2) => (load(renderCrdFiles()[CRD_FILES[i]]!) as { spec: { versions: { schema: { openAPIV3Schema: Node } }[] } }).spec.versions[0]!.schema.openAPIV3Schema.properties.spec!
     const rules = (n: Node) => (n['x-kubernetes-validations'] ?? []).map((r) => r.rule)
     const cluster = specOf(0)
     const template = specOf(2).properties.template!
