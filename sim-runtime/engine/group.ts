@@ -1,10 +1,18 @@
-// The hosts one runtime process carries (all of them with --partition 1, one per pod on
-// Kubernetes). Runs a window on each host and gathers the messages that leave them.
+// The hosts one runtime carries (every host with `livesim run`, one per pod on Kubernetes). Runs
+// a window on the hosts that have events in it and gathers the messages that leave them.
+//
+// A window costs O(active · log N), not O(N): a queue of hosts by their next event time says which
+// hosts have events before the window's end, and only hosts that ran can have messages to send. A host
+// with nothing to do is not visited; it stands at the time it last ran until a message reaches it,
+// when it is brought to the group's time first (nothing happens to it in between: it had no
+// event). Hosts with live components run every window: their programs act between events.
+import assert from 'node:assert/strict'
 import type { RunPlan } from '../api/plan.ts'
 import type { ComponentFactory } from '../components/component.ts'
 import '../components/index.ts'
 import { HostSim, type LiveFactory } from './host.ts'
-import { readMessage, SLOT_PAYLOAD, WIRE_SLOTS, writeMessage } from './message.ts'
+import { HostQueue } from './host-queue.ts'
+import { readMessage, SLOT_PAYLOAD, WIRE_SLOTS, writeMessage, type Message } from './message.ts'
 
 export interface HostResults {
   events: number
@@ -19,22 +27,69 @@ export interface HostResults {
 
 export class HostGroup {
   readonly plan: RunPlan
+  /** The hosts this group carries; a host's position here is its slot. */
   readonly hosts: HostSim[]
-  private readonly byIndex = new Map<number, HostSim>()
+  /** Plan index → slot, -1 for hosts of other runtimes. */
+  private readonly slotOf: Int32Array
   private out = new Float64Array(1024 * WIRE_SLOTS)
+  /** Virtual time every host stands at, or would had it been visited (the last window's end). */
+  private nowNs = 0
+  /** Hosts (slots) by the time of their next event; hosts with live components are not in it. */
+  private readonly queue: HostQueue
+  /** Hosts with live components: run every window. */
+  private readonly always: HostSim[]
+  private readonly isAlways: Uint8Array
+  /** Hosts that ran since the last drain: the only ones whose outbox may hold messages. */
+  private ran: HostSim[] = []
+  private readonly inRan: Uint8Array
 
   constructor(plan: RunPlan, hostIndices: number[], factories?: Map<string, ComponentFactory>, live?: LiveFactory) {
     this.plan = plan
     this.hosts = hostIndices.map((i) => new HostSim(plan, i, factories, live))
-    for (const h of this.hosts) this.byIndex.set(h.index, h)
+    this.slotOf = new Int32Array(plan.hosts.length).fill(-1)
+    this.hosts.forEach((h, slot) => {
+      assert.equal(this.slotOf[h.index], -1, `host ${h.name} is twice in one group`)
+      this.slotOf[h.index] = slot
+    })
+    this.queue = new HostQueue(this.hosts.length)
+    this.inRan = new Uint8Array(this.hosts.length)
+    this.isAlways = new Uint8Array(this.hosts.length)
+    this.always = this.hosts.filter((h) => plan.hosts[h.index]!.components.some((c) => c.spec.live))
+    for (const h of this.always) this.isAlways[this.slotOf[h.index]!] = 1
   }
 
   owns(hostIndex: number): boolean {
-    return this.byIndex.has(hostIndex)
+    return (this.slotOf[hostIndex] ?? -1) >= 0
   }
 
   start(): void {
-    for (const h of this.hosts) h.start()
+    this.hosts.forEach((h, slot) => {
+      h.start()
+      this.markRan(h, slot)
+      this.requeue(h, slot)
+    })
+  }
+
+  /** Key h's slot by its next event. */
+  private requeue(h: HostSim, slot: number): void {
+    if (!this.isAlways[slot]) this.queue.set(slot, h.nextEventNs())
+  }
+
+  private markRan(h: HostSim, slot: number): void {
+    if (this.inRan[slot]) return
+    this.inRan[slot] = 1
+    this.ran.push(h)
+  }
+
+  /** Hand a message to h, first bringing h to the group's time (it had no event before it). */
+  private deliverTo(slot: number, msg: Message, deliverNs: number, originSeq: number): void {
+    const h = this.hosts[slot]!
+    if (h.nowNs < this.nowNs) {
+      if (h.nextEventNs() < this.nowNs) assert.fail(`${h.name} has an event at ${h.nextEventNs()}ns, before the group's time ${this.nowNs}ns`)
+      h.runUntil(this.nowNs)
+    }
+    h.deliver(msg, deliverNs, originSeq)
+    if (!this.isAlways[slot] && this.queue.keyOf(slot) > h.nextEventNs()) this.queue.set(slot, h.nextEventNs())
   }
 
   /** Hand incoming messages (count × WIRE_SLOTS float64s, with the payloads of those that carry one) to their hosts. */
@@ -43,14 +98,14 @@ export class HostGroup {
     for (let i = 0; i < count; i++) {
       const at = i * WIRE_SLOTS
       const dst = messages[at + 4]!
-      const host = this.byIndex.get(dst)
-      if (!host) throw new Error(`message for host index ${dst}, which this runtime does not carry`)
+      const slot = this.slotOf[dst] ?? -1
+      if (slot < 0) throw new Error(`message for host index ${dst}, which this runtime does not carry`)
       const m = readMessage(messages, at)
       if (messages[at + SLOT_PAYLOAD]! > 0) {
         m.payload = payloads[p++]
         if (!m.payload) throw new Error(`message ${i} names a payload that is missing`)
       }
-      host.deliver(m, messages[at]!, messages[at + 1]!)
+      this.deliverTo(slot, m, messages[at]!, messages[at + 1]!)
     }
   }
 
@@ -60,28 +115,40 @@ export class HostGroup {
    * a window in quanta (runWindow, runtime.ts) calls this at every quantum's end.
    */
   routeLocal(): void {
-    for (const h of this.hosts) {
+    for (const h of this.ran) {
       if (h.outbox.length === 0) continue
       let kept = 0
       for (const o of h.outbox) {
-        const d = this.byIndex.get(o.msg.dstHost)
-        if (d) d.deliver(o.msg, o.deliverNs, o.originSeq)
+        const slot = this.slotOf[o.msg.dstHost]!
+        if (slot >= 0) this.deliverTo(slot, o.msg, o.deliverNs, o.originSeq)
         else h.outbox[kept++] = o
       }
       h.outbox.length = kept
     }
   }
 
+  /** Process every event before windowEndNs: run each host that has one (and every live host) to it. */
   runUntil(windowEndNs: number): void {
-    for (const h of this.hosts) h.runUntil(windowEndNs)
+    if (windowEndNs < this.nowNs) assert.fail(`window end ${windowEndNs}ns is before the group's time ${this.nowNs}ns`)
+    for (const h of this.always) {
+      h.runUntil(windowEndNs)
+      this.markRan(h, this.slotOf[h.index]!)
+    }
+    const queue = this.queue
+    while (queue.minKey() < windowEndNs) {
+      const slot = queue.minSlot()
+      const h = this.hosts[slot]!
+      h.runUntil(windowEndNs)
+      this.markRan(h, slot)
+      queue.set(slot, h.nextEventNs())
+    }
+    this.nowNs = windowEndNs
   }
 
   nextEventNs(): number {
-    let t = Infinity
-    for (const h of this.hosts) {
-      const n = h.nextEventNs()
-      if (n < t) t = n
-    }
+    let t = this.queue.minKey()
+    // A live host's programs may schedule events between windows.
+    for (const h of this.always) t = Math.min(t, h.nextEventNs())
     return t
   }
 
@@ -91,23 +158,27 @@ export class HostGroup {
    */
   drainOutbox(): [Float64Array, number, Uint8Array[]] {
     let count = 0
-    for (const h of this.hosts) count += h.outbox.length
+    for (const h of this.ran) count += h.outbox.length
     if (this.out.length < count * WIRE_SLOTS) this.out = new Float64Array(count * WIRE_SLOTS * 2)
     let i = 0
     const payloads: Uint8Array[] = []
-    for (const h of this.hosts) {
+    for (const h of this.ran) {
       for (const o of h.outbox) {
         writeMessage(this.out, (i++) * WIRE_SLOTS, o.msg, o.deliverNs, o.originSeq)
         if (o.msg.payload) payloads.push(o.msg.payload)
       }
       h.outbox.length = 0
+      this.inRan[this.slotOf[h.index]!] = 0
     }
+    this.ran = []
     return [this.out, count, payloads]
   }
 
+  /** Per-host results, every host brought to the group's time first. */
   results(): Record<string, HostResults> {
     const out: Record<string, HostResults> = {}
     for (const h of this.hosts) {
+      if (h.nowNs < this.nowNs) h.runUntil(this.nowNs)
       const r = h.results(this.plan.endTimeNs)
       out[h.name] = {
         events: h.eventsProcessed,

@@ -68,7 +68,7 @@ export class WindowClock {
     }
     end = Math.min(end, endTimeNs)
     // Windows are monotonic and never pass the run's end.
-    assert(end > this.nowNs && end <= endTimeNs, `window end ${end}ns does not advance past ${this.nowNs}ns within endTime ${endTimeNs}ns`)
+    if (!(end > this.nowNs && end <= endTimeNs)) assert.fail(`window end ${end}ns does not advance past ${this.nowNs}ns within endTime ${endTimeNs}ns`)
     this.barriers++
     this.nowNs = end
     return end
