@@ -176,10 +176,18 @@ static sem_t notified;
 static volatile long long notified_at;
 static volatile pid_t notified_tid;
 static volatile int notified_value;
+static volatile size_t notified_stack;
 static void on_notify(union sigval v) {
   notified_at = vnow();
   notified_tid = tid();
   notified_value = v.sival_int;
+  pthread_attr_t a;
+  size_t n = 0;
+  if (pthread_getattr_np(pthread_self(), &a) == 0) {
+    pthread_attr_getstacksize(&a, &n);
+    pthread_attr_destroy(&a);
+  }
+  notified_stack = n;
   sem_post(&notified);
 }
 
@@ -298,6 +306,18 @@ static void posix_thread(void) {
   E("posix-sigev-thread", 1, at, at, notified_at);
   C("posix-sigev-thread-value", 7, notified_value);
   C("posix-sigev-thread-elsewhere", 1, notified_tid != tid());
+  timer_delete(t);
+
+  /* With attributes the program destroys right after timer_create: the thread gets them anyway. */
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 512 * 1024);
+  ev.sigev_notify_attributes = &attr;
+  timer_create(CLOCK_MONOTONIC, &ev, &t);
+  pthread_attr_destroy(&attr);
+  arm(t, 0, 10 * MS, 0);
+  while (sem_wait(&notified) != 0) {}
+  C("posix-sigev-thread-stacksize", 512 * 1024, (long long)notified_stack);
   timer_delete(t);
 }
 

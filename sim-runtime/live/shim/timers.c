@@ -58,6 +58,17 @@
 
 enum kind { K_FREE, K_ALARM, K_POSIX, K_TIMERFD };
 
+/* A SIGEV_THREAD timer's notification thread attributes, as values copied out of the program's
+   pthread_attr_t at timer_create (it may destroy its own): the timekeeper builds a pthread_attr_t
+   from them for each launch, outside the table's lock. */
+struct thread_attrs {
+  int given;                /* sigev_notify_attributes was not NULL */
+  size_t stacksize, guardsize;
+  int scope, inherit, policy, has_cpus;
+  struct sched_param param;
+  cpu_set_t cpus;
+};
+
 struct vtimer {
   enum kind kind;
   int notify;               /* SIGEV_* of a POSIX timer */
@@ -65,7 +76,7 @@ struct vtimer {
   pid_t tid;                /* SIGEV_THREAD_ID's thread */
   union sigval value;
   void (*fn)(union sigval); /* SIGEV_THREAD */
-  pthread_attr_t attr;      /* SIGEV_THREAD: the notification thread's attributes, detached */
+  struct thread_attrs attrs; /* SIGEV_THREAD */
   int fd;                   /* timerfd: the eventfd */
   dev_t fd_dev;             /* … and its device and inode, to tell it is still there */
   ino_t fd_ino;
@@ -247,7 +258,15 @@ static void fire_signal(struct vtimer *t, long long k) {
 struct notification {
   void (*fn)(union sigval);
   union sigval value;
+  struct thread_attrs attrs;
 };
+
+/* SIGEV_THREAD notifications due, launched by the timekeeper once it has let go of the table:
+   pthread_create allocates, and a program's signal handler that interrupted malloc may be waiting
+   for the table (timer_settime is async-signal-safe). Only the timekeeper touches them. */
+#define LAUNCH_MAX 64
+static struct notification launches[LAUNCH_MAX];
+static int n_launches;
 
 /* A SIGEV_THREAD notification: the timekeeper blocks every signal and the new thread inherits that;
    glibc's notification threads run with none blocked, so this one unblocks them. */
@@ -261,16 +280,50 @@ static void *notify_thread(void *arg) {
   return NULL;
 }
 
+/* k expirations of a SIGEV_THREAD timer: one notification, k − 1 overruns (more, if the
+   timekeeper has more notifications to launch than it holds). */
 static void fire_thread(struct vtimer *t, long long k) {
-  static pthread_create_fn create;
-  if (!create) create = (pthread_create_fn)libc_sym("pthread_create");
+  if (!t->fn || n_launches >= LAUNCH_MAX) {
+    t->overrun_last = add_sat(t->overrun_last, k);
+    return;
+  }
   t->overrun_last = add_sat(0, k - 1);
-  struct notification *n = t->fn ? malloc(sizeof *n) : NULL;
-  if (!n || !create) { free(n); return; }
+  struct notification *n = &launches[n_launches++];
   n->fn = t->fn;
   n->value = t->value;
-  pthread_t th;
-  if (create(&th, &t->attr, notify_thread, n) != 0) free(n);
+  n->attrs = t->attrs;
+}
+
+static void build_attr(pthread_attr_t *a, const struct thread_attrs *v) {
+  pthread_attr_init(a);
+  if (v->given) {
+    if (v->stacksize) pthread_attr_setstacksize(a, v->stacksize);
+    pthread_attr_setguardsize(a, v->guardsize);
+    pthread_attr_setscope(a, v->scope);
+    pthread_attr_setinheritsched(a, v->inherit);
+    pthread_attr_setschedpolicy(a, v->policy);
+    pthread_attr_setschedparam(a, &v->param);
+    if (v->has_cpus) pthread_attr_setaffinity_np(a, sizeof v->cpus, &v->cpus);
+  }
+  pthread_attr_setdetachstate(a, PTHREAD_CREATE_DETACHED);
+}
+
+/* Launch the notifications fire_due() queued, each in a new detached thread (glibc's
+   pthread_create). The table is not held. */
+static void launch_notifications(void) {
+  static pthread_create_fn create;
+  if (!create) create = (pthread_create_fn)libc_sym("pthread_create");
+  for (int i = 0; i < n_launches; i++) {
+    struct notification *n = create ? malloc(sizeof *n) : NULL;
+    if (!n) continue;
+    *n = launches[i];
+    pthread_attr_t a;
+    build_attr(&a, &n->attrs);
+    pthread_t th;
+    if (create(&th, &a, notify_thread, n) != 0) free(n);
+    pthread_attr_destroy(&a);
+  }
+  n_launches = 0;
 }
 
 /* A timerfd's expirations: added to its eventfd, if the descriptor is still that eventfd (a
@@ -406,8 +459,16 @@ static void *timekeeper(void *arg) {
     pthread_mutex_unlock(&mu);
     long long real_ns = keeper_wait_ns(next, &now);
     pthread_mutex_lock(&mu);
-    if (real_ns == 0) fire_due(now);
-    else if (seen == table_gen) keeper_wait(real_ns, next);
+    if (real_ns == 0) {
+      fire_due(now);
+      if (n_launches > 0) {
+        pthread_mutex_unlock(&mu);
+        launch_notifications();
+        pthread_mutex_lock(&mu);
+      }
+    } else if (seen == table_gen) {
+      keeper_wait(real_ns, next);
+    }
   }
   return NULL;
 }
@@ -437,7 +498,6 @@ static void atfork_child(void) {
     t->heap_pos = -1;
     t->inflight = t->overrun_now = t->overrun_last = 0;
     if (t->kind == K_POSIX) {
-      if (t->notify == SIGEV_THREAD) pthread_attr_destroy(&t->attr);
       t->kind = K_FREE;
       t->gen++;
     }
@@ -533,7 +593,6 @@ static struct vtimer *alloc_slot(enum kind kind) {
 
 static void free_slot(struct vtimer *t) {
   heap_remove(t);
-  if (t->kind == K_POSIX && t->notify == SIGEV_THREAD) pthread_attr_destroy(&t->attr);
   if (t->kind == K_TIMERFD) {
     if (t->fd >= 0 && t->fd < FD_TRACK) __atomic_store_n(&fd_slot[t->fd], 0, __ATOMIC_RELAXED);
     else high_timerfds--;
@@ -682,26 +741,20 @@ static int check_sigevent(const struct sigevent *ev) {
   }
 }
 
-/* A copy of the notification thread's attributes (the program may destroy its own after
-   timer_create), detached. The affinity only when one was set (an unset one reads as every CPU,
-   which would widen a signals-mode cell's), the stack address never (one stack for threads that
-   may overlap). */
-static void copy_attr(pthread_attr_t *dst, const pthread_attr_t *src) {
-  pthread_attr_init(dst);
-  if (src) {
-    size_t n;
-    int v;
-    struct sched_param sp;
-    cpu_set_t cpus;
-    if (pthread_attr_getstacksize(src, &n) == 0) pthread_attr_setstacksize(dst, n);
-    if (pthread_attr_getguardsize(src, &n) == 0) pthread_attr_setguardsize(dst, n);
-    if (pthread_attr_getscope(src, &v) == 0) pthread_attr_setscope(dst, v);
-    if (pthread_attr_getinheritsched(src, &v) == 0) pthread_attr_setinheritsched(dst, v);
-    if (pthread_attr_getschedpolicy(src, &v) == 0) pthread_attr_setschedpolicy(dst, v);
-    if (pthread_attr_getschedparam(src, &sp) == 0) pthread_attr_setschedparam(dst, &sp);
-    if (pthread_attr_getaffinity_np(src, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) < CPU_SETSIZE) pthread_attr_setaffinity_np(dst, sizeof cpus, &cpus);
-  }
-  pthread_attr_setdetachstate(dst, PTHREAD_CREATE_DETACHED);
+/* The notification thread's attributes as values (detached, whatever the program asked). The
+   affinity only when one was set (an unset one reads as every CPU, which would widen a
+   signals-mode cell's), the stack address never (one stack for threads that may overlap). */
+static void copy_attrs(struct thread_attrs *dst, const pthread_attr_t *src) {
+  memset(dst, 0, sizeof *dst);
+  if (!src) return;
+  dst->given = 1;
+  if (pthread_attr_getstacksize(src, &dst->stacksize) != 0) dst->stacksize = 0;
+  pthread_attr_getguardsize(src, &dst->guardsize);
+  pthread_attr_getscope(src, &dst->scope);
+  pthread_attr_getinheritsched(src, &dst->inherit);
+  pthread_attr_getschedpolicy(src, &dst->policy);
+  pthread_attr_getschedparam(src, &dst->param);
+  dst->has_cpus = pthread_attr_getaffinity_np(src, sizeof dst->cpus, &dst->cpus) == 0 && CPU_COUNT(&dst->cpus) < CPU_SETSIZE;
 }
 
 /* An _ALARM clock needs what the kernel asks for it (CAP_WAKE_ALARM, a real-time clock device):
@@ -748,7 +801,7 @@ SHIM_EXPORT int timer_create(clockid_t clock, struct sigevent *ev, timer_t *out)
     if (!ev) t->value.sival_int = (int)handle_low(t); /* the kernel's default: the timer's id */
     if (t->notify == SIGEV_THREAD) {
       t->fn = e->sigev_notify_function;
-      copy_attr(&t->attr, e->sigev_notify_attributes);
+      copy_attrs(&t->attrs, e->sigev_notify_attributes);
     }
     *out = (timer_t)(uintptr_t)((HANDLE_TAG << 32) | handle_low(t));
   }
