@@ -137,8 +137,11 @@ static void exit_like(int status) {
 
 static void print_stats(const struct launched *l) {
   const struct served *s = serve_stats();
-  fprintf(stderr, "vexec: vdso %s; %lu notifications: %lu clock readings, %lu sleeps (%lu restarted, at most %lu held at once), %lu waits at a barrier, %lu passed through, %lu answered too late (interrupted)\n",
-          l->vdso_hidden ? "hidden" : "absent", s->notifications, s->clocks, s->sleeps, s->restarts, s->held_max, s->barrier_waits, s->passed, s->gone);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  long long cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+  fprintf(stderr, "vexec: vdso %s; %lu notifications: %lu clock readings, %lu sleeps (%lu restarted, at most %lu held at once), %lu waits at a barrier, %lu passed through, %lu answered too late (interrupted); supervisor CPU %lld us\n",
+          l->vdso_hidden ? "hidden" : "absent", s->notifications, s->clocks, s->sleeps, s->restarts, s->held_max, s->barrier_waits, s->passed, s->gone, cpu_us);
 }
 
 static int run(char **argv, unsigned traps) {
