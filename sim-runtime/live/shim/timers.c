@@ -4,15 +4,15 @@
    on while a cell is frozen and runs faster than a slowed-down program's clock: they would fire
    early in virtual time. Here every armed timer has a virtual deadline (epoch ns on the program's
    clock: both virtual clocks read the same date), kept in one table per process; a timekeeper
-   thread, started at the first arming, waits on the real clock for what is left of the earliest
-   (real_wait_ns: never longer than the virtual clock can take to get there), looks at the virtual
-   clock again at every wake (a wake may be early: a freeze came in between, or the timer was
-   re-armed), and fires what is due. So a timer never fires before its deadline, and at most a
+   thread, started at the first arming, waits on the real clock for what is left of the earliest at
+   the clock's rate (never longer than the virtual clock can take to get there), looks at the
+   virtual clock again at every wake (a wake may be early: a freeze came in between, or the timer
+   was re-armed), and fires what is due. So a timer never fires before its deadline, and at most a
    quantum after it (frozen as it comes due, it fires at the next thaw).
-   Firing: alarm/ITIMER_REAL sends SIGALRM to the process (as kill() does);
-   SIGEV_SIGNAL queues the signal to the process, SIGEV_THREAD_ID to the thread, with si_code
-   SI_TIMER, si_timerid, si_overrun and the sigevent's value (a process may queue itself any
-   si_code); SIGEV_THREAD runs the function in a new detached thread; SIGEV_NONE does nothing. A
+   Firing: alarm/ITIMER_REAL sends SIGALRM to the process (as kill() does); SIGEV_SIGNAL queues the
+   signal to the process, SIGEV_THREAD_ID to the thread, with si_code SI_TIMER, si_timerid,
+   si_overrun and the sigevent's value (a process may queue itself any si_code);
+   SIGEV_THREAD runs the function in a new detached thread; SIGEV_NONE does nothing. A
    timerfd is an eventfd, whose reads are a timerfd's (the count of expirations, reset by the read;
    readable while not 0), so read, poll, select and epoll work on it unchanged; the timekeeper adds
    each expiry's count to it. CPU-time clocks (timer_create on CLOCK_*_CPUTIME_ID, ITIMER_VIRTUAL,
@@ -107,16 +107,11 @@ static long long keeper_wakes, keeper_fires;
 static pid_t self_pid;
 static sigset_t fork_mask;
 
-typedef long (*syscall_fn)(long, ...);
 typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 
-/* glibc's syscall(), not the shim's (waits.c interposes syscall() for programs that make their
-   waits through it). */
-static long sys(long n, long a, long b, long c, long d) {
-  static syscall_fn f;
-  if (!f) f = (syscall_fn)libc_sym("syscall");
-  return f ? f(n, a, b, c, d) : (errno = ENOSYS, -1);
-}
+/* A system call of the shim's own (not through syscall(), which waits.c interposes, nor through
+   calls the shim or libfaketime wrap): what the kernel returns, -errno on error. */
+static long sys(long n, long a, long b, long c, long d) { return raw_syscall6(n, a, b, c, d, 0, 0); }
 
 static long long real_mono(void) {
   struct timespec t;
@@ -979,7 +974,12 @@ SHIM_EXPORT int timerfd_create(clockid_t clock, int flags) {
   int fd = eventfd(0, flags);
   if (fd < 0) return -1;
   struct stat st;
-  if (sys(SYS_fstat, fd, (long)&st, 0, 0) != 0) { sys(SYS_close, fd, 0, 0, 0); return -1; }
+  long e = sys(SYS_fstat, fd, (long)&st, 0, 0);
+  if (e != 0) {
+    sys(SYS_close, fd, 0, 0, 0);
+    errno = (int)-e;
+    return -1;
+  }
   sigset_t old;
   lock(&old);
   struct vtimer *t = alloc_slot(K_TIMERFD);
