@@ -21,8 +21,12 @@ static struct sigaction program_action[_NSIG];
 static void trampoline(int sig, siginfo_t *info, void *context) {
   handlers_run++;
   const struct sigaction *a = &program_action[sig];
-  if (a->sa_flags & SA_SIGINFO) a->sa_sigaction(sig, info, context);
-  else a->sa_handler(sig);
+  if (a->sa_flags & SA_SIGINFO) {
+    timers_delivered(sig, info); /* a timer's si_overrun (timers.c) */
+    a->sa_sigaction(sig, info, context);
+  } else {
+    a->sa_handler(sig);
+  }
 }
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
