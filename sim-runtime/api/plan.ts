@@ -72,6 +72,18 @@ function toLink(base: PlanLink, spec: Partial<LinkSpec>): PlanLink {
   }
 }
 
+/**
+ * Host indices 0…count-1 split into `partition` runtimes (at most one per host): contiguous blocks
+ * in plan order, which keeps the replicas of a group together. `livesim run --partition` places
+ * hosts so, and validation estimates each runtime's heap from the same split.
+ */
+export function partitionHostIndices(count: number, partition: number): number[][] {
+  const n = Math.max(1, Math.min(partition, count))
+  const parts: number[][] = Array.from({ length: n }, () => [])
+  for (let i = 0; i < count; i++) parts[Math.floor((i * n) / count)]!.push(i)
+  return parts
+}
+
 /** Names in a link's from/to: a group (all its replicas) or one replica. */
 export function expandHostRef(ref: string, hostIndex: Map<string, number>, groups: Map<string, number[]>): number[] | undefined {
   const group = groups.get(ref)

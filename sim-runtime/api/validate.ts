@@ -1,6 +1,7 @@
 // Validation of SimCluster manifests: safe YAML parsing, the schema, then semantic checks that a
 // schema cannot express (targets exist, links name real hosts, quantum ≤ lookahead, units parse,
-// names unique, no call cycles). Every problem is reported with its field path and what is allowed;
+// names unique, no call cycles) and, given a heap budget, that the modelled state fits the runtimes'
+// heap (state-budget.ts). Every problem is reported with its field path and what is allowed;
 // nothing here throws anything but ValidationError.
 import { existsSync } from 'node:fs'
 import path from 'node:path'
@@ -20,6 +21,7 @@ import {
   type SimCluster as SimClusterT,
 } from './schema.ts'
 import { compilePlan, expandHostRef, TargetError, type RunPlan } from './plan.ts'
+import { heapIssues, type HeapBudget } from './state-budget.ts'
 import { MAX_TIME_NS, parseBandwidthBitsPerSec, parseDurationNs, parseSizeBytes, UnitError } from './units.ts'
 
 export interface Issue {
@@ -181,6 +183,11 @@ export interface ValidateOptions {
   /** Directory that Custom component module paths are relative to; when set, modules must exist. */
   baseDir?: string
   source?: string
+  /**
+   * Refuse a manifest whose modelled state cannot fit the heap of the runtimes that will carry its
+   * hosts (state-budget.ts). Unset: no such check (a runtime validating its WELCOME, the operator).
+   */
+  heap?: HeapBudget
 }
 
 /** Validate a parsed document; returns the typed SimCluster and its plan, or throws ValidationError. */
@@ -201,6 +208,10 @@ export function validateSimCluster(doc: unknown, opts: ValidateOptions = {}): { 
   const cluster = doc as SimClusterT
   const semantic = semanticIssues(cluster, opts)
   if (semantic.issues.length) throw new ValidationError(semantic.issues.slice(0, MAX_ISSUES), source)
+  if (opts.heap) {
+    const heap = heapIssues(semantic.plan!, opts.heap)
+    if (heap.length) throw new ValidationError(heap, source)
+  }
   return { cluster, plan: semantic.plan! }
 }
 

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
+import { localHeapBudget } from '../api/state-budget.ts'
 import { loadSimCluster, ValidationError } from '../api/validate.ts'
 import { makeLogger } from '../log.ts'
 import { Leader, RunFailed } from '../sync/leader.ts'
@@ -15,7 +16,11 @@ import { renderCrds } from '../api/crds.ts'
 
 const VERSION = '0.1.0'
 
-function readManifest(file: string) {
+/**
+ * Read and validate a manifest. `partition`: the runtimes `livesim run` will split its hosts into on
+ * this machine; its modelled state must fit their heap.
+ */
+function readManifest(file: string, partition?: number) {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
@@ -23,7 +28,7 @@ function readManifest(file: string) {
     throw new ValidationError([{ path: '', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }])
   }
   const baseDir = path.dirname(path.resolve(file))
-  return { ...loadSimCluster(text, { source: file, baseDir }), baseDir }
+  return { ...loadSimCluster(text, { source: file, baseDir, heap: partition === undefined ? undefined : localHeapBudget(partition) }), baseDir }
 }
 
 function readToken(opts: { tokenFile?: string }): string {
@@ -47,7 +52,8 @@ program
   .option('-q, --quiet', 'no progress display')
   .option('--work-dir <dir>', 'live components: where their logs and clock files go (default: a new directory under the system temp dir)')
   .action(async (file: string, o: { out: string; partition?: number; stepping: 'adaptive' | 'fixed'; json?: boolean; quiet?: boolean; workDir?: string }) => {
-    const { cluster, plan, baseDir } = readManifest(file)
+    // Without --partition, runLocal runs defaultPartition(plan) runtimes: 1 for every plan.
+    const { cluster, plan, baseDir } = readManifest(file, o.partition ?? 1)
     const workDir = plan.liveComponents > 0 ? path.resolve(o.workDir ?? mkdtempSync(path.join(os.tmpdir(), `livesim-${plan.cluster}-`))) : undefined
     const log = makeLogger('livesim', process.env.LIVESIM_LOG_LEVEL ?? 'warn')
     const view = o.quiet || o.json ? undefined : new ProgressView(process.stderr)
@@ -94,11 +100,12 @@ program
   .command('validate')
   .description('Check SimCluster manifests: schema and semantics. Exit 0 when all are valid.')
   .argument('<files...>', 'manifests')
-  .action((files: string[]) => {
+  .option('-p, --partition <n>', 'check the modelled state against the heap of this many runtime processes, as `livesim run --partition` (default 1)', (v) => positiveInt(v, '--partition'), 1)
+  .action((files: string[], o: { partition: number }) => {
     let bad = 0
     for (const f of files) {
       try {
-        const { plan } = readManifest(f)
+        const { plan } = readManifest(f, o.partition)
         process.stdout.write(`${f}: valid SimCluster ${plan.cluster} (${plan.hosts.length} hosts, lookahead ${Number.isFinite(plan.lookaheadNs) ? `${plan.lookaheadNs}ns` : 'none'})\n`)
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { localHeapBudget, type HeapBudget } from '../../sim-runtime/api/state-budget.ts'
 import { loadSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -128,7 +129,14 @@ interface Case {
   /** A fragment of that issue's message. */
   message: string
   baseDir?: string
+  /** Check the modelled state against runtimes of this heap. */
+  heap?: HeapBudget
 }
+
+/** Runtimes of a 4 GiB heap, all hosts in one. */
+const HEAP_4GIB: HeapBudget = { heapLimitBytes: 4 * 2 ** 30, partition: 1 }
+/** The base manifest with 100 client hosts of 1,000,000 closed-loop users each. */
+const HUNDRED_MILLION_USERS = edit(['replicas: 2', 'replicas: 100'], ['openLoop: { rate: 100 }', 'closedLoop: { users: 1000000 }'])
 
 const cases: Case[] = [
   // --- wrong types -----------------------------------------------------------------------------
@@ -316,6 +324,27 @@ const cases: Case[] = [
   { name: 'a Redis value over 1GiB in a call', yaml: liveDbCall(', redis: { valueSize: 2GiB }'), path: `${WEB}.model.calls[0].redis.valueSize`, message: 'must be at most 1GiB' },
   { name: 'both protocols on a call', yaml: liveDbCall(', redis: {}, http: {}'), path: `${WEB}.model.calls[0].http`, message: 'set one protocol: redis or http, not both' },
   { name: 'unknown field in a call\'s redis', yaml: liveDbCall(', redis: { ratio: 1 }'), path: `${WEB}.model.calls[0].redis.ratio`, message: 'unknown field; allowed fields here: setRatio, keys, valueSize' },
+  {
+    name: '100 hosts × 1,000,000 closed-loop users in one runtime',
+    yaml: HUNDRED_MILLION_USERS,
+    path: `${CLIENT}.model.closedLoop.users`,
+    message: "needs ~60.5 GiB of modelled state (100 hosts × 1000000 users, ~650 B each), the runtime's heap holds ~3.0 GiB (75 % of its 4.0 GiB limit, less the runtime itself); lower users or split hosts across runtimes (--partition 26)",
+    heap: HEAP_4GIB,
+  },
+  {
+    name: 'a host whose users alone are more than a runtime can carry',
+    yaml: edit(['openLoop: { rate: 100 }', 'closedLoop: { users: 1000000 }']),
+    path: `${CLIENT}.model.closedLoop.users`,
+    message: "needs ~620 MiB of modelled state in runtime 1 of 4 (1000000 users, ~650 B each), the runtime's heap holds ~160 MiB (75 % of its 256 MiB limit, less the runtime itself); lower users (one host is more than a runtime can carry)",
+    heap: { heapLimitBytes: 256 * 2 ** 20, partition: 4 },
+  },
+  {
+    name: 'open-loop requests outstanding for a timeout (rate × timeout)',
+    yaml: edit(['rate: 100', 'rate: 100000000']),
+    path: `${CLIENT}.model.openLoop.rate`,
+    message: 'needs ~6.1 GiB of modelled state (2 hosts × up to 5000000 requests outstanding (rate × timeout), ~650 B each)',
+    heap: HEAP_4GIB,
+  },
   { name: 'Server field on a Custom model', yaml: edit(['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', 'model: { kind: Custom, module: ./m.js, workers: 2 }']), path: `${DB}.model.workers`, message: 'not a field of kind Custom' },
 
   // --- whole documents -------------------------------------------------------------------------
@@ -346,7 +375,7 @@ const cases: Case[] = [
 
 function errorOf(c: Case): unknown {
   try {
-    loadSimCluster(c.yaml, c.baseDir === undefined ? {} : { baseDir: c.baseDir })
+    loadSimCluster(c.yaml, { ...(c.baseDir === undefined ? {} : { baseDir: c.baseDir }), ...(c.heap ? { heap: c.heap } : {}) })
   } catch (err) {
     return err
   }
@@ -392,7 +421,7 @@ describe('valid manifests', () => {
   const examples = readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml'))
   it('finds the examples', () => expect(examples.length).toBeGreaterThan(0))
   it.each(examples)('accepts examples/%s', (file) => {
-    expect(() => loadSimCluster(readFileSync(path.join(EXAMPLES, file), 'utf8'), { source: file, baseDir: EXAMPLES })).not.toThrow()
+    expect(() => loadSimCluster(readFileSync(path.join(EXAMPLES, file), 'utf8'), { source: file, baseDir: EXAMPLES, heap: localHeapBudget(1) })).not.toThrow()
   })
 })
 
@@ -411,6 +440,17 @@ describe('livesim validate', () => {
     expect(r.stderr).toContain('no host "dbx"')
     expect(r.stderr).not.toContain('    at ')
     expect(r.stderr).not.toContain('.ts:')
+  })
+
+  it('refuses 100 hosts × 1,000,000 users in one runtime: exit 1, the field path and the figures', () => {
+    const file = path.join(dir, 'users.yaml')
+    writeFileSync(file, HUNDRED_MILLION_USERS)
+    const r = validate(file)
+    expect(r.status, r.stderr).toBe(1)
+    expect(r.stderr).toMatch(
+      new RegExp(`${CLIENT.replace(/[[\].]/g, '\\$&')}\\.model\\.closedLoop\\.users: needs ~60\\.5 GiB of modelled state \\(100 hosts × 1000000 users, ~650 B each\\), the runtime's heap holds ~[0-9.]+ [GM]iB .*; lower users or split hosts across runtimes \\(--partition [0-9]+\\)`),
+    )
+    expect(r.stderr).not.toContain('    at ')
   })
 
   it('accepts examples/quickstart.yaml with exit code 0', () => {
