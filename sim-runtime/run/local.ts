@@ -1,13 +1,17 @@
 // `livesim run`: the leader in this process, the sim-runtimes as child processes, HTTP/2 over
 // loopback between them. Hosts are split into `partition` runtime processes in plan order.
-// A child that dies, a signal, or a failed barrier ends the run; every child is stopped.
+// A child that dies, a signal, or a failed barrier ends the run; every child is stopped. Each child
+// gets a known V8 heap limit, the one validation budgets for; one that runs out of it is reported as
+// out of memory, with its hosts.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import v8 from 'node:v8'
 import type { Logger } from 'pino'
-import type { RunPlan } from '../api/plan.ts'
+import { partitionHostIndices, type RunPlan } from '../api/plan.ts'
 import type { SimCluster } from '../api/schema.ts'
+import { formatBytes } from '../api/state-budget.ts'
 import { Leader, RunFailed, type LeaderStatus } from '../sync/leader.ts'
 import type { SimResults } from '../sync/results.ts'
 import type { Stepping } from '../sync/windows.ts'
@@ -32,6 +36,11 @@ export interface LocalRunOptions {
   registerTimeoutMs?: number
   barrierTimeoutMs?: number
   signal?: AbortSignal
+  /**
+   * V8 heap limit of each runtime process, MiB (--max-heap-size). Default: this process's limit, the
+   * figure validation's heap budget uses (api/state-budget.ts localHeapBudget).
+   */
+  runtimeHeapMiB?: number
 }
 
 /**
@@ -43,11 +52,17 @@ export function defaultPartition(_plan: RunPlan): number {
 }
 
 export function splitHosts(plan: RunPlan, partition: number): string[][] {
-  const n = Math.max(1, Math.min(partition, plan.hosts.length))
-  const parts: string[][] = Array.from({ length: n }, () => [])
-  // Contiguous blocks in plan order keep replicas of a group together.
-  plan.hosts.forEach((h, i) => parts[Math.floor((i * n) / plan.hosts.length)]!.push(h.name))
-  return parts
+  return partitionHostIndices(plan.hosts.length, partition).map((p) => p.map((i) => plan.hosts[i]!.name))
+}
+
+/** V8's report of a heap out of memory on stderr ("FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"). */
+const V8_OOM = /JavaScript heap out of memory/
+/** The first line of that report, before the GC trace and the native stack that follow it. */
+const V8_REPORT_START = /^(<--- Last few GCs --->|FATAL ERROR: )/
+
+/** A runtime's hosts for a message: all of them, or the first and last few of many. */
+function hostNames(hosts: string[]): string {
+  return hosts.length <= 8 ? hosts.join(', ') : `${hosts.slice(0, 6).join(', ')}, …, ${hosts.at(-1)} (${hosts.length} hosts)`
 }
 
 export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
@@ -65,15 +80,19 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
   })
   const port = await leader.listen(0, '127.0.0.1')
   const parts = splitHosts(opts.plan, opts.partition ?? defaultPartition(opts.plan))
+  const heapMiB = opts.runtimeHeapMiB ?? Math.floor(v8.getHeapStatistics().heap_size_limit / 2 ** 20)
   const children: ChildProcess[] = []
+  /** Why a runtime ran out of heap, once its stderr said so: it explains the disconnect the leader sees. */
+  let outOfMemory: string | undefined
   const onAbort = () => leader.fail('interrupted')
   opts.signal?.addEventListener('abort', onAbort)
   const timer = opts.onStatus ? setInterval(() => opts.onStatus!(leader.status()), opts.statusIntervalMs ?? 200) : undefined
+  let failure: RunFailed
   try {
     parts.forEach((hosts, i) => {
       const child = spawn(
         process.execPath,
-        [CLI_PATH, 'host', '--leader', `http://127.0.0.1:${port}`, '--hosts', hosts.join(','), '--runtime-id', `runtime-${i}`, ...(opts.childArgs?.(i) ?? [])],
+        [`--max-heap-size=${heapMiB}`, CLI_PATH, 'host', '--leader', `http://127.0.0.1:${port}`, '--hosts', hosts.join(','), '--runtime-id', `runtime-${i}`, ...(opts.childArgs?.(i) ?? [])],
         {
           env: { ...process.env, LIVESIM_TOKEN: token, LIVESIM_LOG_LEVEL: process.env.LIVESIM_LOG_LEVEL ?? 'warn', LIVESIM_LOCAL_RUN: '1', ...(opts.childEnv?.(i) ?? {}) },
           stdio: ['ignore', 'ignore', 'pipe'],
@@ -81,21 +100,38 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
       )
       children.push(child)
       let stderrTail = ''
+      // Whole lines are passed on, except V8's out-of-memory report (a GC trace and a native stack):
+      // the run's failure says it in words instead.
+      let partial = ''
+      let v8Report = false
+      const oom = () => {
+        outOfMemory ??=
+          `runtime-${i} (hosts ${hostNames(hosts)}) is out of memory: its V8 heap reached its limit of ${formatBytes(heapMiB * 2 ** 20)} (--max-heap-size=${heapMiB}); ` +
+          'lower the modelled state (closed-loop users, open-loop rates and timeouts) or split hosts across more runtimes (--partition)'
+        leader.fail(outOfMemory)
+      }
       child.stderr!.setEncoding('utf8')
       child.stderr!.on('data', (d: string) => {
         stderrTail = (stderrTail + d).slice(-4000)
-        process.stderr.write(d)
+        const lines = (partial + d).split('\n')
+        partial = lines.pop()!
+        for (const line of lines) {
+          v8Report ||= V8_REPORT_START.test(line)
+          if (!v8Report) process.stderr.write(line + '\n')
+        }
+        if (V8_OOM.test(stderrTail)) oom()
       })
       child.on('exit', (code, sig) => {
+        if (partial && !v8Report) process.stderr.write(partial + '\n')
         if (code === 0) return
+        if (V8_OOM.test(stderrTail)) return oom()
         const last = lastMessage(stderrTail)
         leader.fail(`runtime-${i} (hosts ${hosts.join(', ')}) exited with ${sig ?? `code ${code}`}${last ? `: ${last}` : ''}`)
       })
     })
     return await leader.run()
   } catch (err) {
-    if (err instanceof RunFailed) throw err
-    throw new RunFailed((err as Error).message)
+    failure = err instanceof RunFailed ? err : new RunFailed((err as Error).message)
   } finally {
     if (timer) clearInterval(timer)
     opts.onStatus?.(leader.status())
@@ -105,6 +141,9 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
     const succeeded = leader.status().phase === 'Succeeded'
     await Promise.all(children.map((c) => stopChild(c, succeeded ? 1000 : 0)))
   }
+  // A runtime that ran out of heap drops its connection as it dies; the leader may have seen the
+  // disconnect before the runtime's stderr said why. Every child has exited now: say why.
+  throw outOfMemory !== undefined ? new RunFailed(outOfMemory) : failure
 }
 
 /** The last error message in a child's pino output, for the failure reason. */
