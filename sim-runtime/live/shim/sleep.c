@@ -13,15 +13,38 @@ typedef int (*clock_nanosleep_fn)(clockid_t, int, const struct timespec *, struc
 
 long long vnow(clockid_t c) { struct timespec t; clock_gettime(c, &t); return ns_of(&t); }
 
+/* Where the clock of this cell is now, at most the barrier cap, from the state alone: what a
+   reading would return, without being one (no precise slice started, no wait at the barrier), or -1
+   when that is not known (a precise slice nobody has started yet, the runtime writing the state). */
+static long long clock_unread(long long cap) {
+  long long seq = state[W_SEQ];
+  if (seq & 1) return -1;
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  long long at = state[W_AT], anchor = state[W_ANCHOR];
+  double rate = *state_rate;
+  long long real = mono_ns();
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  if (state[W_SEQ] != seq || anchor == -1 || at == 0 || !(rate > 0)) return -1;
+  long long v = clock_at(at, anchor, rate, real);
+  return v < cap ? v : cap;
+}
+
 /* Virtual ns left before a virtual deadline (0: it has come). While the barrier is short of the
-   deadline, from the barrier alone, without a reading: a sleeper that woke on the real clock before
-   its virtual deadline (the simulation runs slower than the wall) sleeps again without reading its
-   clock. A reading would start the cell's precise slice, whose clock runs with the wall from then on,
-   and a background thread waking ever more often near its deadline (jemalloc's, in redis-server) took
-   the slices of the thread with the work: stalls of several ms of virtual time in a busy pair. */
+   deadline, without a reading: a sleeper that woke on the real clock before its virtual deadline (the
+   simulation runs slower than the wall) sleeps again without reading its clock. A reading would
+   start the cell's precise slice, whose clock runs with the wall from then on, and a background
+   thread waking ever more often near its deadline (jemalloc's, in redis-server) took the slices of
+   the thread with the work: stalls of several ms of virtual time in a busy pair. What is left is
+   counted from where the state says the clock is (clock_unread), else from the barrier: from the
+   barrier alone, a deadline just past it looked that close all along the quantum, and its waiter
+   woke every (deadline - barrier) / rate until the quantum ended (thousands of wake-ups for a
+   deadline a µs past the barrier). */
 long long virtual_left(long long deadline) {
   long long cap = state ? state[W_BARRIER] : 0;
-  if (cap > 0 && cap < deadline) return deadline - cap;
+  if (cap > 0 && cap < deadline) {
+    long long now = clock_unread(cap);
+    return deadline - (now >= 0 ? now : cap);
+  }
   long long left = deadline - vnow(CLOCK_REALTIME);
   return left > 0 ? left : 0;
 }
@@ -30,12 +53,19 @@ long long virtual_left(long long deadline) {
    clock's rate, at least 1. A wait of that long on the real clock never ends after the deadline (the
    clock runs at that rate while the cell is thawed, and stands still while it is frozen), so a
    waiter re-checks and waits again until virtual_left() is 0: never early, and late by no more than
-   its wake-up (or a quantum, when the cell is frozen as the deadline comes). */
+   its wake-up (or a quantum, when the cell is frozen as the deadline comes). A deadline past the
+   barrier is waited for BARRIER_NAP_NS at least: the clock may stand at the barrier until the
+   runtime moves it (a Cooperative cell is not frozen meanwhile), and a waiter with little left
+   beyond it would otherwise spin; the deadline cannot come before the runtime moves the clock, so
+   the nap makes it late by at most its length, at the clock's rate. */
+#define BARRIER_NAP_NS 20000LL
 long long real_wait_ns(long long deadline) {
   long long left = virtual_left(deadline);
   if (left == 0) return 0;
   double rate = state ? *state_rate : 1.0;
   long long real = (long long)((double)left / (rate > 0 ? rate : 1.0));
+  long long cap = state ? state[W_BARRIER] : 0;
+  if (cap > 0 && cap < deadline && real < BARRIER_NAP_NS) real = BARRIER_NAP_NS;
   return real > 0 ? real : 1;
 }
 
