@@ -328,21 +328,21 @@ const cases: Case[] = [
     name: '100 hosts × 1,000,000 closed-loop users in one runtime',
     yaml: HUNDRED_MILLION_USERS,
     path: `${CLIENT}.model.closedLoop.users`,
-    message: "needs ~60.5 GiB of modelled state (100 hosts × 1000000 users, ~650 B each), the runtime's heap holds ~3.0 GiB (75 % of its 4.0 GiB limit, less the runtime itself); lower users or split hosts across runtimes (--partition 26)",
+    message: "needs ~61.5 GiB of modelled state (100 hosts × 1000000 users, ~660 B each), the runtime's heap holds ~3.0 GiB (75 % of its 4.0 GiB limit, less the runtime itself); lower users or split hosts across runtimes (--partition 26)",
     heap: HEAP_4GIB,
   },
   {
     name: 'a host whose users alone are more than a runtime can carry',
     yaml: edit(['openLoop: { rate: 100 }', 'closedLoop: { users: 1000000 }']),
     path: `${CLIENT}.model.closedLoop.users`,
-    message: "needs ~620 MiB of modelled state in runtime 1 of 4 (1000000 users, ~650 B each), the runtime's heap holds ~160 MiB (75 % of its 256 MiB limit, less the runtime itself); lower users (one host is more than a runtime can carry)",
+    message: "needs ~629 MiB of modelled state in runtime 1 of 4 (1000000 users, ~660 B each), the runtime's heap holds ~160 MiB (75 % of its 256 MiB limit, less the runtime itself); lower users (one host is more than a runtime can carry)",
     heap: { heapLimitBytes: 256 * 2 ** 20, partition: 4 },
   },
   {
     name: 'open-loop requests outstanding for a timeout (rate × timeout)',
     yaml: edit(['rate: 100', 'rate: 100000000']),
     path: `${CLIENT}.model.openLoop.rate`,
-    message: 'needs ~6.1 GiB of modelled state (2 hosts × up to 5000000 requests outstanding (rate × timeout), ~650 B each)',
+    message: 'needs ~6.1 GiB of modelled state (2 hosts × up to 5000000 requests outstanding (rate × timeout), ~660 B each)',
     heap: HEAP_4GIB,
   },
   { name: 'Server field on a Custom model', yaml: edit(['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', 'model: { kind: Custom, module: ./m.js, workers: 2 }']), path: `${DB}.model.workers`, message: 'not a field of kind Custom' },
@@ -448,7 +448,7 @@ describe('livesim validate', () => {
     const r = validate(file)
     expect(r.status, r.stderr).toBe(1)
     expect(r.stderr).toMatch(
-      new RegExp(`${CLIENT.replace(/[[\].]/g, '\\$&')}\\.model\\.closedLoop\\.users: needs ~60\\.5 GiB of modelled state \\(100 hosts × 1000000 users, ~650 B each\\), the runtime's heap holds ~[0-9.]+ [GM]iB .*; lower users or split hosts across runtimes \\(--partition [0-9]+\\)`),
+      new RegExp(`${CLIENT.replace(/[[\].]/g, '\\$&')}\\.model\\.closedLoop\\.users: needs ~61\\.5 GiB of modelled state \\(100 hosts × 1000000 users, ~660 B each\\), the runtime's heap holds ~[0-9.]+ [GM]iB .*; lower users or split hosts across runtimes \\(--partition [0-9]+\\)`),
     )
     expect(r.stderr).not.toContain('    at ')
   })
