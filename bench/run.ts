@@ -14,9 +14,10 @@ import { quickstartSlowdown, skipaheadSparse, slackVsConservative } from './exam
 import { liveBenches } from './live.ts'
 import { operatorScale } from './operator-scale.ts'
 import { shimTimerCost } from './shim-timers.ts'
+import { shimWaitCost } from './shim-wait.ts'
 import { vexecClockCost } from './vexec.ts'
 
-const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, operatorScale, ...liveRedisBenches, livePgbenchFidelity, ...liveBenches, shimTimerCost, vexecClockCost]
+const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, operatorScale, ...liveRedisBenches, livePgbenchFidelity, ...liveBenches, shimTimerCost, shimWaitCost, vexecClockCost]
 
 function usage(): string {
   const width = Math.max(...BENCHMARKS.map((b) => b.name.length))
