@@ -2,8 +2,11 @@
 // first in LD_PRELOAD), written in C in shim/ and split by concern: clock.c (the fast virtual clock,
 // readings that never straddle a barrier and stop at it, libfaketime's start-up beside jemalloc),
 // sleep.c (sleeps and timed condition waits end at their virtual deadline across freezes), block.c
-// (calls that may block: the barrier first, blocked time kept apart from work and steal) and
-// stamps.c (the virtual time of every socket write). The memory it shares with the runtime is
+// (calls that may block: the barrier first, blocked time kept apart from work and steal),
+// stamps.c (the virtual time of every socket write), timers.c (timers), waits.c (the timeouts of
+// poll, select, epoll, timed locks, futexes and sockets end at their virtual deadline) and handlers.c
+// (the program's signal handlers counted, so that a wait tells a freeze's EINTR from a signal's).
+// The memory it shares with the runtime is
 // defined once in shim/layout.ts (layout.h is generated from it). Each concern is found by a test in
 // test/live/ (docs/live.md, "The shim").
 //
