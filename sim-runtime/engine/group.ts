@@ -39,9 +39,9 @@ export class HostGroup {
   /** Hosts with live components: run every window. */
   private readonly always: HostSim[]
   private readonly isAlways: Uint8Array
-  /** Hosts that ran since the last drain: the only ones whose outbox may hold messages. */
-  private ran: HostSim[] = []
-  private readonly inRan: Uint8Array
+  /** The hosts whose outbox may hold messages: those that ran since it was last emptied. */
+  private senders: HostSim[] = []
+  private readonly isSender: Uint8Array
 
   constructor(plan: RunPlan, hostIndices: number[], factories?: Map<string, ComponentFactory>, live?: LiveFactory) {
     this.plan = plan
@@ -52,7 +52,7 @@ export class HostGroup {
       this.slotOf[h.index] = slot
     })
     this.queue = new HostQueue(this.hosts.length)
-    this.inRan = new Uint8Array(this.hosts.length)
+    this.isSender = new Uint8Array(this.hosts.length)
     this.isAlways = new Uint8Array(this.hosts.length)
     this.always = this.hosts.filter((h) => plan.hosts[h.index]!.components.some((c) => c.spec.live))
     for (const h of this.always) this.isAlways[this.slotOf[h.index]!] = 1
@@ -65,7 +65,7 @@ export class HostGroup {
   start(): void {
     this.hosts.forEach((h, slot) => {
       h.start()
-      this.markRan(h, slot)
+      this.markSender(h, slot)
       this.requeue(h, slot)
     })
   }
@@ -75,10 +75,10 @@ export class HostGroup {
     if (!this.isAlways[slot]) this.queue.set(slot, h.nextEventNs())
   }
 
-  private markRan(h: HostSim, slot: number): void {
-    if (this.inRan[slot]) return
-    this.inRan[slot] = 1
-    this.ran.push(h)
+  private markSender(h: HostSim, slot: number): void {
+    if (this.isSender[slot]) return
+    this.isSender[slot] = 1
+    this.senders.push(h)
   }
 
   /** Hand a message to h, first bringing h to the group's time (it had no event before it). */
@@ -115,8 +115,8 @@ export class HostGroup {
    * a window in quanta (runWindow, runtime.ts) calls this at every quantum's end.
    */
   routeLocal(): void {
-    for (const h of this.ran) {
-      if (h.outbox.length === 0) continue
+    let still = 0
+    for (const h of this.senders) {
       let kept = 0
       for (const o of h.outbox) {
         const slot = this.slotOf[o.msg.dstHost]!
@@ -124,7 +124,17 @@ export class HostGroup {
         else h.outbox[kept++] = o
       }
       h.outbox.length = kept
+      if (kept > 0) this.senders[still++] = h
+      else this.isSender[this.slotOf[h.index]!] = 0
     }
+    this.senders.length = still
+  }
+
+  /** The earliest delivery time of the messages waiting in the outboxes, Infinity when none waits. */
+  nextOutboundNs(): number {
+    let t = Infinity
+    for (const h of this.senders) for (const o of h.outbox) if (o.deliverNs < t) t = o.deliverNs
+    return t
   }
 
   /** Process every event before windowEndNs: run each host that has one (and every live host) to it. */
@@ -132,14 +142,14 @@ export class HostGroup {
     if (windowEndNs < this.nowNs) assert.fail(`window end ${windowEndNs}ns is before the group's time ${this.nowNs}ns`)
     for (const h of this.always) {
       h.runUntil(windowEndNs)
-      this.markRan(h, this.slotOf[h.index]!)
+      this.markSender(h, this.slotOf[h.index]!)
     }
     const queue = this.queue
     while (queue.minKey() < windowEndNs) {
       const slot = queue.minSlot()
       const h = this.hosts[slot]!
       h.runUntil(windowEndNs)
-      this.markRan(h, slot)
+      this.markSender(h, slot)
       queue.set(slot, h.nextEventNs())
     }
     this.nowNs = windowEndNs
@@ -158,19 +168,19 @@ export class HostGroup {
    */
   drainOutbox(): [Float64Array, number, Uint8Array[]] {
     let count = 0
-    for (const h of this.ran) count += h.outbox.length
+    for (const h of this.senders) count += h.outbox.length
     if (this.out.length < count * WIRE_SLOTS) this.out = new Float64Array(count * WIRE_SLOTS * 2)
     let i = 0
     const payloads: Uint8Array[] = []
-    for (const h of this.ran) {
+    for (const h of this.senders) {
       for (const o of h.outbox) {
         writeMessage(this.out, (i++) * WIRE_SLOTS, o.msg, o.deliverNs, o.originSeq)
         if (o.msg.payload) payloads.push(o.msg.payload)
       }
       h.outbox.length = 0
-      this.inRan[this.slotOf[h.index]!] = 0
+      this.isSender[this.slotOf[h.index]!] = 0
     }
-    this.ran = []
+    this.senders = []
     return [this.out, count, payloads]
   }
 

@@ -1,29 +1,19 @@
-// The in-process driver: every host in this process, the same windows as the leader, no network.
-// For tests (fidelity, determinism against the multi-process run) and the engine benchmark;
-// `livesim run` always goes through the leader and HTTP/2.
+// The in-process driver: every host in this process through the same windows as the leader's, no
+// network, run to the end in one call (the embedded runtime, embedded.ts). For tests (fidelity,
+// determinism against the multi-process run) and benchmarks; `livesim run` of a modelled-only
+// cluster runs the same embedded runtime inside its leader.
 import type { RunPlan } from '../api/plan.ts'
 import type { ComponentFactory } from '../components/component.ts'
-import { HostGroup } from '../engine/group.ts'
-import { WIRE_SLOTS } from '../engine/message.ts'
+import { EmbeddedRuntime } from './embedded.ts'
 import { assembleResults, type SimResults } from './results.ts'
 import { WindowClock, type Stepping } from './windows.ts'
 
 export function simulateInProcess(plan: RunPlan, opts: { stepping?: Stepping; factories?: Map<string, ComponentFactory> } = {}): SimResults {
   const started = performance.now()
-  const group = new HostGroup(plan, plan.hosts.map((h) => h.index), opts.factories)
   const clock = new WindowClock(plan, opts.stepping)
-  group.start()
-  // drainOutbox() reuses its buffer: the messages are delivered before the next drain overwrites it.
-  let [pending, count, payloads] = group.drainOutbox()
-  while (true) {
-    let earliest = group.nextEventNs()
-    for (let i = 0; i < count; i++) earliest = Math.min(earliest, pending[i * WIRE_SLOTS]!)
-    const end = clock.next(earliest)
-    if (end < 0) break
-    group.deliver(pending, count, payloads)
-    group.runUntil(end)
-    ;[pending, count, payloads] = group.drainOutbox()
-  }
+  const runtime = new EmbeddedRuntime(plan, clock, opts.factories)
+  runtime.start()
+  runtime.runUntilWall(Infinity)
   const wall = (performance.now() - started) / 1000
-  return assembleResults(plan, group.results(), clock.barriers, plan.endTimeNs, wall, 0)
+  return assembleResults(plan, runtime.results(), clock.barriers, plan.endTimeNs, wall, 0)
 }
