@@ -1,5 +1,7 @@
-// `livesim run`: the leader in this process, the sim-runtimes as child processes, HTTP/2 over
-// loopback between them. Hosts are split into `partition` runtime processes in plan order.
+// `livesim run`: the leader in this process. A cluster without live components runs embedded:
+// every host in this process too (Leader.runEmbedded), unless `partition` asks for runtime
+// processes. Otherwise the sim-runtimes are child processes, HTTP/2 over loopback between them,
+// the hosts split into `partition` of them in plan order.
 // A child that dies, a signal, or a failed barrier ends the run; every child is stopped. Each child
 // gets a known V8 heap limit, the one validation budgets for; one that runs out of it is reported as
 // out of memory, with its hosts.
@@ -25,7 +27,10 @@ export interface LocalRunOptions {
   plan: RunPlan
   baseDir: string
   logger: Logger
-  /** Number of runtime processes; default: defaultPartition(plan). */
+  /**
+   * Number of runtime processes over HTTP/2. Default: none, every host embedded in this process,
+   * for a cluster without live components (runsEmbedded); defaultPartition(plan) for one with them.
+   */
   partition?: number
   stepping?: Stepping
   onStatus?: (s: LeaderStatus) => void
@@ -44,8 +49,17 @@ export interface LocalRunOptions {
 }
 
 /**
- * One runtime process for all hosts is fastest here: a barrier then costs one round-trip, and a
- * 2-core machine gains nothing from more processes for modelled components (see `npm run bench`).
+ * Whether `livesim run` carries every host in its own process, with no runtime process and no
+ * HTTP/2 barrier (bench/README.md, quickstart-slowdown): when no partition is asked for and no
+ * component is live. Live cells need the runtime process machinery; a partition asks for processes.
+ */
+export function runsEmbedded(plan: RunPlan, partition: number | undefined): boolean {
+  return partition === undefined && plan.liveComponents === 0
+}
+
+/**
+ * Runtime processes of a run that is not embedded. One for all hosts is fastest here: a barrier then
+ * costs one round-trip, and a 2-core machine gains nothing from more processes (see `npm run bench`).
  */
 export function defaultPartition(_plan: RunPlan): number {
   return 1
@@ -89,6 +103,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
   const timer = opts.onStatus ? setInterval(() => opts.onStatus!(leader.status()), opts.statusIntervalMs ?? 200) : undefined
   let failure: RunFailed
   try {
+    if (runsEmbedded(opts.plan, opts.partition)) return await leader.runEmbedded()
     parts.forEach((hosts, i) => {
       const child = spawn(
         process.execPath,

@@ -12,6 +12,10 @@
 //
 // GET /v1/status, /metrics and /healthz are served on the HTTP/2 port and, for probes, curl and
 // Prometheus, on a second HTTP/1.1 port.
+//
+// A leader may instead carry every host itself (runEmbedded: `livesim run` of a cluster without
+// live components): the same windows, run back to back in this process, no runtime connects.
+import assert from 'node:assert/strict'
 import { timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import http2 from 'node:http2'
@@ -21,6 +25,7 @@ import { Counter, Gauge, Registry } from 'prom-client'
 import type { RunPlan } from '../api/plan.ts'
 import type { SimCluster } from '../api/schema.ts'
 import { formatDurationNs } from '../api/units.ts'
+import { loadCustomComponents } from '../components/custom.ts'
 import type { HostResults } from '../engine/group.ts'
 import { SLOT_PAYLOAD, WIRE_SLOTS } from '../engine/message.ts'
 import {
@@ -42,8 +47,17 @@ import {
   PROTOCOL_VERSION,
   type Frame,
 } from './frames.ts'
+import { EmbeddedRuntime } from './embedded.ts'
 import { assembleResults, type SimResults } from './results.ts'
 import { runtimeLookaheadNs, WindowClock, type Stepping } from './windows.ts'
+
+/**
+ * Wall time an embedded run computes before it lets the event loop run (status, /metrics, the
+ * watchdog, signals): the longest a Ctrl-C waits, and the finest grain of its progress.
+ */
+export const EMBEDDED_SLICE_MS = 20
+/** The name of the embedded runtime in status and errors, as the first runtime process would have. */
+const EMBEDDED_ID = 'runtime-0'
 
 export const H2_SETTINGS: http2.Settings = {
   initialWindowSize: 32 * 1024 * 1024,
@@ -98,7 +112,8 @@ export interface LeaderStatus {
   wallSeconds: number
   slowdown: number
   hosts: { total: number; registered: number; ready: number }
-  runtimes: { id: string; hosts: string[]; state: string }[]
+  /** `embedded`: this runtime is the leader's own process, carrying every host (runEmbedded). */
+  runtimes: { id: string; hosts: string[]; state: string; embedded?: true }[]
 }
 
 export class Leader {
@@ -146,6 +161,8 @@ export class Leader {
   private published = { barriers: 0, ms: 0, messages: 0 }
   private relayed = 0
   private activeRuntimes: Runtime[] | undefined
+  /** Set when this leader carries every host itself (runEmbedded). */
+  private embedded: { state: Runtime['state'] } | undefined
 
   constructor(opts: LeaderOptions) {
     this.opts = opts
@@ -239,6 +256,50 @@ export class Leader {
     return addr.port
   }
 
+  /**
+   * Carry every host in this process instead of runtime processes, for a cluster without live
+   * components: an EmbeddedRuntime steps through the windows of this leader's clock back to back,
+   * with no barrier round trip, in slices of EMBEDDED_SLICE_MS of wall time; between slices,
+   * status, /metrics, the watchdog and fail() (Ctrl-C) get their turn. No runtime may connect.
+   * Resolves and rejects as run() does.
+   */
+  async runEmbedded(): Promise<SimResults> {
+    assert(this.phase === 'Pending' && this.runtimes.length === 0 && !this.embedded, 'runEmbedded needs a leader that no runtime has joined')
+    const embedded: { state: Runtime['state'] } = { state: 'starting' }
+    this.embedded = embedded
+    try {
+      const factories = await loadCustomComponents(this.plan, this.opts.baseDir, this.plan.hosts.map((h) => h.index))
+      if (this.phase !== 'Pending') return await this.done // failed while the modules loaded
+      const runtime = new EmbeddedRuntime(this.plan, this.clock, factories)
+      runtime.start()
+      embedded.state = 'running'
+      this.phase = 'Running'
+      this.startedAtMs = this.lastProgressMs = Date.now()
+      this.log.info({ hosts: this.plan.hosts.length }, 'embedded start: every host in the leader process')
+      await this.stepEmbedded(runtime, embedded)
+    } catch (err) {
+      this.fail(`runtime ${EMBEDDED_ID} reported an error: ${(err as Error).message}`)
+    }
+    return this.done
+  }
+
+  /** Run the embedded runtime's windows slice after slice until the run is over or has failed. */
+  private async stepEmbedded(runtime: EmbeddedRuntime, embedded: { state: Runtime['state'] }): Promise<void> {
+    while (this.phase === 'Running') {
+      const sliceStartMs = performance.now()
+      const over = runtime.runUntilWall(sliceStartMs + EMBEDDED_SLICE_MS)
+      this.barrierMsTotal += performance.now() - sliceStartMs
+      this.epoch = this.clock.barriers
+      this.lastProgressMs = Date.now()
+      if (over) {
+        this.finishedAtMs = Date.now()
+        embedded.state = 'done'
+        return this.complete(runtime.results())
+      }
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+
   /** Resolves with the results when the run succeeds; rejects with RunFailed otherwise. */
   run(): Promise<SimResults> {
     return this.done
@@ -259,12 +320,26 @@ export class Leader {
       barriers: this.clock.barriers,
       wallSeconds: wall,
       slowdown: vt > 0 ? wall / (vt / 1e9) : 0,
+      ...(this.embedded ? this.embeddedStatus(this.embedded.state) : this.runtimesStatus()),
+    }
+  }
+
+  private runtimesStatus(): Pick<LeaderStatus, 'hosts' | 'runtimes'> {
+    return {
       hosts: {
         total: this.plan.hosts.length,
         registered: this.owner.filter(Boolean).length,
         ready: this.runtimes.filter((r) => r.state === 'running' || r.state === 'finishing' || r.state === 'done').reduce((n, r) => n + r.hosts.length, 0),
       },
       runtimes: this.runtimes.map((r) => ({ id: r.id, hosts: r.hosts.map((h) => this.plan.hosts[h]!.name), state: r.state })),
+    }
+  }
+
+  private embeddedStatus(state: Runtime['state']): Pick<LeaderStatus, 'hosts' | 'runtimes'> {
+    const total = this.plan.hosts.length
+    return {
+      hosts: { total, registered: total, ready: state === 'starting' ? 0 : total },
+      runtimes: [{ id: EMBEDDED_ID, hosts: this.plan.hosts.map((h) => h.name), state, embedded: true }],
     }
   }
 
@@ -339,6 +414,7 @@ export class Leader {
       return refuse(401, 'Unauthorized', 'sync request with a missing or wrong bearer token')
     }
     if (this.phase !== 'Pending') return refuse(409, 'RunStarted', `the run is ${this.phase}; no runtime may join now`)
+    if (this.embedded) return refuse(409, 'Embedded', 'this leader carries every host itself; no runtime may join')
     stream.respond({ ':status': 200, 'content-type': 'application/x-livesim-frames' })
     const rt: Runtime = {
       id: `conn-${this.runtimes.length}`,
@@ -581,13 +657,17 @@ export class Leader {
     if (--this.awaiting === 0) this.complete()
   }
 
-  private complete(): void {
-    const perHost: Record<string, HostResults> = {}
-    for (const r of this.active()) Object.assign(perHost, r.results)
+  /** `perHost`: the embedded runtime's results; by default, those the runtime processes sent. */
+  private complete(perHost?: Record<string, HostResults>): void {
+    if (!perHost) {
+      perHost = {}
+      for (const r of this.active()) Object.assign(perHost, r.results)
+    }
     const wall = ((this.finishedAtMs || Date.now()) - this.startedAtMs) / 1000
     let results: SimResults
     try {
-      results = assembleResults(this.plan, perHost, this.clock.barriers, this.plan.endTimeNs, wall, this.active().length)
+      // wall.runtimes counts runtime processes: none when this process carried the hosts.
+      results = assembleResults(this.plan, perHost, this.clock.barriers, this.plan.endTimeNs, wall, this.embedded ? 0 : this.active().length)
     } catch (err) {
       return this.fail(`could not assemble results: ${(err as Error).message}`)
     }

@@ -86,6 +86,22 @@ describe('livesim run', () => {
     expect(r.stderr).toMatch(/livesim: run failed: runtime runtime-0 reported an error: a-0: 10000000 events at virtual time 0ns without time advancing: a loop with no delay in it, through a-0\/[cs] .*, a-0\/[cs] .*; give it time/)
   })
 
+  it('runs a cluster without live components in its own process, and Ctrl-C stops it with exit code 130', async () => {
+    const long = path.join(tmp, 'long-embedded.yaml')
+    writeFileSync(long, readFileSync(path.join(root, 'examples', 'quickstart.yaml'), 'utf8').replace('endTime: 2s', 'endTime: 10m'))
+    const child = spawn(process.execPath, [CLI, 'run', long, '--out', path.join(tmp, 'long-embedded.json')], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    // Wait until the run is going: its progress lines come every 5 s off a TTY, its first at once.
+    for (let i = 0; i < 100 && !stderr.includes('Running'); i++) await new Promise((r) => setTimeout(r, 100))
+    expect(stderr).toContain('livesim: Running')
+    expect(descendants(child.pid!)).toEqual([])
+    child.kill('SIGINT')
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
+    expect(code).toBe(130)
+    expect(stderr).toContain('interrupted')
+  }, 60_000)
+
   it('Ctrl-C stops the run and every runtime process, exit code 130', async () => {
     const long = path.join(tmp, 'long.yaml')
     writeFileSync(long, readFileSync(path.join(root, 'examples', 'quickstart.yaml'), 'utf8').replace('endTime: 2s', 'endTime: 10m'))

@@ -1,5 +1,6 @@
 // A modelled-only SimCluster gives the same results digest however its hosts are split into
-// runtime processes, run after run, and in-process as over HTTP/2.
+// runtime processes, run after run, embedded in the leader's process (`livesim run`'s default) as
+// over HTTP/2, and in the in-process driver.
 import { describe, expect, it } from 'vitest'
 import { loadCustomComponents } from '../../sim-runtime/components/custom.ts'
 import { simulateInProcess } from '../../sim-runtime/sync/inprocess.ts'
@@ -7,15 +8,22 @@ import { digestOf } from '../../sim-runtime/sync/results.ts'
 import { example, runProcesses } from '../helpers.ts'
 
 describe.each(['quickstart.yaml', 'sparse.yaml', 'slack.yaml', 'custom/cache.yaml'])('determinism of %s', (file) => {
-  it('gives one digest with --partition 1, one process per host, and again on a second run', async () => {
+  it('gives one digest embedded, with --partition 1, 3 and one process per host, and again on a second run', async () => {
     const m = example(file)
+    const embedded = await runProcesses(m)
     const one = await runProcesses(m, { partition: 1 })
+    const three = await runProcesses(m, { partition: 3 })
     const perHost = await runProcesses(m, { partition: m.plan.hosts.length })
-    const again = await runProcesses(m, { partition: 1 })
+    const again = await runProcesses(m)
+    expect(embedded.wall.runtimes).toBe(0)
     expect(one.wall.runtimes).toBe(1)
+    expect(three.wall.runtimes).toBe(3)
     expect(perHost.wall.runtimes).toBe(m.plan.hosts.length)
-    expect(perHost.digest).toBe(one.digest)
-    expect(again.digest).toBe(one.digest)
+    for (const r of [one, three, perHost, again]) expect(r.digest).toBe(embedded.digest)
+    // Every field but wall: the digest leaves out sync.barriers, which must agree all the same.
+    const { wall: _w1, ...embeddedRest } = embedded
+    const { wall: _w2, ...threeRest } = three
+    expect(embeddedRest).toEqual(threeRest)
     // Same barriers too: windows depend only on the global state, never on placement.
     expect(perHost.sync.barriers).toBe(one.sync.barriers)
     // And the same as the in-process driver that shares the window logic.
