@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createVirtualClock } from '../sim-runtime/live/clock.ts'
-import { vexecCommand, vexecSupport } from '../sim-runtime/live/vexec.ts'
+import { vexecCommand, vexecOptions, vexecSupport } from '../sim-runtime/live/vexec.ts'
 import { buildGo, goToolchain } from '../test/live/gobuild.ts'
 import { baseEnv, ensureLiveDeps } from '../test/live/helpers.ts'
 import { best, machine, median, note, ratio, sig, type Benchmark, type BenchResult } from './common.ts'
@@ -83,8 +83,8 @@ function parseSample(out: string): Sample {
 }
 
 /** Under vexec: the program's numbers, plus the supervisor's CPU per call (its stats line). */
-function underVexec(bin: string, env: Record<string, string>): Sample {
-  const run = vexecCommand([bin, String(VEXEC_CALLS)], { ...env, LIVESIM_VEXEC_STATS: '1' }, { sleeps: false })
+function underVexec(bin: string, kind: 'go' | 'c', env: Record<string, string>): Sample {
+  const run = vexecCommand([bin, String(VEXEC_CALLS)], { ...env, LIVESIM_VEXEC_STATS: '1' }, vexecOptions(kind, 1))
   const r = spawnSync(run.command[0] as string, run.command.slice(1), { env: run.env, encoding: 'utf8', timeout: 300_000 })
   if (r.status !== 0) throw new Error(`vexec ${bin} failed (${r.status ?? r.signal}): ${r.stderr}`)
   const s = parseSample(r.stdout)
@@ -123,9 +123,9 @@ export const vexecClockCost: Benchmark = {
       const s = { go: [] as Sample[], goNative: [] as Sample[], c: [] as Sample[], cNative: [] as Sample[] }
       for (let r = 0; r < ctx.reps; r++) {
         s.goNative.push(native(goBin))
-        s.go.push(underVexec(goBin, env))
+        s.go.push(underVexec(goBin, 'go', env))
         s.cNative.push(native(cBin))
-        s.c.push(underVexec(cBin, env))
+        s.c.push(underVexec(cBin, 'c', env))
         note(`vexec-clock-cost: rep ${r + 1}/${ctx.reps}: Go ${s.go.at(-1)!.wallNs} ns (native ${s.goNative.at(-1)!.wallNs}), C ${s.c.at(-1)!.wallNs} ns (native ${s.cNative.at(-1)!.wallNs})`)
       }
       const wall = (xs: Sample[]) => best(xs.map((x) => x.wallNs), 'min')

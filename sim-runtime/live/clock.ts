@@ -278,7 +278,8 @@ export function startAtText(epochNs: bigint, rate: number, generation: number): 
  * How a program reads the virtual clock, best-effort from its file:
  * - `via: 'preload'`: dynamically linked against glibc: the shim and libfaketime (LD_PRELOAD);
  * - `via: 'supervisor'`: a Go program (static or cgo), a statically linked or a musl program: run
- *   under vexec (vexec.ts), which answers its clock readings (and, `sleeps`, holds its sleeps);
+ *   under vexec (vexec.ts), which answers its clock readings and holds what `kind` needs held
+ *   (vexecOptions);
  * - not covered (`covered: false`), with the reason: set-ID and 32-bit programs, and Go or static
  *   programs where vexec cannot work (no C compiler to build it, seccomp or ptrace not permitted).
  * `reason` says which, and what the program does that stays on the real clock; `warning`, when set,
@@ -287,8 +288,8 @@ export function startAtText(epochNs: bigint, rate: number, generation: number): 
 export interface ClockCoverage {
   covered: boolean
   via?: 'preload' | 'supervisor'
-  /** vexec must hold nanosleep and clock_nanosleep too (C programs; Go needs only its clock). */
-  sleeps?: boolean
+  /** For vexec: a Go program, or a C one (whose sleeps and waits it holds too). */
+  kind?: 'go' | 'c'
   warning?: string
   reason: string
 }
@@ -321,9 +322,9 @@ function coverage(executable: string, depth: number): ClockCoverage {
   if (typeof elf === 'string') return { covered: false, reason: `${file}: ${elf}` }
   if (elf.setid) return { covered: false, reason: `${file} is set-user/group-ID: the loader ignores LD_PRELOAD for it, and vexec would run it without its privileges` }
   if (elf.bits32) return { covered: false, reason: `${file} is a 32-bit program: livesim's shim and vexec are built for 64-bit programs` }
-  if (elf.go) return supervised(`${file} is a Go program (${elf.interp ? 'cgo, dynamically linked' : 'statically linked'}): Go reads the clock through the vDSO or raw system calls, not glibc`, false)
-  if (!elf.interp) return supervised(`${file} is statically linked: LD_PRELOAD cannot interpose its clock calls`, true)
-  if (!/ld-linux/.test(elf.interp)) return supervised(`${file} uses the loader ${elf.interp}${/musl/.test(elf.interp) ? ' (musl)' : ''}: livesim's shim and libfaketime are built for glibc`, true)
+  if (elf.go) return supervised(`${file} is a Go program (${elf.interp ? 'cgo, dynamically linked' : 'statically linked'}): Go reads the clock through the vDSO or raw system calls, not glibc`, 'go')
+  if (!elf.interp) return supervised(`${file} is statically linked: LD_PRELOAD cannot interpose its clock calls`, 'c')
+  if (!/ld-linux/.test(elf.interp)) return supervised(`${file} uses the loader ${elf.interp}${/musl/.test(elf.interp) ? ' (musl)' : ''}: livesim's shim and libfaketime are built for glibc`, 'c')
   return {
     covered: true,
     via: 'preload',
@@ -332,15 +333,23 @@ function coverage(executable: string, depth: number): ClockCoverage {
 }
 
 /** What stays on the real clock for a C program under vexec (docs/live.md, "Go and static programs: vexec"). */
-const SUPERVISED_C_GAPS = 'timers (alarm, setitimer, timer_create, timerfd), and the timeouts of poll, select, epoll, futex waits (condition variables, semaphores: their absolute deadlines are on the virtual clock, which the kernel does not know) and sockets'
+const SUPERVISED_C_GAPS = 'timers (alarm, setitimer, timer_create, timerfd), and the timeouts of poll, ppoll, select, pselect, epoll_pwait2 and sockets (SO_RCVTIMEO, SO_SNDTIMEO)'
 
 /** A program for vexec: covered by it when it works here (vexecSupport), else not covered, saying why. */
-function supervised(what: string, sleeps: boolean): ClockCoverage {
+function supervised(what: string, kind: 'go' | 'c'): ClockCoverage {
   const vexec = vexecSupport()
   if (!vexec.path) return { covered: false, reason: `${what}; the vexec supervisor that would run it on the virtual clock is not available here: ${vexec.why}` }
-  if (!sleeps) return { covered: true, via: 'supervisor', sleeps, reason: `${what}; run under the vexec supervisor, which answers its clock readings (Go's sleeps, timers, tickers and deadlines follow its clock)` }
+  if (kind === 'go') {
+    return { covered: true, via: 'supervisor', kind, reason: `${what}; run under the vexec supervisor, which answers its clock readings (Go's sleeps, timers, tickers and deadlines follow its clock; on a clock faster than the wall, vexec also holds its timed waits)` }
+  }
   const warning = `on the real clock: ${SUPERVISED_C_GAPS}`
-  return { covered: true, via: 'supervisor', sleeps, warning, reason: `${what}; run under the vexec supervisor, which answers its clock readings and holds nanosleep and clock_nanosleep to their virtual deadline; ${warning}` }
+  return {
+    covered: true,
+    via: 'supervisor',
+    kind,
+    warning,
+    reason: `${what}; run under the vexec supervisor, which answers its clock readings and holds nanosleep, clock_nanosleep, and epoll and futex waits (condition variables, semaphores, timed locks) to their virtual deadline; ${warning}`,
+  }
 }
 
 function readHead(file: string, bytes: number): Buffer {

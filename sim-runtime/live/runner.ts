@@ -29,7 +29,7 @@ import { createQuantumDriver, type QuantumDriver, type QuantumResult } from './q
 import { which } from './spawn.ts'
 import { faketimeShim } from './shim.ts'
 import { StampReader } from './stamps.ts'
-import { vexecCommand } from './vexec.ts'
+import { vexecCommand, vexecOptions } from './vexec.ts'
 import { handOver, openPathTo, resolveRunAs, userEnv, type RunAs } from './user.ts'
 import { entries, isStaleRuntime, runtimeDirName } from './common.ts'
 import { userShmDir } from './dirs.ts'
@@ -382,7 +382,7 @@ export class LiveRunner {
       if (!cov.covered) this.log.warn({ component: c.plan.path, reason: cov.reason }, 'this program does not read the virtual clock')
       else if (cov.warning) this.log.warn({ component: c.plan.path, reason: cov.reason }, `this program reads the virtual clock, but not everywhere: ${cov.warning}`)
       // Go and static programs run under vexec, which stands in for them (signals, exit status).
-      const run = cov.via === 'supervisor' ? vexecCommand(c.command, env, { sleeps: cov.sleeps === true }) : { command: c.command, env }
+      const run = cov.via === 'supervisor' ? vexecCommand(c.command, env, vexecOptions(cov.kind ?? 'c', 1 / h.speed)) : { command: c.command, env }
       const child = h.cell.spawn(run.command, { env: run.env, cwd, logFile: c.log, uid: c.runAs?.uid, gid: c.runAs?.gid })
       c.pid = child.pid
       c.exited = new Promise((res) => child.once('exit', () => res()))

@@ -104,14 +104,25 @@ export function vexecSupport(): { path?: string; why: string } {
   return (support = { why: `vexec --check: ${said || r.error?.message || `exit ${r.status ?? r.signal}`}` })
 }
 
-/** What a program needs from vexec besides its clock readings. */
+/** What a program needs from vexec besides its clock readings (vexecOptions). */
 export interface VexecOptions {
-  /** Hold nanosleep and clock_nanosleep to their virtual deadline (static C programs; Go needs only its clock). */
+  /** Hold nanosleep and clock_nanosleep to their virtual deadline (C programs; Go re-derives its timers from its clock). */
   sleeps: boolean
+  /**
+   * Hold epoll waits and futex waits with a timeout to their virtual deadline: for C programs, whose
+   * glibc hands the kernel absolute deadlines on the virtual clock; for Go programs on a clock that
+   * runs faster than the wall (speed < 1), whose real waits for a virtual duration would end late.
+   */
+  waits: boolean
+}
+
+/** What vexec must hold for a program of this kind (clockCoverage) on a clock of this rate (virtual ns per real ns: 1 / speed). */
+export function vexecOptions(kind: 'go' | 'c', rate: number): VexecOptions {
+  return { sleeps: kind === 'c', waits: kind === 'c' || rate > 1 }
 }
 
 /**
- * The command and environment that run `command` under vexec: `vexec [--sleeps] -- command…`, with
+ * The command and environment that run `command` under vexec: `vexec [--sleeps] [--waits] -- command…`, with
  * env's LD_PRELOAD (the shim and libfaketime) moved to LIVESIM_VEXEC_PRELOAD. vexec must read the
  * real clock itself; it hands the value on as LD_PRELOAD to a statically linked program, whose own
  * dynamically linked children then read the clock through the shim. env must carry the cell's
@@ -123,7 +134,7 @@ export function vexecCommand(command: string[], env: Record<string, string>, opt
   if (!env.LIVESIM_CLOCK_LIMIT) throw new Error('vexecCommand: env has no LIVESIM_CLOCK_LIMIT (the cell clock\'s env())')
   const { LD_PRELOAD: preload, ...rest } = env
   return {
-    command: [vexec.path, ...(opts.sleeps ? ['--sleeps'] : []), '--', ...command],
+    command: [vexec.path, ...(opts.sleeps ? ['--sleeps'] : []), ...(opts.waits ? ['--waits'] : []), '--', ...command],
     env: preload ? { ...rest, LIVESIM_VEXEC_PRELOAD: preload } : rest,
   }
 }

@@ -1,9 +1,10 @@
 // vexec (sim-runtime/live/vexec.ts): Go programs and statically linked C programs, which LD_PRELOAD
 // cannot reach, run on their cell's virtual clock under the vexec supervisor. A Go program (built
-// statically and through cgo) and a static C program run in a cell driven barrier by barrier (freeze,
-// set the clock, thaw, run, freeze) at rate 1/4, frozen for a while at every third barrier; each
-// measures, on its own clock, how long its sleeps, timers, tickers, context timeouts and network
-// deadlines took: never less than asked, and at most one quantum more. Skipped, saying so in the
+// statically and through cgo) and a static C program run in a CpuTime cell driven barrier by barrier
+// (freeze, set the clock, thaw, run, freeze) at speed 4 (the clock runs at 1/4 of the wall), frozen for
+// a while at every third barrier, and Go also at speed 1/2 (the clock runs twice as fast as the wall);
+// each measures, on its own clock, how long its sleeps, timers, tickers, context timeouts, network
+// deadlines and timed waits took: never less than asked, and at most one quantum more. Skipped, saying so in the
 // test's name, where Go or a static libc is missing (CI images may have no Go) or where vexec cannot
 // work (seccomp user notification or ptrace forbidden).
 import { spawn, spawnSync } from 'node:child_process'
@@ -15,7 +16,7 @@ import { createCell, type Cell } from '../../sim-runtime/live/cell.ts'
 import { clockCoverage, createVirtualClock, DEFAULT_BASE_EPOCH_MS, type VirtualClock } from '../../sim-runtime/live/clock.ts'
 import { createQuantumDriver } from '../../sim-runtime/live/quantum.ts'
 import { which } from '../../sim-runtime/live/spawn.ts'
-import { vexecCommand, vexecSupport } from '../../sim-runtime/live/vexec.ts'
+import { vexecCommand, vexecOptions, vexecSupport, type VexecOptions } from '../../sim-runtime/live/vexec.ts'
 import { buildGo, cgoMissing, goToolchain } from './gobuild.ts'
 import { baseEnv, ensureLiveDeps, skipTitle, sleep, strongestCellMode, waitFor } from './helpers.ts'
 
@@ -63,8 +64,8 @@ func main() {
 	s = time.Now()
 	<-time.After(d)
 	report("after", d, s)
-	tk := time.NewTicker(d / 2)
 	s = time.Now()
+	tk := time.NewTicker(d / 2)
 	for i := 0; i < 5; i++ {
 		<-tk.C
 	}
@@ -101,17 +102,47 @@ func main() {
 }
 `
 
-/** The C probe (linked statically): the same lines for nanosleep and clock_nanosleep, relative and absolute. */
+/**
+ * The C probe (linked statically): the same lines for nanosleep and clock_nanosleep (relative and
+ * absolute), a condition variable's timed wait on CLOCK_MONOTONIC, sem_timedwait on CLOCK_REALTIME
+ * (both futex waits with an absolute deadline, a date on the virtual clock), epoll_wait's timeout,
+ * and a condition variable signalled by another thread after a 5 ms sleep, long before its timeout.
+ */
 const C_PROBE = String.raw`
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <time.h>
 static long long now(clockid_t c) { struct timespec t; clock_gettime(c, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+static struct timespec at(long long ns) { struct timespec t = { ns / 1000000000LL, ns % 1000000000LL }; return t; }
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv;
+static int signalled;
+static void *signaller(void *a) {
+  struct timespec d = { 0, 5000000 };
+  nanosleep(&d, NULL);
+  pthread_mutex_lock(&mu);
+  signalled = 1;
+  pthread_cond_signal(&cv);
+  pthread_mutex_unlock(&mu);
+  return a;
+}
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   printf("now %lld\n", now(CLOCK_REALTIME));
   long long d = 15000000LL;
   struct timespec r = { 0, d };
-  for (int i = 0; i < 4; i++) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&cv, &ca);
+  sem_t sem;
+  sem_init(&sem, 0, 0);
+  int ep = epoll_create1(0);
+  struct epoll_event ev;
+  for (int i = 0; i < 3; i++) {
     long long s = now(CLOCK_MONOTONIC);
     nanosleep(&r, NULL);
     printf("nanosleep %lld %lld\n", d, now(CLOCK_MONOTONIC) - s);
@@ -119,10 +150,32 @@ int main(void) {
     clock_nanosleep(CLOCK_REALTIME, 0, &r, NULL);
     printf("clock_nanosleep %lld %lld\n", d, now(CLOCK_REALTIME) - s);
     s = now(CLOCK_MONOTONIC);
-    struct timespec a = { (s + d) / 1000000000LL, (s + d) % 1000000000LL };
+    struct timespec a = at(s + d);
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &a, NULL);
     printf("clock_nanosleep_abs %lld %lld\n", d, now(CLOCK_MONOTONIC) - s);
+    s = now(CLOCK_MONOTONIC);
+    a = at(s + d);
+    pthread_mutex_lock(&mu);
+    while (pthread_cond_timedwait(&cv, &mu, &a) != ETIMEDOUT) {}
+    pthread_mutex_unlock(&mu);
+    printf("cond_timedwait %lld %lld\n", d, now(CLOCK_MONOTONIC) - s);
+    s = now(CLOCK_REALTIME);
+    a = at(s + d);
+    while (sem_timedwait(&sem, &a) != 0 && errno == EINTR) {}
+    printf("sem_timedwait %lld %lld\n", d, now(CLOCK_REALTIME) - s);
+    s = now(CLOCK_MONOTONIC);
+    while (epoll_wait(ep, &ev, 1, (int)(d / 1000000)) < 0 && errno == EINTR) {}
+    printf("epoll_wait %lld %lld\n", d, now(CLOCK_MONOTONIC) - s);
   }
+  long long s = now(CLOCK_MONOTONIC);
+  struct timespec a = at(s + 1000000000LL);
+  pthread_t t;
+  pthread_mutex_lock(&mu);
+  pthread_create(&t, NULL, signaller, NULL);
+  while (!signalled && pthread_cond_timedwait(&cv, &mu, &a) != ETIMEDOUT) {}
+  pthread_mutex_unlock(&mu);
+  printf("cond_signalled %lld %lld\n", 5000000LL, now(CLOCK_MONOTONIC) - s);
+  pthread_join(t, NULL);
   printf("done\n");
   return 0;
 }
@@ -168,34 +221,35 @@ function parseProbe(text: string) {
 }
 
 const Q = 10_000_000 // virtual ns per quantum
-const RATE = 0.25 // virtual ns per wall ns while thawed
 
 /**
- * Run `command` under vexec in a fresh cell, barrier by barrier, until it prints "done" or exits
- * (or 120 s of wall: a loaded machine). Frozen 150 ms at every third barrier, 2 ms at the others.
+ * Run `command` under vexec in a fresh CpuTime cell at `speed` (its clock runs at 1 / speed while
+ * thawed, less what the cell's threads waited for a CPU: a loaded machine does not make the program
+ * late in virtual time), barrier by barrier, until it prints "done" or exits (or 120 s of wall).
+ * Frozen 150 ms at every third barrier, 2 ms at the others.
  */
-async function runDriven(name: string, command: string[], sleeps: boolean) {
+async function runDriven(name: string, command: string[], opts: VexecOptions, speed: number) {
   const cell: Cell = await createCell({ name: `vexec-${name}`, mode: strongestCellMode() })
   const clock: VirtualClock = createVirtualClock(path.join(clockRoot, name))
   const log = path.join(work, `${name}.log`)
   try {
     await cell.freeze()
-    const run = vexecCommand(command, { ...baseEnv(), ...clock.env(), LIVESIM_VEXEC_STATS: '1' }, { sleeps })
+    const run = vexecCommand(command, { ...baseEnv(), ...clock.env(), LIVESIM_VEXEC_STATS: '1' }, opts)
     let exited: number | string | null | undefined
     cell.spawn(run.command, { env: run.env, cwd: work, logFile: log }).on('exit', (code, signal) => (exited = code ?? signal))
-    const driver = createQuantumDriver([cell], [clock])
+    const driver = createQuantumDriver([{ cell, clock, clockMode: 'CpuTime', speed }])
     let T = 0
     let quanta = 0
     const deadline = Date.now() + 120_000
     while (exited === undefined && !parseProbe(readFileSync(log, 'utf8')).done && Date.now() < deadline) {
-      await driver.run(T, Q, RATE)
+      await driver.run(T, Q)
       T += Q
       await sleep(quanta++ % 3 === 2 ? 150 : 2)
     }
     if (exited === undefined) await cell.thaw()
     await waitFor(() => exited !== undefined, 10_000, `${name} to exit`)
     const text = readFileSync(log, 'utf8')
-    return { ...parseProbe(text), text, exited, quanta, virtualNs: T }
+    return { ...parseProbe(text), text, exited, quanta, virtualNs: T, speed }
   } finally {
     await cell.destroy()
     clock.close()
@@ -217,11 +271,11 @@ function checkDurations(label: string, r: Awaited<ReturnType<typeof runDriven>>,
     expect(m.observedNs, `${m.name}: more than a quantum late: ${r.text}`).toBeLessThanOrEqual(m.askedNs + Q)
   }
   const late = r.measured.map((m) => `${m.name} +${((m.observedNs - m.askedNs) / 1e6).toFixed(3)}`)
-  console.log(`[vexec ${label}] ${r.quanta} quanta of ${Q / 1e6} ms at rate ${RATE}; late by (ms virtual): ${late.join(', ')}; ${/vexec: vdso.*/.exec(r.text)?.[0]}`)
+  console.log(`[vexec ${label}] ${r.quanta} quanta of ${Q / 1e6} ms at speed ${r.speed}; late by (ms virtual): ${late.join(', ')}; ${/vexec: vdso.*/.exec(r.text)?.[0]}`)
 }
 
 // Compiled now, not in a hook: whether there is a static libc decides which tests run.
-const staticProbe = cc('vexec-probe', C_PROBE, ['-static'])
+const staticProbe = cc('vexec-probe', C_PROBE, ['-static', '-pthread'])
 const dynamicMisc = cc('vexec-misc-dynamic', C_MISC, [])
 /** The misc program, static when possible (vexec's own test programs), else dynamically linked. */
 const misc = cc('vexec-misc', C_MISC, ['-static']).path ?? dynamicMisc.path
@@ -234,7 +288,7 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
   })
 
   it.skipIf(!progs.probe)(skipTitle('clockCoverage: static programs go to the supervisor, with a warning of what stays on the real clock', staticProbe.why), () => {
-    expect(clockCoverage(progs.probe as string)).toMatchObject({ covered: true, via: 'supervisor', sleeps: true, warning: expect.stringContaining('timerfd') })
+    expect(clockCoverage(progs.probe as string)).toMatchObject({ covered: true, via: 'supervisor', kind: 'c', warning: expect.stringContaining('timerfd') })
     expect(clockCoverage(progs.probe as string).reason).toContain('statically linked')
   })
 
@@ -252,8 +306,8 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
       c.set(0, 1) // free-running: no cell, no barrier
       return c
     }
-    const start = (c: VirtualClock, args: string[], sleeps = false) => {
-      const run = vexecCommand([progs.misc, ...args], { ...baseEnv(), ...c.env() }, { sleeps })
+    const start = (c: VirtualClock, args: string[]) => {
+      const run = vexecCommand([progs.misc, ...args], { ...baseEnv(), ...c.env() }, vexecOptions('c', 1))
       const child = spawn(run.command[0] as string, run.command.slice(1), { env: run.env, stdio: ['ignore', 'pipe', 'pipe'] })
       let err = ''
       child.stderr.on('data', (b: Buffer) => (err += b.toString()))
@@ -281,7 +335,7 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
 
     it('does not outlive a program killed while one of its sleeps is held', async () => {
       const c = clock()
-      const { child, exit } = start(c, ['sleep', '3600'], true)
+      const { child, exit } = start(c, ['sleep', '3600'])
       await waitFor(() => existsSync(`/proc/${child.pid}/task/${child.pid}/children`) && programOf(child.pid as number) > 0, 5000, 'the program')
       const program = programOf(child.pid as number)
       // Held: the program waits in its (trapped) nanosleep for the supervisor's answer.
@@ -293,7 +347,7 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
 
     it('says why when it cannot run the program', async () => {
       const c = clock()
-      const run = vexecCommand(['/no/such/program'], { ...baseEnv(), ...c.env() }, { sleeps: false })
+      const run = vexecCommand(['/no/such/program'], { ...baseEnv(), ...c.env() }, vexecOptions('c', 1))
       const r = spawnSync(run.command[0] as string, run.command.slice(1), { env: run.env, encoding: 'utf8' })
       expect(r.status).toBe(127)
       expect(r.stderr).toContain('/no/such/program')
@@ -304,7 +358,7 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
     })
   })
 
-  describe.skipIf(go.go === undefined)(skipTitle('a Go program, driven barrier by barrier at rate 1/4', go.go === undefined ? `${go.why}; CI images without Go skip this` : undefined), () => {
+  describe.skipIf(go.go === undefined)(skipTitle('a Go program, driven barrier by barrier', go.go === undefined ? `${go.why}; CI images without Go skip this` : undefined), () => {
     const builds: Record<string, string> = {}
     beforeAll(() => {
       builds.static = buildGo(go.go as string, work, 'goprobe-static', GO_PROBE, { cgo: false })
@@ -312,20 +366,32 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
     }, 600_000)
     const names = ['sleep', 'after', 'ticker5', 'context', 'deadline']
 
-    it('statically linked: Sleep, After, a Ticker, a context timeout and a read deadline last their virtual time', async () => {
-      expect(clockCoverage(builds.static as string)).toMatchObject({ covered: true, via: 'supervisor', sleeps: false, reason: expect.stringContaining('Go program (statically linked)') })
-      checkDurations('go static', await runDriven('go-static', [builds.static as string], false), names)
+    it('statically linked, speed 4: Sleep, After, a Ticker, a context timeout and a read deadline last their virtual time', async () => {
+      expect(clockCoverage(builds.static as string)).toMatchObject({ covered: true, via: 'supervisor', kind: 'go', reason: expect.stringContaining('Go program (statically linked)') })
+      expect(vexecOptions('go', 1 / 4)).toEqual({ sleeps: false, waits: false })
+      checkDurations('go static', await runDriven('go-static', [builds.static as string], vexecOptions('go', 1 / 4), 4), names)
     }, 180_000)
 
-    it.skipIf(cgoMissing() !== undefined)(skipTitle('linked through cgo: the same', cgoMissing()), async () => {
-      expect(clockCoverage(builds.cgo as string)).toMatchObject({ covered: true, via: 'supervisor', sleeps: false, reason: expect.stringContaining('Go program (cgo') })
-      checkDurations('go cgo', await runDriven('go-cgo', [builds.cgo as string], false), names)
+    it.skipIf(cgoMissing() !== undefined)(skipTitle('linked through cgo, speed 4: the same', cgoMissing()), async () => {
+      expect(clockCoverage(builds.cgo as string)).toMatchObject({ covered: true, via: 'supervisor', kind: 'go', reason: expect.stringContaining('Go program (cgo') })
+      checkDurations('go cgo', await runDriven('go-cgo', [builds.cgo as string], vexecOptions('go', 1 / 4), 4), names)
+    }, 180_000)
+
+    it('speed 1/2, the clock faster than the wall: the same, with its timed waits held to their virtual deadline', async () => {
+      expect(vexecOptions('go', 2)).toEqual({ sleeps: false, waits: true })
+      const r = await runDriven('go-fast', [builds.static as string], vexecOptions('go', 2), 0.5)
+      checkDurations('go static fast', r, names)
+      expect(r.text).toMatch(/[1-9]\d* epoll waits/)
     }, 180_000)
   })
 
-  describe.skipIf(!progs.probe)(skipTitle('a static C program, driven barrier by barrier at rate 1/4', staticProbe.why), () => {
-    it('clock_gettime reads the virtual clock; nanosleep and clock_nanosleep (relative and absolute) last their virtual time', async () => {
-      checkDurations('static C', await runDriven('c-static', [progs.probe as string], true), ['nanosleep', 'clock_nanosleep', 'clock_nanosleep_abs'])
+  describe.skipIf(!progs.probe)(skipTitle('a static C program, driven barrier by barrier at speed 4', staticProbe.why), () => {
+    it('reads the virtual clock; its sleeps, timed waits on condition variables and semaphores, and epoll timeouts last their virtual time', async () => {
+      expect(vexecOptions('c', 1 / 4)).toEqual({ sleeps: true, waits: true })
+      const r = await runDriven('c-static', [progs.probe as string], vexecOptions('c', 1 / 4), 4)
+      checkDurations('static C', r, ['nanosleep', 'clock_nanosleep', 'clock_nanosleep_abs', 'cond_timedwait', 'sem_timedwait', 'epoll_wait', 'cond_signalled'])
+      // The condition variable signalled after 5 ms woke its waiter then, not at its 1 s timeout.
+      expect(r.text).toMatch(/futex waits \([1-9]\d* woken/)
     }, 180_000)
   })
 

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -79,6 +80,33 @@ static void trap_call(struct filter *f, unsigned nr) {
   emit(f, BPF_RET | BPF_K, RET_NOTIFY, 0, 0);
 }
 
+/* A block for system call nr whose argument arg is a timeout in ms: handed to the supervisor when
+   the timeout is positive; 0 (no wait) and negative ones (no timeout) are allowed. */
+static void trap_timeout_call(struct filter *f, unsigned nr, int arg) {
+  emit(f, BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 5);
+  emit(f, BPF_LD | BPF_W | BPF_ABS, (unsigned)(offsetof(struct seccomp_data, args[0]) + 8 * (unsigned)arg), 0, 0);
+  emit(f, BPF_JMP | BPF_JEQ | BPF_K, 0, 2, 0);
+  emit(f, BPF_JMP | BPF_JSET | BPF_K, 0x80000000u, 1, 0);
+  emit(f, BPF_RET | BPF_K, RET_NOTIFY, 0, 0);
+  emit(f, BPF_RET | BPF_K, RET_ALLOW, 0, 0);
+}
+
+/* A block for futex: handed to the supervisor when it waits (FUTEX_WAIT, FUTEX_WAIT_BITSET, private or
+   not) with a timeout (a pointer in the fourth argument, both halves looked at). */
+static void trap_futex_wait(struct filter *f) {
+  emit(f, BPF_JMP | BPF_JEQ | BPF_K, SYS_futex, 0, 10);
+  emit(f, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1]), 0, 0);
+  emit(f, BPF_ALU | BPF_AND | BPF_K, (unsigned)FUTEX_CMD_MASK, 0, 0);
+  emit(f, BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAIT, 1, 0);
+  emit(f, BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAIT_BITSET, 0, 5); /* neither: → allow */
+  emit(f, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]), 0, 0);
+  emit(f, BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2); /* low half set: → notify */
+  emit(f, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]) + 4, 0, 0);
+  emit(f, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0); /* no timeout: → allow */
+  emit(f, BPF_RET | BPF_K, RET_NOTIFY, 0, 0);
+  emit(f, BPF_RET | BPF_K, RET_ALLOW, 0, 0);
+}
+
 #define BIT(c) (1u << (c))
 /* The clocks the virtual clock replaces: the shim's (shim/clock.c, limited). */
 #define VIRTUAL_CLOCKS (BIT(CLOCK_REALTIME) | BIT(CLOCK_MONOTONIC) | BIT(CLOCK_MONOTONIC_RAW) | BIT(CLOCK_REALTIME_COARSE) | BIT(CLOCK_MONOTONIC_COARSE) | BIT(CLOCK_BOOTTIME))
@@ -103,6 +131,13 @@ static void build_filter(struct filter *f, unsigned traps) {
   if (traps & TRAP_SLEEPS) {
     trap_call(f, SYS_nanosleep);
     trap_clock_call(f, SYS_clock_nanosleep, SLEEP_CLOCKS);
+  }
+  if (traps & TRAP_WAITS) {
+#ifdef SYS_epoll_wait
+    trap_timeout_call(f, SYS_epoll_wait, 3);
+#endif
+    trap_timeout_call(f, SYS_epoll_pwait, 3);
+    trap_futex_wait(f);
   }
   emit(f, BPF_RET | BPF_K, RET_ALLOW, 0, 0);
 }

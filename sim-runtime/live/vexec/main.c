@@ -3,14 +3,18 @@
    vDSO from it) that a seccomp filter hands to this process, which answers them from the cell's
    clock state (vclock.c, serve.c).
 
-     vexec [--sleeps] [--] PROGRAM [ARG...]
+     vexec [--sleeps] [--waits] [--] PROGRAM [ARG...]
      vexec --check
 
    The runtime spawns `vexec -- PROGRAM ARGS` as the live program (sim-runtime/live/vexec.ts): it is
    in the program's cell, frozen and thawed with it, and stands in for it: signals it receives
    (SIGTERM, SIGINT, …) go on to the program, and it exits as the program does (its status, or the
    signal that killed it). The program is killed if vexec dies.
-   --sleeps   also hold nanosleep and clock_nanosleep to their virtual deadline (static C programs)
+   Clock readings are answered from the virtual clock (serve.c says how each call is handled).
+   --sleeps   also hold nanosleep and clock_nanosleep to their virtual deadline (C programs)
+   --waits    also hold epoll waits and futex waits with a timeout to their virtual deadline (C
+              programs, whose glibc gives the kernel absolute deadlines on the virtual clock; Go
+              programs on a clock faster than the wall, whose real waits would end late)
    --check    run a probe under the supervisor and print "ok", or what does not work here (exit 1)
    Environment: LIVESIM_CLOCK_LIMIT, the cell's clock state (required); LIVESIM_VEXEC_PRELOAD, an
    LD_PRELOAD for the program's own children (dynamically linked programs it starts read the clock
@@ -38,7 +42,7 @@ extern char **environ;
 static const int FORWARDED[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH };
 
 static void usage(void) {
-  fprintf(stderr, "usage: vexec [--sleeps] [--] PROGRAM [ARG...]\n       vexec --check\n");
+  fprintf(stderr, "usage: vexec [--sleeps] [--waits] [--] PROGRAM [ARG...]\n       vexec --check\n");
   exit(VEXEC_FAILED);
 }
 
@@ -100,14 +104,18 @@ static int on_signals(int sfd, pid_t pid, int *status) {
   return ended;
 }
 
+/* Held waits whose readiness the supervisor watches besides its own two fds, at most. */
+#define MAX_WATCHED 254
+
 /* Serve the program until it ends; returns its wait status. */
 static int supervise(const struct launched *l, int sfd) {
-  struct pollfd fds[2] = { { l->listener, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+  struct pollfd fds[2 + MAX_WATCHED] = { { l->listener, POLLIN, 0 }, { sfd, POLLIN, 0 } };
   int status = 0;
   for (;;) {
     long long t = serve_timeout_ns();
     struct timespec ts = { t / 1000000000LL, t % 1000000000LL };
-    int n = ppoll(fds, 2, t >= 0 ? &ts : NULL, NULL);
+    int watched = serve_pollfds(fds + 2, MAX_WATCHED);
+    int n = ppoll(fds, 2 + (nfds_t)watched, t >= 0 ? &ts : NULL, NULL);
     if (n < 0 && errno != EINTR) {
       fprintf(stderr, "vexec: ppoll: %s\n", strerror(errno));
       kill(l->pid, SIGKILL);
@@ -140,8 +148,8 @@ static void print_stats(const struct launched *l) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   long long cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-  fprintf(stderr, "vexec: vdso %s; %lu notifications: %lu clock readings, %lu sleeps (%lu restarted, at most %lu held at once), %lu waits at a barrier, %lu passed through, %lu answered too late (interrupted); supervisor CPU %lld us\n",
-          l->vdso_hidden ? "hidden" : "absent", s->notifications, s->clocks, s->sleeps, s->restarts, s->held_max, s->barrier_waits, s->passed, s->gone, cpu_us);
+  fprintf(stderr, "vexec: vdso %s; %lu notifications: %lu clock readings, %lu sleeps, %lu epoll waits (%lu ended by events), %lu futex waits (%lu woken; %lu calls restarted, at most %lu held at once), %lu waits at a barrier, %lu passed through, %lu answered too late (interrupted); supervisor CPU %lld us\n",
+          l->vdso_hidden ? "hidden" : "absent", s->notifications, s->clocks, s->sleeps, s->waits, s->waits_ready, s->futexes, s->futexes_woken, s->restarts, s->held_max, s->barrier_waits, s->passed, s->gone, cpu_us);
 }
 
 static int run(char **argv, unsigned traps) {
@@ -226,6 +234,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[i], "--check") == 0 && argc == 2) return check();
     if (strcmp(argv[i], "--sleeps") == 0) traps |= TRAP_SLEEPS;
+    else if (strcmp(argv[i], "--waits") == 0) traps |= TRAP_WAITS;
     else usage();
   }
   if (i >= argc) usage();

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <sys/types.h>
 #include "../shim/layout.h"
 
@@ -19,6 +20,8 @@
 enum trap_set {
   TRAP_CLOCKS = 1, /* clock_gettime (the clocks the virtual clock replaces), gettimeofday, time */
   TRAP_SLEEPS = 2, /* nanosleep, clock_nanosleep (REALTIME, MONOTONIC, BOOTTIME) */
+  TRAP_WAITS = 4,  /* epoll_wait, epoll_pwait with a timeout (not 0, not infinite); futex waits
+                      (FUTEX_WAIT, FUTEX_WAIT_BITSET) with a timeout */
 };
 
 /* launch.c */
@@ -53,11 +56,12 @@ void vclock_waiting(int delta);         /* readings waiting at the barrier (W_WA
 
 /* serve.c */
 struct served {
-  unsigned long notifications, clocks, passed, sleeps, held_max, restarts, gone, barrier_waits;
+  unsigned long notifications, clocks, passed, sleeps, waits, waits_ready, futexes, futexes_woken, held_max, restarts, gone, barrier_waits;
 };
 void serve_init(int listener, unsigned traps);
 void serve_one(void);                   /* receive and answer (or hold) one notification */
 void serve_held(void);                  /* answer the held ones whose time has come */
+int serve_pollfds(struct pollfd *fds, int max); /* fds whose readiness ends a held wait; how many */
 long long serve_timeout_ns(void);       /* real ns until a held one may be due (-1: none held) */
 const struct served *serve_stats(void);
 
