@@ -43,16 +43,17 @@ program.name('livesim').description('Cluster-scale full-stack simulation under o
 
 program
   .command('run')
-  .description('Run a SimCluster on this machine: the leader here, sim-runtimes as local processes over HTTP/2.')
+  .description('Run a SimCluster on this machine: the leader here, its hosts in this process too or, with live components or --partition, in sim-runtime processes over HTTP/2.')
   .argument('<file>', 'SimCluster manifest (YAML or JSON)')
   .option('-o, --out <file>', 'write the results JSON here', 'results.json')
-  .option('-p, --partition <n>', 'number of runtime processes (default 1: fastest here)', (v) => positiveInt(v, '--partition'))
+  .option('-p, --partition <n>', 'run the hosts in this many runtime processes over HTTP/2 (default: none, all in this process; 1 with live components)', (v) => positiveInt(v, '--partition'))
   .addOption(new Option('--stepping <mode>', 'adaptive windows (skip idle time) or fixed lookahead steps').choices(['adaptive', 'fixed']).default('adaptive'))
   .option('--json', 'print the results JSON on stdout instead of a table')
   .option('-q, --quiet', 'no progress display')
   .option('--work-dir <dir>', 'live components: where their logs and clock files go (default: a new directory under the system temp dir)')
   .action(async (file: string, o: { out: string; partition?: number; stepping: 'adaptive' | 'fixed'; json?: boolean; quiet?: boolean; workDir?: string }) => {
-    // Without --partition, runLocal runs defaultPartition(plan) runtimes: 1 for every plan.
+    // Without --partition, runLocal carries the hosts in this process (no live component) or in
+    // defaultPartition(plan) runtimes, 1: the heap of one runtime either way.
     const { cluster, plan, baseDir } = readManifest(file, o.partition ?? 1)
     const workDir = plan.liveComponents > 0 ? path.resolve(o.workDir ?? mkdtempSync(path.join(os.tmpdir(), `livesim-${plan.cluster}-`))) : undefined
     const log = makeLogger('livesim', process.env.LIVESIM_LOG_LEVEL ?? 'warn')
