@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The livesim command line: run, validate, leader, host, crds.
+// The livesim command line: run, validate, sweep, compare, leader, host, crds.
 // Exit codes: 0 success; 1 invalid input or failed run; 2 usage error; 130 interrupted.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -11,6 +11,7 @@ import { makeLogger } from '../log.ts'
 import { Leader, RunFailed } from '../sync/leader.ts'
 import { runRuntime, RuntimeError, stopLiveComponents } from '../sync/runtime.ts'
 import { runLocal } from '../run/local.ts'
+import { addSweepCommands, validateSweepFile } from '../sweep/command.ts'
 import { ProgressView, printResultsTable } from './view.ts'
 import { renderCrds } from '../api/crds.ts'
 
@@ -99,13 +100,18 @@ program
 
 program
   .command('validate')
-  .description('Check SimCluster manifests: schema and semantics. Exit 0 when all are valid.')
+  .description('Check SimCluster and SimSweep manifests: schema and semantics. Exit 0 when all are valid.')
   .argument('<files...>', 'manifests')
   .option('-p, --partition <n>', 'check the modelled state against the heap of this many runtime processes, as `livesim run --partition` (default 1)', (v) => positiveInt(v, '--partition'), 1)
   .action((files: string[], o: { partition: number }) => {
     let bad = 0
     for (const f of files) {
       try {
+        const sweep = validateSweepFile(f)
+        if (sweep !== undefined) {
+          process.stdout.write(`${sweep}\n`)
+          continue
+        }
         const { plan } = readManifest(f, o.partition)
         process.stdout.write(`${f}: valid SimCluster ${plan.cluster} (${plan.hosts.length} hosts, lookahead ${Number.isFinite(plan.lookaheadNs) ? `${plan.lookaheadNs}ns` : 'none'})\n`)
       } catch (err) {
@@ -116,6 +122,8 @@ program
     }
     if (bad) process.exitCode = 1
   })
+
+addSweepCommands(program)
 
 program
   .command('leader')
