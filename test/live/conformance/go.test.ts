@@ -2,7 +2,7 @@
 // machine's Go toolchain, statically (CGO_ENABLED=0) and linked with glibc (CGO_ENABLED=1), both
 // running in one cell of a `livesim run` at cell.speed 4. The Go runtime reads its clock through
 // the vDSO or raw system calls, never through glibc: the programs are virtual only under the
-// supervisor of sim-runtime/live/vexec (until then their checks are pending).
+// supervisor of sim-runtime/live/vexec, which the runtime starts them with.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
