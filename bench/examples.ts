@@ -1,14 +1,15 @@
-// Benchmarks on the shipped examples, all through runLocal (the leader here, runtimes as child
-// processes over HTTP/2, exactly as `livesim run`) with the default partition.
+// Benchmarks on the shipped examples, all through runLocal with its defaults, exactly as `livesim
+// run` (these examples have no live component: their hosts run embedded, in the leader's process).
 //
 // skipahead-sparse       barriers of examples/sparse.yaml with adaptive windows (skip-ahead) vs
 //                        fixed stepping; both runs must give the same results digest.
 // slack-vs-conservative  wall seconds of examples/slack.yaml vs the same manifest with spec.sync
 //                        deleted (Conservative: the quickstart cluster), plus what Slack costs in
 //                        fidelity (late messages).
-// quickstart-slowdown    wall seconds per virtual second of examples/quickstart.yaml, vs the
-//                        in-process driver (simulateInProcess: same windows, no processes, no
-//                        HTTP/2), so the ratio is the price of the barriers and processes.
+// quickstart-slowdown    wall seconds per virtual second of examples/quickstart.yaml through
+//                        runLocal's default (embedded: the hosts in the leader's process), vs the
+//                        in-process driver (simulateInProcess: the same windows and engine, no
+//                        leader); --partition 1 (one runtime process over HTTP/2) for comparison.
 import { runLocal } from '../sim-runtime/run/local.ts'
 import type { SimResults } from '../sim-runtime/sync/results.ts'
 import { simulateInProcess } from '../sim-runtime/sync/inprocess.ts'
@@ -121,38 +122,68 @@ export const slackVsConservative: Benchmark = {
 
 export const quickstartSlowdown: Benchmark = {
   name: 'quickstart-slowdown',
-  description: 'wall s per virtual s of examples/quickstart.yaml via runLocal, vs the in-process driver',
+  description: 'wall s per virtual s of examples/quickstart.yaml via runLocal (embedded, the default), vs the in-process driver',
   async run(ctx) {
     const m = loadExample('quickstart.yaml')
-    // Warm the in-process engine once so its samples are not all JIT warm-up.
-    simulateInProcess(m.plan)
-    const live: SimResults[] = []
-    const inproc: SimResults[] = []
+    const virtualS = m.plan.endTimeNs / 1e9
+    /** A run and the wall seconds of the whole call that made it. */
+    const timed = async (run: () => Promise<SimResults> | SimResults) => {
+      const t0 = performance.now()
+      const r = await run()
+      return { r, s: (performance.now() - t0) / 1000 }
+    }
+    const embeddedRun = () => timed(() => local(ctx, m))
+    const inprocRun = () => timed(() => simulateInProcess(m.plan))
+    // One warm-up of each, so that neither side's samples are all JIT warm-up.
+    await embeddedRun()
+    await inprocRun()
+    const embedded: { r: SimResults; s: number }[] = []
+    const inproc: { r: SimResults; s: number }[] = []
+    const processes: { r: SimResults; s: number }[] = []
     for (let i = 0; i < ctx.reps; i++) {
-      live.push(await local(ctx, m))
-      inproc.push(simulateInProcess(m.plan))
-      note(`quickstart-slowdown: runLocal ${live[i]!.wall.seconds}s, in-process ${inproc[i]!.wall.seconds}s for ${live[i]!.virtualTimeNs / 1e9}s virtual`)
+      embedded.push(await embeddedRun())
+      inproc.push(await inprocRun())
+      // For comparison, not judged: the same run in one runtime process over HTTP/2 (--partition 1).
+      processes.push(await timed(() => runLocal({ cluster: m.cluster, plan: m.plan, baseDir: m.baseDir, logger: ctx.logger, partition: 1 })))
+      note(`quickstart-slowdown: runLocal embedded ${sig(embedded[i]!.s)}s, in-process ${sig(inproc[i]!.s)}s, --partition 1 ${sig(processes[i]!.s)}s (${processes[i]!.r.wall.seconds}s from gang start) for ${virtualS}s virtual`)
     }
-    if (live[0]!.digest !== inproc[0]!.digest) note(`quickstart-slowdown: DIGESTS DIFFER: runLocal ${live[0]!.digest}, in-process ${inproc[0]!.digest}`)
-    const value = best(live.map(slowdown), 'min')
-    const baseline = best(inproc.map(slowdown), 'min')
-    const barriers = live[0]!.sync.barriers
-    return {
-      name: 'quickstart-slowdown',
-      value: sig(value),
-      unit: 'wall s / virtual s',
-      baseline: sig(baseline),
-      ratio: ratio(value, baseline),
-      sameDigest: live[0]!.digest === inproc[0]!.digest,
-      barriers,
-      // What each barrier costs over the in-process run, all of it synchronisation overhead.
-      overheadUsPerBarrier: sig(((best(live.map((r) => r.wall.seconds), 'min') - best(inproc.map((r) => r.wall.seconds), 'min')) * 1e6) / barriers, 3),
-      detail: {
-        runtimes: live[0]!.wall.runtimes,
-        events: Object.values(live[0]!.hosts).reduce((n, h) => n + h.events, 0),
-        ...stats(live.map(slowdown), inproc.map(slowdown), 'min'),
+    const digests = new Set([...embedded, ...inproc, ...processes].map((x) => x.r.digest))
+    const sameDigest = digests.size === 1
+    if (!sameDigest) note(`quickstart-slowdown: DIGESTS DIFFER: ${[...digests].join(', ')}`)
+    const value = best(embedded.map((x) => x.s / virtualS), 'min')
+    const baseline = best(inproc.map((x) => x.s / virtualS), 'min')
+    const barriers = embedded[0]!.r.sync.barriers
+    const r = withGoal(
+      {
+        name: 'quickstart-slowdown',
+        value: sig(value),
+        unit: 'wall s / virtual s',
+        baseline: sig(baseline),
+        ratio: ratio(value, baseline),
+        sameDigest,
+        barriers,
+        detail: {
+          runtimes: embedded[0]!.r.wall.runtimes,
+          events: Object.values(embedded[0]!.r.hosts).reduce((n, h) => n + h.events, 0),
+          // The embedded run's own wall, from the start of its windows (results.wall).
+          resultsWallSlowdown: sig(best(embedded.map((x) => slowdown(x.r)), 'min')),
+          // One runtime process over HTTP/2: the whole call (spawn included), and from gang start as before the embedded default.
+          partition1Slowdown: sig(best(processes.map((x) => x.s / virtualS), 'min')),
+          partition1ResultsWallSlowdown: sig(best(processes.map((x) => slowdown(x.r)), 'min')),
+          partition1OverheadUsPerBarrier: sig(((best(processes.map((x) => x.r.wall.seconds), 'min') - best(inproc.map((x) => x.s), 'min')) * 1e6) / barriers, 3),
+          ...stats(
+            embedded.map((x) => x.s / virtualS),
+            inproc.map((x) => x.s / virtualS),
+            'min',
+          ),
+        },
+        ...machine(),
       },
-      ...machine(),
-    }
+      '<=',
+      2,
+    )
+    r.goal = `${r.goal} and the same digest`
+    r.met = r.met === true && sameDigest
+    return r
   },
 }
