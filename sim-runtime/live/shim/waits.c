@@ -70,6 +70,17 @@ typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
 typedef int (*epoll_pwait_fn)(int, struct epoll_event *, int, int, const sigset_t *);
 typedef int (*epoll_pwait2_fn)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
 
+/* The definition a call the shim does not take over goes to: the next one (libfaketime's poll,
+   select and epoll waits divide a timeout by its rate, which is what a timeout got without the fast
+   clock), or glibc's for a call that does not wait (a zero timeout), which libfaketime's would only
+   pass on: a poll that does not wait is an event loop's hot path. */
+static void *passing(void **next, void **direct, const char *name, int waits) {
+  if (!*next) *next = dlsym(RTLD_NEXT, name);
+  if (waits) return *next;
+  if (!*direct) *direct = glibc_sym(name);
+  return *direct ? *direct : *next;
+}
+
 static ppoll_fn glibc_ppoll(void) {
   static ppoll_fn f;
   if (!f) f = (ppoll_fn)glibc_sym("ppoll");
@@ -93,20 +104,20 @@ static int vpoll(struct pollfd *fds, nfds_t n, const sigset_t *mask, long long d
 }
 
 SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
-  static poll_fn next;
-  if (!next) next = (poll_fn)dlsym(RTLD_NEXT, "poll");
+  static void *next, *direct;
   if (timeout > 0 && virtual_waits() && glibc_ppoll()) return vpoll(fds, n, NULL, deadline_after(timeout * 1000000LL));
+  poll_fn pass = (poll_fn)passing(&next, &direct, "poll", timeout != 0);
   if (timeout != 0) before_block();
-  return after_block(next(fds, n, timeout), timeout != 0);
+  return after_block(pass(fds, n, timeout), timeout != 0);
 }
 
 SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t *mask) {
-  static ppoll_fn next;
-  if (!next) next = (ppoll_fn)dlsym(RTLD_NEXT, "ppoll");
+  static void *next, *direct;
   int blocking = !t || t->tv_sec != 0 || t->tv_nsec != 0;
   if (t && blocking && valid_ts(t) && virtual_waits() && glibc_ppoll()) return vpoll(fds, n, mask, deadline_after(ns_of(t)));
+  ppoll_fn pass = (ppoll_fn)passing(&next, &direct, "ppoll", blocking);
   if (blocking) before_block();
-  return after_block(next(fds, n, t, mask), blocking);
+  return after_block(pass(fds, n, t, mask), blocking);
 }
 
 /* The fortified entries (_FORTIFY_SOURCE with a known array size: memcached calls __poll_chk): glibc's
@@ -171,8 +182,7 @@ static int select_taken(int n, const struct timespec *t) {
 }
 
 SHIM_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv) {
-  static select_fn next;
-  if (!next) next = (select_fn)dlsym(RTLD_NEXT, "select");
+  static void *next, *direct;
   /* Linux takes any tv_usec >= 0 (it carries whole seconds over). */
   struct timespec t = { -1, 0 };
   if (tv && tv->tv_sec >= 0 && tv->tv_usec >= 0) t = (struct timespec){ tv->tv_sec + tv->tv_usec / 1000000, tv->tv_usec % 1000000 * 1000 };
@@ -189,17 +199,18 @@ SHIM_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *t
     return k;
   }
   int blocking = !tv || tv->tv_sec != 0 || tv->tv_usec != 0;
+  select_fn pass = (select_fn)passing(&next, &direct, "select", blocking);
   if (blocking) before_block();
-  return after_block(next(n, r, w, e, tv), blocking);
+  return after_block(pass(n, r, w, e, tv), blocking);
 }
 
 SHIM_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t, const sigset_t *mask) {
-  static pselect_fn next;
-  if (!next) next = (pselect_fn)dlsym(RTLD_NEXT, "pselect");
+  static void *next, *direct;
   if (t && select_taken(n, t)) return vselect(n, r, w, e, mask, deadline_after(ns_of(t)));
   int blocking = !t || t->tv_sec != 0 || t->tv_nsec != 0;
+  pselect_fn pass = (pselect_fn)passing(&next, &direct, "pselect", blocking);
   if (blocking) before_block();
-  return after_block(next(n, r, w, e, t, mask), blocking);
+  return after_block(pass(n, r, w, e, t, mask), blocking);
 }
 
 /* epoll: epoll_pwait2 (Linux 5.11, glibc 2.35) waits with ns precision; without it, epoll_pwait
@@ -243,19 +254,19 @@ static int epoll_taken(void) {
 }
 
 SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
-  static epoll_wait_fn next;
-  if (!next) next = (epoll_wait_fn)dlsym(RTLD_NEXT, "epoll_wait");
+  static void *next, *direct;
   if (timeout > 0 && epoll_taken()) return vepoll(epfd, ev, max, NULL, deadline_after(timeout * 1000000LL));
+  epoll_wait_fn pass = (epoll_wait_fn)passing(&next, &direct, "epoll_wait", timeout != 0);
   if (timeout != 0) before_block();
-  return after_block(next(epfd, ev, max, timeout), timeout != 0);
+  return after_block(pass(epfd, ev, max, timeout), timeout != 0);
 }
 
 SHIM_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
-  static epoll_pwait_fn next;
-  if (!next) next = (epoll_pwait_fn)dlsym(RTLD_NEXT, "epoll_pwait");
+  static void *next, *direct;
   if (timeout > 0 && epoll_taken()) return vepoll(epfd, ev, max, mask, deadline_after(timeout * 1000000LL));
+  epoll_pwait_fn pass = (epoll_pwait_fn)passing(&next, &direct, "epoll_pwait", timeout != 0);
   if (timeout != 0) before_block();
-  return after_block(next(epfd, ev, max, timeout, mask), timeout != 0);
+  return after_block(pass(epfd, ev, max, timeout, mask), timeout != 0);
 }
 
 SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *t, const sigset_t *mask) {
