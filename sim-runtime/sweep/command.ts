@@ -6,8 +6,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { InvalidArgumentError, type Command } from 'commander'
 import type { SimClusterSpec } from '../api/schema.ts'
+import { localHeapBudget } from '../api/state-budget.ts'
 import { parseManifest, ValidationError } from '../api/validate.ts'
-import { makeLogger } from '../log.ts'
 import { CompareError, compareResults, compareTable, readResults } from './compare.ts'
 import { reportKind } from './fields.ts'
 import { describePoint, type Grid } from './grid.ts'
@@ -33,7 +33,7 @@ function readText(file: string): string {
 
 /** A SimSweep file's grid; ValidationError when it is not a valid SimSweep. */
 export function readSweep(file: string): Grid {
-  return validateSimSweep(parseManifest(readText(file), file, 'SimSweep'), { source: file, baseDir: path.dirname(path.resolve(file)) })
+  return validateSimSweep(parseManifest(readText(file), file, 'SimSweep'), { source: file, baseDir: path.dirname(path.resolve(file)), heap: localHeapBudget(1) })
 }
 
 /** For `livesim validate`: the line for a valid SimSweep file, undefined when the file holds another kind. */
@@ -45,7 +45,7 @@ export function validateSweepFile(file: string): string | undefined {
     return undefined // not parseable: the SimCluster validation says why
   }
   if ((doc as { kind?: unknown } | null)?.kind !== 'SimSweep') return undefined
-  const grid = validateSimSweep(doc, { source: file, baseDir: path.dirname(path.resolve(file)) })
+  const grid = validateSimSweep(doc, { source: file, baseDir: path.dirname(path.resolve(file)), heap: localHeapBudget(1) })
   return `${file}: valid SimSweep ${grid.sweep} (${grid.points} points × ${grid.seeds} seeds = ${grid.points * grid.seeds} trials)`
 }
 
@@ -91,7 +91,9 @@ async function sweepAction(file: string, o: SweepOptions): Promise<void> {
   const started = performance.now()
   let run: Awaited<ReturnType<typeof runSweep>>
   try {
-    run = await runSweep({ grid, outDir, baseDir: path.dirname(path.resolve(file)), parallel, logger: makeLogger('livesim-sweep', process.env.LIVESIM_LOG_LEVEL ?? 'warn'), signal: abort.signal, onProgress: view ? (p) => view.update(p) : undefined, latency })
+    // Each failed trial's reason is in the results; its leader's log would say it again.
+    const logLevel = process.env.LIVESIM_LOG_LEVEL ?? 'fatal'
+    run = await runSweep({ grid, outDir, baseDir: path.dirname(path.resolve(file)), parallel, logLevel, signal: abort.signal, onProgress: view ? (p) => view.update(p) : undefined, latency })
   } finally {
     view?.stop()
     process.off('SIGINT', onSignal)

@@ -1,5 +1,5 @@
 // `livesim sweep`: every trial of a grid run on this machine through runLocal, the code path of
-// `livesim run`, a bounded number at once. Each trial's manifest goes to DIR/trials/<name>.yaml
+// `livesim run`, each in a worker thread of its own (trial-worker.ts), a bounded number at once. Each trial's manifest goes to DIR/trials/<name>.yaml
 // (with its spec hash) before it runs and its results to DIR/trials/<name>.json after it
 // succeeds; a trial whose results are there, intact, from a manifest with the same spec hash is
 // not run again (resume). More than maxFailedTrials failures stop the launching of trials; an
@@ -8,16 +8,14 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import os from 'node:os'
 import path from 'node:path'
 import { dump, load } from 'js-yaml'
-import type { Logger } from 'pino'
 import type { RunPlan } from '../api/plan.ts'
 import type { SimCluster } from '../api/schema.ts'
 import { validateSimCluster } from '../api/validate.ts'
-import { runLocal } from '../run/local.ts'
-import type { LeaderStatus } from '../sync/leader.ts'
 import { digestOf, type SimResults } from '../sync/results.ts'
 import { metricHosts, metricValue } from './fields.ts'
 import { specHash, trialManifest, trials, type Grid, type Trial } from './grid.ts'
 import { PERCENTILES, type Percentile, type TrialRecord } from './summary.ts'
+import { TrialPool, type TrialRequest } from './pool.ts'
 
 export const SPEC_HASH_ANNOTATION = 'livesim.dev/spec-hash'
 
@@ -36,8 +34,8 @@ export interface SweepProgress {
   etaSeconds: number | undefined
 }
 
-/** Runs one trial; the default is runLocal, as `livesim run` does. */
-export type TrialRunner = (m: { cluster: SimCluster; plan: RunPlan; baseDir: string; signal: AbortSignal; onStatus: (s: LeaderStatus) => void; workDir?: string }) => Promise<SimResults>
+/** Runs one trial; the default runs runLocal, as `livesim run` does, in a worker thread (pool.ts). */
+export type TrialRunner = (req: TrialRequest) => Promise<SimResults>
 
 export interface SweepRunOptions {
   grid: Grid
@@ -45,7 +43,8 @@ export interface SweepRunOptions {
   /** Directory of the sweep's manifest: Custom modules are relative to it. */
   baseDir: string
   parallel: number
-  logger: Logger
+  /** pino level of the trials' logs (their failures are in the sweep's results either way). */
+  logLevel: string
   signal?: AbortSignal
   onProgress?: (p: SweepProgress) => void
   /** The latency component the report plots (group/component) and the root of its percentiles. */
@@ -67,7 +66,8 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepRun> {
   const all = trials(opts.grid)
   const records: TrialRecord[] = all.map((t) => notRun(opts.grid, t))
   const pace = new Pace(all.length)
-  const run = opts.runTrial ?? defaultRunner(opts.logger)
+  const pool = opts.runTrial ? undefined : new TrialPool(opts.logLevel)
+  const run = opts.runTrial ?? ((req: TrialRequest) => pool!.run(req))
   let next = 0
   let failed = 0
   let stopped: string | undefined
@@ -89,7 +89,11 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepRun> {
     }
   }
   report()
-  await Promise.all(Array.from({ length: Math.min(opts.parallel, all.length) }, worker))
+  try {
+    await Promise.all(Array.from({ length: Math.min(opts.parallel, all.length) }, worker))
+  } finally {
+    await pool?.close()
+  }
   const interrupted = opts.signal?.aborted ?? false
   return { records, interrupted, ...(stopped && !interrupted ? { stopped } : {}) }
 }
@@ -112,7 +116,7 @@ async function runOne(opts: SweepRunOptions, t: Trial, dir: string, run: TrialRu
   try {
     const { cluster, plan } = validateSimCluster(manifest, { baseDir: opts.baseDir })
     const workDir = plan.liveComponents > 0 ? path.join(opts.outDir, 'work', t.name) : undefined
-    const results = await run({ cluster, plan, baseDir: opts.baseDir, signal: opts.signal ?? new AbortController().signal, onStatus: (s) => onFraction(s.progress), workDir })
+    const results = await run({ cluster, baseDir: opts.baseDir, signal: opts.signal ?? new AbortController().signal, onProgress: onFraction, workDir })
     writeFileSync(`${files.json}.tmp`, JSON.stringify(results, null, 2) + '\n')
     renameSync(`${files.json}.tmp`, files.json)
     return record(opts, t, hash, results, plan, { reused: false, wallSeconds: (performance.now() - started) / 1000 })
@@ -154,20 +158,6 @@ function trialYaml(m: SimCluster, hash: string): string {
     "# Custom component modules are relative to the sweep's manifest.\n" +
     dump(annotated, { noRefs: true, lineWidth: 120 })
   )
-}
-
-function defaultRunner(logger: Logger): TrialRunner {
-  return ({ cluster, plan, baseDir, signal, onStatus, workDir }) =>
-    runLocal({
-      cluster,
-      plan,
-      baseDir,
-      logger: logger.child({ trial: cluster.metadata.name }),
-      signal,
-      onStatus,
-      statusIntervalMs: 500,
-      childEnv: workDir ? () => ({ LIVESIM_WORK_DIR: workDir }) : undefined,
-    })
 }
 
 /** The sweep's pace: trials run here (not reused) over the wall time they took, for the ETA. */

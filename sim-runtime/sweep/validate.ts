@@ -6,6 +6,7 @@
 // field path; nothing here throws anything but ValidationError.
 import { Compile } from 'typebox/compile'
 import type { RunPlan } from '../api/plan.ts'
+import type { HeapBudget } from '../api/state-budget.ts'
 import { API_VERSION, LIMITS, SimSweep, SWEEP_LIMITS, type SimCluster, type SimSweep as SimSweepT } from '../api/schema.ts'
 import { describe, parseManifest, schemaIssues, validateSimCluster, ValidationError, type Issue } from '../api/validate.ts'
 import { fieldProblem, metricHosts } from './fields.ts'
@@ -22,6 +23,8 @@ export interface SweepValidateOptions {
   /** Directory that Custom component module paths are relative to; when set, modules must exist. */
   baseDir?: string
   source?: string
+  /** Refuse grid points whose modelled state cannot fit the heap of the runtime that runs a trial. */
+  heap?: HeapBudget
 }
 
 function fail(issues: Issue[], source?: string): never {
@@ -173,7 +176,7 @@ function pointsIssues(grid: Grid, opts: SweepValidateOptions): Issue[] {
     const here = `grid point ${p} (${describePoint(grid.parameters, t.values)})`
     let plan: RunPlan
     try {
-      plan = validateSimCluster(trialManifest(grid, t), { baseDir: opts.baseDir }).plan
+      plan = validateSimCluster(trialManifest(grid, t), { baseDir: opts.baseDir, heap: opts.heap }).plan
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err
       for (const i of err.issues) issues.push({ path: 'spec.parameters', message: `${here}: ${inTemplate(i.path)}: ${i.message}` })
