@@ -1,9 +1,10 @@
 // vexec: the supervisor that runs programs LD_PRELOAD cannot reach (Go programs, statically linked
-// ones, musl) on their cell's virtual clock. It is a small C program (vexec/*.c): it hides the vDSO
-// from the program it starts (ptrace, at the exec), so that the program reads its clock with system
-// calls; a seccomp filter hands those to vexec, which answers them from the cell's clock state (the
-// same as the shim's, shim/layout.ts) and, for static C programs, holds their sleeps to their virtual
-// deadline. The runtime spawns `vexec -- PROGRAM ARGS` in the program's place (runner.ts); vexec
+// ones, musl) on their cell's virtual clock. It is a small C program (vexec/*.c): at the program's
+// exec (ptrace) it makes the vDSO's clock functions a fast clock that reads the cell's clock state
+// (the same as the shim's, shim/layout.ts) in the program, or, where it cannot, hides the vDSO so
+// that the program reads its clock with system calls; a seccomp filter hands those (and the fast
+// clock's hard cases) to vexec, which answers them from the clock state and holds sleeps and timed
+// waits to their virtual deadline. The runtime spawns `vexec -- PROGRAM ARGS` in the program's place (runner.ts); vexec
 // passes signals on and exits as the program does (docs/live.md, "Go and static programs: vexec").
 //
 // Compiled with the machine's C compiler on first use (-Wall -Wextra -Werror) and cached by the
@@ -87,21 +88,40 @@ function vexecCacheDir(): string {
   return dir
 }
 
-let support: { path?: string; why: string } | undefined
+/** Whether vexec works here, and its fast clock (vexecSupport). */
+export interface VexecSupport {
+  /** vexec, when it works here. */
+  path?: string
+  /** How it was found or built, or why it does not work. */
+  why: string
+  /** Its fast clock works here: the vDSO's clock functions read the virtual clock in the program (vexec/fast.c). */
+  fast: boolean
+  /** Why not, when it does not. */
+  fastWhy?: string
+}
+
+let support: VexecSupport | undefined
 
 /**
  * vexec, if it works on this machine (`vexec --check` ran a probe under it: the probe's vDSO was
  * hidden and its clock answered), or why not: no compiler, no seccomp user notification (Linux
- * < 5.5, or a seccomp profile that forbids it), ptrace not permitted. Probed once per process.
+ * < 5.5, or a seccomp profile that forbids it), ptrace not permitted; and whether its fast clock
+ * works (a second probe read the virtual clock through its vDSO without a system call). Probed once
+ * per process.
  */
-export function vexecSupport(): { path?: string; why: string } {
+export function vexecSupport(): VexecSupport {
   if (support) return support
   const bin = vexecBinary()
-  if (!bin.path) return (support = { why: bin.why })
+  if (!bin.path) return (support = { why: bin.why, fast: false, fastWhy: bin.why })
   const r = spawnSync(bin.path, ['--check'], { encoding: 'utf8', timeout: 10_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } })
+  const lines = (r.stdout ?? '').trim().split('\n')
+  if (r.status === 0 && lines[0] === 'ok') {
+    const fast = lines[1] === 'fast'
+    return (support = { path: bin.path, why: bin.why, fast, ...(fast ? {} : { fastWhy: lines[1] ?? 'vexec --check said nothing of the fast clock' }) })
+  }
   const said = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().replace(/\s+/g, ' ')
-  if (r.status === 0 && r.stdout.trim() === 'ok') return (support = { path: bin.path, why: bin.why })
-  return (support = { why: `vexec --check: ${said || r.error?.message || `exit ${r.status ?? r.signal}`}` })
+  const why = `vexec --check: ${said || r.error?.message || `exit ${r.status ?? r.signal}`}`
+  return (support = { why, fast: false, fastWhy: why })
 }
 
 /** What a program needs from vexec besides its clock readings (vexecOptions). */
@@ -114,15 +134,20 @@ export interface VexecOptions {
    * runs faster than the wall (speed < 1), whose real waits for a virtual duration would end late.
    */
   waits: boolean
+  /**
+   * The fast clock (where vexecSupport() says it works): the vDSO's clock functions read the virtual
+   * clock in the program. Otherwise every clock reading is a system call vexec answers (~8 µs).
+   */
+  fast: boolean
 }
 
 /** What vexec must hold for a program of this kind (clockCoverage) on a clock of this rate (virtual ns per real ns: 1 / speed). */
 export function vexecOptions(kind: 'go' | 'c', rate: number): VexecOptions {
-  return { sleeps: kind === 'c', waits: kind === 'c' || rate > 1 }
+  return { sleeps: kind === 'c', waits: kind === 'c' || rate > 1, fast: true }
 }
 
 /**
- * The command and environment that run `command` under vexec: `vexec [--sleeps] [--waits] -- command…`, with
+ * The command and environment that run `command` under vexec: `vexec [--sleeps] [--waits] [--no-fast] -- command…`, with
  * env's LD_PRELOAD (the shim and libfaketime) moved to LIVESIM_VEXEC_PRELOAD. vexec must read the
  * real clock itself; it hands the value on as LD_PRELOAD to a statically linked program, whose own
  * dynamically linked children then read the clock through the shim. env must carry the cell's
@@ -134,7 +159,7 @@ export function vexecCommand(command: string[], env: Record<string, string>, opt
   if (!env.LIVESIM_CLOCK_LIMIT) throw new Error('vexecCommand: env has no LIVESIM_CLOCK_LIMIT (the cell clock\'s env())')
   const { LD_PRELOAD: preload, ...rest } = env
   return {
-    command: [vexec.path, ...(opts.sleeps ? ['--sleeps'] : []), ...(opts.waits ? ['--waits'] : []), '--', ...command],
+    command: [vexec.path, ...(opts.sleeps ? ['--sleeps'] : []), ...(opts.waits ? ['--waits'] : []), ...(opts.fast && vexec.fast ? [] : ['--no-fast']), '--', ...command],
     env: preload ? { ...rest, LIVESIM_VEXEC_PRELOAD: preload } : rest,
   }
 }

@@ -14,9 +14,10 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCell, type Cell } from '../../sim-runtime/live/cell.ts'
 import { clockCoverage, createVirtualClock, DEFAULT_BASE_EPOCH_MS, type VirtualClock } from '../../sim-runtime/live/clock.ts'
+import { createCoopDriver } from '../../sim-runtime/live/coop.ts'
 import { createQuantumDriver } from '../../sim-runtime/live/quantum.ts'
 import { which } from '../../sim-runtime/live/spawn.ts'
-import { vexecCommand, vexecOptions, vexecSupport, type VexecOptions } from '../../sim-runtime/live/vexec.ts'
+import { VEXEC_CFLAGS, VEXEC_DIR, vexecCommand, vexecOptions, vexecSupport, type VexecOptions } from '../../sim-runtime/live/vexec.ts'
 import { buildGo, cgoMissing, goToolchain } from './gobuild.ts'
 import { baseEnv, ensureLiveDeps, skipTitle, sleep, strongestCellMode, waitFor } from './helpers.ts'
 
@@ -228,7 +229,7 @@ const Q = 10_000_000 // virtual ns per quantum
  * late in virtual time), barrier by barrier, until it prints "done" or exits (or 120 s of wall).
  * Frozen 150 ms at every third barrier, 2 ms at the others.
  */
-async function runDriven(name: string, command: string[], opts: VexecOptions, speed: number) {
+async function runDriven(name: string, command: string[], opts: VexecOptions, speed: number, clockMode: 'CpuTime' | 'Cooperative' = 'CpuTime') {
   const cell: Cell = await createCell({ name: `vexec-${name}`, mode: strongestCellMode() })
   const clock: VirtualClock = createVirtualClock(path.join(clockRoot, name))
   const log = path.join(work, `${name}.log`)
@@ -237,7 +238,9 @@ async function runDriven(name: string, command: string[], opts: VexecOptions, sp
     const run = vexecCommand(command, { ...baseEnv(), ...clock.env(), LIVESIM_VEXEC_STATS: '1' }, opts)
     let exited: number | string | null | undefined
     cell.spawn(run.command, { env: run.env, cwd: work, logFile: log }).on('exit', (code, signal) => (exited = code ?? signal))
-    const driver = createQuantumDriver([{ cell, clock, clockMode: 'CpuTime', speed }])
+    // A Cooperative cell is never frozen: its programs wait at each barrier in their clock readings.
+    if (clockMode === 'Cooperative') await cell.thaw()
+    const driver = clockMode === 'Cooperative' ? createCoopDriver([{ cell, clock, clockMode: 'CpuTime', speed }]) : createQuantumDriver([{ cell, clock, clockMode, speed }])
     let T = 0
     let quanta = 0
     const deadline = Date.now() + 120_000
@@ -249,7 +252,7 @@ async function runDriven(name: string, command: string[], opts: VexecOptions, sp
     if (exited === undefined) await cell.thaw()
     await waitFor(() => exited !== undefined, 10_000, `${name} to exit`)
     const text = readFileSync(log, 'utf8')
-    return { ...parseProbe(text), text, exited, quanta, virtualNs: T, speed }
+    return { ...parseProbe(text), text, exited, quanta, virtualNs: T, speed, fast: opts.fast && vexec.fast }
   } finally {
     await cell.destroy()
     clock.close()
@@ -264,14 +267,17 @@ function checkDurations(label: string, r: Awaited<ReturnType<typeof runDriven>>,
   // The program read the virtual date (2024-01-01 + the time granted), not the real one: its vDSO was hidden.
   expect(r.firstNs, r.text).toBeDefined()
   expect(r.firstNs! >= BASE && r.firstNs! <= BASE + BigInt(r.virtualNs), `first reading ${r.firstNs}: ${r.text}`).toBe(true)
-  expect(r.text).toMatch(/vexec: vdso hidden; \d+ notifications: [1-9]\d* clock readings/)
+  // Read in the program by the fast clock, or answered by vexec with the vDSO hidden.
+  const served = /vexec: (fast clock in the vDSO|vdso hidden); \d+ notifications: (\d+) clock readings/.exec(r.text)
+  expect(served?.[1], r.text).toBe(r.fast ? 'fast clock in the vDSO' : 'vdso hidden')
+  if (!r.fast) expect(Number(served?.[2])).toBeGreaterThan(0)
   expect([...new Set(r.measured.map((m) => m.name))].sort()).toEqual([...names].sort())
   for (const m of r.measured) {
     expect(m.observedNs, `${m.name}: ended early: ${r.text}`).toBeGreaterThanOrEqual(m.askedNs)
     expect(m.observedNs, `${m.name}: more than a quantum late: ${r.text}`).toBeLessThanOrEqual(m.askedNs + Q)
   }
   const late = r.measured.map((m) => `${m.name} +${((m.observedNs - m.askedNs) / 1e6).toFixed(3)}`)
-  console.log(`[vexec ${label}] ${r.quanta} quanta of ${Q / 1e6} ms at speed ${r.speed}; late by (ms virtual): ${late.join(', ')}; ${/vexec: vdso.*/.exec(r.text)?.[0]}`)
+  console.log(`[vexec ${label}] ${r.quanta} quanta of ${Q / 1e6} ms at speed ${r.speed}; late by (ms virtual): ${late.join(', ')}; ${/vexec: (fast clock|vdso).*/.exec(r.text)?.[0]}`)
 }
 
 // Compiled now, not in a hook: whether there is a static libc decides which tests run.
@@ -298,6 +304,24 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, LIVESIM_VEXEC: 'off' } })
     expect(r.status, r.stderr).toBe(0)
     expect(JSON.parse(r.stdout)).toMatchObject({ covered: false, reason: expect.stringMatching(/statically linked.*vexec supervisor .* not available here: disabled by LIVESIM_VEXEC/) })
+  })
+
+  it.skipIf(!vexec.fast)(skipTitle('the fast clock works here (vexec --check)', vexec.fastWhy), () => {
+    expect(vexec.fast).toBe(true)
+  })
+
+  // The fast clock is copied into programs: it must reach nothing outside its own section.
+  const readelf = which('readelf')
+  const noReadelf = process.arch !== 'x64' ? 'the fast clock is built for x86-64 only' : readelf ? undefined : 'no readelf (binutils)'
+  it.skipIf(noReadelf !== undefined)(skipTitle('the fast clock refers to nothing outside its section (blob.c)', noReadelf), () => {
+    const obj = path.join(work, 'blob.o')
+    spawnSync('cc', [...VEXEC_CFLAGS, '-c', '-o', obj, path.join(VEXEC_DIR, 'blob.c')], { encoding: 'utf8' })
+    const relocs = spawnSync(readelf as string, ['-rW', obj], { encoding: 'utf8' }).stdout
+    const section = /Relocation section '\.rela(vexec_blob)'[^\n]*\n[^\n]*\n((?:[0-9a-f]+ [^\n]*\n)*)/.exec(relocs)
+    expect(section, relocs).not.toBeNull()
+    const targets = [...(section?.[2] ?? '').matchAll(/R_X86_64_\w+\s+[0-9a-f]+\s+(\S+)/g)].map((m) => m[1])
+    expect(targets.length).toBeGreaterThan(0)
+    expect(new Set(targets)).toEqual(new Set(['__start_vexec_blob']))
   })
 
   describe('stands in for its program', () => {
@@ -368,8 +392,16 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
 
     it('statically linked, speed 4: Sleep, After, a Ticker, a context timeout and a read deadline last their virtual time', async () => {
       expect(clockCoverage(builds.static as string)).toMatchObject({ covered: true, via: 'supervisor', kind: 'go', reason: expect.stringContaining('Go program (statically linked)') })
-      expect(vexecOptions('go', 1 / 4)).toEqual({ sleeps: false, waits: false })
+      expect(vexecOptions('go', 1 / 4)).toEqual({ sleeps: false, waits: false, fast: true })
       checkDurations('go static', await runDriven('go-static', [builds.static as string], vexecOptions('go', 1 / 4), 4), names)
+    }, 180_000)
+
+    it('statically linked, speed 4, the vDSO hidden (every reading a system call vexec answers): the same', async () => {
+      checkDurations('go static trapped', await runDriven('go-static-trapped', [builds.static as string], { ...vexecOptions('go', 1 / 4), fast: false }, 4), names)
+    }, 180_000)
+
+    it('statically linked, in a Cooperative cell (never frozen: its readings wait at each barrier): the same', async () => {
+      checkDurations('go static coop', await runDriven('go-static-coop', [builds.static as string], vexecOptions('go', 1), 1, 'Cooperative'), names)
     }, 180_000)
 
     it.skipIf(cgoMissing() !== undefined)(skipTitle('linked through cgo, speed 4: the same', cgoMissing()), async () => {
@@ -378,7 +410,7 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
     }, 180_000)
 
     it('speed 1/2, the clock faster than the wall: the same, with its timed waits held to their virtual deadline', async () => {
-      expect(vexecOptions('go', 2)).toEqual({ sleeps: false, waits: true })
+      expect(vexecOptions('go', 2)).toEqual({ sleeps: false, waits: true, fast: true })
       const r = await runDriven('go-fast', [builds.static as string], vexecOptions('go', 2), 0.5)
       checkDurations('go static fast', r, names)
       expect(r.text).toMatch(/[1-9]\d* epoll waits/)
@@ -387,7 +419,7 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
 
   describe.skipIf(!progs.probe)(skipTitle('a static C program, driven barrier by barrier at speed 4', staticProbe.why), () => {
     it('reads the virtual clock; its sleeps, timed waits on condition variables and semaphores, and epoll timeouts last their virtual time', async () => {
-      expect(vexecOptions('c', 1 / 4)).toEqual({ sleeps: true, waits: true })
+      expect(vexecOptions('c', 1 / 4)).toEqual({ sleeps: true, waits: true, fast: true })
       const r = await runDriven('c-static', [progs.probe as string], vexecOptions('c', 1 / 4), 4)
       checkDurations('static C', r, ['nanosleep', 'clock_nanosleep', 'clock_nanosleep_abs', 'cond_timedwait', 'sem_timedwait', 'epoll_wait', 'cond_signalled'])
       // The condition variable signalled after 5 ms woke its waiter then, not at its 1 s timeout.

@@ -3,9 +3,11 @@
       of enum trap_set to a listener (SECCOMP_RET_USER_NOTIF; PR_SET_NO_NEW_PRIVS makes that
       possible without privilege), passes the listener's fd to the parent over a socketpair
       (SCM_RIGHTS) and execs the program;
-   2. the exec stops the child (it is traced); the parent overwrites AT_SYSINFO_EHDR in the new
-      program's auxiliary vector with AT_IGNORE. Neither Go's runtime nor glibc (static or dynamic)
-      then finds the vDSO, and both read the clock with the system call, which the filter traps;
+   2. the exec stops the child (it is traced); the parent makes the vDSO's clock functions the fast
+      clock (fast.c), which reads the virtual clock in the program. Where it cannot, it overwrites
+      AT_SYSINFO_EHDR in the new program's auxiliary vector with AT_IGNORE: neither Go's runtime nor
+      glibc (static or dynamic) then finds the vDSO, and both read the clock with the system call,
+      which the filter traps;
    3. the parent detaches: from then on the program runs untraced, and only the trapped calls
       cost anything (a round trip through the supervisor).
    The filter is inherited by everything the program forks, and so are the missing vDSO (a fork
@@ -264,7 +266,8 @@ static void report_child_failure(int sock, const char *program, int status, stru
   }
 }
 
-int launch(char *const argv[], char *const envp[], unsigned traps, const void *sigmask, struct launched *out) {
+int launch(char *const argv[], char *const envp[], unsigned traps, const void *sigmask, const char *fast_state, struct launched *out) {
+  memset(out, 0, sizeof *out);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     fprintf(stderr, "vexec: socketpair: %s\n", strerror(errno));
@@ -294,7 +297,8 @@ int launch(char *const argv[], char *const envp[], unsigned traps, const void *s
     return -1;
   }
   close(sv[0]);
-  int hidden = hide_vdso(pid);
+  out->fast = fast_state && fast_install(pid, fast_state, &out->fast_why) == 0;
+  int hidden = out->fast ? 0 : hide_vdso(pid);
   if (hidden < 0) {
     fprintf(stderr, "vexec: %s: cannot read its auxiliary vector to hide the vDSO: %s\n", argv[0], strerror(errno ? errno : EIO));
     kill(pid, SIGKILL);

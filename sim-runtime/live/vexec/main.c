@@ -3,7 +3,7 @@
    vDSO from it) that a seccomp filter hands to this process, which answers them from the cell's
    clock state (vclock.c, serve.c).
 
-     vexec [--sleeps] [--waits] [--] PROGRAM [ARG...]
+     vexec [--sleeps] [--waits] [--no-fast] [--] PROGRAM [ARG...]
      vexec --check
 
    The runtime spawns `vexec -- PROGRAM ARGS` as the live program (sim-runtime/live/vexec.ts): it is
@@ -15,7 +15,10 @@
    --waits    also hold epoll waits and futex waits with a timeout to their virtual deadline (C
               programs, whose glibc gives the kernel absolute deadlines on the virtual clock; Go
               programs on a clock faster than the wall, whose real waits would end late)
-   --check    run a probe under the supervisor and print "ok", or what does not work here (exit 1)
+   --no-fast  hide the vDSO (every clock reading a system call vexec answers) instead of making its
+              clock functions the fast clock (fast.c), which reads the virtual clock in the program
+   --check    run a probe under the supervisor and print "ok", or what does not work here (exit 1);
+              then one with the fast clock, and print "fast", or why not
    Environment: LIVESIM_CLOCK_LIMIT, the cell's clock state (required); LIVESIM_VEXEC_PRELOAD, an
    LD_PRELOAD for the program's own children (dynamically linked programs it starts read the clock
    through the shim; vexec passes it on only to a statically linked program); LIVESIM_VEXEC_STATS=1
@@ -32,6 +35,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,7 +46,7 @@ extern char **environ;
 static const int FORWARDED[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH };
 
 static void usage(void) {
-  fprintf(stderr, "usage: vexec [--sleeps] [--waits] [--] PROGRAM [ARG...]\n       vexec --check\n");
+  fprintf(stderr, "usage: vexec [--sleeps] [--waits] [--no-fast] [--] PROGRAM [ARG...]\n       vexec --check\n");
   exit(VEXEC_FAILED);
 }
 
@@ -143,16 +147,20 @@ static void exit_like(int status) {
   exit(128 + sig);
 }
 
+static const char *clock_path(const struct launched *l) {
+  return l->fast ? "fast clock in the vDSO" : l->vdso_hidden ? "vdso hidden" : "vdso absent";
+}
+
 static void print_stats(const struct launched *l) {
   const struct served *s = serve_stats();
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   long long cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-  fprintf(stderr, "vexec: vdso %s; %lu notifications: %lu clock readings, %lu sleeps, %lu epoll waits (%lu ended by events), %lu futex waits (%lu woken; %lu calls restarted, at most %lu held at once), %lu waits at a barrier, %lu passed through, %lu answered too late (interrupted); supervisor CPU %lld us\n",
-          l->vdso_hidden ? "hidden" : "absent", s->notifications, s->clocks, s->sleeps, s->waits, s->waits_ready, s->futexes, s->futexes_woken, s->restarts, s->held_max, s->barrier_waits, s->passed, s->gone, cpu_us);
+  fprintf(stderr, "vexec: %s; %lu notifications: %lu clock readings, %lu sleeps, %lu epoll waits (%lu ended by events), %lu futex waits (%lu woken; %lu calls restarted, at most %lu held at once), %lu waits at a barrier, %lu passed through, %lu answered too late (interrupted); supervisor CPU %lld us\n",
+          clock_path(l), s->notifications, s->clocks, s->sleeps, s->waits, s->waits_ready, s->futexes, s->futexes_woken, s->restarts, s->held_max, s->barrier_waits, s->passed, s->gone, cpu_us);
 }
 
-static int run(char **argv, unsigned traps) {
+static int run(char **argv, unsigned traps, int fast) {
   const char *clock = getenv("LIVESIM_CLOCK_LIMIT");
   if (!clock || !*clock) {
     fprintf(stderr, "vexec: LIVESIM_CLOCK_LIMIT is not set: vexec runs a program on a livesim cell's virtual clock\n");
@@ -174,7 +182,8 @@ static int run(char **argv, unsigned traps) {
   /* Held sleeps wake at the µs, not 50 µs later (the default timer slack). */
   prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
   struct launched l;
-  if (launch(argv, env, traps, &old, &l) != 0) return VEXEC_FAILED;
+  if (launch(argv, env, traps, &old, fast ? clock : NULL, &l) != 0) return VEXEC_FAILED;
+  if (fast && !l.fast) fprintf(stderr, "vexec: %s: no fast clock (%s): its clock readings are system calls answered by vexec\n", argv[0], l.fast_why);
   serve_init(l.listener, traps);
   int status = supervise(&l, sfd);
   if (getenv("LIVESIM_VEXEC_STATS")) print_stats(&l);
@@ -187,46 +196,84 @@ static int run(char **argv, unsigned traps) {
 /* The time the probe must read (2024-01-01T00:00:00.123456789Z). */
 #define CHECK_NS 1704067200123456789LL
 
-/* The probe, run under the supervisor: its vDSO must be gone and glibc's clock_gettime (which
-   would use the vDSO) must return the supervisor's time. Exit 0, or which step failed. */
-static int check_child(void) {
-  if (getauxval(AT_SYSINFO_EHDR) != 0) return 2;
+/* The probe, run under the supervisor: glibc's clock_gettime (the vDSO's, if there is one) must
+   return the supervisor's time, and a CPU-time clock must not; the vDSO must be gone (trapped) or
+   there (fast). Exit 0, or which step failed. */
+static int check_child(int fast) {
+  if ((getauxval(AT_SYSINFO_EHDR) != 0) != fast) return 2;
   struct timespec t;
   if (clock_gettime(CLOCK_MONOTONIC, &t) != 0) return 3;
   if (ns_of_ts(t.tv_sec, t.tv_nsec) != CHECK_NS) return 4;
+  struct timeval tv;
+  if (gettimeofday(&tv, NULL) != 0 || tv.tv_sec != CHECK_NS / 1000000000LL || time(NULL) != CHECK_NS / 1000000000LL) return 4;
   if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0 || ns_of_ts(t.tv_sec, t.tv_nsec) == CHECK_NS) return 5;
   return 0;
 }
 
-static int check(void) {
-  static const char *const WHY[] = { "ok", "", "the vDSO is still in the probe's auxiliary vector", "the probe's clock_gettime failed",
+/* A clock state that reads CHECK_NS for ever (its anchor is in the future), in a temporary file. */
+static int check_state(char *file, size_t size) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(file, size, "%s/vexec-check-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  int fd = mkstemp(file);
+  if (fd < 0) return -1;
+  long long words[STATE_BYTES / 8] = { 0 };
+  double rate = 1.0;
+  words[W_AT] = CHECK_NS;
+  words[W_ANCHOR] = 0x7fffffffffffffffLL;
+  memcpy(&words[W_RATE], &rate, sizeof rate);
+  words[W_SEQ] = 2;
+  int ok = write(fd, words, sizeof words) == (ssize_t)sizeof words;
+  close(fd);
+  return ok ? 0 : -1;
+}
+
+/* Run the probe under the supervisor; 0 ok, else why not on *why. sfd, mask: signals_fd's. */
+static int probe(int fast, int sfd, const sigset_t *mask, const char **why) {
+  static const char *const WHY[] = { "ok", "", "the vDSO is not as it should be in the probe's auxiliary vector", "the probe's clock_gettime failed",
                                      "the probe did not read the supervisor's time", "a CPU-time clock was answered by the supervisor" };
-  vclock_fixed(CHECK_NS);
-  char *argv[] = { "/proc/self/exe", "--check-child", NULL };
-  sigset_t old;
-  int sfd = signals_fd(&old);
+  char file[4096] = "";
+  if (fast && check_state(file, sizeof file) != 0) return *why = "cannot write a clock state for the fast clock", -1;
+  if (fast) vclock_map(file);
+  else vclock_fixed(CHECK_NS);
+  char *argv[] = { "/proc/self/exe", fast ? "--check-child-fast" : "--check-child", NULL };
   struct launched l;
-  if (sfd < 0 || launch(argv, environ, TRAP_CLOCKS, &old, &l) != 0) {
-    printf("vexec cannot run a program under its supervisor here (see above)\n");
+  int launched = launch(argv, environ, TRAP_CLOCKS, mask, fast ? file : NULL, &l) == 0;
+  if (fast) unlink(file);
+  if (!launched) return *why = "vexec cannot run a program under its supervisor here (see above)", -1;
+  if (fast && !l.fast) *why = l.fast_why;
+  serve_init(l.listener, TRAP_CLOCKS);
+  unsigned long served = serve_stats()->clocks;
+  int status = supervise(&l, sfd);
+  close(l.listener);
+  if (fast && !l.fast) return -1;
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (code > 0 && code < (int)(sizeof WHY / sizeof *WHY) && *WHY[code]) return *why = WHY[code], -1;
+  if (code != 0) return *why = "the probe did not end well", -1;
+  if (fast && serve_stats()->clocks > served) return *why = "the probe's readings reached the supervisor", -1;
+  return 0;
+}
+
+/* Prints "ok" (the supervisor works here) or why not, then "fast" (so does the fast clock) or why not. */
+static int check(void) {
+  const char *why = "";
+  sigset_t mask;
+  int sfd = signals_fd(&mask);
+  if (sfd < 0 || probe(0, sfd, &mask, &why) != 0) {
+    printf("%s\n", sfd < 0 ? "signalfd failed" : why);
     return 1;
   }
-  serve_init(l.listener, TRAP_CLOCKS);
-  int status = supervise(&l, sfd);
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (code == 0) {
-    printf("ok\n");
-    return 0;
-  }
-  if (code > 0 && code < (int)(sizeof WHY / sizeof *WHY) && *WHY[code]) printf("%s\n", WHY[code]);
-  else printf("the probe ended with status 0x%x\n", status);
-  return 1;
+  printf("ok\n");
+  if (probe(1, sfd, &mask, &why) == 0) printf("fast\n");
+  else printf("no fast clock: %s\n", why);
+  return 0;
 }
 
 int main(int argc, char **argv) {
-  if (argc == 2 && strcmp(argv[1], "--check-child") == 0) return check_child();
+  if (argc == 2 && strcmp(argv[1], "--check-child") == 0) return check_child(0);
+  if (argc == 2 && strcmp(argv[1], "--check-child-fast") == 0) return check_child(1);
   shed_preload(argv);
   unsigned traps = TRAP_CLOCKS;
-  int i = 1;
+  int fast = 1, i = 1;
   for (; i < argc && argv[i][0] == '-'; i++) {
     if (strcmp(argv[i], "--") == 0) {
       i++;
@@ -235,8 +282,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--check") == 0 && argc == 2) return check();
     if (strcmp(argv[i], "--sleeps") == 0) traps |= TRAP_SLEEPS;
     else if (strcmp(argv[i], "--waits") == 0) traps |= TRAP_WAITS;
+    else if (strcmp(argv[i], "--no-fast") == 0) fast = 0;
     else usage();
   }
   if (i >= argc) usage();
-  return run(argv + i, traps);
+  return run(argv + i, traps, fast);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <poll.h>
 #include <sys/types.h>
+#include <time.h>
 #include "../shim/layout.h"
 
 /* Exit status of vexec when it cannot run the program (as a shell's "command not executable"). */
@@ -24,15 +25,29 @@ enum trap_set {
                       (FUTEX_WAIT, FUTEX_WAIT_BITSET) with a timeout */
 };
 
+/* blob.c, fast.c: the fast clock copied into a program reads this, just before its code. */
+#define BLOB_DATA_BYTES 64
+struct blob_data {
+  volatile long long *state;                          /* the cell's clock state, mapped in the program */
+  int (*clock_gettime)(clockid_t, struct timespec *); /* the vDSO's own */
+};
+_Static_assert(sizeof(struct blob_data) <= BLOB_DATA_BYTES, "the fast clock's data fits before its code");
+
 /* launch.c */
 struct launched {
   pid_t pid;    /* the program */
   int listener; /* its seccomp notification fd */
   int vdso_hidden; /* the vDSO was found in its auxiliary vector and hidden */
+  int fast;        /* the vDSO's clock functions are the fast clock (fast.c) */
+  const char *fast_why; /* why not, when it was asked for */
 };
 /* Start argv[0] (looked up in PATH as execvp does) with envp; on failure print why on stderr and
-   return -1. sigmask: the mask the program starts with. */
-int launch(char *const argv[], char *const envp[], unsigned traps, const void *sigmask, struct launched *out);
+   return -1. sigmask: the mask the program starts with. fast_state: the clock state for the fast
+   clock (fast.c), or NULL: hide the vDSO (as when the fast clock cannot be installed). */
+int launch(char *const argv[], char *const envp[], unsigned traps, const void *sigmask, const char *fast_state, struct launched *out);
+
+/* fast.c: make the vDSO's clock functions the fast clock of blob.c; 0, or -1 with *why. */
+int fast_install(pid_t pid, const char *state_file, const char **why);
 /* The file an exec of name would run (PATH search as execvp), into buf; 0, or -1 (errno). */
 int resolve_program(const char *name, char *buf, size_t size);
 /* The ELF file has a program interpreter (dynamically linked): 1, 0, or -1 if unreadable. */
