@@ -339,8 +339,9 @@ const SUPERVISED_C_GAPS = 'timers (alarm, setitimer, timer_create, timerfd), and
 function supervised(what: string, kind: 'go' | 'c'): ClockCoverage {
   const vexec = vexecSupport()
   if (!vexec.path) return { covered: false, reason: `${what}; the vexec supervisor that would run it on the virtual clock is not available here: ${vexec.why}` }
+  const readings = vexec.fast ? 'whose clock readings its vDSO answers from the virtual clock (vexec\'s fast clock)' : `which answers its clock readings (every one a system call: no fast clock here, ${vexec.fastWhy ?? ''})`
   if (kind === 'go') {
-    return { covered: true, via: 'supervisor', kind, reason: `${what}; run under the vexec supervisor, which answers its clock readings (Go's sleeps, timers, tickers and deadlines follow its clock; on a clock faster than the wall, vexec also holds its timed waits)` }
+    return { covered: true, via: 'supervisor', kind, reason: `${what}; run under the vexec supervisor, ${readings}; Go's sleeps, timers, tickers and deadlines follow its clock (on a clock faster than the wall, vexec also holds its timed waits)` }
   }
   const warning = `on the real clock: ${SUPERVISED_C_GAPS}`
   return {
@@ -348,7 +349,7 @@ function supervised(what: string, kind: 'go' | 'c'): ClockCoverage {
     via: 'supervisor',
     kind,
     warning,
-    reason: `${what}; run under the vexec supervisor, which answers its clock readings and holds nanosleep, clock_nanosleep, and epoll and futex waits (condition variables, semaphores, timed locks) to their virtual deadline; ${warning}`,
+    reason: `${what}; run under the vexec supervisor, ${readings}; vexec holds nanosleep, clock_nanosleep, and epoll and futex waits (condition variables, semaphores, timed locks) to their virtual deadline; ${warning}`,
   }
 }
 
