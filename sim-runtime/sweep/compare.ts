@@ -91,7 +91,7 @@ function pct(row: CompareRow): string {
 
 export function compareTable(a: { file: string; r: SimResults }, b: { file: string; r: SimResults }): string {
   const rows = compareResults(a.r, b.r)
-  const table = new Table({ head: ['component', 'metric', `A ${a.r.cluster}`, `B ${b.r.cluster}`, 'B vs A'], style: { head: [], border: [] } })
+  const table = new Table({ head: ['component', 'metric', `A ${a.r.cluster}`, `B ${b.r.cluster}`, 'B vs A'], style: { head: [], border: [], compact: true } })
   let last = ''
   for (const row of rows) {
     table.push([row.component === last ? '' : row.component, row.metric, num(row.a), num(row.b), pct(row)])

@@ -68,7 +68,7 @@ export function pointsTable(grid: Grid, r: SweepResults): string {
     const unit = scaled(m.field, 0).unit
     return `${m.name}${unit ? ` ${unit}` : ''}`
   })
-  const table = new Table({ head: ['point', ...grid.parameters.map((p) => p.name), 'trials', ...heads], style: { head: [], border: [] } })
+  const table = new Table({ head: ['point', ...grid.parameters.map((p) => p.name), 'trials', ...heads], style: { head: [], border: [], compact: true } })
   for (const row of r.points) {
     const mark = r.best?.point === row.point ? ' best' : ''
     table.push([`p${row.point}${mark}`, ...row.values.map(formatValue), `${row.trialsDone}/${grid.seeds}`, ...row.metrics.map((m, i) => cell(grid.metrics[i]!.field, m))])
