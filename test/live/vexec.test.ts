@@ -417,6 +417,21 @@ describe.skipIf(vexec.path === undefined)(skipTitle('vexec', vexec.path ? undefi
     }, 180_000)
   })
 
+  const musl = which('musl-gcc')
+  describe.skipIf(!musl)(skipTitle('a musl program, driven barrier by barrier at speed 4', musl ? undefined : 'no musl-gcc (musl-tools)'), () => {
+    it('statically and dynamically linked: reads the virtual clock; its sleeps and timed waits last their virtual time', async () => {
+      const calls = ['nanosleep', 'clock_nanosleep', 'clock_nanosleep_abs', 'cond_timedwait', 'sem_timedwait', 'epoll_wait', 'cond_signalled']
+      for (const [name, flags] of [['musl-static', ['-static']], ['musl-dynamic', []]] as const) {
+        const file = path.join(work, `${name}.c`)
+        writeFileSync(file, C_PROBE)
+        const r = spawnSync(musl as string, ['-O2', '-pthread', ...flags, '-o', path.join(work, name), file], { encoding: 'utf8' })
+        expect(r.status, r.stderr).toBe(0)
+        expect(clockCoverage(path.join(work, name))).toMatchObject({ covered: true, via: 'supervisor', kind: 'c' })
+        checkDurations(name, await runDriven(name, [path.join(work, name)], vexecOptions('c', 1 / 4), 4), calls)
+      }
+    }, 240_000)
+  })
+
   describe.skipIf(!progs.probe)(skipTitle('a static C program, driven barrier by barrier at speed 4', staticProbe.why), () => {
     it('reads the virtual clock; its sleeps, timed waits on condition variables and semaphores, and epoll timeouts last their virtual time', async () => {
       expect(vexecOptions('c', 1 / 4)).toEqual({ sleeps: true, waits: true, fast: true })

@@ -128,10 +128,12 @@ struct injector {
   struct user_regs_struct saved;
   unsigned long at; /* where the `syscall` instruction was written: the program's entry point */
   long code;        /* what was there */
+  int signal;       /* a signal that stopped the program instead of the step: delivered at the detach */
 };
 
 static int injector_begin(struct injector *j, pid_t pid) {
   j->pid = pid;
+  j->signal = 0;
   if (ptrace(PTRACE_GETREGS, pid, 0, &j->saved) != 0) return -1;
   j->at = j->saved.rip;
   errno = 0;
@@ -157,7 +159,11 @@ static long inject(struct injector *j, long nr, long a0, long a1, long a2, long 
   r.r10 = (unsigned long)a3, r.r8 = (unsigned long)a4, r.r9 = (unsigned long)a5;
   int status;
   if (ptrace(PTRACE_SETREGS, j->pid, 0, &r) != 0 || ptrace(PTRACE_SINGLESTEP, j->pid, 0, 0) != 0) return -ENOSYS;
-  if (waitpid(j->pid, &status, __WALL) != j->pid || !WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP) return -ENOSYS;
+  if (waitpid(j->pid, &status, __WALL) != j->pid || !WIFSTOPPED(status)) return -ENOSYS;
+  if (WSTOPSIG(status) != SIGTRAP) { /* a signal came first: the installation is given up, the signal kept */
+    j->signal = WSTOPSIG(status);
+    return -ENOSYS;
+  }
   if (ptrace(PTRACE_GETREGS, j->pid, 0, &r) != 0 || r.rip != j->at + 2) return -ENOSYS;
   return (long)r.rax;
 }
@@ -197,8 +203,9 @@ static int set_symbol(pid_t pid, const struct vdso *v, size_t k, unsigned long v
   return (int)ptrace(PTRACE_POKEDATA, pid, (void *)(v->sym_at[k] + offsetof(Elf64_Sym, st_value)), (void *)value);
 }
 
-int fast_install(pid_t pid, const char *state_file, const char **why) {
+int fast_install(pid_t pid, const char *state_file, const char **why, int *signal) {
   size_t size;
+  *signal = 0;
   unsigned long base = vdso_range(pid, &size);
   if (!base) return *why = "the program has no vDSO", -1;
   unsigned char *img = malloc(size);
@@ -210,6 +217,7 @@ int fast_install(pid_t pid, const char *state_file, const char **why) {
   if (injector_begin(&j, pid) != 0) return *why = "cannot take the program's registers", -1;
   unsigned long page = install_blob(&j, state_file, v.clock_gettime, why);
   injector_end(&j);
+  *signal = j.signal;
   if (!page) return -1;
   /* Step 3, last: st_value is the symbol's address relative to the vDSO's link address. */
   size_t k = 0;
@@ -223,8 +231,9 @@ int fast_install(pid_t pid, const char *state_file, const char **why) {
 
 #else
 
-int fast_install(pid_t pid, const char *state_file, const char **why) {
+int fast_install(pid_t pid, const char *state_file, const char **why, int *signal) {
   (void)pid, (void)state_file;
+  *signal = 0;
   *why = "the fast path is built for x86-64 only";
   return -1;
 }

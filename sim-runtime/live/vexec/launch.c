@@ -297,7 +297,10 @@ int launch(char *const argv[], char *const envp[], unsigned traps, const void *s
     return -1;
   }
   close(sv[0]);
-  out->fast = fast_state && fast_install(pid, fast_state, &out->fast_why) == 0;
+  int signal = 0;
+  out->fast = fast_state && fast_install(pid, fast_state, &out->fast_why, &signal) == 0;
+  /* A stop signal came with a freeze the supervisor was part of, and is over (see await_exec). */
+  if (signal == SIGSTOP || signal == SIGTSTP || signal == SIGTTIN || signal == SIGTTOU) signal = 0;
   int hidden = out->fast ? 0 : hide_vdso(pid);
   if (hidden < 0) {
     fprintf(stderr, "vexec: %s: cannot read its auxiliary vector to hide the vDSO: %s\n", argv[0], strerror(errno ? errno : EIO));
@@ -307,7 +310,7 @@ int launch(char *const argv[], char *const envp[], unsigned traps, const void *s
     return -1;
   }
   out->vdso_hidden = hidden;
-  if (ptrace(PTRACE_DETACH, pid, 0, 0) != 0) {
+  if (ptrace(PTRACE_DETACH, pid, 0, (void *)(long)signal) != 0) {
     fprintf(stderr, "vexec: %s: ptrace(PTRACE_DETACH): %s\n", argv[0], strerror(errno));
     kill(pid, SIGKILL);
     close(out->listener);

@@ -46,8 +46,9 @@ struct launched {
    clock (fast.c), or NULL: hide the vDSO (as when the fast clock cannot be installed). */
 int launch(char *const argv[], char *const envp[], unsigned traps, const void *sigmask, const char *fast_state, struct launched *out);
 
-/* fast.c: make the vDSO's clock functions the fast clock of blob.c; 0, or -1 with *why. */
-int fast_install(pid_t pid, const char *state_file, const char **why);
+/* fast.c: make the vDSO's clock functions the fast clock of blob.c; 0, or -1 with *why. *signal: a
+   signal the program got meanwhile (0: none), for the caller to deliver when it lets it go. */
+int fast_install(pid_t pid, const char *state_file, const char **why, int *signal);
 /* The file an exec of name would run (PATH search as execvp), into buf; 0, or -1 (errno). */
 int resolve_program(const char *name, char *buf, size_t size);
 /* The ELF file has a program interpreter (dynamically linked): 1, 0, or -1 if unreadable. */
