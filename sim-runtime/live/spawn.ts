@@ -17,10 +17,6 @@ export interface SpawnOptions {
   gid?: number
 }
 
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`
-}
-
 /**
  * Resolve a program name the way execvp would: a name with a slash is a path (relative ones from
  * `cwd`, the directory the program will run in), any other is looked up in `pathVar`. Returns the
