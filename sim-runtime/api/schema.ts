@@ -597,7 +597,6 @@ export type SimClusterStatus = Static<typeof SimClusterStatus>
 export type SimHostSpec = Static<typeof SimHostSpec>
 export type SimHostStatus = Static<typeof SimHostStatus>
 export type RunPolicy = Static<typeof RunPolicy>
-export type CallSpec = Static<typeof Call>
 export type RedisRequests = Static<typeof RedisRequests>
 export type HttpRequests = Static<typeof HttpRequests>
 export type SweepParameter = Static<typeof SweepParameter>
