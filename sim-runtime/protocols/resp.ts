@@ -1,13 +1,11 @@
 // A small RESP2 codec for the runtime's Redis protocol adapter: it encodes commands and finds the
-// boundaries of requests and replies in TCP byte streams, without decoding (or copying) their values.
+// boundaries of replies in TCP byte streams, without decoding (or copying) their values.
 //
 //   encodeCommand(['SET', 'k', buf])   → one Buffer: *3\r\n$3\r\nSET\r\n$1\r\nk\r\n$<n>\r\n…\r\n
 //   new ReplyScanner()                 → server → client direction: + - : $ * values, nested arrays,
 //                                        null bulk ($-1) and null array (*-1)
-//   new CommandScanner()               → client → server direction: RESP arrays of bulk strings
-//                                        ("multibulk") and inline commands ("PING\r\n")
 //
-// Both scanners are incremental state machines fed with whatever a socket read returned: a message
+// The scanner is an incremental state machine fed with whatever a socket read returned: a message
 // may span any number of chunks and a chunk may hold any number of messages (pipelining).
 //
 // Output, allocation-free per read: `push(chunk)` returns the number n of messages that this chunk
@@ -16,7 +14,7 @@
 //   lengths[i]   byte length of the i-th completed message (including parts in earlier chunks)
 //   ends[i]      offset in this chunk just past its last byte, so chunk.subarray(ends[i-1] ?? 0,
 //                ends[i]) is its tail in this chunk (its start may lie in an earlier chunk)
-//   errors[i]    (ReplyScanner) 1 when the reply is an error (-ERR …) at top level, else 0
+//   errors[i]    1 when the reply is an error (-ERR …) at top level, else 0
 // `partialBytes` is how much of an incomplete message has been seen so far. The sum of all lengths
 // plus partialBytes is always the number of bytes pushed. `scan(chunk)` returns the same as an array
 // of {bytes, end, error} objects for callers off the hot path (tests, tools).
@@ -34,9 +32,6 @@
 // - Match replies to commands: that is the adapter's job. Note that SUBSCRIBE/PSUBSCRIBE (one reply
 //   per channel, then pushed messages), MONITOR, and CLIENT REPLY OFF/SKIP break one-to-one
 //   matching. `errors` is about the top level only: an error inside an EXEC array is not flagged.
-// - Commands that Redis would answer with a protocol error are, where the framing allows it, counted
-//   like Redis counts them; where it does not (bad length line, missing '$', an inline line beyond
-//   64 KiB) the scanner throws, just as Redis closes the connection after its error reply.
 
 /** A framing error in a RESP stream. `offset` is the byte offset in the stream (all pushes). */
 export class RespError extends Error {
@@ -79,7 +74,7 @@ export interface ScannedMessage {
   bytes: number
   /** Offset just past its last byte in the chunk that completed it. */
   end: number
-  /** ReplyScanner: a top-level error reply. CommandScanner: always false. */
+  /** A top-level error reply. */
   error: boolean
 }
 
@@ -96,8 +91,6 @@ const ZERO = 48
 export const MAX_BULK_BYTES = 2 ** 32
 /** Largest array length accepted. */
 export const MAX_ARRAY_LENGTH = 2 ** 32
-/** Redis's PROTO_INLINE_MAX_SIZE: an inline command line may not be longer (Redis closes the connection). */
-export const MAX_INLINE_BYTES = 64 * 1024
 /** Deepest array nesting accepted in replies. */
 export const MAX_DEPTH = 1024
 const MAX_DIGITS = 15 // < 2^53: exact in a double
@@ -118,7 +111,7 @@ function show(b: number): string {
 
 const RESP3_TYPES = new Set([95, 35, 44, 40, 33, 61, 37, 126, 62, 124]) // _ # , ( ! = % ~ > |
 
-/** The output buffers and byte accounting shared by both scanners. */
+/** The output buffers and byte accounting of a scanner, apart from its state machine (ReplyScanner). */
 abstract class Scanner {
   protected lens: Float64Array = new Float64Array(16)
   protected endsArr: Uint32Array = new Uint32Array(16)
@@ -374,167 +367,5 @@ export class ReplyScanner extends Scanner {
     this.depth = 0
     this.complete(end, this.isError)
     return R_TYPE
-  }
-}
-
-// CommandScanner states
-const C_START = 0 // first byte of a command: '*' → multibulk, else inline
-const C_COUNT = 1 // digits of *<count>
-const C_COUNT_LF = 2
-const C_DOLLAR = 3 // expecting '$' of the next argument
-const C_LEN = 4 // digits of $<len>
-const C_LEN_LF = 5
-const C_BULK = 6 // skipping argument bytes
-const C_BULK_CR = 7
-const C_BULK_LF = 8
-const C_INLINE = 9 // inside an inline line, looking for \n
-
-/**
- * Finds command boundaries in a client → server stream, the way Redis splits it
- * (networking.c: processMultibulkBuffer, processInlineBuffer):
- * - a command starting with '*' is a RESP array of bulk strings; `*0` and `*-1` are consumed without
- *   making a command (Redis does not reply to them);
- * - anything else is an inline command ending at '\n' (a '\r' before it is optional); a line that
- *   holds only spaces, tabs or '\r' is consumed without making a command (no reply either).
- * Bytes consumed without making a command count towards the next command's length, so lengths still
- * add up to the stream.
- */
-export class CommandScanner extends Scanner {
-  private state = C_START
-  private num = 0
-  private digits = 0
-  private neg = false
-  private argsLeft = 0
-  private bulkLeft = 0
-  private inlineBytes = 0
-  private inlineBlank = true
-
-  protected scanChunk(c: Uint8Array): void {
-    const len = c.length
-    let i = 0
-    let state = this.state
-    while (i < len) {
-      switch (state) {
-        case C_START: {
-          if (c[i] === STAR) {
-            this.num = 0
-            this.digits = 0
-            this.neg = false
-            state = C_COUNT
-          } else {
-            this.inlineBytes = 0
-            this.inlineBlank = true
-            state = C_INLINE
-            continue // the byte is part of the line
-          }
-          i++
-          break
-        }
-        case C_COUNT:
-        case C_LEN: {
-          while (i < len) {
-            const b = c[i]!
-            const d = b - ZERO
-            if (d >= 0 && d <= 9) {
-              if (++this.digits > MAX_DIGITS) this.fail(`number too long in a command's ${state === C_COUNT ? '*' : '$'} line`, i)
-              this.num = this.num * 10 + d
-            } else if (b === CR) {
-              if (this.digits === 0) this.fail(`empty number in a command's ${state === C_COUNT ? '*' : '$'} line`, i)
-              state = state === C_COUNT ? C_COUNT_LF : C_LEN_LF
-              i++
-              break
-            } else if (b === MINUS && this.digits === 0 && !this.neg && state === C_COUNT) {
-              this.neg = true
-            } else {
-              this.fail(`expected a digit or \\r in a command's ${state === C_COUNT ? '*' : '$'} line, got ${show(b)}`, i)
-            }
-            i++
-          }
-          break
-        }
-        case C_COUNT_LF: {
-          if (c[i] !== LF) this.fail(`expected \\n after \\r, got ${show(c[i]!)}`, i)
-          i++
-          if (this.neg || this.num === 0) {
-            // *0, *-1 (any negative count, as Redis): consumed, no command, no reply.
-            state = C_START
-          } else {
-            if (this.num > MAX_ARRAY_LENGTH) this.fail(`command of ${this.num} arguments is beyond the limit of ${MAX_ARRAY_LENGTH}`, i - 1)
-            this.argsLeft = this.num
-            state = C_DOLLAR
-          }
-          break
-        }
-        case C_DOLLAR: {
-          if (c[i] !== DOLLAR) this.fail(`expected '$' before a command argument, got ${show(c[i]!)}`, i)
-          this.num = 0
-          this.digits = 0
-          i++
-          state = C_LEN
-          break
-        }
-        case C_LEN_LF: {
-          if (c[i] !== LF) this.fail(`expected \\n after \\r, got ${show(c[i]!)}`, i)
-          i++
-          if (this.num > MAX_BULK_BYTES) this.fail(`argument of ${this.num} bytes is beyond the limit of ${MAX_BULK_BYTES}`, i - 1)
-          this.bulkLeft = this.num
-          state = C_BULK
-          break
-        }
-        case C_BULK: {
-          const avail = len - i
-          if (avail < this.bulkLeft) {
-            this.bulkLeft -= avail
-            i = len
-          } else {
-            i += this.bulkLeft
-            this.bulkLeft = 0
-            state = C_BULK_CR
-          }
-          break
-        }
-        case C_BULK_CR: {
-          if (c[i] !== CR) this.fail(`expected \\r after a command argument, got ${show(c[i]!)} (wrong length?)`, i)
-          i++
-          state = C_BULK_LF
-          break
-        }
-        case C_BULK_LF: {
-          if (c[i] !== LF) this.fail(`expected \\n after \\r, got ${show(c[i]!)}`, i)
-          i++
-          if (--this.argsLeft === 0) {
-            this.complete(i, false)
-            state = C_START
-          } else {
-            state = C_DOLLAR
-          }
-          break
-        }
-        case C_INLINE: {
-          const lf = c.indexOf(LF, i)
-          const stop = lf < 0 ? len : lf
-          if (this.inlineBlank) {
-            for (let j = i; j < stop; j++) {
-              const b = c[j]
-              if (b !== 32 && b !== 9 && b !== CR) {
-                this.inlineBlank = false
-                break
-              }
-            }
-          }
-          this.inlineBytes += stop - i
-          if (this.inlineBytes > MAX_INLINE_BYTES) this.fail(`inline command longer than ${MAX_INLINE_BYTES} bytes (Redis rejects it too)`, stop - 1)
-          if (lf < 0) {
-            i = len
-            break
-          }
-          i = lf + 1
-          if (!this.inlineBlank) this.complete(i, false)
-          state = C_START
-          break
-        }
-      }
-    }
-    this.state = state
   }
 }
