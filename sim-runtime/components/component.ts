@@ -17,12 +17,6 @@ export interface ComponentContext {
   schedule(delayNs: number, type: number, data: unknown): void
   /** Send a message; srcHost/srcComp are filled in. Cross-host messages cross the simulated network. */
   send(msg: Message): void
-  /**
-   * Live components: send a message stamped `atNs`, a virtual time in the window just run (live
-   * programs run after the host's modelled events of a window, so their output is stamped earlier
-   * than now). Same-host messages are delivered at now.
-   */
-  sendAt(msg: Message, atNs: number): void
   /** A seeded random stream private to this component; the same name gives the same stream. */
   rng(stream: string): Rng
   /** Resolve a target string (host/component, group/component, component) from this host. */

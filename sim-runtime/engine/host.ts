@@ -16,8 +16,18 @@ const STUCK_TALLY = 1000
 /** Events between two looks at the time, for that guard. */
 const STUCK_CHECK_EVERY = 1 << 20
 
+/** A live component's context: a modelled component's, and sendAt, which only live components need. */
+export interface LiveContext extends ComponentContext {
+  /**
+   * Send a message stamped `atNs`, a virtual time in the window just run (live programs run after
+   * the host's modelled events of a window, so their output is stamped earlier than now). Same-host
+   * messages are delivered at now.
+   */
+  sendAt(msg: Message, atNs: number): void
+}
+
 /** Builds a live component (sim-runtime/live/runner.ts) for the host that carries it. */
-export type LiveFactory = (c: PlanComponent, ctx: ComponentContext) => Component
+export type LiveFactory = (c: PlanComponent, ctx: LiveContext) => Component
 
 interface HostEvent extends SimEvent {
   comp: number
@@ -65,7 +75,7 @@ export class HostSim {
       const model = c.spec.model
       if (!model) {
         if (!live) throw new Error(`${c.path}: live components run only in a sim-runtime (livesim run, or a SimHost pod), not in the in-process driver`)
-        this.components.push(live(c, this.context(c.index, c.path)))
+        this.components.push(live(c, this.liveContext(c.index, c.path)))
         continue
       }
       const factory = factories?.get(c.path) ?? componentFactory(model.kind)
@@ -88,11 +98,6 @@ export class HostSim {
         msg.srcComp = componentIndex
         this.send(msg, this.nowNs)
       },
-      sendAt: (msg, atNs) => {
-        msg.srcHost = this.index
-        msg.srcComp = componentIndex
-        this.send(msg, Math.min(atNs, this.nowNs))
-      },
       rng: (stream) => {
         let r = rngs.get(stream)
         if (!r) {
@@ -102,6 +107,17 @@ export class HostSim {
         return r
       },
       resolve: (target) => this.plan.resolve(this.index, target),
+    }
+  }
+
+  private liveContext(componentIndex: number, path: string): LiveContext {
+    return {
+      ...this.context(componentIndex, path),
+      sendAt: (msg, atNs) => {
+        msg.srcHost = this.index
+        msg.srcComp = componentIndex
+        this.send(msg, Math.min(atNs, this.nowNs))
+      },
     }
   }
 

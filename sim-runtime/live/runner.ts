@@ -18,8 +18,9 @@ import path from 'node:path'
 import type { Logger } from 'pino'
 import type { PlanComponent, RunPlan } from '../api/plan.ts'
 import { parseCpuCores, parseDurationNs, parseMemoryBytes } from '../api/units.ts'
-import type { Component, ComponentContext } from '../components/component.ts'
+import type { Component } from '../components/component.ts'
 import { round } from '../components/component.ts'
+import type { LiveContext } from '../engine/host.ts'
 import type { Message } from '../engine/message.ts'
 import { createCell, detectCellMode, CELL_MODES, type Cell, type CellMode } from './cell.ts'
 import { clockCoverage, createVirtualClock, findLibfaketime, type VirtualClock } from './clock.ts'
@@ -127,7 +128,7 @@ function baseEnv(): Record<string, string> {
 /** A live component: the HostSim sees a Component; messages to it are queued for its host's cell. */
 export class LiveComponent implements Component {
   readonly plan: PlanComponent
-  readonly ctx: ComponentContext
+  readonly ctx: LiveContext
   readonly host: LiveHost
   command: string[] = []
   env: Record<string, string> = {}
@@ -142,7 +143,7 @@ export class LiveComponent implements Component {
   /** Resolves when the program has exited (its 'exit' event). */
   exited: Promise<void> = Promise.resolve()
 
-  constructor(plan: PlanComponent, ctx: ComponentContext, host: LiveHost) {
+  constructor(plan: PlanComponent, ctx: LiveContext, host: LiveHost) {
     this.plan = plan
     this.ctx = ctx
     this.host = host
@@ -287,7 +288,7 @@ export class LiveRunner {
   }
 
   /** The HostSim factory for live components. */
-  readonly factory = (c: PlanComponent, ctx: ComponentContext): Component => {
+  readonly factory = (c: PlanComponent, ctx: LiveContext): Component => {
     const host = this.byIndex.get(ctx.hostIndex)
     if (!host) throw new Error(`${c.path}: host ${ctx.hostIndex} is not carried by this runtime`)
     const comp = new LiveComponent(c, ctx, host)
