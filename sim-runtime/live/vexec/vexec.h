@@ -1,9 +1,11 @@
 /* vexec: runs a program that LD_PRELOAD cannot reach (Go, statically linked) under the cell's
    virtual clock (docs/live.md, "Go and static programs: vexec"). What its C files share.
-     main.c    arguments, the environment, the program's exit status, signals passed on
-     launch.c  fork, seccomp filter, exec, the vDSO hidden from the new program (ptrace)
+     main.c    arguments, the environment, the program's exit status, signals passed on, --check
+     launch.c  fork, seccomp filter, exec; the vDSO made the fast clock or hidden (ptrace)
+     fast.c    the fast clock installed in the program's vDSO
+     blob.c    the fast clock itself, copied into the program
      vclock.c  the virtual clock, read from the cell's clock state (../shim/layout.h)
-     serve.c   the seccomp notifications: clock readings answered, sleeps held to their deadline */
+     serve.c   the seccomp notifications: clock readings answered, sleeps and waits held */
 #ifndef LIVESIM_VEXEC_H
 #define LIVESIM_VEXEC_H
 #define _GNU_SOURCE
