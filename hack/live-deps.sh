@@ -6,6 +6,7 @@
 #   postgresql             examples/postgres-pgbench.yaml, its test and live-pgbench-fidelity (Debian's:
 #                          binaries in /usr/lib/postgresql/<version>/bin, not on PATH)
 #   gcc, libc6-dev         the live tests compile small C programs (normally already there)
+#   musl-tools             test/live/vexec.test.ts runs musl programs (static and dynamic) under vexec
 # Prints the path of libfaketimeMT.so.1 on stdout (and nothing else), so callers can do
 #   LIBFAKETIME="$(hack/live-deps.sh)"
 # Installing needs root (or sudo). When everything is already there it changes nothing and needs no
@@ -39,6 +40,7 @@ command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v memcached >/dev/null 2>&1 || need+=(memcached)
 compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || need+=(postgresql)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
 
 if ((${#need[@]} > 0)); then
   command -v apt-get >/dev/null 2>&1 || die "missing ${need[*]} and no apt-get: install them by hand"
