@@ -10,7 +10,7 @@ import { loadSimCluster, ValidationError } from '../api/validate.ts'
 import { makeLogger } from '../log.ts'
 import { Leader, RunFailed } from '../sync/leader.ts'
 import { runRuntime, RuntimeError, stopLiveComponents } from '../sync/runtime.ts'
-import { runLocal } from '../run/local.ts'
+import { runLocal, runsEmbedded } from '../run/local.ts'
 import { addSweepCommands, validateSweepFile } from '../sweep/command.ts'
 import { ProgressView, printResultsTable } from './view.ts'
 import { renderCrds } from '../api/crds.ts'
@@ -87,7 +87,7 @@ program
     } catch (err) {
       view?.stop()
       if (interrupted) {
-        process.stderr.write('livesim: interrupted; every runtime process was stopped\n')
+        process.stderr.write(runsEmbedded(plan, o.partition) ? 'livesim: interrupted\n' : 'livesim: interrupted; every runtime process was stopped\n')
         process.exitCode = 130
         return
       }
