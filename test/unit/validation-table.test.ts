@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { localHeapBudget, type HeapBudget } from '../../sim-runtime/api/state-budget.ts'
 import { loadSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
+import { loadSimSweep } from '../../sim-runtime/sweep/validate.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const EXAMPLES = path.join(ROOT, 'examples')
@@ -421,7 +422,10 @@ describe('valid manifests', () => {
   const examples = readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml'))
   it('finds the examples', () => expect(examples.length).toBeGreaterThan(0))
   it.each(examples)('accepts examples/%s', (file) => {
-    expect(() => loadSimCluster(readFileSync(path.join(EXAMPLES, file), 'utf8'), { source: file, baseDir: EXAMPLES, heap: localHeapBudget(1) })).not.toThrow()
+    const text = readFileSync(path.join(EXAMPLES, file), 'utf8')
+    const opts = { source: file, baseDir: EXAMPLES, heap: localHeapBudget(1) }
+    // A SimSweep example is checked as one: its template and every grid point as SimClusters.
+    expect(() => (/^kind: SimSweep$/m.test(text) ? loadSimSweep(text, opts) : loadSimCluster(text, opts))).not.toThrow()
   })
 })
 
