@@ -184,7 +184,7 @@ describe('Helm chart charts/livesim', () => {
     it('renders the operator, its ServiceAccount, RBAC, metrics Service, NetworkPolicy and the CRDs', () => {
       const kinds = objs.map((o) => o.kind)
       for (const k of ['Deployment', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Service', 'NetworkPolicy', 'PodDisruptionBudget']) expect(kinds, k).toContain(k)
-      expect(kinds.filter((k) => k === 'CustomResourceDefinition')).toHaveLength(2)
+      expect(kinds.filter((k) => k === 'CustomResourceDefinition')).toHaveLength(3)
       expect(kinds).not.toContain('ServiceMonitor')
       for (const o of objs.filter((x) => x.kind !== 'CustomResourceDefinition' && x.kind !== 'ClusterRole' && x.kind !== 'ClusterRoleBinding')) {
         expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('livesim-system')
