@@ -43,6 +43,21 @@
 // extra slice's clock back to the progress would step the programs' CLOCK_MONOTONIC back.)
 import type { Cell } from './cell.ts'
 import type { VirtualClock } from './clock.ts'
+import {
+  anchorLeadNs,
+  BUSY_SLACK_NS,
+  cpuTimeCarry,
+  freezeDeadlineNs,
+  nextFreezeMarginNs,
+  nextWriteNsPerClock,
+  preciseAfter,
+  preciseDeadlineNs,
+  settleSlice,
+  slackNs as slackOf,
+  stealSinceNs,
+  toleranceNs,
+  type SettledSlice,
+} from './accounting.ts'
 import { nap, SchedstatReader, type TaskSchedstat } from './proc.ts'
 
 export type ClockMode = 'CpuTime' | 'WallTime'
@@ -159,15 +174,6 @@ export const MAX_EXTRA_SLICES = 50
 const MAX_CHECKS = 32
 /** Cells whose freeze deadlines fall within this of each other are frozen together (one shared wait; signals mode: one /proc scan). */
 const BATCH_NS = 20_000
-const MIN_MARGIN_NS = 30_000
-/** A precise slice whose clock nobody read within this (wall ns) after the thaw ends anyway. */
-const PRECISE_WAIT_NS = 200_000
-/** A precise slice is frozen this long (wall ns) after its clock reached the barrier (readings wait there meanwhile). */
-const PRECISE_SLACK_NS = 2_000
-/** Sleeps shorter than this do not stop a thread from counting as busy (settle()). */
-const BUSY_SLACK_NS = 10_000
-/** A thread new to a cell counts from its birth if its run + wait times fit in the slice so far, give or take this. */
-const UNKNOWN_SLACK_NS = 50_000
 
 const hrNow = () => process.hrtime.bigint()
 const hr = () => Number(process.hrtime.bigint())
@@ -273,63 +279,20 @@ function makeDriver(cells: DrivenCell[]) {
   }
 
   /** Steal so far: max over the cell's threads of the growth of run_delay since the thaw (threads new since then: all of theirs). */
-  const stealOf = (i: number, pids: number[], sinceThawNs: number): number => {
-    const base = baseStats[i] as Map<number, TaskSchedstat>
-    let max = 0
-    for (const [tid, st] of (schedstats[i] as SchedstatReader).read(pids, scratch)) {
-      const b = base.get(tid)
-      let d: number
-      if (b === undefined || st.delayNs < b.delayNs || st.runNs < b.runNs) {
-        // Not in the baseline (or a reused tid): all of it, if it can have been born since the thaw.
-        if (st.runNs + st.delayNs > sinceThawNs + UNKNOWN_SLACK_NS) continue
-        d = st.delayNs
-      } else {
-        d = st.delayNs - b.delayNs
-      }
-      if (d > max) max = d
-    }
-    return max
-  }
+  const stealOf = (i: number, pids: number[], sinceThawNs: number): number =>
+    stealSinceNs(baseStats[i] as Map<number, TaskSchedstat>, (schedstats[i] as SchedstatReader).read(pids, scratch), sinceThawNs)
 
-  /**
-   * After a CpuTime cell's freeze: its steal in the slice (max over threads of the growth of
-   * run_delay) and the wall time it ran for, `ran` = min over threads of what each got to run:
-   * - a thread that was runnable from the thaw to the freeze request (run + delay covers at least that
-   *   stretch: it never slept) progressed exactly as long as it was on a CPU: its run time;
-   * - any other thread: the stretch thawed minus its waits (its sleeps count as progress).
-   * The first is exact; the second also counts, as progress, the time between the thread's real
-   * freeze and the moment the driver saw the whole cell frozen (up to a few ms when a freeze waits
-   * for a CPU).
-   */
-  const settle = (i: number, thawedNs: number, busyNs: number): { steal: number; ran: number; busy: boolean } => {
-    const base = baseStats[i] as Map<number, TaskSchedstat>
-    let steal = 0
-    let ran = thawedNs
-    let busy = false
+  /** After a CpuTime cell's freeze: its steal and progress in the slice (settleSlice); the reading is its next slice's baseline. */
+  const settle = (i: number, thawedNs: number, busyNs: number): SettledSlice => {
     const pids = (cells[i] as DrivenCell).cell.pids()
-    for (const [tid, st] of (schedstats[i] as SchedstatReader).read(pids, scratch)) {
-      const b = base.get(tid)
-      const fresh = b === undefined || st.delayNs < b.delayNs || st.runNs < b.runNs // new thread (or a reused tid)
-      // A thread that is not in the baseline and ran or waited longer than the slice lasted was not
-      // born in it (a process that joined the cell from outside): its share of the slice is unknown.
-      if (fresh && st.runNs + st.delayNs > thawedNs + UNKNOWN_SLACK_NS) continue
-      const dDelay = fresh ? st.delayNs : st.delayNs - b.delayNs
-      const dRun = fresh ? st.runNs : st.runNs - b.runNs
-      if (dDelay > steal) steal = dDelay
-      // A slice shorter than the slack tells nothing about sleeping (every thread would count as busy).
-      const isBusy = !fresh && busyNs >= BUSY_SLACK_NS && dRun + dDelay >= busyNs
-      const r = isBusy ? dRun : thawedNs - dDelay
-      if (r < ran) {
-        ran = r
-        busy = isBusy
-      }
-    }
+    const settled = settleSlice(baseStats[i] as Map<number, TaskSchedstat>, (schedstats[i] as SchedstatReader).read(pids, scratch), thawedNs, busyNs)
     // This reading is the baseline of the cell's next slice.
+    const base = baseStats[i] as Map<number, TaskSchedstat>
     baseStats[i] = scratch
     scratch = base
     basePids[i] = pids
     baseValid[i] = 1
-    return { steal: Math.min(steal, thawedNs), ran: Math.max(0, ran), busy }
+    return settled
   }
 
   async function run(startNs: number, virtualNs: number, hooks: QuantumHooks | undefined, rateOverride?: number): Promise<QuantumResult> {
@@ -338,7 +301,7 @@ function makeDriver(cells: DrivenCell[]) {
     if (!Number.isSafeInteger(virtualNs) || virtualNs <= 0 || !Number.isSafeInteger(startNs + virtualNs)) throw new Error(`virtualNs must be a positive safe integer, got ${virtualNs}`)
     if (cells.some((c) => !c.cell.frozen)) throw new Error('quantum driver: every cell must be frozen before a quantum')
     const B = startNs + virtualNs
-    const tolNs = Math.max(2_000, virtualNs * 0.01)
+    const tolNs = toleranceNs(virtualNs)
     // A CpuTime cell that ran past the previous barrier (a late freeze) starts this quantum that far
     // ahead: it gets correspondingly less CPU now (all of it when ahead by a whole quantum).
     const contiguous = startNs === lastEnd
@@ -371,24 +334,16 @@ function makeDriver(cells: DrivenCell[]) {
     hooks?.onStart?.()
     const preciseFirst = new Uint8Array(n)
     for (let i = 0; i < n; i++) preciseFirst[i] = preciseNext[i] || (hooks?.precise?.(i) && cells[i]!.clock ? 1 : 0)
-    /**
-     * How far short of the barrier a CpuTime cell may end its quantum: the rest is carried into the
-     * next one instead of costing another slice here. Twice the freeze margin (a cell frozen at its
-     * deadline falls short by about the margin), at least the tolerance, at most a quarter quantum.
-     */
-    const slackNs = (i: number) => Math.max(tolNs, Math.min(2 * freezeMarginNs * (rate[i] as number), virtualNs / 4))
+    const slackNs = (i: number) => slackOf(tolNs, freezeMarginNs, rate[i] as number, virtualNs)
     const reached = (i: number) => !cpuMode[i] || (progress[i] as number) >= B - slackNs(i)
     const finish = (i: number) => {
       done[i] = 1
       inSlice[i] = 0
       const p = progress[i] as number
       if (cpuMode[i]) {
-        // Carried: CPU got past the barrier (> 0), or still owed (< 0, at most the slack; beyond that, when capped, credited).
-        const owedMax = slackNs(i)
-        if (p < B - owedMax) short[i] = (short[i] as number) + (B - owedMax - p)
-        // Past the barrier only counts when it was CPU (the slice's progress came from a busy
-        // thread): an idle cell frozen late slept past it, and must not skip the next quantum.
-        carry[i] = Math.max(p > B && !lastBusy[i] ? 0 : p - B, -owedMax)
+        const c = cpuTimeCarry(p, B, slackNs(i), lastBusy[i] === 1)
+        short[i] = (short[i] as number) + c.shortNs
+        carry[i] = c.carryNs
       } else {
         short[i] = (short[i] as number) + Math.max(0, B - p)
       }
@@ -421,14 +376,14 @@ function makeDriver(cells: DrivenCell[]) {
       let nClocks = 0
       for (const i of active) if ((cells[i] as DrivenCell).clock) nClocks++
       const t0 = hrNow()
-      const anchor = t0 + BigInt(Math.round(writeNsPerClock * nClocks * 1.5 + 20_000))
+      const anchor = t0 + BigInt(anchorLeadNs(writeNsPerClock, nClocks))
       for (const i of active) {
         const s = Math.min(B, Math.floor(clockAt[i] as number))
         sliceStart[i] = s
         ;(cells[i] as DrivenCell).clock?.set(s, rate[i] as number, { anchorNs: anchor, untilNs: B, precise: precise[i] === 1 })
       }
       const written = hrNow()
-      if (nClocks > 0) writeNsPerClock = 0.8 * writeNsPerClock + 0.2 * (Number(written - t0) / nClocks)
+      if (nClocks > 0) writeNsPerClock = nextWriteNsPerClock(writeNsPerClock, Number(written - t0), nClocks)
       anchorNum = Number(anchor)
       firstAnchor ??= anchorNum
       for (const i of active) inSlice[i] = 1
@@ -449,7 +404,7 @@ function makeDriver(cells: DrivenCell[]) {
           preciseSlices[i] = (preciseSlices[i] as number) + 1
           unread.add(i)
           deadline.set(i, Infinity)
-        } else deadline.set(i, anchorNum + Math.max(0, need - Math.min(freezeMarginNs, need / 4)))
+        } else deadline.set(i, freezeDeadlineNs(anchorNum, need, freezeMarginNs))
         accounted.set(i, 0)
         checks.set(i, 0)
       }
@@ -466,10 +421,7 @@ function makeDriver(cells: DrivenCell[]) {
         lastFrozen = Math.max(lastFrozen, frozenAt)
         const freezeNs = frozenAt - freezeAt
         freezeMax = Math.max(freezeMax, freezeNs)
-        // The margin: the freeze latency, remembered as a slowly decaying maximum, never more than a
-        // quarter of the quantum's wall budget. (An overrun caused by a late timer — the runtime did
-        // not get a CPU — is not fixed by a larger margin; it is reported.)
-        freezeMarginNs = Math.min(Math.max(freezeNs * 1.5, freezeMarginNs * 0.95, MIN_MARGIN_NS), Math.max(MIN_MARGIN_NS, quantumWallNs / 4))
+        freezeMarginNs = nextFreezeMarginNs(freezeNs, freezeMarginNs, quantumWallNs)
         const span = frozenAt - anchorNum
         for (const i of batch) {
           inSlice[i] = 0
@@ -480,20 +432,19 @@ function makeDriver(cells: DrivenCell[]) {
           let ran = span
           if (cpuMode[i]) {
             const st = settle(i, frozenAt - thawAt, freezeAt - thawDone - BUSY_SLACK_NS)
-            stolen[i] = (stolen[i] as number) + st.steal
-            ran = st.ran
+            stolen[i] = (stolen[i] as number) + st.stealNs
+            ran = st.ranNs
             lastBusy[i] = st.busy ? 1 : 0
           }
           if (precise[i]) {
             // The clock had the slice from its first reading on (and waited at the barrier after), or
-            // nobody read it: either way the cell is at the barrier. Precise again next time if a
-            // reading waited (it resumes at the barrier), or, once, if the clock was not read.
+            // nobody read it: either way the cell is at the barrier. Precise next time: preciseAfter.
             const st = (cells[i] as DrivenCell).clock!.slice()
             ran = need
             lastBusy[i] = 0
-            const unreadNow = st.startedAt === undefined
-            preciseNext[i] = st.waited > 0 || (unreadNow && !preciseCarried[i]) ? 1 : 0
-            preciseCarried[i] = unreadNow && preciseNext[i] ? 1 : 0
+            const after = preciseAfter(st.waited, st.startedAt === undefined, preciseCarried[i] === 1)
+            preciseNext[i] = after.next ? 1 : 0
+            preciseCarried[i] = after.carried ? 1 : 0
           } else if (first) {
             preciseNext[i] = 0
           }
@@ -514,12 +465,9 @@ function makeDriver(cells: DrivenCell[]) {
               continue
             }
             const need = (B - (sliceStart[i] as number)) / (rate[i] as number)
-            const at = (cells[i] as DrivenCell).clock!.slice().startedAt
-            if (at !== undefined) {
-              deadline.set(i, Number(at) + need + PRECISE_SLACK_NS)
-              unread.delete(i)
-            } else if (now > thawDone + need + PRECISE_WAIT_NS) {
-              deadline.set(i, now)
+            const d = preciseDeadlineNs((cells[i] as DrivenCell).clock!.slice().startedAt, now, thawDone, need)
+            if (d !== undefined) {
+              deadline.set(i, d)
               unread.delete(i)
             }
           }
