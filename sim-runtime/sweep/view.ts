@@ -24,7 +24,7 @@ export class SweepProgressView {
     this.out = out
     if (out.isTTY) {
       this.bar = new cliProgress.SingleBar(
-        { stream: out, format: ' {bar} {value}/{total} trials | running {running} | failed {failed} | reused {reused} | ETA {eta}', hideCursor: true, clearOnComplete: false, fps: 5 },
+        { stream: out, format: ' {bar} {value}/{total} trials | running {running} | failed {failed} | reused {reused} | ETA {left}', hideCursor: true, clearOnComplete: false, fps: 5 },
         cliProgress.Presets.shades_classic,
       )
     }
@@ -32,7 +32,7 @@ export class SweepProgressView {
 
   update(p: SweepProgress): void {
     const done = p.succeeded + p.failed
-    const payload = { running: p.running, failed: p.failed, reused: p.reused, eta: formatEta(p.etaSeconds) }
+    const payload = { running: p.running, failed: p.failed, reused: p.reused, left: formatEta(p.etaSeconds) }
     if (this.bar) {
       if (!this.started) this.bar.start(p.total, done, payload)
       else this.bar.update(done, payload)
@@ -41,7 +41,7 @@ export class SweepProgressView {
     }
     if (done === this.lastDone) return
     this.lastDone = done
-    this.out.write(`livesim sweep: ${done}/${p.total} trials done, ${p.running} running, ${p.failed} failed, ETA ${payload.eta}\n`)
+    this.out.write(`livesim sweep: ${done}/${p.total} trials done, ${p.running} running, ${p.failed} failed, ETA ${payload.left}\n`)
   }
 
   stop(): void {
