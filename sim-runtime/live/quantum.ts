@@ -206,366 +206,504 @@ export function createQuantumDriver(cells: Cell[], clocks: (VirtualClock | undef
 export function createQuantumDriver(cells: DrivenCell[] | Cell[], clocks?: (VirtualClock | undefined)[]): QuantumDriver | RateQuantumDriver {
   if (clocks !== undefined) {
     if (clocks.length !== cells.length) throw new Error('one clock (or undefined) per cell')
-    const core = makeDriver((cells as Cell[]).map((cell, i) => ({ cell, clock: clocks[i], clockMode: 'WallTime', speed: 1 })))
+    const core = new SliceDriver((cells as Cell[]).map((cell, i) => ({ cell, clock: clocks[i], clockMode: 'WallTime', speed: 1 })))
     const driver: RateQuantumDriver = {
       run: async (startNs, virtualNs, rate = 1) => {
         if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`rate must be > 0, got ${rate}`)
         return core.run(startNs, virtualNs, undefined, rate)
       },
-      virtualNowNs: core.virtualNowNs,
-      close: core.close,
+      virtualNowNs: (i) => core.virtualNowNs(i),
+      close: () => core.close(),
     }
     return driver
   }
-  const core = makeDriver(cells as DrivenCell[])
-  const driver: QuantumDriver = { run: (startNs, virtualNs, hooks) => core.run(startNs, virtualNs, hooks), virtualNowNs: core.virtualNowNs, close: core.close }
+  const core = new SliceDriver(cells as DrivenCell[])
+  const driver: QuantumDriver = { run: (startNs, virtualNs, hooks) => core.run(startNs, virtualNs, hooks), virtualNowNs: (i) => core.virtualNowNs(i), close: () => core.close() }
   return driver
 }
 
-function makeDriver(cells: DrivenCell[]) {
-  cells.forEach((c, i) => {
-    if (c.clockMode !== 'CpuTime' && c.clockMode !== 'WallTime') throw new Error(`cell ${i} (${c.cell.name}): clockMode must be CpuTime or WallTime, got ${JSON.stringify(c.clockMode)}`)
-    if (!(c.speed > 0) || !Number.isFinite(c.speed)) throw new Error(`cell ${i} (${c.cell.name}): speed must be > 0, got ${c.speed}`)
-  })
-  const n = cells.length
-  const cpuMode = cells.map((c) => c.clockMode === 'CpuTime')
-  let writeNsPerClock = 100_000 // adapted from measurements
-  let freezeMarginNs = 200_000
+/** One run(): the quantum [startNs, barrierNs) of every cell, and what it reports. */
+class Quantum {
+  readonly startNs: number
+  readonly virtualNs: number
+  readonly barrierNs: number
+  /** The least slack of a CpuTime cell (accounting.ts, slackNs). */
+  readonly toleranceNs: number
+  /** The longest wall budget of a cell in this quantum: bounds the freeze margin. */
+  readonly quantumWallNs: number
+  /** Each cell's CPU time at the start. */
+  readonly cpuBeforeNs: number[]
+  /** Cells at the barrier. */
+  readonly done: Uint8Array
+  /** Cells whose first slice is precise (hooks.precise, or readings that waited at the last barrier). */
+  readonly preciseFirst: Uint8Array
+  readonly slices: number[]
+  readonly stolenNs: number[]
+  readonly preciseSlices: number[]
+  readonly shortNs: number[]
+  readonly capped: number[] = []
+  lateThawNs = 0
+  freezeMaxNs = 0
+  overrunNs = 0
+  extraSlices = 0
+  firstAnchorNs: number | undefined
+  lastFrozenNs = 0
+
+  constructor(n: number, startNs: number, virtualNs: number, quantumWallNs: number, cpuBeforeNs: number[]) {
+    this.startNs = startNs
+    this.virtualNs = virtualNs
+    this.barrierNs = startNs + virtualNs
+    this.toleranceNs = toleranceNs(virtualNs)
+    this.quantumWallNs = quantumWallNs
+    this.cpuBeforeNs = cpuBeforeNs
+    this.done = new Uint8Array(n)
+    this.preciseFirst = new Uint8Array(n)
+    this.slices = new Array<number>(n).fill(0)
+    this.stolenNs = new Array<number>(n).fill(0)
+    this.preciseSlices = new Array<number>(n).fill(0)
+    this.shortNs = new Array<number>(n).fill(0)
+  }
+}
+
+/** One slice of a quantum: the cells thawed together at one anchor, their freeze deadlines, the freezes under way. */
+class Slice {
+  readonly active: number[]
+  readonly first: boolean
+  /** Cells whose slice is precise (docs/live.md, "Precise slices"). */
+  readonly precise: Uint8Array
+  /** Wall ns (hrtime) of the thaw request, and when every cell was thawed. */
+  thawAtNs = 0
+  thawDoneNs = 0
+  /** Each cell's freeze deadline, wall ns (Infinity: a precise cell whose clock was not read yet). */
+  readonly deadlineNs: Float64Array
+  /** Steal already added to each cell's deadline, and the readings taken for it (at most MAX_CHECKS). */
+  readonly accountedNs: Float64Array
+  readonly checks: Uint8Array
+  /** Precise cells whose clock has not been read yet. */
+  readonly unread = new Set<number>()
+  /** Thawed and not being frozen. */
+  readonly thawed: Set<number>
+  /** Freezes under way (the loop goes on checking deadlines meanwhile). */
+  readonly inflight = new Set<Promise<void>>()
+  failure: { e: unknown } | undefined
+
+  constructor(n: number, active: number[], preciseFirst: Uint8Array | undefined) {
+    this.active = active
+    this.first = preciseFirst !== undefined
+    this.precise = new Uint8Array(n)
+    for (const i of active) this.precise[i] = preciseFirst ? (preciseFirst[i] as number) : 0
+    this.deadlineNs = new Float64Array(n)
+    this.accountedNs = new Float64Array(n)
+    this.checks = new Uint8Array(n)
+    this.thawed = new Set(active)
+  }
+}
+
+/** The quantum driver of frozen cells (CpuTime and WallTime): the scheme of the file comment. */
+class SliceDriver {
+  private readonly cells: DrivenCell[]
+  private readonly n: number
+  private readonly cpuMode: boolean[]
+  /** Wall ns writing one clock file takes: the anchor's lead (adapted from measurements). */
+  private writeNsPerClock = 100_000
+  /** The freeze latency seen so far (nextFreezeMarginNs): a cell is frozen that much before it reaches the barrier. */
+  private freezeMarginNs = 200_000
   // Per cell, during run(): the slice its clock is in, how far its clock may have gone, its progress.
-  const rate = new Float64Array(n)
+  private readonly rate: Float64Array
   /** Virtual ns the cell's clock reads at the anchor of its current (or last) slice. */
-  const sliceStart = new Float64Array(n)
+  private readonly sliceStart: Float64Array
   /** The highest virtual time the cell's clock may have shown: where its next slice starts. */
-  const clockAt = new Float64Array(n)
+  private readonly clockAt: Float64Array
   /** Virtual time the cell got to: CpuTime (wall − steal) × rate summed over slices, WallTime wall × rate. */
-  const progress = new Float64Array(n)
+  private readonly progress: Float64Array
   /** virtualNowNs never returns less than this. */
-  const floor = new Float64Array(n)
-  const inSlice = new Uint8Array(n)
+  private readonly floor: Float64Array
+  private readonly inSlice: Uint8Array
   /** CpuTime: virtual ns of CPU a cell got past the last barrier (> 0: it was frozen late) or was still owed (< 0), carried into the next quantum. */
-  const carry = new Float64Array(n)
+  private readonly carry: Float64Array
   /** CpuTime: the cell's last slice's progress was a busy thread's CPU time (not wall minus waits). */
-  const lastBusy = new Uint8Array(n)
+  private readonly lastBusy: Uint8Array
   /** The cell's next slice is precise: its readings waited at the last barrier (or its last precise slice's clock was not read). */
-  const preciseNext = new Uint8Array(n)
+  private readonly preciseNext: Uint8Array
   /** Its last precise slice was one carried over unread. */
-  const preciseCarried = new Uint8Array(n)
-  let anchorNum = 0
-  let barrier = 0
-  let lastEnd = 0
-  let running = false
+  private readonly preciseCarried: Uint8Array
+  private anchorNs = 0
+  private barrierNs = 0
+  private lastEndNs = 0
+  private running = false
   // CpuTime: schedstat of every thread at the thaw, the processes seen then, a scratch map. A frozen
   // cell's threads neither run nor wait, so the reading taken after a freeze is the next thaw's
   // baseline, as long as nothing thawed the cell in between (checked by its CPU time between run()s).
-  const baseStats = cells.map(() => new Map<number, TaskSchedstat>())
-  const baseValid = new Uint8Array(n)
+  private readonly baseStats: Map<number, TaskSchedstat>[]
+  private readonly baseValid: Uint8Array
   /** The processes of each cell's baseline: one that appears later (spawned into the frozen cell) is added at the next thaw. */
-  const basePids: number[][] = cells.map(() => [])
-  const cpuAtEnd = new Float64Array(n).fill(-1)
-  const slicePids: number[][] = cells.map(() => [])
-  let scratch = new Map<number, TaskSchedstat>()
+  private readonly basePids: number[][]
+  private readonly cpuAtEnd: Float64Array
+  private readonly slicePids: number[][]
+  private scratch = new Map<number, TaskSchedstat>()
   /** Each cell's threads' schedstat files, kept open between readings. */
-  const schedstats = cells.map(() => new SchedstatReader())
+  private readonly schedstats: SchedstatReader[]
 
-  const virtualNowNs = (i: number): number => {
-    if (!running) return lastEnd
-    let v = inSlice[i] ? (sliceStart[i] as number) + Math.max(0, hr() - anchorNum) * (rate[i] as number) : (clockAt[i] as number)
-    if (v > barrier) v = barrier
+  constructor(cells: DrivenCell[]) {
+    cells.forEach((c, i) => {
+      if (c.clockMode !== 'CpuTime' && c.clockMode !== 'WallTime') throw new Error(`cell ${i} (${c.cell.name}): clockMode must be CpuTime or WallTime, got ${JSON.stringify(c.clockMode)}`)
+      if (!(c.speed > 0) || !Number.isFinite(c.speed)) throw new Error(`cell ${i} (${c.cell.name}): speed must be > 0, got ${c.speed}`)
+    })
+    const n = cells.length
+    this.cells = cells
+    this.n = n
+    this.cpuMode = cells.map((c) => c.clockMode === 'CpuTime')
+    this.rate = new Float64Array(n)
+    this.sliceStart = new Float64Array(n)
+    this.clockAt = new Float64Array(n)
+    this.progress = new Float64Array(n)
+    this.floor = new Float64Array(n)
+    this.inSlice = new Uint8Array(n)
+    this.carry = new Float64Array(n)
+    this.lastBusy = new Uint8Array(n)
+    this.preciseNext = new Uint8Array(n)
+    this.preciseCarried = new Uint8Array(n)
+    this.baseStats = cells.map(() => new Map<number, TaskSchedstat>())
+    this.baseValid = new Uint8Array(n)
+    this.basePids = cells.map(() => [])
+    this.cpuAtEnd = new Float64Array(n).fill(-1)
+    this.slicePids = cells.map(() => [])
+    this.schedstats = cells.map(() => new SchedstatReader())
+  }
+
+  virtualNowNs(i: number): number {
+    if (!this.running) return this.lastEndNs
+    let v = this.inSlice[i] ? this.sliceStart[i]! + Math.max(0, hr() - this.anchorNs) * this.rate[i]! : this.clockAt[i]!
+    if (v > this.barrierNs) v = this.barrierNs
     v = Math.floor(v)
-    const f = floor[i] as number
+    const f = this.floor[i]!
     if (v <= f) return f
-    floor[i] = v
+    this.floor[i] = v
     return v
   }
 
+  close(): void {
+    for (const r of this.schedstats) r.close()
+  }
+
+  async run(startNs: number, virtualNs: number, hooks: QuantumHooks | undefined, rateOverride?: number): Promise<QuantumResult> {
+    if (this.running) throw new Error('quantum driver: run() is already running')
+    if (!Number.isSafeInteger(startNs) || startNs < 0) throw new Error(`startNs must be a non-negative safe integer, got ${startNs}`)
+    if (!Number.isSafeInteger(virtualNs) || virtualNs <= 0 || !Number.isSafeInteger(startNs + virtualNs)) throw new Error(`virtualNs must be a positive safe integer, got ${virtualNs}`)
+    if (this.cells.some((c) => !c.cell.frozen)) throw new Error('quantum driver: every cell must be frozen before a quantum')
+    const q = this.begin(startNs, virtualNs, hooks, rateOverride)
+    try {
+      await this.runSlices(q)
+    } catch (e) {
+      // Frozen before and after, also when a hook or a freeze failed.
+      this.baseValid.fill(0)
+      await Promise.allSettled(this.cells.filter((c) => !c.cell.frozen).map((c) => c.cell.freeze()))
+      throw e
+    } finally {
+      this.running = false
+      this.lastEndNs = q.barrierNs
+      this.inSlice.fill(0)
+    }
+    return this.result(q)
+  }
+
+  /** Every cell at startNs, frozen, its progress carried from the last quantum; then hooks.onStart and which cells start precise. */
+  private begin(startNs: number, virtualNs: number, hooks: QuantumHooks | undefined, rateOverride: number | undefined): Quantum {
+    const n = this.n
+    // A CpuTime cell that ran past the previous barrier (a late freeze) starts this quantum that far
+    // ahead: it gets correspondingly less CPU now (all of it when ahead by a whole quantum).
+    const contiguous = startNs === this.lastEndNs
+    for (let i = 0; i < n; i++) {
+      this.rate[i] = rateOverride ?? 1 / this.cells[i]!.speed
+      this.sliceStart[i] = startNs
+      this.clockAt[i] = startNs
+      this.progress[i] = startNs + (contiguous ? this.carry[i]! : 0)
+      this.carry[i] = 0
+      this.floor[i] = startNs
+      this.inSlice[i] = 0
+    }
+    const quantumWallNs = Math.max(...Array.from(this.rate, (r) => virtualNs / r), 0)
+    this.barrierNs = startNs + virtualNs
+    this.running = true
+    const cpuBeforeNs = this.cells.map((c) => c.cell.cpuTimeNs())
+    for (let i = 0; i < n; i++) if (cpuBeforeNs[i] !== this.cpuAtEnd[i]) this.baseValid[i] = 0 // it ran outside the driver
+    const q = new Quantum(n, startNs, virtualNs, quantumWallNs, cpuBeforeNs)
+    hooks?.onStart?.()
+    for (let i = 0; i < n; i++) q.preciseFirst[i] = this.preciseNext[i] || (hooks?.precise?.(i) && this.cells[i]!.clock ? 1 : 0)
+    return q
+  }
+
+  /** Slices until every cell is at the barrier: every cell first, then those still short together; after MAX_EXTRA_SLICES, the rest is credited. */
+  private async runSlices(q: Quantum): Promise<void> {
+    for (let k = 0; ; k++) {
+      const active: number[] = []
+      for (let i = 0; i < this.n; i++) {
+        if (q.done[i]) continue
+        // Ahead by (nearly) the whole quantum: no slice, unless the runtime just woke it with data.
+        if (k === 0 && this.cpuMode[i] && this.reached(q, i) && !q.preciseFirst[i]) this.finish(q, i)
+        else active.push(i)
+      }
+      if (active.length === 0) break
+      if (k > 0) {
+        if (q.extraSlices >= MAX_EXTRA_SLICES) {
+          for (const i of active) {
+            q.capped.push(i)
+            this.finish(q, i)
+          }
+          break
+        }
+        q.extraSlices++
+      }
+      await this.slice(q, active, k === 0)
+    }
+  }
+
+  private slackNs(q: Quantum, i: number): number {
+    return slackOf(q.toleranceNs, this.freezeMarginNs, this.rate[i]!, q.virtualNs)
+  }
+
+  private reached(q: Quantum, i: number): boolean {
+    return !this.cpuMode[i] || this.progress[i]! >= q.barrierNs - this.slackNs(q, i)
+  }
+
+  /** Cell i is at the barrier: what it is owed or got past it is carried (CpuTime) or credited (short). */
+  private finish(q: Quantum, i: number): void {
+    const B = q.barrierNs
+    q.done[i] = 1
+    this.inSlice[i] = 0
+    const p = this.progress[i]!
+    if (this.cpuMode[i]) {
+      const c = cpuTimeCarry(p, B, this.slackNs(q, i), this.lastBusy[i] === 1)
+      q.shortNs[i] = q.shortNs[i]! + c.shortNs
+      this.carry[i] = c.carryNs
+    } else {
+      q.shortNs[i] = q.shortNs[i]! + Math.max(0, B - p)
+    }
+    this.progress[i] = B
+    this.clockAt[i] = B
+  }
+
+  /** One slice of the cells `active`: thawed together at an anchor, each frozen at its deadline, its progress accounted. */
+  private async slice(q: Quantum, active: number[], first: boolean): Promise<void> {
+    const s = new Slice(this.n, active, first ? q.preciseFirst : undefined)
+    this.refreshBaselines(active)
+    await this.thawAtAnchor(q, s)
+    this.planDeadlines(q, s)
+    await this.freezeAll(q, s)
+  }
+
+  /** CpuTime cells' thread readings before a thaw: anew when the baseline is invalid, else for the processes new since it. */
+  private refreshBaselines(active: number[]): void {
+    for (const i of active) {
+      if (!this.cpuMode[i]) continue
+      const pids = this.cells[i]!.cell.pids()
+      this.slicePids[i] = pids
+      const base = this.baseStats[i]!
+      const reader = this.schedstats[i]!
+      if (!this.baseValid[i]) {
+        reader.read(pids, base)
+        this.basePids[i] = pids
+        this.baseValid[i] = 1
+      } else {
+        const known = new Set(this.basePids[i])
+        const added = pids.filter((p) => !known.has(p))
+        if (added.length > 0) {
+          for (const [tid, st] of reader.read(added, this.scratch)) base.set(tid, st)
+          this.basePids[i] = pids
+        }
+      }
+    }
+  }
+
+  /** Steps 1-3 of a slice: the clocks set to read their slice's start at an anchor far enough ahead to write them all; at the anchor, the thaw. */
+  private async thawAtAnchor(q: Quantum, s: Slice): Promise<void> {
+    const B = q.barrierNs
+    let nClocks = 0
+    for (const i of s.active) if (this.cells[i]!.clock) nClocks++
+    const t0 = hrNow()
+    const anchor = t0 + BigInt(anchorLeadNs(this.writeNsPerClock, nClocks))
+    for (const i of s.active) {
+      const start = Math.min(B, Math.floor(this.clockAt[i]!))
+      this.sliceStart[i] = start
+      this.cells[i]!.clock?.set(start, this.rate[i]!, { anchorNs: anchor, untilNs: B, precise: s.precise[i] === 1 })
+    }
+    const written = hrNow()
+    if (nClocks > 0) this.writeNsPerClock = nextWriteNsPerClock(this.writeNsPerClock, Number(written - t0), nClocks)
+    this.anchorNs = Number(anchor)
+    q.firstAnchorNs ??= this.anchorNs
+    for (const i of s.active) this.inSlice[i] = 1
+    await waitUntil(this.anchorNs)
+    s.thawAtNs = hr()
+    await Promise.all(s.active.map((i) => this.cells[i]!.cell.thaw()))
+    s.thawDoneNs = hr()
+    q.lateThawNs = Math.max(q.lateThawNs, s.thawAtNs - this.anchorNs)
+  }
+
+  /** Each cell's freeze deadline: its need less the margin after the anchor; a precise cell's, once its clock is read (watchPrecise). */
+  private planDeadlines(q: Quantum, s: Slice): void {
+    for (const i of s.active) {
+      const need = (q.barrierNs - this.progress[i]!) / this.rate[i]!
+      if (s.precise[i]) {
+        q.preciseSlices[i] = q.preciseSlices[i]! + 1
+        s.unread.add(i)
+        s.deadlineNs[i] = Infinity
+      } else s.deadlineNs[i] = freezeDeadlineNs(this.anchorNs, need, this.freezeMarginNs)
+    }
+  }
+
+  /** Step 4: freeze the cells as their deadlines come, those due together in one batch, while earlier batches' freezes complete. */
+  private async freezeAll(q: Quantum, s: Slice): Promise<void> {
+    while (s.thawed.size > 0 || s.inflight.size > 0) {
+      if (s.failure) throw s.failure.e
+      if (s.unread.size > 0) this.watchPrecise(q, s)
+      const t = hr()
+      const batch = this.dueBatch(s, t)
+      if (batch) {
+        this.startFreeze(q, s, batch)
+        continue
+      }
+      if (s.thawed.size === 0) {
+        await Promise.race(s.inflight)
+        continue
+      }
+      let next = s.unread.size > 0 ? t + 5_000 : Infinity
+      for (const i of s.thawed) next = Math.min(next, s.deadlineNs[i]!)
+      await (s.inflight.size > 0 ? Promise.race([...s.inflight, waitStep(next)]) : waitStep(next))
+    }
+  }
+
+  /** Precise cells: freeze once the clock has had its slice from its first reading on. */
+  private watchPrecise(q: Quantum, s: Slice): void {
+    const now = hr()
+    for (const i of s.unread) {
+      if (!s.thawed.has(i)) {
+        s.unread.delete(i)
+        continue
+      }
+      const need = (q.barrierNs - this.sliceStart[i]!) / this.rate[i]!
+      const d = preciseDeadlineNs(this.cells[i]!.clock!.slice().startedAt, now, s.thawDoneNs, need)
+      if (d !== undefined) {
+        s.deadlineNs[i] = d
+        s.unread.delete(i)
+      }
+    }
+  }
+
+  /** The thawed cells whose deadlines fall within BATCH_NS of `t`, a CpuTime cell's deadline first moved by its steal so far. */
+  private dueBatch(s: Slice, t: number): number[] | undefined {
+    let batch: number[] | undefined
+    for (const i of s.thawed) {
+      let d = s.deadlineNs[i]!
+      if (d > t + BATCH_NS) continue
+      const c = s.checks[i]!
+      if (this.cpuMode[i] && !s.precise[i] && c < MAX_CHECKS) {
+        // Steal so far (complete only for the waits that ended): move the deadline by what is new.
+        s.checks[i] = c + 1
+        const steal = this.stealOf(i, this.slicePids[i]!, t - s.thawAtNs)
+        const before = s.accountedNs[i]!
+        if (steal > before + 5_000) {
+          d += steal - before
+          s.deadlineNs[i] = d
+          s.accountedNs[i] = steal
+          if (d > t + BATCH_NS) continue
+        }
+      }
+      ;(batch ??= []).push(i)
+    }
+    return batch
+  }
+
+  /** Freeze `batch` in the background; a failure fails the slice at the loop's next turn. */
+  private startFreeze(q: Quantum, s: Slice, batch: number[]): void {
+    for (const i of batch) s.thawed.delete(i)
+    const p: Promise<void> = this.freezeBatch(q, s, batch).then(
+      () => void s.inflight.delete(p),
+      (e: unknown) => {
+        s.inflight.delete(p)
+        s.failure ??= { e }
+      },
+    )
+    s.inflight.add(p)
+  }
+
+  private async freezeBatch(q: Quantum, s: Slice, batch: number[]): Promise<void> {
+    const freezeAt = hr()
+    await Promise.all(batch.map((i) => this.cells[i]!.cell.freeze()))
+    const frozenAt = hr()
+    q.lastFrozenNs = Math.max(q.lastFrozenNs, frozenAt)
+    const freezeNs = frozenAt - freezeAt
+    q.freezeMaxNs = Math.max(q.freezeMaxNs, freezeNs)
+    this.freezeMarginNs = nextFreezeMarginNs(freezeNs, this.freezeMarginNs, q.quantumWallNs)
+    const span = frozenAt - this.anchorNs
+    for (const i of batch) this.account(q, s, i, span, frozenAt, freezeAt)
+  }
+
+  /** Step 5, cell i just frozen: how far its clock may have gone, its progress in the slice, whether it is at the barrier. */
+  private account(q: Quantum, s: Slice, i: number, spanNs: number, frozenAtNs: number, freezeAtNs: number): void {
+    const B = q.barrierNs
+    this.inSlice[i] = 0
+    q.slices[i] = q.slices[i]! + 1
+    const r = this.rate[i]!
+    this.clockAt[i] = Math.max(this.clockAt[i]!, Math.min(B, this.sliceStart[i]! + spanNs * r))
+    const need = (B - this.progress[i]!) / r
+    let ran = spanNs
+    if (this.cpuMode[i]) {
+      const st = this.settle(i, frozenAtNs - s.thawAtNs, freezeAtNs - s.thawDoneNs - BUSY_SLACK_NS)
+      q.stolenNs[i] = q.stolenNs[i]! + st.stealNs
+      ran = st.ranNs
+      this.lastBusy[i] = st.busy ? 1 : 0
+    }
+    if (s.precise[i]) {
+      // The clock had the slice from its first reading on (and waited at the barrier after), or
+      // nobody read it: either way the cell is at the barrier. Precise next time: preciseAfter.
+      const st = this.cells[i]!.clock!.slice()
+      ran = need
+      this.lastBusy[i] = 0
+      const after = preciseAfter(st.waited, st.startedAt === undefined, this.preciseCarried[i] === 1)
+      this.preciseNext[i] = after.next ? 1 : 0
+      this.preciseCarried[i] = after.carried ? 1 : 0
+    } else if (s.first) {
+      this.preciseNext[i] = 0
+    }
+    q.overrunNs = Math.max(q.overrunNs, ran - need)
+    this.progress[i] = this.progress[i]! + ran * r
+    if (this.reached(q, i)) this.finish(q, i)
+  }
+
   /** Steal so far: max over the cell's threads of the growth of run_delay since the thaw (threads new since then: all of theirs). */
-  const stealOf = (i: number, pids: number[], sinceThawNs: number): number =>
-    stealSinceNs(baseStats[i] as Map<number, TaskSchedstat>, (schedstats[i] as SchedstatReader).read(pids, scratch), sinceThawNs)
+  private stealOf(i: number, pids: number[], sinceThawNs: number): number {
+    return stealSinceNs(this.baseStats[i]!, this.schedstats[i]!.read(pids, this.scratch), sinceThawNs)
+  }
 
   /** After a CpuTime cell's freeze: its steal and progress in the slice (settleSlice); the reading is its next slice's baseline. */
-  const settle = (i: number, thawedNs: number, busyNs: number): SettledSlice => {
-    const pids = (cells[i] as DrivenCell).cell.pids()
-    const settled = settleSlice(baseStats[i] as Map<number, TaskSchedstat>, (schedstats[i] as SchedstatReader).read(pids, scratch), thawedNs, busyNs)
+  private settle(i: number, thawedNs: number, busyNs: number): SettledSlice {
+    const pids = this.cells[i]!.cell.pids()
+    const base = this.baseStats[i]!
+    const settled = settleSlice(base, this.schedstats[i]!.read(pids, this.scratch), thawedNs, busyNs)
     // This reading is the baseline of the cell's next slice.
-    const base = baseStats[i] as Map<number, TaskSchedstat>
-    baseStats[i] = scratch
-    scratch = base
-    basePids[i] = pids
-    baseValid[i] = 1
+    this.baseStats[i] = this.scratch
+    this.scratch = base
+    this.basePids[i] = pids
+    this.baseValid[i] = 1
     return settled
   }
 
-  async function run(startNs: number, virtualNs: number, hooks: QuantumHooks | undefined, rateOverride?: number): Promise<QuantumResult> {
-    if (running) throw new Error('quantum driver: run() is already running')
-    if (!Number.isSafeInteger(startNs) || startNs < 0) throw new Error(`startNs must be a non-negative safe integer, got ${startNs}`)
-    if (!Number.isSafeInteger(virtualNs) || virtualNs <= 0 || !Number.isSafeInteger(startNs + virtualNs)) throw new Error(`virtualNs must be a positive safe integer, got ${virtualNs}`)
-    if (cells.some((c) => !c.cell.frozen)) throw new Error('quantum driver: every cell must be frozen before a quantum')
-    const B = startNs + virtualNs
-    const tolNs = toleranceNs(virtualNs)
-    // A CpuTime cell that ran past the previous barrier (a late freeze) starts this quantum that far
-    // ahead: it gets correspondingly less CPU now (all of it when ahead by a whole quantum).
-    const contiguous = startNs === lastEnd
-    for (let i = 0; i < n; i++) {
-      rate[i] = rateOverride ?? 1 / (cells[i] as DrivenCell).speed
-      sliceStart[i] = startNs
-      clockAt[i] = startNs
-      progress[i] = startNs + (contiguous ? (carry[i] as number) : 0)
-      carry[i] = 0
-      floor[i] = startNs
-      inSlice[i] = 0
-    }
-    const quantumWallNs = Math.max(...Array.from(rate, (r) => virtualNs / r), 0)
-    barrier = B
-    running = true
-    const done = new Uint8Array(n)
-    const slices = new Array<number>(n).fill(0)
-    const stolen = new Array<number>(n).fill(0)
-    const preciseSlices = new Array<number>(n).fill(0)
-    const short = new Array<number>(n).fill(0)
-    const capped: number[] = []
-    let lateThaw = 0
-    let freezeMax = 0
-    let overrun = 0
-    let extra = 0
-    let firstAnchor: number | undefined
-    let lastFrozen = 0
-    const cpuBefore = cells.map((c) => c.cell.cpuTimeNs())
-    for (let i = 0; i < n; i++) if (cpuBefore[i] !== cpuAtEnd[i]) baseValid[i] = 0 // it ran outside the driver
-    hooks?.onStart?.()
-    const preciseFirst = new Uint8Array(n)
-    for (let i = 0; i < n; i++) preciseFirst[i] = preciseNext[i] || (hooks?.precise?.(i) && cells[i]!.clock ? 1 : 0)
-    const slackNs = (i: number) => slackOf(tolNs, freezeMarginNs, rate[i] as number, virtualNs)
-    const reached = (i: number) => !cpuMode[i] || (progress[i] as number) >= B - slackNs(i)
-    const finish = (i: number) => {
-      done[i] = 1
-      inSlice[i] = 0
-      const p = progress[i] as number
-      if (cpuMode[i]) {
-        const c = cpuTimeCarry(p, B, slackNs(i), lastBusy[i] === 1)
-        short[i] = (short[i] as number) + c.shortNs
-        carry[i] = c.carryNs
-      } else {
-        short[i] = (short[i] as number) + Math.max(0, B - p)
-      }
-      progress[i] = B
-      clockAt[i] = B
-    }
-
-    const slice = async (active: number[], first: boolean) => {
-      const precise = new Uint8Array(n)
-      for (const i of active) precise[i] = first ? (preciseFirst[i] as number) : 0
-      for (const i of active) {
-        if (!cpuMode[i]) continue
-        const pids = (cells[i] as DrivenCell).cell.pids()
-        slicePids[i] = pids
-        const base = baseStats[i] as Map<number, TaskSchedstat>
-        const reader = schedstats[i] as SchedstatReader
-        if (!baseValid[i]) {
-          reader.read(pids, base)
-          basePids[i] = pids
-          baseValid[i] = 1
-        } else {
-          const known = new Set(basePids[i])
-          const added = pids.filter((p) => !known.has(p))
-          if (added.length > 0) {
-            for (const [tid, st] of reader.read(added, scratch)) base.set(tid, st)
-            basePids[i] = pids
-          }
-        }
-      }
-      let nClocks = 0
-      for (const i of active) if ((cells[i] as DrivenCell).clock) nClocks++
-      const t0 = hrNow()
-      const anchor = t0 + BigInt(anchorLeadNs(writeNsPerClock, nClocks))
-      for (const i of active) {
-        const s = Math.min(B, Math.floor(clockAt[i] as number))
-        sliceStart[i] = s
-        ;(cells[i] as DrivenCell).clock?.set(s, rate[i] as number, { anchorNs: anchor, untilNs: B, precise: precise[i] === 1 })
-      }
-      const written = hrNow()
-      if (nClocks > 0) writeNsPerClock = nextWriteNsPerClock(writeNsPerClock, Number(written - t0), nClocks)
-      anchorNum = Number(anchor)
-      firstAnchor ??= anchorNum
-      for (const i of active) inSlice[i] = 1
-      await waitUntil(anchorNum)
-      const thawAt = hr()
-      await Promise.all(active.map((i) => (cells[i] as DrivenCell).cell.thaw()))
-      const thawDone = hr()
-      lateThaw = Math.max(lateThaw, thawAt - anchorNum)
-
-      const deadline = new Map<number, number>()
-      const accounted = new Map<number, number>()
-      const checks = new Map<number, number>()
-      /** Precise cells whose clock has not been read yet. */
-      const unread = new Set<number>()
-      for (const i of active) {
-        const need = (B - (progress[i] as number)) / (rate[i] as number)
-        if (precise[i]) {
-          preciseSlices[i] = (preciseSlices[i] as number) + 1
-          unread.add(i)
-          deadline.set(i, Infinity)
-        } else deadline.set(i, freezeDeadlineNs(anchorNum, need, freezeMarginNs))
-        accounted.set(i, 0)
-        checks.set(i, 0)
-      }
-      /** Thawed and not being frozen. */
-      const thawed = new Set(active)
-      /** Freezes under way (the loop goes on checking deadlines meanwhile). */
-      const inflight = new Set<Promise<void>>()
-      let failure: { e: unknown } | undefined
-
-      const freezeBatch = async (batch: number[]) => {
-        const freezeAt = hr()
-        await Promise.all(batch.map((i) => (cells[i] as DrivenCell).cell.freeze()))
-        const frozenAt = hr()
-        lastFrozen = Math.max(lastFrozen, frozenAt)
-        const freezeNs = frozenAt - freezeAt
-        freezeMax = Math.max(freezeMax, freezeNs)
-        freezeMarginNs = nextFreezeMarginNs(freezeNs, freezeMarginNs, quantumWallNs)
-        const span = frozenAt - anchorNum
-        for (const i of batch) {
-          inSlice[i] = 0
-          slices[i] = (slices[i] as number) + 1
-          const r = rate[i] as number
-          clockAt[i] = Math.max(clockAt[i] as number, Math.min(B, (sliceStart[i] as number) + span * r))
-          const need = (B - (progress[i] as number)) / r
-          let ran = span
-          if (cpuMode[i]) {
-            const st = settle(i, frozenAt - thawAt, freezeAt - thawDone - BUSY_SLACK_NS)
-            stolen[i] = (stolen[i] as number) + st.stealNs
-            ran = st.ranNs
-            lastBusy[i] = st.busy ? 1 : 0
-          }
-          if (precise[i]) {
-            // The clock had the slice from its first reading on (and waited at the barrier after), or
-            // nobody read it: either way the cell is at the barrier. Precise next time: preciseAfter.
-            const st = (cells[i] as DrivenCell).clock!.slice()
-            ran = need
-            lastBusy[i] = 0
-            const after = preciseAfter(st.waited, st.startedAt === undefined, preciseCarried[i] === 1)
-            preciseNext[i] = after.next ? 1 : 0
-            preciseCarried[i] = after.carried ? 1 : 0
-          } else if (first) {
-            preciseNext[i] = 0
-          }
-          overrun = Math.max(overrun, ran - need)
-          progress[i] = (progress[i] as number) + ran * r
-          if (reached(i)) finish(i)
-        }
-      }
-
-      while (thawed.size > 0 || inflight.size > 0) {
-        if (failure) throw failure.e
-        if (unread.size > 0) {
-          // Precise cells: freeze once the clock has had its slice from its first reading on.
-          const now = hr()
-          for (const i of unread) {
-            if (!thawed.has(i)) {
-              unread.delete(i)
-              continue
-            }
-            const need = (B - (sliceStart[i] as number)) / (rate[i] as number)
-            const d = preciseDeadlineNs((cells[i] as DrivenCell).clock!.slice().startedAt, now, thawDone, need)
-            if (d !== undefined) {
-              deadline.set(i, d)
-              unread.delete(i)
-            }
-          }
-        }
-        const t = hr()
-        let batch: number[] | undefined
-        for (const i of thawed) {
-          let d = deadline.get(i) as number
-          if (d > t + BATCH_NS) continue
-          const c = checks.get(i) as number
-          if (cpuMode[i] && !precise[i] && c < MAX_CHECKS) {
-            // Steal so far (complete only for the waits that ended): move the deadline by what is new.
-            checks.set(i, c + 1)
-            const s = stealOf(i, slicePids[i] as number[], t - thawAt)
-            const before = accounted.get(i) as number
-            if (s > before + 5_000) {
-              d += s - before
-              deadline.set(i, d)
-              accounted.set(i, s)
-              if (d > t + BATCH_NS) continue
-            }
-          }
-          ;(batch ??= []).push(i)
-        }
-        if (batch) {
-          for (const i of batch) thawed.delete(i)
-          const p: Promise<void> = freezeBatch(batch).then(
-            () => void inflight.delete(p),
-            (e: unknown) => {
-              inflight.delete(p)
-              failure ??= { e }
-            },
-          )
-          inflight.add(p)
-          continue
-        }
-        if (thawed.size === 0) {
-          await Promise.race(inflight)
-          continue
-        }
-        let next = unread.size > 0 ? t + 5_000 : Infinity
-        for (const i of thawed) next = Math.min(next, deadline.get(i) as number)
-        await (inflight.size > 0 ? Promise.race([...inflight, waitStep(next)]) : waitStep(next))
-      }
-    }
-
-    try {
-      for (let k = 0; ; k++) {
-        const active: number[] = []
-        for (let i = 0; i < n; i++) {
-          if (done[i]) continue
-          // Ahead by (nearly) the whole quantum: no slice, unless the runtime just woke it with data.
-          if (k === 0 && cpuMode[i] && reached(i) && !preciseFirst[i]) finish(i)
-          else active.push(i)
-        }
-        if (active.length === 0) break
-        if (k > 0) {
-          if (extra >= MAX_EXTRA_SLICES) {
-            for (const i of active) {
-              capped.push(i)
-              finish(i)
-            }
-            break
-          }
-          extra++
-        }
-        await slice(active, k === 0)
-      }
-    } catch (e) {
-      // Frozen before and after, also when a hook or a freeze failed.
-      baseValid.fill(0)
-      await Promise.allSettled(cells.filter((c) => !c.cell.frozen).map((c) => c.cell.freeze()))
-      throw e
-    } finally {
-      running = false
-      lastEnd = B
-      inSlice.fill(0)
-    }
-    const spanNs = firstAnchor === undefined ? 0 : lastFrozen - firstAnchor
-    for (let i = 0; i < n; i++) cpuAtEnd[i] = (cells[i] as DrivenCell).cell.cpuTimeNs()
+  private result(q: Quantum): QuantumResult {
+    const spanNs = q.firstAnchorNs === undefined ? 0 : q.lastFrozenNs - q.firstAnchorNs
+    for (let i = 0; i < this.n; i++) this.cpuAtEnd[i] = this.cells[i]!.cell.cpuTimeNs()
     return {
       spanNs,
-      overrunNs: Math.max(0, overrun),
-      lateThawNs: Math.max(0, lateThaw),
-      freezeNs: freezeMax,
-      cpuNs: Array.from(cpuAtEnd, (c, i) => c - (cpuBefore[i] as number)),
-      slices,
-      stolenNs: stolen,
-      extraSlices: extra,
-      capped,
-      shortNs: short,
-      carryNs: Array.from(carry),
-      preciseSlices,
+      overrunNs: Math.max(0, q.overrunNs),
+      lateThawNs: Math.max(0, q.lateThawNs),
+      freezeNs: q.freezeMaxNs,
+      cpuNs: Array.from(this.cpuAtEnd, (c, i) => c - q.cpuBeforeNs[i]!),
+      slices: q.slices,
+      stolenNs: q.stolenNs,
+      extraSlices: q.extraSlices,
+      capped: q.capped,
+      shortNs: q.shortNs,
+      carryNs: Array.from(this.carry),
+      preciseSlices: q.preciseSlices,
     }
   }
-
-  const close = () => {
-    for (const r of schedstats) r.close()
-  }
-  return { run, virtualNowNs, close }
 }
