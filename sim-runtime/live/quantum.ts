@@ -570,6 +570,8 @@ class SliceDriver {
       for (const i of s.thawed) next = Math.min(next, s.deadlineNs[i]!)
       await (s.inflight.size > 0 ? Promise.race([...s.inflight, waitStep(next)]) : waitStep(next))
     }
+    // A failed freeze of the last batch under way ended the loop (nothing thawed or in flight) unseen.
+    if (s.failure) throw s.failure.e
   }
 
   /** Precise cells: freeze once the clock has had its slice from its first reading on. */
