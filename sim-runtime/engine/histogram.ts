@@ -1,6 +1,11 @@
 // A log-linear histogram of non-negative integers (nanoseconds): exact below 256, then 256 linear
 // sub-buckets per power of two (relative error < 0.4%). Count, sum, min and max are exact, so the
 // mean is exact. Deterministic: no floating-point state but the bucket counts.
+//
+// Histograms merge exactly (bucket counts add), so the quantiles of a merge are those of one
+// histogram fed every sample: results merge a group's replicas this way (sync/group-results.ts).
+// A summary() carries its histogram's buckets under HISTOGRAM, a symbol: invisible to JSON, found
+// by the runtime, which sends them beside the results (HostResults.histograms).
 
 const SUB_BITS = 8
 const SUB = 1 << SUB_BITS
@@ -20,6 +25,26 @@ function bucketRange(i: number): [number, number] {
   const lo = (SUB + sub) * width
   return [lo, lo + width - 1]
 }
+
+/** The property of a summary() object that holds its histogram's buckets (HistogramBuckets). */
+export const HISTOGRAM = Symbol('livesim.histogram')
+
+/**
+ * A histogram in JSON. `counts` is the bucket counts from bucket 0, run-length encoded and
+ * space-separated (one line of JSON): a number ≥ 1 is the next bucket's count, −n skips n empty
+ * buckets. Bucket i holds exactly i below 256; above, with e = ⌊(i − 256) / 256⌋ + 8, the
+ * 2^(e−8) values from (256 + (i − 256) mod 256) · 2^(e−8).
+ */
+export interface HistogramBuckets {
+  count: number
+  sum: number
+  min: number
+  max: number
+  subBucketBits: number
+  counts: string
+}
+
+export type HistogramSummary = ReturnType<Histogram['summary']>
 
 export class Histogram {
   private counts = new Float64Array(SUB * 4)
@@ -43,6 +68,68 @@ export class Histogram {
     if (x > this.max) this.max = x
   }
 
+  /** Add every sample of `other` to this histogram: the result is as if both had recorded them all. */
+  merge(other: Histogram): this {
+    if (other.counts.length > this.counts.length) {
+      const grown = new Float64Array(other.counts.length)
+      grown.set(this.counts)
+      this.counts = grown
+    }
+    for (let i = 0; i < other.counts.length; i++) this.counts[i]! += other.counts[i]!
+    this.count += other.count
+    this.sum += other.sum
+    if (other.min < this.min) this.min = other.min
+    if (other.max > this.max) this.max = other.max
+    return this
+  }
+
+  buckets(): HistogramBuckets {
+    const counts: number[] = []
+    let empty = 0
+    let last = this.counts.length - 1
+    while (last >= 0 && this.counts[last] === 0) last--
+    for (let i = 0; i <= last; i++) {
+      const c = this.counts[i]!
+      if (c === 0) {
+        empty++
+        continue
+      }
+      if (empty > 0) counts.push(-empty)
+      empty = 0
+      counts.push(c)
+    }
+    return { count: this.count, sum: this.sum, min: this.count ? this.min : 0, max: this.max, subBucketBits: SUB_BITS, counts: counts.join(' ') }
+  }
+
+  /** The histogram that `b` (from buckets()) describes; throws on anything else. */
+  static fromBuckets(b: HistogramBuckets): Histogram {
+    if (b.subBucketBits !== SUB_BITS) throw new Error(`histogram with ${b.subBucketBits} sub-bucket bits; this one has ${SUB_BITS}`)
+    if (typeof b.counts !== 'string') throw new Error('histogram counts must be a string of space-separated integers')
+    const h = new Histogram()
+    let i = 0
+    let total = 0
+    for (const c of b.counts === '' ? [] : b.counts.split(' ').map(Number)) {
+      if (!Number.isSafeInteger(c) || c === 0) throw new Error(`histogram run-length entry ${c} is not a non-zero integer`)
+      if (c < 0) {
+        i -= c
+        continue
+      }
+      if (i >= h.counts.length) {
+        const grown = new Float64Array(Math.max(i + 1, h.counts.length * 2))
+        grown.set(h.counts)
+        h.counts = grown
+      }
+      h.counts[i++] = c
+      total += c
+    }
+    if (total !== b.count) throw new Error(`histogram buckets hold ${total} samples, its count says ${b.count}`)
+    h.count = b.count
+    h.sum = b.sum
+    h.min = b.count ? b.min : Infinity
+    h.max = b.max
+    return h
+  }
+
   /** The value at quantile q (0 < q ≤ 1): the midpoint of the bucket holding rank ceil(q·count). */
   quantile(q: number): number {
     if (this.count === 0) return 0
@@ -62,8 +149,9 @@ export class Histogram {
     return this.count === 0 ? 0 : this.sum / this.count
   }
 
+  /** Count, mean and quantiles for results; the buckets ride along under HISTOGRAM (not in JSON). */
   summary(): { count: number; meanNs: number; p50Ns: number; p90Ns: number; p99Ns: number; p999Ns: number; maxNs: number } {
-    return {
+    const s = {
       count: this.count,
       meanNs: Math.round(this.mean()),
       p50Ns: this.quantile(0.5),
@@ -72,5 +160,7 @@ export class Histogram {
       p999Ns: this.quantile(0.999),
       maxNs: this.count ? this.max : 0,
     }
+    Object.defineProperty(s, HISTOGRAM, { value: this.buckets(), enumerable: false })
+    return s
   }
 }
