@@ -7,6 +7,7 @@
 // read that table.
 import Type, { type Static } from 'typebox'
 import { BANDWIDTH_PATTERN, DURATION_PATTERN, SIZE_PATTERN } from './units.ts'
+import { IMAGE_REFERENCE_MAX, IMAGE_REFERENCE_PATTERN } from './image.ts'
 
 export const GROUP = 'livesim.dev'
 export const VERSION = 'v1alpha1'
@@ -232,7 +233,15 @@ export const ClockModes = ['CpuTime', 'WallTime', 'Cooperative'] as const
 
 export const LiveSpec = Type.Object(
   {
-    command: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'Program and arguments ($(VAR) expands from the environment; arguments may be empty strings, the program may not).' }),
+    command: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'Program and arguments ($(VAR) expands from the environment; arguments may be empty strings, the program may not). With image, the program inside that image: the image\'s ENTRYPOINT and CMD are not used.' }),
+    image: Type.Optional(
+      Type.String({
+        pattern: IMAGE_REFERENCE_PATTERN,
+        maxLength: IMAGE_REFERENCE_MAX,
+        description:
+          'Kubernetes: the container image that holds the program (registry/repository[:tag][@sha256:digest]). The host\'s pod runs it as a container of its own beside the sim-runtime, which starts command in it (docs/kubernetes.md). Without image, the program comes from the sim-runtime\'s image. livesim run ignores it (it runs command from the machine it runs on) and says so.',
+      }),
+    ),
     env: Type.Optional(
       Type.Array(
         Type.Object({ name: Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 }), value: Type.String({ maxLength: 65536 }) }, Closed),

@@ -21,6 +21,7 @@ import {
   type SimCluster as SimClusterT,
 } from './schema.ts'
 import { compilePlan, expandHostRef, TargetError, type RunPlan } from './plan.ts'
+import { IMAGE_REFERENCE_PATTERN, imageReferenceProblem } from './image.ts'
 import { heapIssues, type HeapBudget } from './state-budget.ts'
 import { MAX_TIME_NS, parseBandwidthBitsPerSec, parseDurationNs, parseSizeBytes, UnitError } from './units.ts'
 
@@ -43,12 +44,13 @@ const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 const MAX_ISSUES = 25
 
 /** The schema's name patterns in words: their descriptions say what a name is for, not what it may contain. */
-const PATTERN_RULES: Record<string, string> = {
+const PATTERN_RULES: Record<string, string | ((value: unknown) => string)> = {
   '^[a-z]([-a-z0-9]*[a-z0-9])?$': 'use lowercase letters, digits and "-", starting with a letter and ending with a letter or digit',
   '^[A-Za-z_][A-Za-z0-9_]*$': 'use letters, digits and "_", not starting with a digit',
   [HTTP_PATH_PATTERN]: 'a request target starts with "/" and has no spaces or control characters (percent-encode them)',
   [HTTP_HEADER_NAME_PATTERN]: 'a header name is an HTTP token: letters, digits and !#$%&\'*+-.^_`|~, no spaces or colon',
   [HTTP_HEADER_VALUE_PATTERN]: 'a header value may not contain CR, LF or NUL',
+  [IMAGE_REFERENCE_PATTERN]: (value) => imageReferenceProblem(String(value)) ?? 'not an image reference',
 }
 
 /** JSON pointer "/spec/hosts/2/name" → "spec.hosts[2].name". */
@@ -114,7 +116,9 @@ export function schemaIssues(doc: unknown, check: { Errors(value: unknown): Iter
       case 'required':
         for (const r of (params.requiredProperties as string[] | undefined) ?? []) {
           const p = at ? `${at}.${r}` : r
-          if (!seen.has(p + 'req')) issues.push({ path: p, message: 'required field is missing' })
+          // A live component with an image still needs its command: the launcher replaces the image's entrypoint.
+          const hint = r === 'command' && value !== null && typeof value === 'object' && 'image' in value ? ": with image, command names the program in the image and its arguments (the image's ENTRYPOINT and CMD are not used)" : ''
+          if (!seen.has(p + 'req')) issues.push({ path: p, message: `required field is missing${hint}` })
           seen.add(p + 'req')
         }
         continue
@@ -127,9 +131,11 @@ export function schemaIssues(doc: unknown, check: { Errors(value: unknown): Iter
       case 'const':
         message = `must be ${JSON.stringify(params.allowedValue)}; got ${describe(value)}`
         break
-      case 'pattern':
-        message = `${describe(value)} is not allowed: ${PATTERN_RULES[String(params.pattern)] ?? String(schema.description ?? `must match ${String(params.pattern)}`)}`
+      case 'pattern': {
+        const rule = PATTERN_RULES[String(params.pattern)]
+        message = `${describe(value)} is not allowed: ${typeof rule === 'function' ? rule(value) : (rule ?? String(schema.description ?? `must match ${String(params.pattern)}`))}`
         break
+      }
       case 'anyOf':
         message = `${describe(value)} is not allowed: ${String(schema.description ?? 'no alternative matches')}`
         break
@@ -414,6 +420,15 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
         duration(`${cp}.live.readinessTimeout`, live.readinessTimeout)
         duration(`${cp}.live.terminationGracePeriod`, live.terminationGracePeriod, 0)
         if (!live.command[0]) add(`${cp}.live.command[0]`, 'the program to run must not be empty')
+        if (live.image !== undefined) {
+          // The pattern cannot count the name's length; user names cannot be looked up in an image.
+          const problem = imageReferenceProblem(live.image)
+          if (problem) add(`${cp}.live.image`, problem)
+          for (const f of ['runAsUser', 'runAsGroup'] as const) {
+            const v = live.securityContext?.[f]
+            if (typeof v === 'string') add(`${cp}.live.securityContext.${f}`, `with image, give a number: the container runs as ${f === 'runAsUser' ? 'a UID' : 'a GID'} (Kubernetes cannot look ${JSON.stringify(v)} up in the image); got ${describe(v)}`)
+          }
+        }
         const ports = new Map<string, number>()
         live.ports?.forEach((p, k) => {
           if (ports.has(p.name)) add(`${cp}.live.ports[${k}].name`, `duplicate port name ${JSON.stringify(p.name)}`)

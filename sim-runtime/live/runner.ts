@@ -169,6 +169,8 @@ export class LiveComponent implements Component {
       exitedAtNs: this.exitedAtNs,
       running: this.exitedAtNs === null,
       log: this.log,
+      // live.image: livesim run (and any runtime not given LIVESIM_LAUNCH_DIR) runs command from its own machine.
+      ...(live.image !== undefined ? { image: live.image, imageUsed: false } : {}),
       ...this.host.net.componentStats(this),
     }
   }
@@ -204,6 +206,8 @@ export class LiveHost implements NetHost {
   runs = 0
   /** Precise slices (quantum.ts). */
   preciseSlices = 0
+  /** Components whose live.image this runtime does not use (LiveRunner.noteImages). */
+  readonly imageWarnings: string[] = []
 
   constructor(index: number, name: string, dir: string) {
     this.index = index
@@ -316,6 +320,7 @@ export class LiveRunner {
       if (coop) throw new Error(`${coop.plan.path}: clock: Cooperative needs livesim's clock shim, which is not available (${shim.why}); install a C compiler (hack/live-deps.sh) or set LIVESIM_FAKETIME_SHIM to a shim built with \`node sim-runtime/live/shim.ts OUT.so\`, or use clock: CpuTime or WallTime`)
       this.log.warn({ why: shim.why }, 'live components: no clock shim; running with plain libfaketime (sleeps may end early, readings may straddle a barrier, programs that use jemalloc such as redis-server may fail to start: docs/live.md, "The shim")')
     }
+    this.noteImages()
     const detected = await detectCellMode()
     this.cellMode = this.opts.cellMode ?? detected.mode
     this.cellModeWhy = this.opts.cellMode ? `forced by LIVESIM_CELL_MODE (detected: ${detected.mode})` : detected.why
@@ -402,6 +407,22 @@ export class LiveRunner {
       await h.cell.freeze()
     }
     this.log.info({ host: h.name, cell: h.cell.name, mode: h.cell.mode, address: h.bindAddr, warnings: h.cell.warnings }, 'live host ready')
+  }
+
+  /**
+   * live.image names the image that holds a program on Kubernetes, where the operator runs it as a
+   * container of the host's pod and hands this runtime LIVESIM_LAUNCH_DIR (docs/kubernetes.md).
+   * Without it, every program runs from this machine: said once in the log, and in each such host's
+   * results (hosts.<host>.live.warnings; the component's results say imageUsed: false).
+   */
+  private noteImages(): void {
+    const imaged = this.hosts.flatMap((h) => h.comps.filter((c) => c.plan.spec.live!.image !== undefined).map((c) => ({ h, c, image: c.plan.spec.live!.image! })))
+    if (!imaged.length) return
+    if (process.env.LIVESIM_LAUNCH_DIR) {
+      throw new Error(`${imaged[0]!.c.plan.path}: starting a live program in its own image (live.image ${imaged[0]!.image}) through the launcher in LIVESIM_LAUNCH_DIR is not implemented by this runtime yet (docs/kubernetes.md, "Live components in their own images")`)
+    }
+    for (const { h, c, image } of imaged) h.imageWarnings.push(`${c.plan.path}: live.image ${image} is not used here: ${c.plan.spec.live!.command[0]} runs from this machine`)
+    this.log.warn({ components: imaged.map(({ c, image }) => `${c.plan.path} (${image})`) }, 'live.image is not used by livesim run: each program runs from this machine (command on its PATH); images are for Kubernetes')
   }
 
   /**
@@ -556,7 +577,7 @@ export class LiveRunner {
       preciseSlices: h.preciseSlices,
       slices: h.slices,
       stampsLost: h.stamps?.lost ?? 0,
-      warnings: [...(h.cell?.warnings ?? [])],
+      warnings: [...h.imageWarnings, ...(h.cell?.warnings ?? [])],
       cellModeWhy: this.cellModeWhy,
       clockShim: this.clockShim,
       overrunMaxNs: round(this.overrunMaxNs, 0),

@@ -85,6 +85,13 @@ const CLIENT = 'spec.hosts[0].components[0]'
 const WEB = 'spec.hosts[1].components[0]'
 const DB = 'spec.hosts[2].components[0]'
 
+/** db/sql as a live redis-server from `image` (YAML text), with `more` added to its live block; web/http's call speaks Redis to it. */
+const liveImage = (image: string, more = '') =>
+  edit(
+    ['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', `live: { image: ${image}, command: [redis-server], ports: [{ name: sql, port: 6379 }]${more} }`],
+    ['responseSize: 4KiB }', 'responseSize: 4KiB, redis: {} }'],
+  )
+
 // Nine levels of nine aliases each: 9^9 "lol"s if expanded.
 const BILLION_LAUGHS = [
   'apiVersion: livesim.dev/v1alpha1',
@@ -303,6 +310,30 @@ const cases: Case[] = [
     baseDir: EXAMPLES,
   },
 
+  // --- live.image (sim-runtime/api/image.ts) --------------------------------------------------------
+  { name: 'image: empty', yaml: liveImage('""'), path: `${DB}.live.image`, message: 'an image reference must not be empty' },
+  { name: 'image: uppercase repository', yaml: liveImage('Redis:7'), path: `${DB}.live.image`, message: 'repository names are lowercase: "Redis"' },
+  { name: 'image: uppercase first component that is no registry', yaml: liveImage('MyOrg/redis:7'), path: `${DB}.live.image`, message: 'a registry has a "." or a :port, or is localhost' },
+  { name: 'image: short digest', yaml: liveImage('redis@sha256:abc'), path: `${DB}.live.image`, message: 'a sha256 digest is 64 hex digits; got 3 characters' },
+  { name: 'image: uppercase digest', yaml: liveImage(`redis@sha256:${'AB'.repeat(32)}`), path: `${DB}.live.image`, message: 'written in lowercase hex digits' },
+  { name: 'image: unknown digest algorithm', yaml: liveImage(`redis@md5:${'ab'.repeat(16)}`), path: `${DB}.live.image`, message: 'algorithm is sha256 or sha512; got "md5"' },
+  { name: 'image: tag after the digest', yaml: liveImage(`redis@sha256:${'ab'.repeat(32)}:7`), path: `${DB}.live.image`, message: 'the tag goes before the digest' },
+  { name: 'image: two digests', yaml: liveImage(`redis@sha256:${'ab'.repeat(32)}@sha256:${'ab'.repeat(32)}`), path: `${DB}.live.image`, message: 'at most one @digest' },
+  { name: 'image: empty tag', yaml: liveImage('"redis:"'), path: `${DB}.live.image`, message: 'the tag after ":" is empty' },
+  { name: 'image: tag starting with "-"', yaml: liveImage('redis:-7'), path: `${DB}.live.image`, message: 'not starting with "." or "-"' },
+  { name: 'image: tag longer than 128', yaml: liveImage(`redis:${'7'.repeat(129)}`), path: `${DB}.live.image`, message: 'a tag is 1-128 letters' },
+  { name: 'image: a scheme', yaml: liveImage('docker://redis:7'), path: `${DB}.live.image`, message: 'no scheme: drop "docker://"' },
+  { name: 'image: double slash', yaml: liveImage('library//redis:7'), path: `${DB}.live.image`, message: 'empty path component' },
+  { name: 'image: leading space', yaml: liveImage('" redis:7"'), path: `${DB}.live.image`, message: 'no spaces or control characters' },
+  { name: 'image: repository name longer than 255', yaml: liveImage(`registry.example/${'a'.repeat(250)}:7`), path: `${DB}.live.image`, message: 'the repository name is 267 characters; at most 255' },
+  { name: 'image: a number', yaml: liveImage('7'), path: `${DB}.live.image`, message: 'expected string, got number 7' },
+  {
+    name: 'image without command',
+    yaml: edit(['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', 'live: { image: "redis:7", ports: [{ name: sql, port: 6379 }] }']),
+    path: `${DB}.live.command`,
+    message: "with image, command names the program in the image and its arguments (the image's ENTRYPOINT and CMD are not used)",
+  },
+  { name: 'image with a user name', yaml: liveImage('redis:7', ', securityContext: { runAsUser: redis }'), path: `${DB}.live.securityContext.runAsUser`, message: 'with image, give a number' },
   // --- protocols to live components --------------------------------------------------------------
   { name: 'a Client to a live component without a protocol', yaml: LIVE_WEB, path: `${CLIENT}.model.target`, message: 'web/http is a live component: set redis: or http: on this Client' },
   { name: 'http on a Client to a modelled component', yaml: edit(['timeout: 50ms', 'timeout: 50ms\n            http: {}']), path: `${CLIENT}.model.http`, message: 'a protocol is for a live target, and web/http is modelled' },
@@ -413,6 +444,20 @@ describe('valid manifests', () => {
     expect(() => loadSimCluster(client)).not.toThrow()
     expect(() => loadSimCluster(liveDbCall(', redis: { setRatio: 0.1, keys: 10 }'))).not.toThrow()
     expect(() => loadSimCluster(liveDbCall(', http: { path: /q }'))).not.toThrow()
+  })
+
+  it.each([
+    'redis:7.2',
+    'redis',
+    'docker.io/library/redis:7.2-bookworm',
+    'localhost:5000/team/app_v2__x.y-z:v1.0_rc',
+    'registry.example:5000/app',
+    'Registry.Example/app:1',
+    '[::1]:5000/app:1',
+    `redis:7@sha256:${'ab'.repeat(32)}`,
+    `redis@sha512:${'cd'.repeat(64)}`,
+  ])('accepts the image %s', (image) => {
+    expect(() => loadSimCluster(liveImage(JSON.stringify(image), ', securityContext: { runAsUser: 999 }'))).not.toThrow()
   })
 
   it('accepts a call chain through 10240 servers', () => {
