@@ -4,7 +4,7 @@
 // exclusive bounds, const → enum, and CEL rules for what a structural schema cannot say, derived
 // from the same MODEL_KINDS table that validate.ts uses.
 import { dump } from 'js-yaml'
-import { GROUP, MODEL_KINDS, SimClusterSpec, SimClusterStatus, SimHostSpec, SimHostStatus, SimSweepSpec, SimSweepStatus, SWEEP_LIMITS, VERSION } from './schema.ts'
+import { GROUP, MODEL_KINDS, SimClusterSpec, SimClusterStatus, SimHostSpec, SimHostStatus, SimSweepSpec, SimSweepStatus, VERSION } from './schema.ts'
 
 type Json = Record<string, unknown>
 
@@ -104,9 +104,11 @@ function clusterSpecRules(spec: Json): Json {
 
 /**
  * A SimSweep's spec: the template checked as a SimCluster spec, names unique, the objective naming a
- * metric, the grid bounded, and everything but parallelism and maxFailedTrials immutable (a changed
- * grid would leave finished trials describing another sweep). Paths resolving in the template and
- * values valid at them are the validator's (sweep/validate.ts), which the reconciler runs.
+ * metric, and everything but parallelism and maxFailedTrials immutable (a changed grid would leave
+ * finished trials describing another sweep). Parameter values are any JSON value
+ * (x-kubernetes-preserve-unknown-fields), which CEL cannot see: the grid's size, paths resolving in
+ * the template and values valid at them are the validator's (sweep/validate.ts), which the
+ * reconciler runs.
  */
 function simSweepSpecSchema(): Json {
   const spec = structural(SimSweepSpec) as Json
@@ -115,10 +117,8 @@ function simSweepSpecSchema(): Json {
     list['x-kubernetes-list-type'] = 'map'
     list['x-kubernetes-list-map-keys'] = ['name']
   }
-  const sizes = Array.from({ length: SWEEP_LIMITS.parametersMax }, (_, i) => `(size(self.parameters) > ${i} ? size(self.parameters[${i}].values) : 1)`)
   addRules(spec, [
     { rule: 'self.metrics.exists(m, m.name == self.objective.metric)', message: 'objective.metric must name one of metrics', fieldPath: '.objective.metric' },
-    { rule: `${sizes.join(' * ')} * (has(self.seeds) ? self.seeds : 1) <= ${SWEEP_LIMITS.trialsMax}`, message: `grid points × seeds must be at most ${SWEEP_LIMITS.trialsMax}` },
     {
       rule: 'self.template == oldSelf.template && self.parameters == oldSelf.parameters && self.metrics == oldSelf.metrics && self.objective == oldSelf.objective && (has(self.seeds) == has(oldSelf.seeds)) && (!has(self.seeds) || self.seeds == oldSelf.seeds)',
       message: 'the grid-defining fields of spec (template, parameters, seeds, metrics, objective) are immutable; delete and re-create the SimSweep to change them',
