@@ -41,6 +41,7 @@
 // advances by the quantum while the cell gets the CPU time of a quantum (× speed); within a quantum,
 // the clock may run ahead of the CPU the cell got by up to the steal of that quantum. (Setting each
 // extra slice's clock back to the progress would step the programs' CLOCK_MONOTONIC back.)
+import assert from 'node:assert/strict'
 import type { Cell } from './cell.ts'
 import type { VirtualClock } from './clock.ts'
 import {
@@ -319,6 +320,8 @@ class SliceDriver {
   /** virtualNowNs never returns less than this. */
   private readonly floor: Float64Array
   private readonly inSlice: Uint8Array
+  /** Cells this driver thawed and has not seen frozen since: none between quanta. */
+  private readonly thawed: Uint8Array
   /** CpuTime: virtual ns of CPU a cell got past the last barrier (> 0: it was frozen late) or was still owed (< 0), carried into the next quantum. */
   private readonly carry: Float64Array
   /** CpuTime: the cell's last slice's progress was a busy thread's CPU time (not wall minus waits). */
@@ -359,6 +362,7 @@ class SliceDriver {
     this.progress = new Float64Array(n)
     this.floor = new Float64Array(n)
     this.inSlice = new Uint8Array(n)
+    this.thawed = new Uint8Array(n)
     this.carry = new Float64Array(n)
     this.lastBusy = new Uint8Array(n)
     this.preciseNext = new Uint8Array(n)
@@ -398,6 +402,7 @@ class SliceDriver {
       // Frozen before and after, also when a hook or a freeze failed.
       this.baseValid.fill(0)
       await Promise.allSettled(this.cells.filter((c) => !c.cell.frozen).map((c) => c.cell.freeze()))
+      for (let i = 0; i < this.n; i++) if (this.cells[i]!.cell.frozen) this.thawed[i] = 0
       throw e
     } finally {
       this.running = false
@@ -410,6 +415,7 @@ class SliceDriver {
   /** Every cell at startNs, frozen, its progress carried from the last quantum; then hooks.onStart and which cells start precise. */
   private begin(startNs: number, virtualNs: number, hooks: QuantumHooks | undefined, rateOverride: number | undefined): Quantum {
     const n = this.n
+    assert(this.thawed.every((t) => t === 0), 'quantum driver: a cell it thawed is not frozen between quanta')
     // A CpuTime cell that ran past the previous barrier (a late freeze) starts this quantum that far
     // ahead: it gets correspondingly less CPU now (all of it when ahead by a whole quantum).
     const contiguous = startNs === this.lastEndNs
@@ -524,6 +530,8 @@ class SliceDriver {
     const anchor = t0 + BigInt(anchorLeadNs(this.writeNsPerClock, nClocks))
     for (const i of s.active) {
       const start = Math.min(B, Math.floor(this.clockAt[i]!))
+      // The programs' clocks never go back within a run (the file comment): a slice starts where the last could have left them.
+      assert(start >= this.sliceStart[i]!, 'quantum driver: a slice would set a clock back')
       this.sliceStart[i] = start
       this.cells[i]!.clock?.set(start, this.rate[i]!, { anchorNs: anchor, untilNs: B, precise: s.precise[i] === 1 })
     }
@@ -531,7 +539,11 @@ class SliceDriver {
     if (nClocks > 0) this.writeNsPerClock = nextWriteNsPerClock(this.writeNsPerClock, Number(written - t0), nClocks)
     this.anchorNs = Number(anchor)
     q.firstAnchorNs ??= this.anchorNs
-    for (const i of s.active) this.inSlice[i] = 1
+    for (const i of s.active) {
+      assert(this.thawed[i] === 0, 'quantum driver: a slice thaws frozen cells only')
+      this.inSlice[i] = 1
+      this.thawed[i] = 1
+    }
     await waitUntil(this.anchorNs)
     s.thawAtNs = hr()
     await Promise.all(s.active.map((i) => this.cells[i]!.cell.thaw()))
@@ -637,7 +649,10 @@ class SliceDriver {
     q.freezeMaxNs = Math.max(q.freezeMaxNs, freezeNs)
     this.freezeMarginNs = nextFreezeMarginNs(freezeNs, this.freezeMarginNs, q.quantumWallNs)
     const span = frozenAt - this.anchorNs
-    for (const i of batch) this.account(q, s, i, span, frozenAt, freezeAt)
+    for (const i of batch) {
+      this.thawed[i] = 0
+      this.account(q, s, i, span, frozenAt, freezeAt)
+    }
   }
 
   /** Step 5, cell i just frozen: how far its clock may have gone, its progress in the slice, whether it is at the barrier. */
@@ -667,6 +682,8 @@ class SliceDriver {
     } else if (s.first) {
       this.preciseNext[i] = 0
     }
+    // A slice never takes a cell back; a precise one takes it to the barrier, from wherever it was.
+    assert(ran >= 0 || s.precise[i] === 1, 'quantum driver: a negative progress in a slice')
     q.overrunNs = Math.max(q.overrunNs, ran - need)
     this.progress[i] = this.progress[i]! + ran * r
     if (this.reached(q, i)) this.finish(q, i)
@@ -691,6 +708,11 @@ class SliceDriver {
   }
 
   private result(q: Quantum): QuantumResult {
+    assert(q.extraSlices <= MAX_EXTRA_SLICES, 'quantum driver: more than MAX_EXTRA_SLICES extra slices')
+    for (let i = 0; i < this.n; i++) {
+      assert(q.done[i] === 1 && this.thawed[i] === 0, 'quantum driver: a cell ends a quantum short of the barrier or thawed')
+      assert(q.slices[i]! <= 1 + q.extraSlices, 'quantum driver: a cell had more slices than the quantum')
+    }
     const spanNs = q.firstAnchorNs === undefined ? 0 : q.lastFrozenNs - q.firstAnchorNs
     for (let i = 0; i < this.n; i++) this.cpuAtEnd[i] = this.cells[i]!.cell.cpuTimeNs()
     return {
