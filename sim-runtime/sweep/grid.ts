@@ -2,6 +2,7 @@
 // first parameter varying slowest), trials (one per point and seed) and each trial's SimCluster.
 // A trial's spec hash covers everything that defines its run, so that a finished trial can be
 // recognised on resume.
+import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { API_VERSION, type SimCluster, type SimClusterSpec, type SweepMetric } from '../api/schema.ts'
 import { canonicalJson } from '../sync/results.ts'
@@ -49,6 +50,7 @@ export function gridSize(sizes: number[], max: number): number {
 
 /** The parameters' values at point `point` (mixed radix, last parameter fastest). */
 export function pointValues(parameters: GridParameter[], point: number): unknown[] {
+  assert(Number.isInteger(point) && point >= 0, `point ${point} is not an index`)
   const out = new Array<unknown>(parameters.length)
   let rest = point
   for (let i = parameters.length - 1; i >= 0; i--) {
@@ -56,6 +58,7 @@ export function pointValues(parameters: GridParameter[], point: number): unknown
     out[i] = parameters[i]!.values[rest % n]
     rest = Math.floor(rest / n)
   }
+  assert(rest === 0, `point ${point} is past the grid`)
   return out
 }
 
@@ -64,6 +67,7 @@ export function trialName(sweep: string, point: number, seedIndex: number): stri
 }
 
 export function trial(grid: Grid, point: number, seedIndex: number): Trial {
+  assert(point < grid.points && seedIndex < grid.seeds, `trial p${point}-s${seedIndex} is outside a grid of ${grid.points} points × ${grid.seeds} seeds`)
   return { name: trialName(grid.sweep, point, seedIndex), point, seedIndex, seed: grid.baseSeed + seedIndex, values: pointValues(grid.parameters, point) }
 }
 

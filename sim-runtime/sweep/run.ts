@@ -4,6 +4,7 @@
 // succeeds; a trial whose results are there, intact, from a manifest with the same spec hash is
 // not run again (resume). More than maxFailedTrials failures stop the launching of trials; an
 // abort (Ctrl-C) stops every running trial.
+import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -89,12 +90,14 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepRun> {
     }
   }
   report()
+  assert(records.length === opts.grid.points * opts.grid.seeds, 'one record per trial')
   try {
     await Promise.all(Array.from({ length: Math.min(opts.parallel, all.length) }, worker))
   } finally {
     await pool?.close()
   }
   const interrupted = opts.signal?.aborted ?? false
+  assert(interrupted || stopped !== undefined || records.every((r) => r.status !== 'NotRun'), 'every trial ran unless the sweep was stopped')
   return { records, interrupted, ...(stopped && !interrupted ? { stopped } : {}) }
 }
 

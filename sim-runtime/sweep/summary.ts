@@ -1,6 +1,7 @@
 // A sweep's results from its trials: results.json (the grid, every trial, one row per point with
 // each metric's mean and confidence interval, the best point) and results.csv (one row per trial).
 // The point rows have the shape of SimSweep status.points, so the operator can write them as they are.
+import assert from 'node:assert/strict'
 import { stringify } from 'csv-stringify/sync'
 import { API_VERSION, type SweepMetric, type SweepPointStatus } from '../api/schema.ts'
 import { formatValue, type Grid, type Trial } from './grid.ts'
@@ -52,7 +53,10 @@ export interface SweepResults {
 /** One row per grid point: each metric summarised over the point's succeeded trials; the best by the objective. */
 export function pointRows(grid: Grid, records: readonly TrialRecord[]): { rows: PointRow[]; best: number | undefined } {
   const byPoint = Array.from({ length: grid.points }, () => [] as TrialRecord[])
-  for (const r of records) byPoint[r.point]!.push(r)
+  for (const r of records) {
+    assert(r.point < grid.points && r.metrics.length === grid.metrics.length, `trial ${r.name} does not belong to this grid`)
+    byPoint[r.point]!.push(r)
+  }
   const summaries = byPoint.map((rs) => {
     const ok = rs.filter((r) => r.status === 'Succeeded')
     return grid.metrics.map((_, m) => summarize(ok.map((r) => r.metrics[m]).filter((v): v is number => v !== null)))
