@@ -13,6 +13,12 @@
 // Either way: /tmp is an emptyDir (the root file system stays read-only) that holds the clock files
 // and the programs' logs (LIVESIM_WORK_DIR=/tmp/<pod>) and gives the runtime (signals cells keep their
 // state in $TMPDIR) and the programs a writable /tmp.
+//
+// A live component with `image` runs in a container of its own in the host's pod (liveSetup,
+// imageContainers; docs/kubernetes.md, "Live components in their own images"): the pod shares its
+// process namespace; an init container copies the runtime's clock shim, libfaketime, vexec and the
+// image launcher into the emptyDir `kit` (/livesim); the component's container runs the launcher
+// from there, which waits for the runtime to hand it the program through a FIFO in the shared /tmp.
 import { randomBytes } from 'node:crypto'
 import type { RunPlan } from '../../sim-runtime/api/plan.ts'
 import type { SimCluster, SimHostSpec } from '../../sim-runtime/api/schema.ts'
@@ -156,6 +162,74 @@ export function runsLive(sc: SimClusterObject, group: string): boolean {
   return sc.spec.hosts.find((h) => h.name === group)?.components.some((c) => c.live !== undefined) ?? false
 }
 
+/** A live component that runs in its own image (live.image). */
+export interface LiveImage {
+  component: string
+  image: string
+  /** live.securityContext: numbers only with an image (validate.ts). */
+  runAsUser?: number
+  runAsGroup?: number
+}
+
+/** What the pods of a host group need for their live components: false when it has none. */
+export interface LiveSetup {
+  images: LiveImage[]
+}
+
+export function liveSetup(sc: SimClusterObject, group: string): LiveSetup | false {
+  if (!runsLive(sc, group)) return false
+  const comps = sc.spec.hosts.find((h) => h.name === group)!.components
+  const images = comps.flatMap((c) => {
+    const live = c.live
+    if (live?.image === undefined) return []
+    const sec = live.securityContext
+    return [{ component: c.name, image: live.image, ...(typeof sec?.runAsUser === 'number' ? { runAsUser: sec.runAsUser } : {}), ...(typeof sec?.runAsGroup === 'number' ? { runAsGroup: sec.runAsGroup } : {}) }]
+  })
+  return { images }
+}
+
+/** Where the init container puts the runtime's clock parts and the launcher for the image containers. */
+export const LIVE_KIT_DIR = '/livesim'
+/** The runtime's uid and gid in the livesim image (Dockerfile, hack/image/build.ts): image containers run as it by default. */
+export const IMAGE_UID = 65532
+/** The FIFO directory of each image component: <work dir>/.launch/<component> (launcher.ts). */
+export const launchDir = (component: string) => `${LIVE_WORK_DIR}/$(POD_NAME)/.launch/${component}`
+
+/** The init container that fills the kit volume from the livesim image (the paths its ENV names). */
+function kitInit(s: OperatorSettings): Record<string, unknown> {
+  return {
+    name: 'livesim-kit',
+    image: s.image,
+    imagePullPolicy: s.imagePullPolicy,
+    command: ['sh', '-c', `cp -L "$LIVESIM_FAKETIME_SHIM" "$LIVESIM_LIBFAKETIME" "$LIVESIM_VEXEC" "$LIVESIM_LAUNCHER" ${LIVE_KIT_DIR}/`],
+    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
+    securityContext: restricted,
+    volumeMounts: [{ name: 'kit', mountPath: LIVE_KIT_DIR }],
+  }
+}
+
+/**
+ * The container of each image component: the launcher from the kit as its command (the image's
+ * ENTRYPOINT and CMD are not used), the shared /tmp at the same path as in the runtime's container
+ * (work dirs, logs, clock files and FIFOs have one path in both), restricted, running as the
+ * component's securityContext or else as the runtime's uid (a signals cell can stop only processes
+ * of its own uid unless the runtime is root), with the cell's resources.
+ */
+function imageContainers(setup: LiveSetup, resources: Record<string, unknown>): Record<string, unknown>[] {
+  return setup.images.map((i) => ({
+    name: `live-${i.component}`,
+    image: i.image,
+    command: [`${LIVE_KIT_DIR}/livesim-launcher`, launchDir(i.component)],
+    env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+    resources,
+    securityContext: { ...restricted, runAsUser: i.runAsUser ?? IMAGE_UID, runAsGroup: i.runAsGroup ?? IMAGE_UID },
+    volumeMounts: [
+      { name: 'work', mountPath: LIVE_WORK_DIR },
+      { name: 'kit', mountPath: LIVE_KIT_DIR, readOnly: true },
+    ],
+  }))
+}
+
 function tokenEnv(sc: SimClusterObject) {
   return { name: 'LIVESIM_TOKEN', valueFrom: { secretKeyRef: { name: names.secret(sc.metadata.name), key: 'token' } } }
 }
@@ -224,8 +298,10 @@ export function simHost(sc: SimClusterObject, plan: RunPlan, hostIndex: number, 
   }
 }
 
-/** The runtime pod of a SimHost; `live`: the host runs live components (runsLive). */
-export function hostPod(sh: SimHostObject, s: OperatorSettings, live = false): KubeObject {
+/** The runtime pod of a SimHost; `live`: the host runs live components (runsLive), and which run in their own images (liveSetup). */
+export function hostPod(sh: SimHostObject, s: OperatorSettings, liveOrSetup: boolean | LiveSetup = false): KubeObject {
+  const live = liveOrSetup !== false
+  const images = typeof liveOrSetup === 'object' && liveOrSetup.images.length > 0 ? liveOrSetup : undefined
   const attempt = sh.spec.attempt ?? 1
   const name = names.hostPod(sh.metadata.name, attempt)
   const cell = sh.spec.cell
@@ -236,12 +312,19 @@ export function hostPod(sh: SimHostObject, s: OperatorSettings, live = false): K
   const env: Record<string, unknown>[] = [{ name: 'LIVESIM_TOKEN', valueFrom: { secretKeyRef: { name: names.secret(sh.spec.cluster), key: 'token' } } }]
   if (live) {
     // auto: the runtime takes the strongest mode the pod permits (cgroup2, cgroup1, else signals).
+    // Programs in image containers live in cgroups outside the runtime's: only signals cells reach them.
     env.push(
-      { name: 'LIVESIM_CELL_MODE', value: privileged ? 'auto' : 'signals' },
+      { name: 'LIVESIM_CELL_MODE', value: privileged && !images ? 'auto' : 'signals' },
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'LIVESIM_WORK_DIR', value: `${LIVE_WORK_DIR}/$(POD_NAME)` },
     )
   }
+  if (images) env.push({ name: 'LIVESIM_LAUNCH_DIR', value: `${LIVE_WORK_DIR}/$(POD_NAME)/.launch` }, { name: 'LIVESIM_KIT_DIR', value: LIVE_KIT_DIR })
+  // The cell's resources as requests and limits: a simulated host gets what it asked for. With image
+  // containers, the programs' containers get them and the runtime keeps the default request.
+  const cellResources = Object.keys(quantities).length ? { requests: quantities, limits: quantities } : undefined
+  const runtimeResources = (!images && cellResources) || { requests: { cpu: '100m', memory: '64Mi' } }
+  const mounts = [{ name: 'work', mountPath: LIVE_WORK_DIR }, ...(images ? [{ name: 'kit', mountPath: LIVE_KIT_DIR, readOnly: true }] : [])]
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -257,6 +340,7 @@ export function hostPod(sh: SimHostObject, s: OperatorSettings, live = false): K
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       securityContext: privileged ? { seccompProfile: { type: 'RuntimeDefault' } } : { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+      ...(images ? { shareProcessNamespace: true, initContainers: [kitInit(s)] } : {}),
       containers: [
         {
           name: 'runtime',
@@ -265,13 +349,13 @@ export function hostPod(sh: SimHostObject, s: OperatorSettings, live = false): K
           command: ['livesim'],
           args: ['host', '--leader', sh.spec.leader ?? '', '--hosts', sh.spec.host, '--runtime-id', name, '--connect-timeout', String(s.registerTimeoutSec)],
           env,
-          // The cell's resources as requests and limits: a simulated host gets what it asked for.
-          resources: Object.keys(quantities).length ? { requests: quantities, limits: quantities } : { requests: { cpu: '100m', memory: '64Mi' } },
+          resources: runtimeResources,
           securityContext: privileged ? privilegedCell : restricted,
-          ...(live ? { volumeMounts: [{ name: 'work', mountPath: LIVE_WORK_DIR }] } : {}),
+          ...(live ? { volumeMounts: mounts } : {}),
         },
+        ...(images ? imageContainers(images, cellResources ?? { requests: { cpu: '100m', memory: '64Mi' } }) : []),
       ],
-      ...(live ? { volumes: [{ name: 'work', emptyDir: {} }] } : {}),
+      ...(live ? { volumes: [{ name: 'work', emptyDir: {} }, ...(images ? [{ name: 'kit', emptyDir: {} }] : [])] } : {}),
     },
   }
 }

@@ -27,7 +27,7 @@ import {
   leaderService,
   names,
   ownerRef,
-  runsLive,
+  liveSetup,
   simHost,
   simServiceAccount,
   tokenSecret,
@@ -453,7 +453,7 @@ export class SimHostReconciler {
     let refused: string | undefined
     if (!pod && !over && sh.spec.leader && sc && !isTerminal(phase) && (sc.status as ClusterStatus | undefined)?.attempt === attempt) {
       try {
-        pod = (await this.d.client.create(R.pods.collection(ns), hostPod(sh, this.d.settings, runsLive(sc, sh.spec.group)))) as Pod
+        pod = (await this.d.client.create(R.pods.collection(ns), hostPod(sh, this.d.settings, liveSetup(sc, sh.spec.group)))) as Pod
       } catch (err) {
         if (err instanceof ApiError && err.status === 403) {
           refused = `cannot create pod ${podName}: ${err.message}`

@@ -48,7 +48,7 @@ describe('image launcher handshake (two processes, a FIFO)', () => {
   })
 
   it('starts the program with the request\'s argv, env and working directory, reports its pid and exit code', async () => {
-    const dir = path.join(work, 'run1')
+    const dir = path.join(work, 'pod', '.launch', 'run1') // parents made by the launcher
     const cwd = path.join(work, 'cwd1')
     mkdirSync(cwd)
     const log = path.join(work, 'run1.log')

@@ -7,7 +7,7 @@
 //
 // The handshake, all in DIR (a directory on a volume both containers mount; launcher.ts is the other
 // side):
-//   1. It creates DIR, writes DIR/launcher.pid (its own pid, for the runtime's messages) and makes
+//   1. It creates DIR (and its parents), writes DIR/launcher.pid (its own pid, for the runtime's messages) and makes
 //      the FIFO DIR/request, then opens the FIFO for reading: that waits until the runtime opens it
 //      for writing.
 //   2. The runtime writes one request and closes the FIFO: "livesim-launch/1", the working
@@ -16,7 +16,8 @@
 //   3. It forks. The child leads a new session and process group (as the runtime's own live programs
 //      do: a signals cell stops and continues that group), appends stdout and stderr to the log file,
 //      takes /dev/null as stdin, changes to the working directory and execs the program, looked up on
-//      the request's PATH. The parent writes the child's pid to DIR/pid.
+//      the request's PATH. Once the child has exec'd (or failed to), the parent writes its pid to
+//      DIR/pid.
 //   4. When the program ends, it writes DIR/status ("exit CODE" or "signal NUMBER") and exits with
 //      CODE, or 128 + NUMBER. SIGTERM, SIGINT and SIGHUP that it receives meanwhile (the kubelet
 //      stopping the container) go to the program's process group.
@@ -98,6 +99,16 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *dir = argv[1];
+  // mkdir -p: DIR is below the pod's work directory, which the runtime may not have made yet.
+  char *parents = strdup(dir);
+  if (!parents) die("out of memory");
+  for (char *p = parents + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(parents, 0755) != 0 && errno != EEXIST) die("mkdir %s: %s", parents, strerror(errno));
+    *p = '/';
+  }
+  free(parents);
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) die("mkdir %s: %s", dir, strerror(errno));
   char self[32];
   snprintf(self, sizeof self, "%d\n", (int)getpid());
@@ -155,9 +166,14 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
 
+  // Closed by the child's exec (or exit): the parent publishes the pid only then, so the runtime never
+  // sees a pid that is not yet the program's, nor one outside its own process group.
+  int gate[2];
+  if (pipe2(gate, O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
   pid_t pid = fork();
   if (pid < 0) die("fork: %s", strerror(errno));
   if (pid == 0) {
+    close(gate[0]);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
@@ -181,6 +197,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "livesim-launcher: cannot execute %s: %s\n", args[0], strerror(errno));
     _exit(127);
   }
+  close(gate[1]);
+  char c;
+  while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
+  }
+  close(gate[0]);
   child_pgid = pid;
   char text[32];
   snprintf(text, sizeof text, "%d\n", (int)pid);
