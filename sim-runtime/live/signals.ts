@@ -225,7 +225,12 @@ export async function createSignalsCell(opts: CellOptions): Promise<Cell> {
   } catch {
     throw new Error(`a live cell named ${opts.name} already exists in this runtime (${recordFile})`)
   }
+  const { prelude, warnings } = limits(opts)
+  return new SignalsCell(opts.name, stateDir, recordFile, prelude, warnings)
+}
 
+/** What of the cell's limits the spawn prelude applies (affinity, rlimit), and what signals mode cannot. */
+function limits(opts: CellOptions): { prelude: string[]; warnings: string[] } {
   const warnings: string[] = []
   const prelude: string[] = []
   if (opts.cpuQuota !== undefined) warnings.push(`cpuQuota ${opts.cpuQuota} not applied: signals mode cannot limit CPU bandwidth`)
@@ -238,177 +243,203 @@ export async function createSignalsCell(opts: CellOptions): Promise<Cell> {
     prelude.push(`ulimit -v ${Math.max(1, Math.floor(opts.memoryBytes / 1024))}`)
     warnings.push(`memoryBytes ${opts.memoryBytes} applied as RLIMIT_AS (virtual address space), not as a resident-memory limit`)
   }
+  return { prelude, warnings }
+}
 
-  const marker = `${runtimeDirName()}/${opts.name}`
-  let groups: Group[] = []
+class SignalsCell implements Cell {
+  readonly mode = 'signals' as const
+  readonly name: string
+  readonly warnings: string[]
+  readonly paths: readonly string[] = []
+  private readonly stateDir: string
+  private readonly recordFile: string
+  private readonly prelude: string[]
+  private readonly marker: string
+  private groups: Group[] = []
   /** Children of members found outside our groups (setsid/setpgid), with their start time. */
-  const escaped = new Map<number, number>()
+  private readonly escaped = new Map<number, number>()
   /** Thread → last schedstat reading; exited threads' readings move to `exitedNs`. */
-  let lastByTid = new Map<number, number>()
-  let exitedNs = 0
-  let frozen = false
-  let destroyed: Promise<void> | undefined
-
-  const saveRecord = () => {
-    const tmp = `${recordFile}.tmp`
-    writeFileSync(tmp, JSON.stringify({ groups } satisfies Record_))
-    renameSync(tmp, recordFile)
-  }
+  private lastByTid = new Map<number, number>()
+  private exitedNs = 0
+  private isFrozen = false
+  private destroyed: Promise<void> | undefined
   /** Epoch of our last SIGSTOP while frozen, for the shared scan. */
-  let stoppedAt: number | undefined
-  const members = () => {
-    const byPgid = membersByGroup(frozen ? stoppedAt : undefined)
+  private stoppedAt: number | undefined
+
+  constructor(name: string, stateDir: string, recordFile: string, prelude: string[], warnings: string[]) {
+    this.name = name
+    this.stateDir = stateDir
+    this.recordFile = recordFile
+    this.prelude = prelude
+    this.warnings = warnings
+    this.marker = `${runtimeDirName()}/${name}`
+  }
+
+  get frozen(): boolean {
+    return this.isFrozen
+  }
+
+  spawn(command: string[], sopts: SpawnOptions): ChildProcess {
+    if (this.destroyed) throw new Error(`cell ${this.name} is destroyed`)
+    // The marker lets a later runtime's stale clean-up tell our processes from strangers that got
+    // the same process group number after pid wrap-around (it reads /proc/<pid>/environ).
+    // A new process is not stopped by an earlier SIGSTOP: stop it while it waits at its gate, so
+    // that it goes on to its exec only at the thaw.
+    const child = spawnPlaced(command, { ...sopts, env: { ...sopts.env, LIVESIM_CELL: this.marker } }, this.prelude, (pid) => {
+      epoch++
+      if (this.isFrozen) {
+        sendSignal(pid, 'SIGSTOP')
+        this.stoppedAt = epoch
+      }
+    })
+    if (child.pid === undefined) return child // spawn failed; the 'error' event tells why
+    const group = { pgid: child.pid, starttime: procStat(child.pid)?.starttime ?? 0 }
+    this.groups.push(group)
+    registry.add(group)
+    ourSessions.add(child.pid)
+    this.saveRecord()
+    return child
+  }
+
+  async freeze(): Promise<void> {
+    if (this.destroyed) return
+    this.isFrozen = true
+    for (const g of this.groups) sendSignal(-g.pgid, 'SIGSTOP')
+    this.stoppedAt = ++epoch
+    // Let the other cells of a Promise.all send their SIGSTOPs first: then one scan serves them all.
+    await Promise.resolve()
+    // One scan after the stop finds every member: none can be added while the stop is pending.
+    const pids = this.members()
+    await pollUntil(
+      () => allStopped(pids).ok,
+      10_000,
+      () => `cell ${this.name}: tasks not stopped after 10 s: ${describeTasks(allStopped(pids).running.slice(0, 10))}`,
+    )
+    this.findEscapes(pids)
+  }
+
+  async thaw(): Promise<void> {
+    if (this.destroyed) return
+    epoch++
+    for (const g of this.groups) sendSignal(-g.pgid, 'SIGCONT')
+    this.isFrozen = false
+    this.stoppedAt = undefined
+  }
+
+  cpuTimeNs(): number {
+    const now = new Map<number, number>()
+    let total = 0
+    for (const pid of this.destroyed ? [] : this.members()) {
+      for (const tid of tids(pid)) {
+        const ns = taskRuntimeNs(pid, tid)
+        if (ns === undefined) continue
+        const before = this.lastByTid.get(tid)
+        // A smaller value means the tid was reused by a new thread: bank the old one.
+        if (before !== undefined && ns < before) this.exitedNs += before
+        now.set(tid, ns)
+        total += ns
+      }
+    }
+    for (const [tid, ns] of this.lastByTid) if (!now.has(tid)) this.exitedNs += ns
+    this.lastByTid = now
+    return this.exitedNs + total
+  }
+
+  pids(): number[] {
+    return this.members().sort((a, b) => a - b)
+  }
+
+  destroy(): Promise<void> {
+    this.destroyed ??= this.teardown()
+    return this.destroyed
+  }
+
+  private async teardown(): Promise<void> {
+    this.cpuTimeNs()
+    this.killGroups(scan())
+    this.killEscaped()
+    try {
+      await pollUntil(
+        () => {
+          const byPgid = scan()
+          const left = this.groups.flatMap((g) => byPgid.get(g.pgid) ?? [])
+          if (left.length > 0) {
+            this.killGroups(byPgid)
+            return false
+          }
+          this.killEscaped()
+          return this.escaped.size === 0
+        },
+        10_000,
+        () => `cell ${this.name}: processes left after SIGKILL: ${[...this.groups.flatMap((g) => scan().get(g.pgid) ?? []), ...this.escaped.keys()].join(' ')}`,
+      )
+    } finally {
+      this.isFrozen = false
+      for (const g of this.groups) forget(g)
+      this.groups = []
+      rmSync(this.recordFile, { force: true })
+      try {
+        rmdirSync(this.stateDir)
+      } catch {
+        // other cells of this runtime still live
+      }
+    }
+  }
+
+  private killEscaped(): void {
+    for (const [pid, start] of this.escaped) {
+      const st = procStat(pid)
+      if (st && st.starttime === start && !isDead(st.state)) sendSignal(pid, 'SIGKILL')
+      else this.escaped.delete(pid)
+    }
+  }
+
+  /** Only groups that still have members: an empty group's number may be taken by strangers. */
+  private killGroups(byPgid: Map<number, number[]>): void {
+    for (const g of this.groups) {
+      if (!byPgid.has(g.pgid)) continue
+      sendSignal(-g.pgid, 'SIGKILL')
+      sendSignal(-g.pgid, 'SIGCONT')
+    }
+  }
+
+  private saveRecord(): void {
+    const tmp = `${this.recordFile}.tmp`
+    writeFileSync(tmp, JSON.stringify({ groups: this.groups } satisfies Record_))
+    renameSync(tmp, this.recordFile)
+  }
+
+  private members(): number[] {
+    const byPgid = membersByGroup(this.isFrozen ? this.stoppedAt : undefined)
     const pids: number[] = []
-    for (const g of groups) pids.push(...(byPgid.get(g.pgid) ?? []))
+    for (const g of this.groups) pids.push(...(byPgid.get(g.pgid) ?? []))
     // Forget groups with no live member left: their number may be reused by unrelated processes.
-    const dead = groups.filter((g) => !byPgid.has(g.pgid))
+    const dead = this.groups.filter((g) => !byPgid.has(g.pgid))
     if (dead.length > 0) {
       for (const g of dead) forget(g)
-      groups = groups.filter((g) => byPgid.has(g.pgid))
-      saveRecord()
+      this.groups = this.groups.filter((g) => byPgid.has(g.pgid))
+      this.saveRecord()
     }
     return pids
   }
-  const forget = (g: Group) => {
-    ourSessions.delete(g.pgid)
-    registry.delete(g)
-  }
-  const findEscapes = (pids: number[]) => {
-    const pgids = new Set(groups.map((g) => g.pgid))
+
+  private findEscapes(pids: number[]): void {
+    const pgids = new Set(this.groups.map((g) => g.pgid))
     for (const pid of pids) {
       for (const child of childPids(pid)) {
         const st = procStat(child)
-        if (!st || isDead(st.state) || pgids.has(st.pgrp) || escaped.has(child)) continue
-        escaped.set(child, st.starttime)
-        warnings.push(
+        if (!st || isDead(st.state) || pgids.has(st.pgrp) || this.escaped.has(child)) continue
+        this.escaped.set(child, st.starttime)
+        this.warnings.push(
           `process ${child} (child of ${pid}) left the cell's process group (setsid/setpgid): signals mode neither freezes nor counts it; destroy() kills it`,
         )
       }
     }
   }
+}
 
-  const cell: Cell = {
-    mode: 'signals',
-    name: opts.name,
-    warnings,
-    paths: [],
-    get frozen() {
-      return frozen
-    },
-    spawn(command: string[], sopts: SpawnOptions): ChildProcess {
-      if (destroyed) throw new Error(`cell ${opts.name} is destroyed`)
-      // The marker lets a later runtime's stale clean-up tell our processes from strangers that got
-      // the same process group number after pid wrap-around (it reads /proc/<pid>/environ).
-      // A new process is not stopped by an earlier SIGSTOP: stop it while it waits at its gate, so
-      // that it goes on to its exec only at the thaw.
-      const child = spawnPlaced(command, { ...sopts, env: { ...sopts.env, LIVESIM_CELL: marker } }, prelude, (pid) => {
-        epoch++
-        if (frozen) {
-          sendSignal(pid, 'SIGSTOP')
-          stoppedAt = epoch
-        }
-      })
-      if (child.pid === undefined) return child // spawn failed; the 'error' event tells why
-      const group = { pgid: child.pid, starttime: procStat(child.pid)?.starttime ?? 0 }
-      groups.push(group)
-      registry.add(group)
-      ourSessions.add(child.pid)
-      saveRecord()
-      return child
-    },
-    async freeze() {
-      if (destroyed) return
-      frozen = true
-      for (const g of groups) sendSignal(-g.pgid, 'SIGSTOP')
-      stoppedAt = ++epoch
-      // Let the other cells of a Promise.all send their SIGSTOPs first: then one scan serves them all.
-      await Promise.resolve()
-      // One scan after the stop finds every member: none can be added while the stop is pending.
-      const pids = members()
-      await pollUntil(
-        () => allStopped(pids).ok,
-        10_000,
-        () => `cell ${opts.name}: tasks not stopped after 10 s: ${describeTasks(allStopped(pids).running.slice(0, 10))}`,
-      )
-      findEscapes(pids)
-    },
-    async thaw() {
-      if (destroyed) return
-      epoch++
-      for (const g of groups) sendSignal(-g.pgid, 'SIGCONT')
-      frozen = false
-      stoppedAt = undefined
-    },
-    cpuTimeNs() {
-      const now = new Map<number, number>()
-      let total = 0
-      for (const pid of destroyed ? [] : members()) {
-        for (const tid of tids(pid)) {
-          const ns = taskRuntimeNs(pid, tid)
-          if (ns === undefined) continue
-          const before = lastByTid.get(tid)
-          // A smaller value means the tid was reused by a new thread: bank the old one.
-          if (before !== undefined && ns < before) exitedNs += before
-          now.set(tid, ns)
-          total += ns
-        }
-      }
-      for (const [tid, ns] of lastByTid) if (!now.has(tid)) exitedNs += ns
-      lastByTid = now
-      return exitedNs + total
-    },
-    pids() {
-      return members().sort((a, b) => a - b)
-    },
-    destroy() {
-      destroyed ??= (async () => {
-        cell.cpuTimeNs()
-        const killEscaped = () => {
-          for (const [pid, start] of escaped) {
-            const st = procStat(pid)
-            if (st && st.starttime === start && !isDead(st.state)) sendSignal(pid, 'SIGKILL')
-            else escaped.delete(pid)
-          }
-        }
-        // Only groups that still have members: an empty group's number may be taken by strangers.
-        const killGroups = (byPgid: Map<number, number[]>) => {
-          for (const g of groups) {
-            if (!byPgid.has(g.pgid)) continue
-            sendSignal(-g.pgid, 'SIGKILL')
-            sendSignal(-g.pgid, 'SIGCONT')
-          }
-        }
-        killGroups(scan())
-        killEscaped()
-        try {
-          await pollUntil(
-            () => {
-              const byPgid = scan()
-              const left = groups.flatMap((g) => byPgid.get(g.pgid) ?? [])
-              if (left.length > 0) {
-                killGroups(byPgid)
-                return false
-              }
-              killEscaped()
-              return escaped.size === 0
-            },
-            10_000,
-            () => `cell ${opts.name}: processes left after SIGKILL: ${[...groups.flatMap((g) => scan().get(g.pgid) ?? []), ...escaped.keys()].join(' ')}`,
-          )
-        } finally {
-          frozen = false
-          for (const g of groups) forget(g)
-          groups = []
-          rmSync(recordFile, { force: true })
-          try {
-            rmdirSync(stateDir)
-          } catch {
-            // other cells of this runtime still live
-          }
-        }
-      })()
-      return destroyed
-    },
-  }
-  return cell
+/** A group of a cell gone or destroyed: not ours any more (its number may be reused). */
+function forget(g: Group): void {
+  ourSessions.delete(g.pgid)
+  registry.delete(g)
 }
