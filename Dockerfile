@@ -5,10 +5,14 @@
 #   docker run --rm livesim:dev run examples/quickstart.yaml   # (with examples/ mounted)
 #
 # Two stages: the build stage installs every dependency, compiles TypeScript to dist/, the
-# libfaketime shim of live components and vexec (their supervisor for Go and static programs); the
-# runtime stage gets the compiled code, the production dependencies, libfaketime, the shim and
-# vexec only, and runs as a non-root user (uid/gid 65532, the uid the Helm chart's pod security
-# context names).
+# libfaketime shim of live components, vexec (their supervisor for Go and static programs) and the
+# image launcher (which starts a program in a live component's own image on Kubernetes); the
+# runtime stage gets the compiled code, the production dependencies, libfaketime, the shim, vexec
+# and the launcher only, and runs as a non-root user (uid/gid 65532, the uid the Helm chart's pod
+# security context names).
+#
+# `npm run image` builds the same image without a container engine (hack/image/build.ts; a test
+# compares the two; docs/kubernetes.md, "The image", says what differs).
 #
 # Live components run programs from this image: add yours in an image built FROM this one
 # (docs/kubernetes.md). Pods of live hosts with the chart's live.podSecurity=privileged run as root
@@ -20,8 +24,8 @@ WORKDIR /app
 ENV npm_config_update_notifier=false \
     npm_config_fund=false \
     npm_config_audit=false
-# A C compiler for the libfaketime shim (sim-runtime/live/shim.ts) and vexec (vexec.ts), so that the
-# runtime image needs none.
+# A C compiler for the libfaketime shim (sim-runtime/live/shim.ts), vexec (vexec.ts) and the static
+# image launcher (launcher.ts), so that the runtime image needs none.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -33,10 +37,12 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY sim-runtime ./sim-runtime
 COPY operator ./operator
-# The shim and vexec are built from their C sources in sim-runtime/live/ (Node 24 runs the .ts as it is).
+# The shim, vexec and the launcher are built from their C sources in sim-runtime/live/ (Node 24 runs
+# the .ts as it is).
 RUN npm run build \
  && node sim-runtime/live/shim.ts /app/lib/faketime-shim.so \
  && node sim-runtime/live/vexec.ts /app/lib/vexec \
+ && node sim-runtime/live/launcher.ts /app/lib/livesim-launcher \
  && npm prune --omit=dev --ignore-scripts \
  && chmod 0755 bin/livesim.js
 
@@ -57,10 +63,13 @@ RUN groupadd --system --gid 65532 livesim \
  && test -f /usr/local/lib/livesim/libfaketimeMT.so.1
 COPY --from=build /app/lib/faketime-shim.so /usr/local/lib/livesim/faketime-shim.so
 COPY --from=build /app/lib/vexec /usr/local/lib/livesim/vexec
-# The runtime reads these (sim-runtime/live/clock.ts, shim.ts, vexec.ts) instead of searching and compiling.
+COPY --from=build /app/lib/livesim-launcher /usr/local/lib/livesim/livesim-launcher
+# The runtime reads these (sim-runtime/live/clock.ts, shim.ts, vexec.ts, launcher.ts) instead of
+# searching and compiling.
 ENV LIVESIM_LIBFAKETIME=/usr/local/lib/livesim/libfaketimeMT.so.1 \
     LIVESIM_FAKETIME_SHIM=/usr/local/lib/livesim/faketime-shim.so \
-    LIVESIM_VEXEC=/usr/local/lib/livesim/vexec
+    LIVESIM_VEXEC=/usr/local/lib/livesim/vexec \
+    LIVESIM_LAUNCHER=/usr/local/lib/livesim/livesim-launcher
 # Both load, in the order the runtime preloads them (shim first), and the clock is virtual.
 RUN test "$(LD_PRELOAD="$LIVESIM_FAKETIME_SHIM $LIVESIM_LIBFAKETIME" FAKETIME='@2024-01-01 00:00:00' date -u +%Y)" = 2024
 WORKDIR /app
