@@ -33,6 +33,17 @@ export interface PlanLink {
   queueLimit: number
 }
 
+/**
+ * A `spec.network.links` override as compilePlan applies it: `from` and `to` are the host indices
+ * it names (a whole group, or one replica); later rules win; `bidirectional` rules also match b→a.
+ */
+export interface PlanLinkRule {
+  from: ReadonlySet<number>
+  to: ReadonlySet<number>
+  bidirectional: boolean
+  link: PlanLink
+}
+
 export interface ResolvedTarget {
   /** Host indices a request may go to (several for a group target). */
   hosts: number[]
@@ -56,6 +67,10 @@ export interface RunPlan {
   groups: Map<string, number[]>
   /** Egress link from host a to host b. */
   link(a: number, b: number): PlanLink
+  /** The link of every pair no rule matches. */
+  defaultLink: PlanLink
+  /** The overrides in manifest order (link() takes the last one that matches a pair). */
+  linkRules: readonly PlanLinkRule[]
   /** Resolve a target string as seen from host `from`; throws TargetError with an explanation. */
   resolve(from: number, target: string): ResolvedTarget
   liveComponents: number
@@ -223,6 +238,8 @@ export function compilePlan(cluster: SimCluster): RunPlan {
     hostIndex,
     groups,
     link,
+    defaultLink: base,
+    linkRules: rules.map((r) => ({ from: r.from, to: r.to, bidirectional: r.both, link: r.link })),
     resolve,
     liveComponents,
   }

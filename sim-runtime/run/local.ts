@@ -16,7 +16,7 @@ import type { SimCluster } from '../api/schema.ts'
 import { formatBytes } from '../api/state-budget.ts'
 import { Leader, RunFailed, type LeaderStatus } from '../sync/leader.ts'
 import type { SimResults } from '../sync/results.ts'
-import type { Stepping } from '../sync/windows.ts'
+import type { Stepping, Windows } from '../sync/windows.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** The CLI entry next to this module: main.ts from source, main.js from dist. */
@@ -32,7 +32,11 @@ export interface LocalRunOptions {
    * for a cluster without live components (runsEmbedded); defaultPartition(plan) for one with them.
    */
   partition?: number
+  /** The host names of each runtime process, instead of `partition` blocks in plan order (benchmarks, tests). */
+  placement?: string[][]
   stepping?: Stepping
+  /** Topology-aware windows (the default; LIVESIM_WINDOWS) or global ones (sync/windows.ts). */
+  windows?: Windows
   onStatus?: (s: LeaderStatus) => void
   statusIntervalMs?: number
   /** Extra arguments/env per child, for fault-injection tests. */
@@ -89,11 +93,12 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
     baseDir: opts.baseDir,
     logger: log.child({ role: 'leader' }),
     stepping: opts.stepping,
+    windows: opts.windows,
     registerTimeoutMs: opts.registerTimeoutMs ?? 60_000,
     barrierTimeoutMs: opts.barrierTimeoutMs ?? 120_000,
   })
   const port = await leader.listen(0, '127.0.0.1')
-  const parts = splitHosts(opts.plan, opts.partition ?? defaultPartition(opts.plan))
+  const parts = opts.placement ?? splitHosts(opts.plan, opts.partition ?? defaultPartition(opts.plan))
   const heapMiB = opts.runtimeHeapMiB ?? Math.floor(v8.getHeapStatistics().heap_size_limit / 2 ** 20)
   const children: ChildProcess[] = []
   /** Why a runtime ran out of heap, once its stderr said so: it explains the disconnect the leader sees. */
@@ -103,7 +108,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
   const timer = opts.onStatus ? setInterval(() => opts.onStatus!(leader.status()), opts.statusIntervalMs ?? 200) : undefined
   let failure: RunFailed
   try {
-    if (runsEmbedded(opts.plan, opts.partition)) return await leader.runEmbedded()
+    if (runsEmbedded(opts.plan, opts.placement ? opts.placement.length : opts.partition)) return await leader.runEmbedded()
     parts.forEach((hosts, i) => {
       const child = spawn(
         process.execPath,

@@ -6,11 +6,12 @@ import type { RunPlan } from '../api/plan.ts'
 import type { ComponentFactory } from '../components/component.ts'
 import { EmbeddedRuntime } from './embedded.ts'
 import { assembleResults, type SimResults } from './results.ts'
-import { WindowClock, type Stepping } from './windows.ts'
+import { WindowClock, windowsFromEnv, type Stepping, type Windows } from './windows.ts'
 
-export function simulateInProcess(plan: RunPlan, opts: { stepping?: Stepping; factories?: Map<string, ComponentFactory> } = {}): SimResults {
+export function simulateInProcess(plan: RunPlan, opts: { stepping?: Stepping; factories?: Map<string, ComponentFactory>; windows?: Windows } = {}): SimResults {
   const started = performance.now()
   const clock = new WindowClock(plan, opts.stepping)
+  clock.configure([plan.hosts.map((h) => h.index)], opts.windows ?? windowsFromEnv(), false)
   const runtime = new EmbeddedRuntime(plan, clock, opts.factories)
   runtime.start()
   runtime.runUntilWall(Infinity)

@@ -49,7 +49,7 @@ import {
 } from './frames.ts'
 import { EmbeddedRuntime } from './embedded.ts'
 import { assembleResults, type SimResults } from './results.ts'
-import { runtimeLookaheadNs, WindowClock, type Stepping } from './windows.ts'
+import { WindowClock, windowsFromEnv, type Stepping, type Windows } from './windows.ts'
 
 /**
  * Wall time an embedded run computes before it lets the event loop run (status, /metrics, the
@@ -73,6 +73,8 @@ export interface LeaderOptions {
   baseDir: string
   logger: Logger
   stepping?: Stepping
+  /** Topology-aware windows (the default; LIVESIM_WINDOWS) or global ones (windows.ts). */
+  windows?: Windows
   /** Wall time allowed from listen() until every host is registered and started. */
   registerTimeoutMs?: number
   /** Wall time allowed for one barrier (every runtime's report). */
@@ -161,6 +163,9 @@ export class Leader {
   private published = { barriers: 0, ms: 0, messages: 0 }
   private relayed = 0
   private activeRuntimes: Runtime[] | undefined
+  /** Per active runtime: its earliest pending time, and its window end (per-runtime windows). */
+  private runtimeEarliestNs = new Float64Array(0)
+  private runtimeEndNs = new Float64Array(0)
   /** Set when this leader carries every host itself (runEmbedded). */
   private embedded: { state: Runtime['state'] } | undefined
 
@@ -270,6 +275,7 @@ export class Leader {
     try {
       const factories = await loadCustomComponents(this.plan, this.opts.baseDir, this.plan.hosts.map((h) => h.index))
       if (this.phase !== 'Pending') return await this.done // failed while the modules loaded
+      this.clock.configure([this.plan.hosts.map((h) => h.index)], this.opts.windows ?? windowsFromEnv(), false)
       const runtime = new EmbeddedRuntime(this.plan, this.clock, factories)
       runtime.start()
       embedded.state = 'running'
@@ -593,8 +599,10 @@ export class Leader {
     this.phase = 'Running'
     for (const m of this.preStart) this.route(m.msgs, m.msgs.length / WIRE_SLOTS, m.payloads)
     this.preStart = []
-    // Live runs: windows as long as the links between runtimes allow; each runtime steps through them in quanta (windows.ts).
-    if (this.plan.liveComponents > 0) this.clock.runtimeLookaheadNs = runtimeLookaheadNs(this.plan, this.active().map((r) => r.hosts))
+    // Windows as long as the links between runtimes allow (windows.ts): live runs' in quanta, modelled ones per runtime.
+    this.clock.configure(this.active().map((r) => r.hosts), this.opts.windows ?? windowsFromEnv(), true)
+    this.runtimeEarliestNs = new Float64Array(this.active().length)
+    this.runtimeEndNs = new Float64Array(this.active().length)
     this.startedAtMs = Date.now()
     this.lastProgressMs = Date.now()
     this.log.info({ runtimes: this.active().length, hosts: this.plan.hosts.length }, 'gang start: all hosts registered')
@@ -613,21 +621,21 @@ export class Leader {
     this.lastProgressMs = Date.now()
     const active = this.active()
     let earliest = Infinity
-    for (const r of active) {
-      if (r.nextEventNs < earliest) earliest = r.nextEventNs
+    active.forEach((r, i) => {
+      let e = r.nextEventNs
       const inbox = r.inbox
-      for (let i = 0; i < r.inboxCount; i++) {
-        const t = inbox[i * WIRE_SLOTS]!
-        if (t < earliest) earliest = t
-      }
-    }
-    const end = this.clock.next(earliest)
+      for (let k = 0; k < r.inboxCount; k++) e = Math.min(e, inbox[k * WIRE_SLOTS]!)
+      this.runtimeEarliestNs[i] = e
+      if (e < earliest) earliest = e
+    })
+    const perRuntime = this.clock.perRuntime !== undefined
+    const end = perRuntime ? (this.clock.nextPerRuntime(this.runtimeEarliestNs, this.runtimeEndNs) ? 0 : -1) : this.clock.next(earliest)
     if (end < 0) return this.finish()
     this.epoch++
     this.awaiting = active.length
     this.barrierStartMs = performance.now()
-    for (const r of active) {
-      this.send(r, encodeBarrier(F_GRANT, this.epoch, end, r.inbox, r.inboxCount, r.inboxPayloads))
+    for (const [i, r] of active.entries()) {
+      this.send(r, encodeBarrier(F_GRANT, this.epoch, perRuntime ? this.runtimeEndNs[i]! : end, r.inbox, r.inboxCount, r.inboxPayloads))
       r.inboxCount = 0
       if (r.inboxPayloads.length) r.inboxPayloads = []
     }

@@ -2,6 +2,7 @@
 // HELLO for the hosts this process carries, build them from the SimCluster in WELCOME, then run
 // each granted window and report. Resolves when the leader collects results; rejects with a clear
 // message when the leader refuses, aborts, or goes away.
+import assert from 'node:assert/strict'
 import http2 from 'node:http2'
 import net from 'node:net'
 import type { Logger } from 'pino'
@@ -31,6 +32,7 @@ import {
   type Frame,
 } from './frames.ts'
 import { H2_SETTINGS } from './leader.ts'
+import { buildTopology, internalLookaheadNs } from './topology.ts'
 
 export interface RuntimeOptions {
   leaderUrl: string
@@ -87,8 +89,31 @@ export interface QuantumRunner {
 }
 
 /**
+ * Run a group of modelled hosts through [its time, toNs) in sub-windows that start at its earliest
+ * pending event and last at most `lookaheadNs`, the shortest link between two of its hosts that can
+ * carry a message (topology.ts), handing their messages to each other over between sub-windows:
+ * what a message sent in one is due no earlier than the next. What is left in the outboxes is for
+ * other runtimes. Conservative runs only: in Slack mode, where to deliver late depends on who runs
+ * in which process, messages all wait for the barrier. Returns the sub-windows run.
+ */
+export function runLocalWindow(group: HostGroup, toNs: number, lookaheadNs: number): number {
+  if (!(lookaheadNs > 0) || group.plan.mode !== 'Conservative') assert.fail(`local sub-windows need a Conservative run and a positive lookahead, not ${lookaheadNs}ns`)
+  let windows = 0
+  while (true) {
+    group.routeLocal()
+    const next = group.nextEventNs()
+    if (next >= toNs) break
+    group.runUntil(Math.min(toNs, next + lookaheadNs))
+    windows++
+  }
+  group.runUntil(toNs)
+  return windows
+}
+
+/**
  * Run this runtime's hosts through a granted window [fromNs, toNs); returns the quanta it took. A
- * run without live components: the modelled hosts in one go, as the in-process driver does. A run
+ * run without live components: the modelled hosts in one go, as the in-process driver does, or, given
+ * `localLookaheadNs`, in sub-windows with messages between them handed over (runLocalWindow). A run
  * with them (its windows span several quanta, windows.ts): quantum after quantum of the plan's sync
  * quantum, the modelled hosts first, then the live cells (`live`, when this runtime carries some),
  * then the messages between this runtime's own hosts are handed over (HostGroup.routeLocal). The
@@ -96,8 +121,9 @@ export interface QuantumRunner {
  * one, where its host will have it; messages to other runtimes go to the leader with the window's
  * report.
  */
-export async function runWindow(group: HostGroup, live: QuantumRunner | undefined, fromNs: number, toNs: number): Promise<number> {
+export async function runWindow(group: HostGroup, live: QuantumRunner | undefined, fromNs: number, toNs: number, localLookaheadNs?: number): Promise<number> {
   if (group.plan.liveComponents === 0) {
+    if (localLookaheadNs !== undefined) return Math.max(1, runLocalWindow(group, toNs, localLookaheadNs))
     group.runUntil(toNs)
     return 1
   }
@@ -128,6 +154,8 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
       let group: HostGroup | undefined
       let epoch = 0
       let windowStartNs = 0
+      /** Sub-windows of a modelled window (runLocalWindow): Conservative runs. */
+      let localLookaheadNs: number | undefined
       let finished = false
       let status = 0
       const errorBody: Buffer[] = []
@@ -158,6 +186,7 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
               activeRunners.add(live)
             }
             group = new HostGroup(plan, indices, factories, live?.factory)
+            if (plan.mode === 'Conservative') localLookaheadNs = internalLookaheadNs(buildTopology(plan), indices)
             await live?.start()
             group.start()
             const [out, n, payloads] = group.drainOutbox()
@@ -171,7 +200,7 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
             if (g.epoch !== epoch + 1) throw new FrameError(`GRANT for epoch ${g.epoch}, expected ${epoch + 1}`)
             epoch = g.epoch
             group.deliver(g.messages, g.count, g.payloads)
-            await runWindow(group, live, windowStartNs, g.timeNs)
+            await runWindow(group, live, windowStartNs, g.timeNs, localLookaheadNs)
             windowStartNs = g.timeNs
             const [out, n, payloads] = group.drainOutbox()
             stream.write(encodeBarrier(F_REPORT, epoch, group.nextEventNs(), out, n, payloads))
