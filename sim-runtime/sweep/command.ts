@@ -80,8 +80,14 @@ async function sweepAction(file: string, o: SweepOptions): Promise<void> {
   const outDir = path.resolve(o.out ?? path.join('sweeps', grid.sweep))
   const parallel = o.parallel ?? grid.parallelism ?? defaultParallelism()
   const total = grid.points * grid.seeds
+  try {
+    mkdirSync(path.join(outDir, 'trials'), { recursive: true })
+  } catch (err) {
+    process.stderr.write(`livesim sweep: --out ${outDir}: cannot make the results directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`)
+    process.exitCode = 1
+    return
+  }
   process.stderr.write(`livesim sweep: ${grid.sweep}: ${grid.points} points × ${grid.seeds} seeds = ${total} trials, ${parallel} at a time; results in ${outDir}\n`)
-  mkdirSync(outDir, { recursive: true })
   const view = o.quiet ? undefined : new SweepProgressView(process.stderr)
   const abort = new AbortController()
   const onSignal = () => abort.abort()
