@@ -1,9 +1,9 @@
 // `livesim sweep`: every trial of a grid run on this machine through runLocal, the code path of
-// `livesim run`, each in a worker thread of its own (trial-worker.ts), a bounded number at once. Each trial's manifest goes to DIR/trials/<name>.yaml
-// (with its spec hash) before it runs and its results to DIR/trials/<name>.json after it
-// succeeds; a trial whose results are there, intact, from a manifest with the same spec hash is
-// not run again (resume). More than maxFailedTrials failures stop the launching of trials; an
-// abort (Ctrl-C) stops every running trial.
+// `livesim run`, each in a worker thread (pool.ts), a bounded number at once. Each trial's manifest
+// goes to DIR/trials/<name>.yaml (with its spec hash) before it runs and its results to
+// DIR/trials/<name>.json after it succeeds; a trial whose results are there, intact, from a
+// manifest with the same spec hash is not run again (resume). More than maxFailedTrials failures
+// stop the launching of trials; an abort (Ctrl-C) stops every running trial.
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -20,7 +20,10 @@ import { TrialPool, type TrialRequest } from './pool.ts'
 
 export const SPEC_HASH_ANNOTATION = 'livesim.dev/spec-hash'
 
-/** Each trial's runtime is a process of its own: half the cores keeps the leaders' process some room. */
+/**
+ * A running trial keeps a core busy: its worker thread (a run embedded there) or its runtime
+ * process (a run with live components, whose programs want CPU too). Half the cores leave room.
+ */
 export function defaultParallelism(): number {
   return Math.max(1, Math.floor(os.availableParallelism() / 2))
 }
