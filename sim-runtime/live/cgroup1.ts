@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import type { Cell, CellOptions, ModeProbe } from './cell.ts'
 import { cpuList, entries, errorText, isStaleRuntime, joinCgroup, LIVESIM_DIR, probeDenial, removeDir, runtimeDirName } from './common.ts'
-import { cgroupDir, mounts, openKernelFile, pollUntil, readPidList, readText, selfCgroups, sendSignal, writeText } from './proc.ts'
+import { cgroupDir, mounts, openKernelFile, pollUntil, readPidList, readText, selfCgroups, sendSignal, writeText, type KernelFile } from './proc.ts'
 import { spawnPlaced, type SpawnOptions } from './spawn.ts'
 
 const CONTROLLERS = ['freezer', 'cpuacct', 'cpu', 'cpuset', 'memory', 'pids'] as const
@@ -121,6 +121,25 @@ export async function createCgroup1Cell(opts: CellOptions): Promise<Cell> {
   staleCleaned ??= cleanStale(h)
   await staleCleaned
 
+  const { wanted, warnings } = wantedControllers(h, opts)
+  const rel = path.join(LIVESIM_DIR, runtimeDirName(), opts.name)
+  const dirOf = (c: Controller) => path.join(h.get(c) as string, rel)
+  await makeCellDirs(opts, h, wanted, rel)
+
+  const freezerDir = dirOf('freezer')
+  const keepDir = path.join(path.dirname(freezerDir), KEEP_FROZEN)
+  try {
+    mkdirSync(keepDir, { recursive: true })
+    writeText(path.join(keepDir, 'freezer.state'), 'FROZEN')
+  } catch {
+    // only an optimisation
+  }
+  liveCells++
+  return new Cgroup1Cell(opts.name, warnings, [...new Set([...wanted].map(dirOf))], freezerDir, dirOf('cpuacct'), keepDir)
+}
+
+/** The hierarchies a cell uses: freezer and cpuacct, and those of the limits it asks for, if mounted (else a warning). */
+function wantedControllers(h: Map<Controller, string>, opts: CellOptions): { wanted: Set<Controller>; warnings: string[] } {
   const warnings: string[] = []
   const wanted = new Set<Controller>(['freezer', 'cpuacct'])
   const limit = (c: Controller, what: string) => {
@@ -130,32 +149,15 @@ export async function createCgroup1Cell(opts: CellOptions): Promise<Cell> {
   if (opts.cpuQuota !== undefined) limit('cpu', `cpuQuota ${opts.cpuQuota}`)
   if (opts.cpus !== undefined) limit('cpuset', `cpus ${cpuList(opts.cpus)}`)
   if (opts.memoryBytes !== undefined) limit('memory', `memoryBytes ${opts.memoryBytes}`)
+  return { wanted, warnings }
+}
 
-  const rel = path.join(LIVESIM_DIR, runtimeDirName(), opts.name)
+/** The cell's directory `rel` in every wanted hierarchy, with its limits; on failure the directories made are removed. */
+async function makeCellDirs(opts: CellOptions, h: Map<Controller, string>, wanted: Set<Controller>, rel: string): Promise<void> {
   const dirOf = (c: Controller) => path.join(h.get(c) as string, rel)
-  const dirs = [...new Set([...wanted].map(dirOf))]
   const created: string[] = []
   try {
-    for (const c of wanted) {
-      const base = h.get(c) as string
-      // Create level by level: a new cpuset cgroup starts with no CPUs and no memory nodes, and
-      // takes no task until both are set; copy them from the parent for the intermediate levels.
-      let dir = base
-      for (const part of rel.split('/')) {
-        const parent = dir
-        dir = path.join(dir, part)
-        if (existsSync(dir)) {
-          if (dir === dirOf(c) && !created.includes(dir)) throw new Error(`a live cell named ${opts.name} already exists in this runtime (${dir})`)
-          continue
-        }
-        mkdirSync(dir)
-        if (dir === dirOf(c)) created.push(dir)
-        if (c === 'cpuset') {
-          writeText(path.join(dir, 'cpuset.mems'), readText(path.join(parent, 'cpuset.mems'))?.trim() ?? '0')
-          writeText(path.join(dir, 'cpuset.cpus'), readText(path.join(parent, 'cpuset.cpus'))?.trim() ?? '0')
-        }
-      }
-    }
+    for (const c of wanted) makeLevels(opts.name, c, h.get(c) as string, rel, created)
     if (wanted.has('cpu') && opts.cpuQuota !== undefined) {
       const period = 100_000
       writeText(path.join(dirOf('cpu'), 'cpu.cfs_period_us'), String(period))
@@ -167,89 +169,121 @@ export async function createCgroup1Cell(opts: CellOptions): Promise<Cell> {
     for (const dir of created) await removeDir(dir, 0)
     throw new Error(`cell ${opts.name}: cannot set up cgroup v1 directories: ${errorText(e)}`, { cause: e })
   }
+}
 
-  const freezerDir = dirOf('freezer')
-  const keepDir = path.join(path.dirname(freezerDir), KEEP_FROZEN)
-  try {
-    mkdirSync(keepDir, { recursive: true })
-    writeText(path.join(keepDir, 'freezer.state'), 'FROZEN')
-  } catch {
-    // only an optimisation
+/** `base`/`rel`, level by level; the cell's own directory (the last level) goes into `created`, and must not exist already. */
+function makeLevels(name: string, c: Controller, base: string, rel: string, created: string[]): void {
+  const target = path.join(base, rel)
+  // Create level by level: a new cpuset cgroup starts with no CPUs and no memory nodes, and
+  // takes no task until both are set; copy them from the parent for the intermediate levels.
+  let dir = base
+  for (const part of rel.split('/')) {
+    const parent = dir
+    dir = path.join(dir, part)
+    if (existsSync(dir)) {
+      if (dir === target && !created.includes(dir)) throw new Error(`a live cell named ${name} already exists in this runtime (${dir})`)
+      continue
+    }
+    mkdirSync(dir)
+    if (dir === target) created.push(dir)
+    if (c === 'cpuset') {
+      writeText(path.join(dir, 'cpuset.mems'), readText(path.join(parent, 'cpuset.mems'))?.trim() ?? '0')
+      writeText(path.join(dir, 'cpuset.cpus'), readText(path.join(parent, 'cpuset.cpus'))?.trim() ?? '0')
+    }
   }
-  liveCells++
-  const stateFile = path.join(freezerDir, 'freezer.state')
-  const state = openKernelFile(stateFile, true)
-  const usage = openKernelFile(path.join(dirOf('cpuacct'), 'cpuacct.usage'), false)
-  const procsFile = path.join(freezerDir, 'cgroup.procs')
-  let frozen = false
-  let lastUsage = 0
-  let destroyed: Promise<void> | undefined
+}
 
-  const cell: Cell = {
-    mode: 'cgroup1',
-    name: opts.name,
-    warnings,
-    paths: dirs,
-    get frozen() {
-      return frozen
-    },
-    spawn(command: string[], sopts: SpawnOptions): ChildProcess {
-      if (destroyed) throw new Error(`cell ${opts.name} is destroyed`)
-      // Into every hierarchy before the exec, the freezer first (joining a frozen freezer cgroup
-      // freezes the newcomer); when spawn() returns, the process is in the cell.
-      return spawnPlaced(command, sopts, [], (pid) => {
-        for (const d of dirs) joinCgroup(opts.name, d, pid)
-      })
-    },
-    async freeze() {
-      if (destroyed) return
-      state.write('FROZEN')
-      frozen = true
-      // Reading freezer.state re-checks the tasks: FREEZING until every one is in the refrigerator.
-      await pollUntil(
-        () => state.read() === 'FROZEN\n',
-        10_000,
-        () => `cell ${opts.name}: freezer still ${state.read()?.trim()} after 10 s (a task in uninterruptible sleep?)`,
-      )
-    },
-    async thaw() {
-      if (destroyed) return
-      state.write('THAWED')
-      frozen = false
-      await pollUntil(() => state.read() === 'THAWED\n', 10_000, () => `cell ${opts.name}: freezer did not thaw`)
-    },
-    cpuTimeNs() {
-      const text = usage.read()
-      if (text !== undefined) lastUsage = Number(text)
-      return lastUsage
-    },
-    pids() {
-      return readPidList(procsFile)
-    },
-    destroy() {
-      destroyed ??= (async () => {
-        cell.cpuTimeNs()
-        state.close()
-        usage.close()
-        await killAll(freezerDir, freezerDir, 10_000)
-        frozen = false
-        if (--liveCells === 0) {
-          try {
-            writeText(path.join(keepDir, 'freezer.state'), 'THAWED')
-          } catch {
-            // gone already
-          }
-          await removeDir(keepDir, 0)
-        }
-        for (const d of dirs) {
-          // Other hierarchies hold the same processes; they are gone now, but wait until each is empty.
-          await pollUntil(() => readPidList(path.join(d, 'cgroup.procs')).length === 0, 5000, () => `${d} not empty`).catch(() => undefined)
-          if (!(await removeDir(d))) throw new Error(`cell ${opts.name}: cannot remove ${d}: ${readdirSync(d).length} entries, procs ${readPidList(path.join(d, 'cgroup.procs')).join(' ')}`)
-          await removeDir(path.dirname(d), 0) // the runtime's directory, once its last cell is gone
-        }
-      })()
-      return destroyed
-    },
+class Cgroup1Cell implements Cell {
+  readonly mode = 'cgroup1' as const
+  readonly name: string
+  readonly warnings: string[]
+  readonly paths: string[]
+  private readonly freezerDir: string
+  private readonly keepDir: string
+  private readonly procsFile: string
+  private readonly state: KernelFile
+  private readonly usage: KernelFile
+  private isFrozen = false
+  private lastUsage = 0
+  private destroyed: Promise<void> | undefined
+
+  constructor(name: string, warnings: string[], dirs: string[], freezerDir: string, cpuacctDir: string, keepDir: string) {
+    this.name = name
+    this.warnings = warnings
+    this.paths = dirs
+    this.freezerDir = freezerDir
+    this.keepDir = keepDir
+    this.state = openKernelFile(path.join(freezerDir, 'freezer.state'), true)
+    this.usage = openKernelFile(path.join(cpuacctDir, 'cpuacct.usage'), false)
+    this.procsFile = path.join(freezerDir, 'cgroup.procs')
   }
-  return cell
+
+  get frozen(): boolean {
+    return this.isFrozen
+  }
+
+  spawn(command: string[], sopts: SpawnOptions): ChildProcess {
+    if (this.destroyed) throw new Error(`cell ${this.name} is destroyed`)
+    // Into every hierarchy before the exec, the freezer first (joining a frozen freezer cgroup
+    // freezes the newcomer); when spawn() returns, the process is in the cell.
+    return spawnPlaced(command, sopts, [], (pid) => {
+      for (const d of this.paths) joinCgroup(this.name, d, pid)
+    })
+  }
+
+  async freeze(): Promise<void> {
+    if (this.destroyed) return
+    this.state.write('FROZEN')
+    this.isFrozen = true
+    // Reading freezer.state re-checks the tasks: FREEZING until every one is in the refrigerator.
+    await pollUntil(
+      () => this.state.read() === 'FROZEN\n',
+      10_000,
+      () => `cell ${this.name}: freezer still ${this.state.read()?.trim()} after 10 s (a task in uninterruptible sleep?)`,
+    )
+  }
+
+  async thaw(): Promise<void> {
+    if (this.destroyed) return
+    this.state.write('THAWED')
+    this.isFrozen = false
+    await pollUntil(() => this.state.read() === 'THAWED\n', 10_000, () => `cell ${this.name}: freezer did not thaw`)
+  }
+
+  cpuTimeNs(): number {
+    const text = this.usage.read()
+    if (text !== undefined) this.lastUsage = Number(text)
+    return this.lastUsage
+  }
+
+  pids(): number[] {
+    return readPidList(this.procsFile)
+  }
+
+  destroy(): Promise<void> {
+    this.destroyed ??= this.teardown()
+    return this.destroyed
+  }
+
+  private async teardown(): Promise<void> {
+    this.cpuTimeNs()
+    this.state.close()
+    this.usage.close()
+    await killAll(this.freezerDir, this.freezerDir, 10_000)
+    this.isFrozen = false
+    if (--liveCells === 0) {
+      try {
+        writeText(path.join(this.keepDir, 'freezer.state'), 'THAWED')
+      } catch {
+        // gone already
+      }
+      await removeDir(this.keepDir, 0)
+    }
+    for (const d of this.paths) {
+      // Other hierarchies hold the same processes; they are gone now, but wait until each is empty.
+      await pollUntil(() => readPidList(path.join(d, 'cgroup.procs')).length === 0, 5000, () => `${d} not empty`).catch(() => undefined)
+      if (!(await removeDir(d))) throw new Error(`cell ${this.name}: cannot remove ${d}: ${readdirSync(d).length} entries, procs ${readPidList(path.join(d, 'cgroup.procs')).join(' ')}`)
+      await removeDir(path.dirname(d), 0) // the runtime's directory, once its last cell is gone
+    }
+  }
 }
