@@ -15,7 +15,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import type { Cell, CellOptions, ModeProbe } from './cell.ts'
 import { cpuList, entries, errorText, isStaleRuntime, joinCgroup, LIVESIM_DIR, probeDenial, removeDir, runtimeDirName } from './common.ts'
-import { cgroupDir, mounts, openKernelFile, pollUntil, readPidList, readText, selfCgroups, sendSignal, writeText } from './proc.ts'
+import { cgroupDir, mounts, openKernelFile, pollUntil, readPidList, readText, selfCgroups, sendSignal, writeText, type KernelFile } from './proc.ts'
 import { spawnPlaced, type SpawnOptions } from './spawn.ts'
 
 /** Our own cgroup directory in the v2 hierarchy, or undefined (no v2 mount, or our cgroup is not visible in it). */
@@ -142,8 +142,13 @@ export async function createCgroup2Cell(opts: CellOptions): Promise<Cell> {
   } catch (e) {
     throw new Error(`cell ${opts.name}: cannot create ${dir}: ${errorText(e)}`, { cause: e })
   }
+  applyLimits(opts, own, base, dir, warnings)
+  return new Cgroup2Cell(opts.name, warnings, dir)
+}
 
-  // Limits: enable each needed controller from our own cgroup down to the runtime's directory.
+/** Limits: enable each needed controller from our own cgroup down to the runtime's directory, then write the cell's; what cannot be applied goes into `warnings`. */
+function applyLimits(opts: CellOptions, own: string, base: string, dir: string, warnings: string[]): void {
+  const rtDir = path.dirname(dir)
   const needed: { controller: (typeof LIMIT_CONTROLLERS)[number]; what: string; apply: () => void }[] = []
   if (opts.cpuQuota !== undefined) {
     const quota = opts.cpuQuota
@@ -177,59 +182,80 @@ export async function createCgroup2Cell(opts: CellOptions): Promise<Cell> {
       warnings.push(`${n.what} not applied: cannot enable the cgroup2 ${n.controller} controller down to ${rtDir} (${errorText(e)})`)
     }
   }
+}
 
-  const freezeFile = openKernelFile(path.join(dir, 'cgroup.freeze'), true)
-  const eventsFile = openKernelFile(path.join(dir, 'cgroup.events'), false)
-  const statFile = openKernelFile(path.join(dir, 'cpu.stat'), false)
-  const frozenNow = () => parseEvents(eventsFile.read() ?? '').get('frozen')
-  let frozen = false
-  let lastUsage = 0
-  let destroyed: Promise<void> | undefined
+class Cgroup2Cell implements Cell {
+  readonly mode = 'cgroup2' as const
+  readonly name: string
+  readonly warnings: string[]
+  readonly paths: string[]
+  private readonly dir: string
+  private readonly freezeFile: KernelFile
+  private readonly eventsFile: KernelFile
+  private readonly statFile: KernelFile
+  private isFrozen = false
+  private lastUsage = 0
+  private destroyed: Promise<void> | undefined
 
-  const cell: Cell = {
-    mode: 'cgroup2',
-    name: opts.name,
-    warnings,
-    paths: [dir],
-    get frozen() {
-      return frozen
-    },
-    spawn(command: string[], sopts: SpawnOptions): ChildProcess {
-      if (destroyed) throw new Error(`cell ${opts.name} is destroyed`)
-      return spawnPlaced(command, sopts, [], (pid) => joinCgroup(opts.name, dir, pid))
-    },
-    async freeze() {
-      if (destroyed) return
-      freezeFile.write('1')
-      frozen = true
-      await pollUntil(() => frozenNow() === '1', 10_000, () => `cell ${opts.name}: cgroup.events not frozen after 10 s`)
-    },
-    async thaw() {
-      if (destroyed) return
-      freezeFile.write('0')
-      frozen = false
-      await pollUntil(() => frozenNow() === '0', 10_000, () => `cell ${opts.name}: cgroup.events still frozen after thaw`)
-    },
-    cpuTimeNs() {
-      const text = statFile.read()
-      const m = text ? /^usage_usec (\d+)$/m.exec(text) : null
-      if (m) lastUsage = Number(m[1]) * 1000
-      return lastUsage
-    },
-    pids() {
-      return existsSync(dir) ? treePids(dir) : []
-    },
-    destroy() {
-      destroyed ??= (async () => {
-        cell.cpuTimeNs()
-        for (const f of [freezeFile, eventsFile, statFile]) f.close()
-        await killAll(dir, 10_000)
-        frozen = false
-        if (!(await removeDir(dir))) throw new Error(`cell ${opts.name}: cannot remove ${dir}`)
-        await removeDir(rtDir, 0)
-      })()
-      return destroyed
-    },
+  constructor(name: string, warnings: string[], dir: string) {
+    this.name = name
+    this.warnings = warnings
+    this.paths = [dir]
+    this.dir = dir
+    this.freezeFile = openKernelFile(path.join(dir, 'cgroup.freeze'), true)
+    this.eventsFile = openKernelFile(path.join(dir, 'cgroup.events'), false)
+    this.statFile = openKernelFile(path.join(dir, 'cpu.stat'), false)
   }
-  return cell
+
+  get frozen(): boolean {
+    return this.isFrozen
+  }
+
+  spawn(command: string[], sopts: SpawnOptions): ChildProcess {
+    if (this.destroyed) throw new Error(`cell ${this.name} is destroyed`)
+    return spawnPlaced(command, sopts, [], (pid) => joinCgroup(this.name, this.dir, pid))
+  }
+
+  async freeze(): Promise<void> {
+    if (this.destroyed) return
+    this.freezeFile.write('1')
+    this.isFrozen = true
+    await pollUntil(() => this.frozenNow() === '1', 10_000, () => `cell ${this.name}: cgroup.events not frozen after 10 s`)
+  }
+
+  async thaw(): Promise<void> {
+    if (this.destroyed) return
+    this.freezeFile.write('0')
+    this.isFrozen = false
+    await pollUntil(() => this.frozenNow() === '0', 10_000, () => `cell ${this.name}: cgroup.events still frozen after thaw`)
+  }
+
+  cpuTimeNs(): number {
+    const text = this.statFile.read()
+    const m = text ? /^usage_usec (\d+)$/m.exec(text) : null
+    if (m) this.lastUsage = Number(m[1]) * 1000
+    return this.lastUsage
+  }
+
+  pids(): number[] {
+    return existsSync(this.dir) ? treePids(this.dir) : []
+  }
+
+  destroy(): Promise<void> {
+    this.destroyed ??= this.teardown()
+    return this.destroyed
+  }
+
+  private frozenNow(): string | undefined {
+    return parseEvents(this.eventsFile.read() ?? '').get('frozen')
+  }
+
+  private async teardown(): Promise<void> {
+    this.cpuTimeNs()
+    for (const f of [this.freezeFile, this.eventsFile, this.statFile]) f.close()
+    await killAll(this.dir, 10_000)
+    this.isFrozen = false
+    if (!(await removeDir(this.dir))) throw new Error(`cell ${this.name}: cannot remove ${this.dir}`)
+    await removeDir(path.dirname(this.dir), 0)
+  }
 }
