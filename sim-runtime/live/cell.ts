@@ -46,6 +46,8 @@ export interface Cell {
   readonly paths: readonly string[]
   /** Start a program inside the cell (its own process group; stdout/stderr to the given log file). Children it forks stay in the cell. */
   spawn(command: string[], opts: SpawnOptions): ChildProcess
+  /** Signals cells only: take a running process that leads its own session and process group into the cell (a program the image launcher started in another container of the pod). */
+  adopt?(pid: number): void
   /** Stop every thread of every process in the cell; resolves when they are really stopped (cgroup: freezer state FROZEN / cgroup.events frozen 1; signals: every task in /proc shows state T, or D while it waits for a stopped vfork child). */
   freeze(): Promise<void>
   thaw(): Promise<void>

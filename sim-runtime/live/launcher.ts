@@ -24,6 +24,12 @@ export const LAUNCHER_CFLAGS = ['-O2', '-static', '-Wall', '-Wextra', '-Werror']
 /** The first field of a request: the protocol's version. */
 export const LAUNCH_MAGIC = 'livesim-launch/1'
 
+/**
+ * The kit: what the init container of a pod with image components copies from the livesim image
+ * into LIVESIM_KIT_DIR (operator/simcluster/objects.ts), under these names, for the image containers.
+ */
+export const KIT_FILES = { shim: 'faketime-shim.so', libfaketime: 'libfaketimeMT.so.1', vexec: 'vexec', launcher: 'livesim-launcher' } as const
+
 /** Compile the launcher to `output` (atomically); returns `output`. */
 export function buildLauncher(output: string): string {
   const cc = which('cc') ?? which('gcc') ?? which('clang')
@@ -80,6 +86,23 @@ export interface Launched {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** The pid of the launcher waiting in `dir` (its launcher.pid), once it has started; waits up to `timeoutMs` (wall). */
+export async function launcherPid(dir: string, timeoutMs: number): Promise<number> {
+  const file = path.join(dir, 'launcher.pid')
+  const deadline = Date.now() + timeoutMs
+  while (true) {
+    try {
+      const text = readFileSync(file, 'utf8').trim()
+      if (/^[0-9]+$/.test(text)) return Number(text)
+      throw new Error(`${file}: unexpected ${JSON.stringify(text)}`)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+    }
+    if (Date.now() > deadline) throw new Error(`image launcher in ${dir}: no launcher started within ${timeoutMs / 1000}s (is the component's container running livesim-launcher ${dir}?)`)
+    await sleep(20)
+  }
+}
 
 /** The status the launcher wrote (launcher.c, step 4), if it has. */
 export function readStatus(dir: string): { code: number | null; signal: number | null } | undefined {

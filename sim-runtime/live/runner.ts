@@ -31,6 +31,7 @@ import { which } from './spawn.ts'
 import { faketimeShim } from './shim.ts'
 import { StampReader } from './stamps.ts'
 import { vexecCommand, vexecOptions } from './vexec.ts'
+import { KIT_FILES, launcherPid, launchThrough, type LaunchRequest } from './launcher.ts'
 import { handOver, openPathTo, resolveRunAs, userEnv, type RunAs } from './user.ts'
 import { entries, isStaleRuntime, runtimeDirName } from './common.ts'
 import { userShmDir } from './dirs.ts'
@@ -140,6 +141,8 @@ export class LiveComponent implements Component {
   clockNote = ''
   /** The user it runs as (securityContext), when not the runtime's. */
   runAs: RunAs | undefined
+  /** It runs in its own image's container (live.image, started through the launcher). */
+  imageUsed = false
   /** Resolves when the program has exited (its 'exit' event). */
   exited: Promise<void> = Promise.resolve()
 
@@ -170,7 +173,7 @@ export class LiveComponent implements Component {
       running: this.exitedAtNs === null,
       log: this.log,
       // live.image: livesim run (and any runtime not given LIVESIM_LAUNCH_DIR) runs command from its own machine.
-      ...(live.image !== undefined ? { image: live.image, imageUsed: false } : {}),
+      ...(live.image !== undefined ? { image: live.image, imageUsed: this.imageUsed } : {}),
       ...this.host.net.componentStats(this),
     }
   }
@@ -266,6 +269,8 @@ export class LiveRunner {
   private overrunTotalNs = 0
   private stopped = false
   private stopping: Promise<void> | undefined
+  /** LIVESIM_LAUNCH_DIR and LIVESIM_KIT_DIR: image components start through their launchers. */
+  private readonly launch: { dir: string; kit: string } | undefined
   private readonly trace: boolean
   /** The parent of the hosts' clock directories on /dev/shm (shmClockRoot), removed at teardown. */
   private clockRoot: string | undefined
@@ -276,6 +281,12 @@ export class LiveRunner {
     this.log = opts.logger.child({ part: 'live' })
     this.trace = this.log.isLevelEnabled('trace')
     this.addresses = new AddressBlock(opts.netOctet)
+    const launchDir = process.env.LIVESIM_LAUNCH_DIR
+    if (launchDir) {
+      const kit = process.env.LIVESIM_KIT_DIR
+      if (!kit) throw new Error('LIVESIM_LAUNCH_DIR is set but LIVESIM_KIT_DIR is not: the image containers\' clock shim, libfaketime and vexec are there')
+      this.launch = { dir: launchDir, kit }
+    }
     for (const i of hostIndices) {
       const h = plan.hosts[i]!
       if (!h.components.some((c) => c.spec.live)) continue
@@ -327,7 +338,9 @@ export class LiveRunner {
     await this.addresses.acquire()
     this.log.info({ cellMode: this.cellMode, why: this.cellModeWhy, net: `${this.addresses.prefix}.0.0/16`, hosts: this.hosts.map((h) => h.name) }, 'live components: starting cells')
     for (const h of this.hosts) h.bindAddr = this.addresses.alloc()
-    this.clockRoot = shmClockRoot(this.log)
+    // Programs in image containers read their clock files from the volume they share with the
+    // runtime (the work dir), not from this container's /dev/shm.
+    this.clockRoot = this.launch ? undefined : shmClockRoot(this.log)
     await this.net.listen(this.hosts)
     const cluster = this.plan.cluster.replace(/[^A-Za-z0-9_.-]/g, '_')
     await Promise.all(this.hosts.map((h) => this.startHost(h, cluster)))
@@ -364,18 +377,23 @@ export class LiveRunner {
     // Start-up happens at virtual time 0: the clock stands still there until the first quantum.
     h.clock.set(0, 1 / h.speed, { untilNs: 0 })
     await h.cell.freeze()
-    const vars: Record<string, string> = { ...baseEnv(), ...h.clock.env(), LIVESIM_HOST: h.name, LIVESIM_BIND_ADDR: h.bindAddr, ...this.net.hostVars(h) }
+    const own: Record<string, string> = { ...h.clock.env(), LIVESIM_HOST: h.name, LIVESIM_BIND_ADDR: h.bindAddr, ...this.net.hostVars(h) }
+    const vars: Record<string, string> = { ...baseEnv(), ...own }
     for (const c of h.comps) {
       const live = c.plan.spec.live!
-      const env = { ...vars, ...(c.runAs ? userEnv(c.runAs) : {}) }
+      // live.image with a launcher (Kubernetes): the program runs in its own container (launcher.ts).
+      const image = this.launch && live.image !== undefined ? await this.imageSide(h, c, this.launch) : undefined
+      const env = image ? { ...image.env, ...kitPreload(own, this.launch!.kit) } : { ...vars, ...(c.runAs ? userEnv(c.runAs) : {}) }
       for (const e of live.env ?? []) env[e.name] = expandVars(e.value, env)
       c.env = env
       c.command = live.command.map((a) => expandVars(a, env))
       c.log = path.join(h.dir, `${c.plan.name}.log`)
       const cwd = live.workingDir ? path.resolve(h.dir, expandVars(live.workingDir, env)) : h.dir
-      if (!isDirectory(cwd)) throw new Error(`${c.plan.path}: workingDir ${JSON.stringify(live.workingDir)} is not a directory (${cwd}; a relative one is taken from the host's work directory ${h.dir})`)
+      const root = image?.root ?? ''
+      if (!isDirectory(root + cwd)) throw new Error(`${c.plan.path}: workingDir ${JSON.stringify(live.workingDir)} is not a directory (${cwd}; a relative one is taken from the host's work directory ${h.dir})`)
       const program = c.command[0]!
-      const exe = which(program, env.PATH, cwd)
+      // In an image, the program is looked up in that container's file system (/proc/<launcher>/root).
+      const exe = root ? (program.startsWith('/') ? which(root + program) : which(program, (env.PATH ?? '').split(':').map((d) => root + d).join(':'), root + cwd)) : which(program, env.PATH, cwd)
       if (!exe) {
         throw new Error(
           program.includes('/')
@@ -389,6 +407,11 @@ export class LiveRunner {
       else if (cov.warning) this.log.warn({ component: c.plan.path, reason: cov.reason }, `this program reads the virtual clock, but not everywhere: ${cov.warning}`)
       // Go and static programs run under vexec, which stands in for them (signals, exit status).
       const run = cov.via === 'supervisor' ? vexecCommand(c.command, env, vexecOptions(cov.kind ?? 'c', 1 / h.speed)) : { command: c.command, env }
+      if (image) {
+        if (cov.via === 'supervisor') run.command[0] = path.join(this.launch!.kit, KIT_FILES.vexec)
+        await this.startInImage(h, c, image.dir, { command: run.command, env: run.env, cwd, logFile: c.log })
+        continue
+      }
       const child = h.cell.spawn(run.command, { env: run.env, cwd, logFile: c.log, uid: c.runAs?.uid, gid: c.runAs?.gid })
       c.pid = child.pid
       c.exited = new Promise((res) => child.once('exit', () => res()))
@@ -411,18 +434,56 @@ export class LiveRunner {
 
   /**
    * live.image names the image that holds a program on Kubernetes, where the operator runs it as a
-   * container of the host's pod and hands this runtime LIVESIM_LAUNCH_DIR (docs/kubernetes.md).
-   * Without it, every program runs from this machine: said once in the log, and in each such host's
-   * results (hosts.<host>.live.warnings; the component's results say imageUsed: false).
+   * container of the host's pod and hands this runtime LIVESIM_LAUNCH_DIR and LIVESIM_KIT_DIR
+   * (docs/kubernetes.md): then imageSide and startInImage start it there. Without them, every
+   * program runs from this machine: said once in the log, and in each such host's results
+   * (hosts.<host>.live.warnings; the component's results say imageUsed: false).
    */
   private noteImages(): void {
     const imaged = this.hosts.flatMap((h) => h.comps.filter((c) => c.plan.spec.live!.image !== undefined).map((c) => ({ h, c, image: c.plan.spec.live!.image! })))
-    if (!imaged.length) return
-    if (process.env.LIVESIM_LAUNCH_DIR) {
-      throw new Error(`${imaged[0]!.c.plan.path}: starting a live program in its own image (live.image ${imaged[0]!.image}) through the launcher in LIVESIM_LAUNCH_DIR is not implemented by this runtime yet (docs/kubernetes.md, "Live components in their own images")`)
-    }
+    if (!imaged.length || this.launch) return
     for (const { h, c, image } of imaged) h.imageWarnings.push(`${c.plan.path}: live.image ${image} is not used here: ${c.plan.spec.live!.command[0]} runs from this machine`)
     this.log.warn({ components: imaged.map(({ c, image }) => `${c.plan.path} (${image})`) }, 'live.image is not used by livesim run: each program runs from this machine (command on its PATH); images are for Kubernetes')
+  }
+
+  /**
+   * An image component's side of the pod (operator/simcluster/objects.ts): its launcher's directory,
+   * the launcher's root (/proc/<pid>/root: the image's file system, through the shared process
+   * namespace) and the image's environment (/proc/<pid>/environ, when this runtime may read it),
+   * under which livesim's variables and live.env are set. Waits for the launcher: the image may still
+   * be pulled.
+   */
+  private async imageSide(h: LiveHost, c: LiveComponent, launch: { dir: string; kit: string }): Promise<{ dir: string; root: string; env: Record<string, string> }> {
+    if (!h.cell?.adopt) throw new Error(`${c.plan.path}: a program in its own image (live.image) needs a signals cell; this host's cell is ${h.cell?.mode} (set LIVESIM_CELL_MODE=signals)`)
+    const dir = path.join(launch.dir, c.plan.name)
+    const pid = await launcherPid(dir, LAUNCH_TIMEOUT_MS)
+    const env: Record<string, string> = {}
+    try {
+      for (const entry of readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0')) {
+        const eq = entry.indexOf('=')
+        if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1)
+      }
+    } catch {
+      // not ours to read: the launcher adds the image's environment under the request's
+    }
+    env.PATH ??= DEFAULT_PATH
+    return { dir, root: `/proc/${pid}/root`, env }
+  }
+
+  /** Hand the program to its launcher and take it into the host's cell (signals: its own process group). */
+  private async startInImage(h: LiveHost, c: LiveComponent, dir: string, req: LaunchRequest): Promise<void> {
+    const launched = await launchThrough(dir, req, { timeoutMs: LAUNCH_TIMEOUT_MS })
+    h.cell!.adopt!(launched.pid)
+    c.pid = launched.pid
+    c.imageUsed = true
+    c.exited = launched.exited.then(() => undefined)
+    void launched.exited.then(({ code, signal }) => {
+      c.exitCode = code
+      c.exitSignal = signal === null ? null : (signalNames.get(signal) ?? String(signal))
+      c.exitedAtNs = h.virtualNowNs()
+      if (!this.stopped) this.log.info({ component: c.plan.path, code, signal: c.exitSignal, atNs: c.exitedAtNs }, 'live program exited')
+    })
+    this.log.info({ component: c.plan.path, image: c.plan.spec.live!.image, pid: launched.pid }, 'live program started in its own image')
   }
 
   /**
@@ -626,6 +687,19 @@ export class LiveRunner {
     }
     this.addresses.release()
   }
+}
+
+/** Wall time to wait for an image component's launcher: its container may start after the runtime's, once its image is pulled. */
+const LAUNCH_TIMEOUT_MS = 300_000
+/** PATH for an image whose environment this runtime cannot read (the usual default of images). */
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+const signalNames = new Map(Object.entries(os.constants.signals).map(([name, n]) => [n, name]))
+
+/** The clock's variables with its preloads taken from the kit (their paths in the image containers). */
+function kitPreload(vars: Record<string, string>, kit: string): Record<string, string> {
+  if (!vars.LD_PRELOAD) return vars
+  const preload = vars.LD_PRELOAD.split(' ').map((p) => path.join(kit, path.basename(p).startsWith('libfaketime') ? KIT_FILES.libfaketime : KIT_FILES.shim))
+  return { ...vars, LD_PRELOAD: preload.join(' ') }
 }
 
 /** Wait for `p`, at most `ms` (wall). */

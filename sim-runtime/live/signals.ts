@@ -301,6 +301,29 @@ class SignalsCell implements Cell {
     return child
   }
 
+  /**
+   * Take a running process into the cell: one the image launcher started in another container of
+   * the pod (launcher.ts), which leads its own session and process group, as spawn()'s children do.
+   * Its group is then frozen, thawed, counted and killed with the cell. The cell's limits (CPU
+   * affinity, RLIMIT_AS), which spawn() applies before the exec, are not applied to it.
+   */
+  adopt(pid: number): void {
+    if (this.destroyed) throw new Error(`cell ${this.name} is destroyed`)
+    const st = procStat(pid)
+    if (!st || isDead(st.state)) throw new Error(`cell ${this.name}: process ${pid} is gone`)
+    if (st.pgrp !== pid || st.session !== pid) throw new Error(`cell ${this.name}: process ${pid} does not lead its own session and process group (session ${st.session}, group ${st.pgrp})`)
+    epoch++
+    if (this.isFrozen) {
+      sendSignal(-pid, 'SIGSTOP')
+      this.stoppedAt = epoch
+    }
+    const group = { pgid: pid, starttime: st.starttime }
+    this.groups.push(group)
+    registry.add(group)
+    ourSessions.add(pid)
+    this.saveRecord()
+  }
+
   async freeze(): Promise<void> {
     if (this.destroyed) return
     this.isFrozen = true

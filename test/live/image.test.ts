@@ -1,12 +1,17 @@
 // live.image: the launcher handshake that starts a program in another container of the pod (two
 // processes and a FIFO, as the sim-runtime and the image's container are on Kubernetes), and
-// livesim run, which uses no images and says so once.
+// livesim run, which uses no images and says so once; and a runtime that starts its program through
+// a launcher, as in the pod the operator builds (two processes on this machine stand for the
+// runtime's and the image's containers).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encodeRequest, launcherBinary, launchThrough, LAUNCH_MAGIC } from '../../sim-runtime/live/launcher.ts'
+import { findLibfaketime } from '../../sim-runtime/live/clock.ts'
+import { encodeRequest, KIT_FILES, launcherBinary, launchThrough, LAUNCH_MAGIC } from '../../sim-runtime/live/launcher.ts'
+import { faketimeShim } from '../../sim-runtime/live/shim.ts'
+import { vexecBinary } from '../../sim-runtime/live/vexec.ts'
 import { ensureLiveDeps, root } from './helpers.ts'
 
 const work = mkdtempSync(path.join(tmpdir(), 'livesim-launcher-'))
@@ -18,8 +23,8 @@ beforeAll(() => {
 })
 
 /** The launcher, started on its own in `dir` (as the image's container would start it). */
-function startLauncher(dir: string): { proc: ChildProcess; ended: Promise<{ code: number | null; stderr: string }> } {
-  const proc = spawn(launcher, [dir], { stdio: ['ignore', 'ignore', 'pipe'] })
+function startLauncher(dir: string, env: Record<string, string> = {}): { proc: ChildProcess; ended: Promise<{ code: number | null; stderr: string }> } {
+  const proc = spawn(launcher, [dir], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } })
   let stderr = ''
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
   const ended = new Promise<{ code: number | null; stderr: string }>((res) => proc.on('exit', (code) => res({ code, stderr })))
@@ -47,20 +52,20 @@ describe('image launcher handshake (two processes, a FIFO)', () => {
     expect(readFileSync(launcher).subarray(0, 4).toString('latin1')).toBe('\x7fELF')
   })
 
-  it('starts the program with the request\'s argv, env and working directory, reports its pid and exit code', async () => {
+  it('starts the program with the request\'s argv, env (over the container\'s own) and working directory, reports its pid and exit code', async () => {
     const dir = path.join(work, 'pod', '.launch', 'run1') // parents made by the launcher
     const cwd = path.join(work, 'cwd1')
     mkdirSync(cwd)
     const log = path.join(work, 'run1.log')
     // The runtime may ask before the launcher's container has started: the launcher comes second here.
-    const asking = launchThrough(dir, { command: ['sh', '-c', 'echo "$1 $GREETING $(pwd)"; exit 3', 'sh', 'two words'], env: { PATH: process.env.PATH!, GREETING: 'hello\nthere' }, cwd, logFile: log }, { timeoutMs: 10_000, pollMs: 5 })
+    const asking = launchThrough(dir, { command: ['sh', '-c', 'echo "$1 $GREETING $(pwd) $IMAGE_ONLY"; exit 3', 'sh', 'two words'], env: { PATH: process.env.PATH!, GREETING: 'hello\nthere' }, cwd, logFile: log }, { timeoutMs: 10_000, pollMs: 5 })
     await new Promise((r) => setTimeout(r, 50))
-    const l = startLauncher(dir)
+    const l = startLauncher(dir, { IMAGE_ONLY: 'kept', GREETING: 'the request wins' })
     const launched = await asking
     expect(launched.pid).toBeGreaterThan(0)
     expect(launched.pid).not.toBe(l.proc.pid)
     expect(await launched.exited).toEqual({ code: 3, signal: null })
-    expect(readFileSync(log, 'utf8')).toBe(`two words hello\nthere ${cwd}\n`)
+    expect(readFileSync(log, 'utf8')).toBe(`two words hello\nthere ${cwd} kept\n`)
     const end = await l.ended
     expect(end.code).toBe(3)
     expect(readFileSync(path.join(dir, 'launcher.pid'), 'utf8').trim()).toBe(String(l.proc.pid))
@@ -148,5 +153,69 @@ spec:
     const host = results.hosts['app-0']!
     expect(host.components.idle).toMatchObject({ image: 'registry.example/tools/idle:1.0', imageUsed: false, command: ['sleep', '1000'] })
     expect(host.live.warnings.filter((w) => w.includes('is not used here'))).toHaveLength(2)
+  })
+})
+
+describe('a runtime with LIVESIM_LAUNCH_DIR: programs start through their launchers', () => {
+  it('redis-server started by a launcher (the image container\'s role) is adopted into a signals cell, serves a modelled client, and is killed at the end', async () => {
+    ensureLiveDeps()
+    // The kit, as the pod's init container copies it (operator/simcluster/objects.ts).
+    const kit = path.join(work, 'kit')
+    mkdirSync(kit)
+    const shim = faketimeShim().path
+    const vexec = vexecBinary().path
+    expect(shim, 'the clock shim').toBeDefined()
+    copyFileSync(shim!, path.join(kit, KIT_FILES.shim))
+    copyFileSync(findLibfaketime()!, path.join(kit, KIT_FILES.libfaketime))
+    if (vexec) copyFileSync(vexec, path.join(kit, KIT_FILES.vexec))
+    copyFileSync(launcher, path.join(kit, KIT_FILES.launcher))
+    const launchDir = path.join(work, 'launch')
+    const l = startLauncher(path.join(launchDir, 'redis'))
+
+    const file = path.join(work, 'image-launch.yaml')
+    const out = path.join(work, 'image-launch.json')
+    writeFileSync(
+      file,
+      `apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: image-launch }
+spec:
+  endTime: 50ms
+  seed: 7
+  network:
+    default: { latency: 100us, bandwidth: 10Gbps }
+  hosts:
+    - name: db
+      components:
+        - name: redis
+          live:
+            image: "redis:7.2-bookworm"
+            command: [redis-server, --bind, $(LIVESIM_BIND_ADDR), --port, "6379", --save, "", --appendonly, "no", --protected-mode, "no"]
+            ports: [{ name: redis, port: 6379 }]
+    - name: client
+      components:
+        - name: load
+          model: { kind: Client, target: db/redis:redis, closedLoop: { users: 2, thinkTime: 200us }, redis: { setRatio: 0.2, keys: 100 }, timeout: 50ms }
+`,
+    )
+    const env = { ...process.env, LIVESIM_LAUNCH_DIR: launchDir, LIVESIM_KIT_DIR: kit, LIVESIM_CELL_MODE: 'signals' }
+    const r = spawnSync(process.execPath, [path.join(root, 'sim-runtime/cli/main.ts'), 'run', file, '--out', out], { cwd: work, env, encoding: 'utf8', timeout: 180_000 })
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).not.toContain('is not used by livesim run')
+    const results = JSON.parse(readFileSync(out, 'utf8')) as { hosts: Record<string, { components: Record<string, Record<string, unknown>>; live?: Record<string, unknown> }> }
+    const redis = results.hosts['db-0']!.components.redis!
+    const pid = Number(readFileSync(path.join(launchDir, 'redis', 'pid'), 'utf8'))
+    expect(redis).toMatchObject({ image: 'redis:7.2-bookworm', imageUsed: true, pid })
+    expect(String(redis.clockCoverage)).toContain('dynamically linked against glibc')
+    const live = results.hosts['db-0']!.live!
+    expect(live.cellMode).toBe('signals')
+    expect(Number(live.quanta)).toBeGreaterThan(10)
+    expect(Number(live.cpuTimeNs)).toBeGreaterThan(0) // the adopted group's CPU time, from /proc
+    const load = results.hosts['client-0']!.components.load as { completed?: number; errors?: number; timeouts?: number }
+    expect(load.completed).toBeGreaterThan(10)
+    expect(load.timeouts ?? 0).toBe(0)
+    // Killed with its cell at the end of the run; the launcher ends the same way.
+    expect(readFileSync(path.join(launchDir, 'redis', 'status'), 'utf8')).toBe('signal 9\n')
+    expect((await l.ended).code).toBe(128 + 9)
   })
 })

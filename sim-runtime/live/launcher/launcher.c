@@ -13,6 +13,8 @@
 //   2. The runtime writes one request and closes the FIFO: "livesim-launch/1", the working
 //      directory, the log file, the number of arguments, the arguments, the number of environment
 //      entries, the entries (NAME=value), each ending in a NUL byte.
+//      The program's environment is the request's entries over the launcher's own (the image's ENV
+//      and what the pod sets), so that the image's PATH and the like stay.
 //   3. It forks. The child leads a new session and process group (as the runtime's own live programs
 //      do: a signals cell stops and continues that group), appends stdout and stderr to the log file,
 //      takes /dev/null as stdin, changes to the working directory and execs the program, looked up on
@@ -153,10 +155,23 @@ int main(int argc, char **argv) {
   char **args = calloc(nargs + 1, sizeof *args);
   for (size_t i = 0; i < nargs; i++) args[i] = field(buf, len, &pos, "argument");
   size_t nenv = count(buf, len, &pos, "environment count");
-  char **env = calloc(nenv + 1, sizeof *env);
+  size_t nown = 0;
+  while (environ[nown]) nown++;
+  char **env = calloc(nenv + nown + 1, sizeof *env);
   if (!args || !env) die("out of memory");
-  for (size_t i = 0; i < nenv; i++) env[i] = field(buf, len, &pos, "environment entry");
+  for (size_t i = 0; i < nenv; i++) {
+    env[i] = field(buf, len, &pos, "environment entry");
+    if (!strchr(env[i], '=')) die("request: environment entry without '='");
+  }
   if (pos != len) die("request: %zu bytes after its end", len - pos);
+  // The container's own environment (the image's ENV) under the request's.
+  size_t n = nenv;
+  for (size_t i = 0; i < nown; i++) {
+    size_t name = strcspn(environ[i], "=");
+    int overridden = 0;
+    for (size_t j = 0; j < nenv && !overridden; j++) overridden = strncmp(env[j], environ[i], name + 1) == 0;
+    if (!overridden) env[n++] = environ[i];
+  }
 
   struct sigaction sa = {0};
   sa.sa_handler = forward;
