@@ -131,5 +131,5 @@ describe('the built image', () => {
     const host = JSON.parse(readFileSync(hostOut, 'utf8')) as { digest: string }
     expect(image.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
     expect(image.digest).toBe(host.digest)
-  })
+  }, 300_000)
 })

@@ -217,5 +217,5 @@ spec:
     // Killed with its cell at the end of the run; the launcher ends the same way.
     expect(readFileSync(path.join(launchDir, 'redis', 'status'), 'utf8')).toBe('signal 9\n')
     expect((await l.ended).code).toBe(128 + 9)
-  })
+  }, 180_000)
 })
