@@ -17,7 +17,8 @@
 // $LIVESIM_CACHE/images/livesim-<key>.oci.tar (LIVESIM_CACHE defaults to ~/.cache/livesim), where
 // key hashes every input: this script, the base layer, the Node binary, package.json,
 // package-lock.json, the tsconfig files and every file under bin/, sim-runtime/ and operator/. An
-// archive that is there already is the answer (a rebuild with the same inputs does nothing). The
+// archive that is there already is the answer (a rebuild with the same inputs does nothing); of the
+// others, the newest ones are kept (ARCHIVES_KEPT in all). The
 // base layer is cached on its own (images/base/), keyed by its recipe: `--refresh-base` makes it
 // anew from today's packages. Before it is saved, the image is unpacked and checked in a chroot, as
 // the Dockerfile's RUN lines check it: `livesim --version` as uid 65532, and the preloaded clock.
@@ -251,6 +252,23 @@ function check(layout: string, work: string): void {
   rmSync(bundle, { recursive: true, force: true })
 }
 
+/** Archives of other inputs kept beside a new one (the newest first): each is ~90 MB. */
+export const ARCHIVES_KEPT = 3
+
+/** Remove all but the ARCHIVES_KEPT newest archives (`keep` among them). */
+function pruneArchives(keep: string): void {
+  const dir = path.dirname(keep)
+  const archives = readdirSync(dir)
+    .filter((n) => /^livesim-[0-9a-f]+\.oci\.tar$/.test(n))
+    .map((n) => path.join(dir, n))
+    .filter((f) => f !== keep)
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
+  for (const f of archives.slice(ARCHIVES_KEPT - 1)) {
+    rmSync(f, { force: true })
+    log(`removed the older ${path.basename(f)}`)
+  }
+}
+
 export function build(opts: { refreshBase?: boolean; force?: boolean } = {}): string {
   if (process.getuid?.() !== 0) throw new Error('npm run image needs root (mmdebstrap and umoci make root-owned files): run it as root, e.g. sudo npm run image')
   for (const tool of ['mmdebstrap', 'umoci', 'skopeo', 'cc', 'chroot']) {
@@ -307,6 +325,7 @@ export function build(opts: { refreshBase?: boolean; force?: boolean } = {}): st
     const tmp = `${out}.${process.pid}.tmp`
     timed('archive (skopeo copy)', () => run('skopeo', ['copy', '--quiet', `oci:${ref}`, `oci-archive:${tmp}:${TAG}`]))
     renameSync(tmp, out)
+    pruneArchives(out)
   } finally {
     rmSync(work, { recursive: true, force: true })
   }
