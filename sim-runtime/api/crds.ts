@@ -61,8 +61,8 @@ function simClusterSpecSchema(): Json {
   // Only runPolicy may change (e.g. to extend a deadline or a TTL).
   addRules(spec, [
     {
-      rule: 'self.endTime == oldSelf.endTime && self.hosts == oldSelf.hosts && (has(self.seed) == has(oldSelf.seed)) && (!has(self.seed) || self.seed == oldSelf.seed) && (has(self.sync) == has(oldSelf.sync)) && (!has(self.sync) || self.sync == oldSelf.sync) && (has(self.network) == has(oldSelf.network)) && (!has(self.network) || self.network == oldSelf.network)',
-      message: 'the run-defining fields of spec (endTime, seed, sync, network, hosts) are immutable; delete and re-create the SimCluster to change them',
+      rule: 'self.endTime == oldSelf.endTime && self.hosts == oldSelf.hosts && (has(self.seed) == has(oldSelf.seed)) && (!has(self.seed) || self.seed == oldSelf.seed) && (has(self.sync) == has(oldSelf.sync)) && (!has(self.sync) || self.sync == oldSelf.sync) && (has(self.network) == has(oldSelf.network)) && (!has(self.network) || self.network == oldSelf.network) && (has(self.results) == has(oldSelf.results)) && (!has(self.results) || self.results == oldSelf.results)',
+      message: 'the run-defining fields of spec (endTime, seed, sync, network, hosts, results) are immutable; delete and re-create the SimCluster to change them',
     },
   ])
   return spec

@@ -2,7 +2,7 @@
 // Every runtime builds the same plan from the same spec, so host and component indices agree
 // everywhere without being sent over the wire. Indices follow declaration order in the manifest,
 // never placement, which is what keeps the event ordering key placement-independent.
-import type { ComponentSpec, HostSpec, LinkSpec, SimCluster } from './schema.ts'
+import { RESULTS_LIMITS, type ComponentSpec, type HostSpec, type LinkSpec, type SimCluster } from './schema.ts'
 import { parseBandwidthBitsPerSec, parseDurationNs } from './units.ts'
 
 export const DEFAULT_LINK = { latency: '100us', bandwidth: '10Gbps', loss: 0, queueLimit: 100_000 } as const
@@ -74,6 +74,23 @@ export interface RunPlan {
   /** Resolve a target string as seen from host `from`; throws TargetError with an explanation. */
   resolve(from: number, target: string): ResolvedTarget
   liveComponents: number
+  /** What the results hold (spec.results), Auto resolved by the number of hosts. */
+  results: ResultsPlan
+}
+
+export interface ResultsPlan {
+  /** Groups: per group, group pair and the outliers; Hosts: also every host and every link. */
+  detail: 'Groups' | 'Hosts'
+  /** Entries in each list of outliers. */
+  outliers: number
+}
+
+export function resultsPlan(spec: SimCluster['spec'], hosts: number): ResultsPlan {
+  const detail = spec.results?.detail ?? 'Auto'
+  return {
+    detail: detail === 'Auto' ? (hosts <= RESULTS_LIMITS.autoHostsMax ? 'Hosts' : 'Groups') : detail,
+    outliers: spec.results?.outliers ?? RESULTS_LIMITS.outliersDefault,
+  }
 }
 
 export class TargetError extends Error {}
@@ -242,5 +259,6 @@ export function compilePlan(cluster: SimCluster): RunPlan {
     linkRules: rules.map((r) => ({ from: r.from, to: r.to, bidirectional: r.both, link: r.link })),
     resolve,
     liveComponents,
+    results: resultsPlan(spec, hosts.length),
   }
 }

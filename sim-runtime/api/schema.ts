@@ -331,6 +331,36 @@ export const RunPolicy = Type.Object(
   { ...Closed, description: 'Kubernetes only: deadlines, clean-up and retries of the run.' },
 )
 
+export const ResultsDetails = ['Auto', 'Groups', 'Hosts'] as const
+
+export const RESULTS_LIMITS = {
+  /** detail Auto: every host's results up to this many hosts, per group above. */
+  autoHostsMax: 64,
+  outliersDefault: 5,
+  outliersMax: 100,
+} as const
+
+export const ResultsSpec = Type.Object(
+  {
+    detail: Type.Optional(
+      Enum(
+        ResultsDetails,
+        'Groups: per host group, counters and merged latency histograms, link totals per pair of groups, and the outliers. ' +
+          'Hosts: that, and every host\'s components and every link. ' +
+          `Auto (default): Hosts up to ${RESULTS_LIMITS.autoHostsMax} hosts, Groups above.`,
+      ),
+    ),
+    outliers: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: RESULTS_LIMITS.outliersMax,
+        description: `How many outliers each list holds: the replicas of a group with the highest p99, the links with the most drops (default ${RESULTS_LIMITS.outliersDefault}).`,
+      }),
+    ),
+  },
+  { ...Closed, description: 'What the results of the run hold.' },
+)
+
 export const SimClusterSpec = Type.Object(
   {
     endTime: Duration('Virtual time at which the run ends.'),
@@ -339,6 +369,7 @@ export const SimClusterSpec = Type.Object(
     network: Type.Optional(NetworkSpec),
     hosts: Type.Array(HostSpec, { minItems: 1, maxItems: LIMITS.hostsTotalMax }),
     runPolicy: Type.Optional(RunPolicy),
+    results: Type.Optional(ResultsSpec),
   },
   { ...Closed, description: 'A simulation: hosts, the network between them, and what each host runs.' },
 )
@@ -606,6 +637,7 @@ export type SimClusterStatus = Static<typeof SimClusterStatus>
 export type SimHostSpec = Static<typeof SimHostSpec>
 export type SimHostStatus = Static<typeof SimHostStatus>
 export type RunPolicy = Static<typeof RunPolicy>
+export type ResultsSpec = Static<typeof ResultsSpec>
 export type RedisRequests = Static<typeof RedisRequests>
 export type HttpRequests = Static<typeof HttpRequests>
 export type SweepParameter = Static<typeof SweepParameter>

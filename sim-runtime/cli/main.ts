@@ -5,12 +5,15 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
+import { resultsPlan } from '../api/plan.ts'
+import type { SimCluster } from '../api/schema.ts'
 import { localHeapBudget } from '../api/state-budget.ts'
 import { loadSimCluster, ValidationError } from '../api/validate.ts'
 import { makeLogger } from '../log.ts'
 import { Leader, RunFailed } from '../sync/leader.ts'
 import { runRuntime, RuntimeError, stopLiveComponents } from '../sync/runtime.ts'
 import { runLocal, runsEmbedded } from '../run/local.ts'
+import { resultsJson } from '../sync/results.ts'
 import { addSweepCommands, validateSweepFile } from '../sweep/command.ts'
 import { ProgressView, printResultsTable } from './view.ts'
 import { renderCrds } from '../api/crds.ts'
@@ -32,6 +35,15 @@ function readManifest(file: string, partition?: number) {
   return { ...loadSimCluster(text, { source: file, baseDir, heap: partition === undefined ? undefined : localHeapBudget(partition) }), baseDir }
 }
 
+const DETAILS = { auto: 'Auto', groups: 'Groups', hosts: 'Hosts' } as const
+
+/** The manifest with spec.results.detail set by --results-detail; the plan follows it. */
+function withDetail(m: ReturnType<typeof readManifest>, detail: keyof typeof DETAILS | undefined): ReturnType<typeof readManifest> {
+  if (!detail) return m
+  const cluster: SimCluster = { ...m.cluster, spec: { ...m.cluster.spec, results: { ...m.cluster.spec.results, detail: DETAILS[detail] } } }
+  return { ...m, cluster, plan: { ...m.plan, results: resultsPlan(cluster.spec, m.plan.hosts.length) } }
+}
+
 function readToken(opts: { tokenFile?: string }): string {
   if (opts.tokenFile) return readFileSync(opts.tokenFile, 'utf8').trim()
   const t = process.env.LIVESIM_TOKEN
@@ -49,13 +61,18 @@ program
   .option('-o, --out <file>', 'write the results JSON here', 'results.json')
   .option('-p, --partition <n>', 'run the hosts in this many runtime processes over HTTP/2 (default: none, all in this process; 1 with live components)', (v) => positiveInt(v, '--partition'))
   .addOption(new Option('--stepping <mode>', 'adaptive windows (skip idle time) or fixed lookahead steps').choices(['adaptive', 'fixed']).default('adaptive'))
+  .addOption(
+    new Option('--results-detail <detail>', 'what the results hold: groups (per host group, link totals per group pair, the outliers), hosts (also every host and link), auto (hosts up to 64 hosts); sets spec.results.detail').choices(
+      Object.keys(DETAILS),
+    ),
+  )
   .option('--json', 'print the results JSON on stdout instead of a table')
   .option('-q, --quiet', 'no progress display')
   .option('--work-dir <dir>', 'live components: where their logs and clock files go (default: a new directory under the system temp dir)')
-  .action(async (file: string, o: { out: string; partition?: number; stepping: 'adaptive' | 'fixed'; json?: boolean; quiet?: boolean; workDir?: string }) => {
+  .action(async (file: string, o: { out: string; partition?: number; stepping: 'adaptive' | 'fixed'; resultsDetail?: keyof typeof DETAILS; json?: boolean; quiet?: boolean; workDir?: string }) => {
     // Without --partition, runLocal carries the hosts in this process (no live component) or in
     // defaultPartition(plan) runtimes, 1: the heap of one runtime either way.
-    const { cluster, plan, baseDir } = readManifest(file, o.partition ?? 1)
+    const { cluster, plan, baseDir } = withDetail(readManifest(file, o.partition ?? 1), o.resultsDetail)
     const workDir = plan.liveComponents > 0 ? path.resolve(o.workDir ?? mkdtempSync(path.join(os.tmpdir(), `livesim-${plan.cluster}-`))) : undefined
     const log = makeLogger('livesim', process.env.LIVESIM_LOG_LEVEL ?? 'warn')
     const view = o.quiet || o.json ? undefined : new ProgressView(process.stderr)
@@ -80,8 +97,9 @@ program
         onStatus: view ? (s) => view.update(s) : undefined,
       })
       view?.stop()
-      writeFileSync(o.out, JSON.stringify(results, null, 2) + '\n')
-      if (o.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n')
+      const json = resultsJson(results) + '\n'
+      writeFileSync(o.out, json)
+      if (o.json) process.stdout.write(json)
       else printResultsTable(results, o.out)
       if (workDir && !o.json) process.stdout.write(`live programs' logs: ${workDir}/<host>/<component>.log\n`)
     } catch (err) {
@@ -158,7 +176,7 @@ program
     let failed: Error | undefined
     try {
       const results = await leader.run()
-      if (o.out) writeFileSync(o.out, JSON.stringify(results, null, 2) + '\n')
+      if (o.out) writeFileSync(o.out, resultsJson(results) + '\n')
       process.stdout.write(JSON.stringify({ digest: results.digest, barriers: results.sync.barriers, wallSeconds: results.wall.seconds }) + '\n')
     } catch (err) {
       failed = err as Error

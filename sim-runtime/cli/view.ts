@@ -1,5 +1,7 @@
 // What `livesim run` shows a person: a progress bar on a TTY (virtual time, % of endTime, slowdown),
-// a line every few seconds otherwise, and a results table at the end.
+// a line every few seconds otherwise, and a results table at the end: a row per host for groups of
+// at most TABLE_REPLICAS_MAX replicas when the results hold every host, else a row per group, then
+// the slowest replicas of those groups and the links with the most drops.
 import cliProgress from 'cli-progress'
 import Table from 'cli-table3'
 import { formatDurationNs } from '../api/units.ts'
@@ -67,12 +69,41 @@ interface Latency {
   p999Ns: number
 }
 
+/** Groups of more replicas than this get one row in the table, even when the results hold every host. */
+export const TABLE_REPLICAS_MAX = 8
+
+/** A row of the table: a host ("web-0") or a group ("web ×160"), and its components' results. */
+interface Row {
+  label: string
+  /** "group/component" for a group's row: where its outliers are listed. */
+  group?: string
+  components: Record<string, unknown>
+}
+
+/**
+ * The table's rows in plan order: each host of a group of at most TABLE_REPLICAS_MAX replicas when
+ * the results hold every host, else each group; every host for results without groups.
+ */
+export function tableRows(r: SimResults): Row[] {
+  if (!r.groups) return Object.entries(r.hosts).map(([label, h]) => ({ label, components: h.components }))
+  const rows: Row[] = []
+  for (const [name, g] of Object.entries(r.groups)) {
+    const hosts = Array.from({ length: g.replicas }, (_, i) => `${name}-${i}`)
+    if (g.replicas <= TABLE_REPLICAS_MAX && hosts.every((h) => r.hosts[h])) {
+      for (const h of hosts) rows.push({ label: h, components: r.hosts[h]!.components })
+    } else {
+      rows.push({ label: `${name} ×${g.replicas}`, group: name, components: g.components })
+    }
+  }
+  return rows
+}
+
 /** HTTP replies by status code: a line per component that counts them (HTTP clients, servers with HTTP calls). */
 export function statusLines(r: SimResults): string[] {
   const lines: string[] = []
   const codes = (m: Record<string, number>) => Object.entries(m).map(([code, n]) => `${code}: ${n}`).join(', ')
-  for (const [host, h] of Object.entries(r.hosts)) {
-    for (const [name, c] of Object.entries(h.components)) {
+  for (const { label: host, components } of tableRows(r)) {
+    for (const [name, c] of Object.entries(components)) {
       const x = c as { status?: Record<string, number>; latencyByStatusClass?: Record<string, Latency>; callStatus?: Record<string, number> }
       if (x.status) {
         const p50 = Object.entries(x.latencyByStatusClass ?? {}).map(([cls, l]) => `${cls} ${us(l.p50Ns)} µs`).join(', ')
@@ -89,8 +120,9 @@ export function printResultsTable(r: SimResults, outFile: string, out: NodeJS.Wr
     head: ['host', 'component', 'kind', 'done', 'rate/s', 'errors', 'mean µs', 'p50 µs', 'p99 µs', 'p99.9 µs', 'util'],
     style: { head: [], border: [], compact: true },
   })
-  for (const [host, h] of Object.entries(r.hosts)) {
-    for (const [name, c] of Object.entries(h.components)) {
+  const rows = tableRows(r)
+  for (const { label: host, components } of rows) {
+    for (const [name, c] of Object.entries(components)) {
       const x = c as Record<string, unknown>
       const lat = (x.latency ?? x.response) as Latency | undefined
       const errors = Number(x.errors ?? 0) + Number(x.timeouts ?? 0) + Number(x.rejected ?? 0)
@@ -112,6 +144,7 @@ export function printResultsTable(r: SimResults, outFile: string, out: NodeJS.Wr
   }
   out.write(`${t.toString()}\n`)
   for (const line of statusLines(r)) out.write(`${line}\n`)
+  for (const line of outlierLines(r, rows)) out.write(`${line}\n`)
   const s = r.sync
   out.write(
     `${r.cluster}: ${formatDurationNs(r.virtualTimeNs)} simulated in ${r.wall.seconds}s (slowdown ${r.wall.slowdown}x), ` +
@@ -122,4 +155,23 @@ export function printResultsTable(r: SimResults, outFile: string, out: NodeJS.Wr
   if (r.live) {
     out.write(`live: ${r.live.hosts} cell(s) in ${r.live.cellMode} mode, CPU time ${formatDurationNs(r.live.cpuTimeNs)}, stolen (compensated) ${formatDurationNs(r.live.stolenNs)}\n`)
   }
+}
+
+/** Outliers worth a line: the slowest replicas of the groups shown as one row, the links with the most drops. */
+export function outlierLines(r: SimResults, rows: Row[] = tableRows(r)): string[] {
+  if (!r.outliers) return []
+  const lines: string[] = []
+  for (const row of rows) {
+    if (!row.group) continue
+    for (const [key, o] of Object.entries(r.outliers.p99)) {
+      if (!key.startsWith(`${row.group}/`)) continue
+      const lat = (row.components[key.slice(row.group.length + 1)] as Record<string, Latency | undefined> | undefined)?.[o.field]
+      const worst = o.hosts.slice(0, 3).map((h) => `${h.host} ${us(h.p99Ns)}`).join(', ')
+      lines.push(`${key}: ${o.field} p99 ${us(lat?.p99Ns)} µs over the group; slowest replicas ${worst} µs`)
+    }
+  }
+  if (r.outliers.drops.length) {
+    lines.push(`most drops: ${r.outliers.drops.slice(0, 3).map((l) => `${l.from}->${l.to} ${l.drops} of ${l.messages + l.drops}`).join(', ')}`)
+  }
+  return lines
 }

@@ -10,19 +10,36 @@ import assert from 'node:assert/strict'
 import type { RunPlan } from '../api/plan.ts'
 import type { ComponentFactory } from '../components/component.ts'
 import '../components/index.ts'
-import { HostSim, type LiveFactory } from './host.ts'
+import { HISTOGRAM, type HistogramBuckets } from './histogram.ts'
+import { HostSim, type HostSimResults, type LiveFactory } from './host.ts'
 import { HostQueue } from './host-queue.ts'
 import { readMessage, SLOT_PAYLOAD, WIRE_SLOTS, writeMessage, type Message } from './message.ts'
 
-export interface HostResults {
+export interface HostResults extends HostSimResults {
   events: number
   causalityViolations: number
   latenessSumNs: number
   latenessMaxNs: number
-  components: Record<string, unknown>
-  links: Record<string, { messages: number; bytes: number; drops: number }>
+  /**
+   * The buckets of every histogram summary in `components`, by component, then the summary's path
+   * there ("latency", "latencyByStatusClass.2xx"): what merges a group's replicas exactly, sent
+   * beside the components because JSON drops their HISTOGRAM symbol.
+   */
+  histograms: Record<string, Record<string, HistogramBuckets>>
   /** Hosts with live components: their cell, clock and time accounting (live/runner.ts). */
   live?: Record<string, unknown>
+}
+
+/** The histogram buckets under the summaries in `value`, by dotted path; depth-first, keys in order. */
+export function histogramsIn(value: unknown, path = '', out: Record<string, HistogramBuckets> = {}): Record<string, HistogramBuckets> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return out
+  const buckets = (value as { [HISTOGRAM]?: HistogramBuckets })[HISTOGRAM]
+  if (buckets) {
+    out[path] = buckets
+    return out
+  }
+  for (const [k, v] of Object.entries(value)) histogramsIn(v, path ? `${path}.${k}` : k, out)
+  return out
 }
 
 export class HostGroup {
@@ -190,15 +207,21 @@ export class HostGroup {
     for (const h of this.hosts) {
       if (h.nowNs < this.nowNs) h.runUntil(this.nowNs)
       const r = h.results(this.plan.endTimeNs)
+      const histograms: HostResults['histograms'] = {}
+      for (const [name, c] of Object.entries(r.components)) {
+        const found = histogramsIn(c)
+        if (Object.keys(found).length) histograms[name] = found
+      }
       out[h.name] = {
         events: h.eventsProcessed,
         causalityViolations: h.causalityViolations,
         latenessSumNs: h.latenessSumNs,
         latenessMaxNs: h.latenessMaxNs,
-        components: r.components,
-        links: r.links,
+        ...r,
+        histograms,
       }
     }
     return out
   }
+
 }

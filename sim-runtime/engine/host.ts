@@ -222,17 +222,55 @@ export class HostSim {
     )
   }
 
-  /** Per-component results and this host's egress link counters. */
-  results(endTimeNs: number): { components: Record<string, unknown>; links: Record<string, { messages: number; bytes: number; drops: number }> } {
+  /**
+   * Per-component results and this host's egress link counters: every link when the results hold
+   * every host (plan.results.detail Hosts), and always their totals by destination group and the
+   * plan.results.outliers links with the most drops.
+   */
+  results(endTimeNs: number): HostSimResults {
     const components: Record<string, unknown> = {}
     const host = this.plan.hosts[this.index]!
     host.components.forEach((c, i) => {
       components[c.name] = { kind: c.spec.model?.kind ?? 'Live', ...this.components[i]!.results(endTimeNs) }
     })
-    const links: Record<string, { messages: number; bytes: number; drops: number }> = {}
+    const detail = this.plan.results.detail === 'Hosts'
+    const links: Record<string, LinkCounters> = {}
+    const linkGroups: Record<string, LinkCounters & { links: number }> = {}
+    const drops: (LinkDrop & { order: number })[] = []
     for (const [dst, l] of this.links) {
-      links[`${this.name}->${this.plan.hosts[dst]!.name}`] = { messages: l.messages, bytes: l.bytes, drops: l.drops }
+      const to = this.plan.hosts[dst]!
+      if (detail) links[`${this.name}->${to.name}`] = { messages: l.messages, bytes: l.bytes, drops: l.drops }
+      const g = (linkGroups[to.group] ??= { links: 0, messages: 0, bytes: 0, drops: 0 })
+      g.links++
+      g.messages += l.messages
+      g.bytes += l.bytes
+      g.drops += l.drops
+      if (l.drops > 0) drops.push({ from: this.name, to: to.name, messages: l.messages, bytes: l.bytes, drops: l.drops, order: dst })
     }
-    return { components, links }
+    drops.sort((a, b) => b.drops - a.drops || a.order - b.order)
+    const linkDrops = drops.slice(0, this.plan.results.outliers).map(({ order: _order, ...d }) => d)
+    return { components, links, linkGroups, linkDrops }
   }
+}
+
+export interface LinkCounters {
+  messages: number
+  bytes: number
+  drops: number
+}
+
+/** A link among the outliers by drops: from and to are host names. */
+export interface LinkDrop extends LinkCounters {
+  from: string
+  to: string
+}
+
+export interface HostSimResults {
+  components: Record<string, unknown>
+  /** "from->to" → counters; empty unless plan.results.detail is Hosts. */
+  links: Record<string, LinkCounters>
+  /** Destination group → the links to it that carried traffic, and their totals. */
+  linkGroups: Record<string, LinkCounters & { links: number }>
+  /** The links with the most drops (drops > 0), most first, then by destination in plan order. */
+  linkDrops: LinkDrop[]
 }

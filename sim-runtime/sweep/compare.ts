@@ -51,16 +51,24 @@ function field(c: unknown, path: string): number | null {
   return typeof node === 'number' && Number.isFinite(node) ? node : null
 }
 
-/** host/component → its results, in document order. */
-function components(r: SimResults): Map<string, Record<string, unknown>> {
+/** Results that hold groups only (spec.results.detail Groups): compared per group. */
+const groupsOnly = (r: SimResults) => r.groups !== undefined && Object.keys(r.hosts).length === 0
+
+/** host/component → its results, in document order; group/component with `byGroup`. */
+function components(r: SimResults, byGroup: boolean): Map<string, Record<string, unknown>> {
   const out = new Map<string, Record<string, unknown>>()
+  if (byGroup) {
+    for (const [group, g] of Object.entries(r.groups ?? {})) for (const [name, c] of Object.entries(g.components)) out.set(`${group}/${name}`, c)
+    return out
+  }
   for (const [host, h] of Object.entries(r.hosts)) for (const [name, c] of Object.entries(h.components)) out.set(`${host}/${name}`, c as Record<string, unknown>)
   return out
 }
 
 export function compareResults(a: SimResults, b: SimResults): CompareRow[] {
-  const ca = components(a)
-  const cb = components(b)
+  const byGroup = groupsOnly(a) || groupsOnly(b)
+  const ca = components(a, byGroup)
+  const cb = components(b, byGroup)
   const keys = [...ca.keys(), ...[...cb.keys()].filter((k) => !ca.has(k))]
   const rows: CompareRow[] = []
   for (const key of keys) {

@@ -1,6 +1,8 @@
 // What each kind of component reports in a run's results, as far as it is known before the run:
 // the fields a SimSweep metric may name, and how to read one out of a results document. Custom
-// components report whatever their module returns, so any path is accepted for them.
+// components report whatever their module returns, so any path is accepted for them. Results that
+// hold groups only (spec.results.detail Groups) answer a metric over a group's replicas from the
+// group's perReplica spread, which gives the same Mean, Max, Min and Sum as the replicas' results.
 // test/unit/sweep-fields.test.ts checks this table against what Client and Server really report.
 import type { RunPlan } from '../api/plan.ts'
 import type { ComponentSpec } from '../api/schema.ts'
@@ -115,17 +117,20 @@ export function fieldProblem(c: ComponentSpec, field: string): string | undefine
   return `${shown} is an object; a metric takes one number: ${Object.keys(node.fields).map((k) => `${shown}.${k}`).join(', ')}`
 }
 
+/** Whether `field` of a component of this results' kind is a counter whose absence means zero. */
+function isCount(component: Record<string, unknown>, field: string): boolean {
+  const kind = component.kind === 'Client' || component.kind === 'Server' || component.kind === 'Live' ? component.kind : undefined
+  let schema: FieldNode | undefined = kind ? REPORTS[kind] : undefined
+  for (const seg of field.split('.')) schema = schema && !isLeaf(schema) ? (isKeyMap(schema) ? schema.value : schema.fields[seg]) : undefined
+  return schema !== undefined && isLeaf(schema) && schema.leaf === 'count'
+}
+
 /** A field of one component's results: a number, 0 for an absent counter, undefined when it is not there. */
 function readField(component: Record<string, unknown>, field: string): number | undefined {
-  const kind = component.kind === 'Client' || component.kind === 'Server' || component.kind === 'Live' ? component.kind : undefined
   let node: unknown = component
-  let schema: FieldNode | undefined = kind ? REPORTS[kind] : undefined
-  for (const seg of field.split('.')) {
-    schema = schema && !isLeaf(schema) ? (isKeyMap(schema) ? schema.value : schema.fields[seg]) : undefined
-    node = node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[seg] : undefined
-  }
+  for (const seg of field.split('.')) node = node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[seg] : undefined
   if (typeof node === 'number' && Number.isFinite(node)) return node
-  if (node === undefined && schema && isLeaf(schema) && schema.leaf === 'count') return 0
+  if (node === undefined && isCount(component, field)) return 0
   return undefined
 }
 
@@ -141,6 +146,7 @@ export function metricHosts(plan: RunPlan, component: string): { hosts: string[]
 
 /** A metric's value in one trial's results: the field over the hosts, aggregated; null when no host reports it. */
 export function metricValue(results: SimResults, hosts: string[], component: string, field: string, aggregate: Aggregate = 'Mean'): number | null {
+  if (hosts.length > 0 && results.groups && !hosts.some((h) => results.hosts?.[h])) return groupValue(results, hosts, component, field, aggregate)
   const xs: number[] = []
   for (const h of hosts) {
     const c = results.hosts[h]?.components[component]
@@ -158,5 +164,34 @@ export function metricValue(results: SimResults, hosts: string[], component: str
       return xs.reduce((a, b) => a + b, 0)
     case 'Mean':
       return xs.reduce((a, b) => a + b, 0) / xs.length
+  }
+}
+
+/**
+ * A metric over every replica of one group, from results that hold groups only: a group of one
+ * replica reports its own values; a larger one the spread of each number over its replicas. null
+ * when `hosts` are not every replica of a group (one replica of several needs detail Hosts).
+ */
+function groupValue(results: SimResults, hosts: string[], component: string, field: string, aggregate: Aggregate): number | null {
+  const entry = Object.entries(results.groups).find(([g, x]) => x.replicas === hosts.length && hosts.every((h, i) => h === `${g}-${i}`))
+  const c = entry?.[1].components[component]
+  if (!entry || !c) return null
+  const replicas = entry[1].replicas
+  if (replicas === 1) return readField(c, field) ?? null
+  const spread = (c.perReplica as Record<string, { n: number; min: number; max: number; sum: number }> | undefined)?.[field]
+  const count = isCount(c, field)
+  if (!spread) return count ? 0 : null
+  // An absent counter is a zero of its replica, as readField has it.
+  const n = count ? replicas : spread.n
+  const zeros = n > spread.n
+  switch (aggregate) {
+    case 'Max':
+      return zeros ? Math.max(spread.max, 0) : spread.max
+    case 'Min':
+      return zeros ? Math.min(spread.min, 0) : spread.min
+    case 'Sum':
+      return spread.sum
+    case 'Mean':
+      return spread.sum / n
   }
 }

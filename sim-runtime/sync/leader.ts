@@ -675,7 +675,12 @@ export class Leader {
     let results: SimResults
     try {
       // wall.runtimes counts runtime processes: none when this process carried the hosts.
-      results = assembleResults(this.plan, perHost, this.clock.barriers, this.plan.endTimeNs, wall, this.embedded ? 0 : this.active().length)
+      results = assembleResults(this.plan, perHost, {
+        barriers: this.clock.barriers,
+        virtualTimeNs: this.plan.endTimeNs,
+        wallSeconds: wall,
+        runtimes: this.embedded ? 0 : this.active().length,
+      })
     } catch (err) {
       return this.fail(`could not assemble results: ${(err as Error).message}`)
     }

@@ -1,15 +1,34 @@
 // A modelled-only SimCluster gives the same results digest however its hosts are split into
 // runtime processes, run after run, embedded in the leader's process (`livesim run`'s default) as
-// over HTTP/2, and in the in-process driver.
+// over HTTP/2, and in the in-process driver: in each form of the results (every host, or per group).
 import { describe, expect, it } from 'vitest'
+import { validateSimCluster } from '../../sim-runtime/api/validate.ts'
 import { loadCustomComponents } from '../../sim-runtime/components/custom.ts'
 import { simulateInProcess } from '../../sim-runtime/sync/inprocess.ts'
-import { digestOf } from '../../sim-runtime/sync/results.ts'
+import { digestOf, type SimResults } from '../../sim-runtime/sync/results.ts'
 import { example, runProcesses } from '../helpers.ts'
 
-describe.each(['quickstart.yaml', 'sparse.yaml', 'slack.yaml', 'custom/cache.yaml'])('determinism of %s', (file) => {
+/** The example with spec.results.detail set. */
+function withDetail(m: ReturnType<typeof example>, detail: 'Groups' | 'Hosts') {
+  const cluster = { ...m.cluster, spec: { ...m.cluster.spec, results: { detail } } }
+  return { ...validateSimCluster(cluster, { baseDir: m.baseDir }), baseDir: m.baseDir }
+}
+
+/** Everything but wall, which differs at every run. */
+const simulated = ({ wall: _w, ...rest }: SimResults) => rest
+
+const cases: [string, 'Groups' | 'Hosts'][] = [
+  ['quickstart.yaml', 'Hosts'],
+  ['sparse.yaml', 'Hosts'],
+  ['slack.yaml', 'Hosts'],
+  ['custom/cache.yaml', 'Hosts'],
+  ['quickstart.yaml', 'Groups'],
+  ['custom/cache.yaml', 'Groups'],
+]
+
+describe.each(cases)('determinism of %s, detail %s', (file, detail) => {
   it('gives one digest embedded, with --partition 1, 3 and one process per host, and again on a second run', async () => {
-    const m = example(file)
+    const m = withDetail(example(file), detail)
     const embedded = await runProcesses(m)
     const one = await runProcesses(m, { partition: 1 })
     const three = await runProcesses(m, { partition: 3 })
@@ -19,23 +38,30 @@ describe.each(['quickstart.yaml', 'sparse.yaml', 'slack.yaml', 'custom/cache.yam
     expect(one.wall.runtimes).toBe(1)
     expect(three.wall.runtimes).toBe(3)
     expect(perHost.wall.runtimes).toBe(m.plan.hosts.length)
+    expect(embedded.detail).toBe(detail)
     for (const r of [one, three, perHost, again]) expect(r.digest).toBe(embedded.digest)
-    // Every field but wall and sync.barriers, which the digest leaves out: topology-aware windows
-    // take as many barriers as the placement allows.
-    const { wall: _w1, sync: { barriers: _b1, ...embeddedSync }, ...embeddedRest } = embedded
-    const { wall: _w2, sync: { barriers: _b2, ...threeSync }, ...threeRest } = three
-    expect(embeddedRest).toEqual(threeRest)
-    expect(embeddedSync).toEqual(threeSync)
+    // Every field but wall: the digest leaves out sync.barriers, which must agree all the same.
+    expect(simulated(embedded)).toEqual(simulated(three))
+    expect(simulated(embedded)).toEqual(simulated(perHost))
+    // Same barriers too: windows depend only on the global state, never on placement.
+    expect(perHost.sync.barriers).toBe(one.sync.barriers)
     // And the same as the in-process driver that shares the window logic.
     const factories = await loadCustomComponents(m.plan, m.baseDir, m.plan.hosts.map((h) => h.index))
     expect(simulateInProcess(m.plan, { factories }).digest).toBe(one.digest)
-    // The digest really covers the results: change one number and it changes.
+    // The digest covers what the results hold: change one number and it changes.
     const tampered = structuredClone(one)
-    const firstHost = Object.values(tampered.hosts)[0]!
-    firstHost.events += 1
+    Object.values(tampered.groups)[0]!.events += 1
     expect(digestOf(tampered)).not.toBe(one.digest)
+    if (detail === 'Hosts') {
+      const host = structuredClone(one)
+      Object.values(host.hosts)[0]!.events += 1
+      expect(digestOf(host)).not.toBe(one.digest)
+    } else {
+      expect(one.hosts).toEqual({})
+      expect(one.links).toEqual({})
+    }
     if (one.sync.mode === 'Conservative') expect(one.sync.causalityViolations).toBe(0)
-  }, 120_000)
+  }, 240_000)
 })
 
 describe('seeds', () => {
