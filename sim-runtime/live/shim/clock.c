@@ -95,7 +95,10 @@ static void map_limit(void) {
   struct stat st;
   int big = fstat(fd, &st) == 0 && st.st_size >= STATE_RUNTIME_BYTES;
   state_ext = big && st.st_size >= STATE_BYTES;
-  void *p = mmap(NULL, state_ext ? STATE_BYTES : big ? STATE_RUNTIME_BYTES : sizeof(long long), state_rw ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+  /* The deadline registry after the state (deadlines.c): written by the programs, so only writable. */
+  int registry = state_ext && state_rw && st.st_size >= CLOCK_FILE_BYTES;
+  size_t len = registry ? CLOCK_FILE_BYTES : state_ext ? STATE_BYTES : big ? STATE_RUNTIME_BYTES : sizeof(long long);
+  void *p = mmap(NULL, len, state_rw ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
   close(fd);
   if (p == MAP_FAILED) return;
   limit = (volatile const long long *)p;
@@ -106,6 +109,7 @@ static void map_limit(void) {
     if (libc_clock_gettime) {
       state = (volatile long long *)p;
       state_rate = (volatile const double *)((volatile const char *)p + W_RATE * 8);
+      if (registry) wait_table = (volatile long long *)((volatile char *)p + WAITS_OFFSET);
     }
   }
 }

@@ -2,7 +2,8 @@ import { fileURLToPath } from 'node:url'
 
 // The memory a live cell's programs share with the runtime, defined once. The clock shim (the C
 // files beside this one) maps two files per cell: the clock state (LIVESIM_CLOCK_LIMIT), which the
-// runtime writes (clock.ts) and the shim reads and partly writes, and the write-stamp ring
+// runtime writes (clock.ts) and the shim reads and partly writes, followed by the deadline registry,
+// which the shim writes and the runtime reads (coop.ts), and the write-stamp ring
 // (LIVESIM_STAMPS), which the shim appends to and the runtime reads (stamps.ts). Both sides take
 // their offsets from here: the TypeScript imports this module, the C includes layout.h, which
 // `npm run gen:shim-layout` writes from layoutHeader() (a test fails when it is stale, and a test
@@ -43,6 +44,37 @@ export const STATE_RUNTIME_BYTES = 64
 export function stateOffset(word: keyof typeof STATE): number {
   return STATE[word].index * 8
 }
+
+/**
+ * The deadline registry (shim/deadlines.c; docs/live.md, "Cooperative cells"), in the clock state
+ * file after the state words: every real wait of the cell's programs for a virtual deadline, so that
+ * the runtime never moves an idle cooperative cell's clock past a deadline sooner than its waiter,
+ * waiting on the real clock, can follow. A header of WAITS_HEADER words, then WAIT_SLOTS slots of
+ * WAIT_SLOT words (int64 little-endian). The shim writes it all; the runtime only reads it.
+ */
+export const WAITS_OFFSET = STATE_BYTES
+export const WAITS_HEADER = {
+  overflowWake: { index: 0, c: 'OVERFLOW_WAKE', doc: 'the latest real CLOCK_MONOTONIC ns at which a wait that found no slot ends (0 = none; the shim raises it)' },
+} as const satisfies Record<string, StateWord>
+export const WAITS_HEADER_BYTES = 64
+export const WAIT_SLOT = {
+  deadline: { index: 0, c: 'DEADLINE', doc: 'virtual epoch ns the wait is for (0 = a free slot; claimed and freed by compare-and-swap)' },
+  wake: { index: 1, c: 'WAKE', doc: 'real CLOCK_MONOTONIC ns at which its real wait ends (written right after the claim)' },
+} as const satisfies Record<string, StateWord>
+export const WAIT_SLOT_BYTES = 16
+/** Waits a cell's programs may make at once before a wait finds no slot (its wake goes into the header). */
+export const WAIT_SLOTS = 128
+export const WAITS_BYTES = WAITS_HEADER_BYTES + WAIT_SLOTS * WAIT_SLOT_BYTES
+/** Size of the clock state file: the state, then the registry. */
+export const CLOCK_FILE_BYTES = WAITS_OFFSET + WAITS_BYTES
+/**
+ * A slot whose wait ended this long ago (real ns) is nobody's any more: its waiter died in the wait
+ * (its process exited, or it left the wait by a longjmp or a cancellation) or blocks elsewhere (a
+ * condition wait retaking its mutex). The runtime ignores it; a wait that finds no free slot takes it.
+ * Longer than a loaded machine delays a thread's wake-up (up to tens of ms on a 2-CPU VM), so that a
+ * waiter merely late is not taken for gone.
+ */
+export const WAIT_STALE_NS = 50_000_000
 
 type CType = 'uint64_t' | 'int64_t' | 'uint32_t' | 'uint16_t'
 interface Field {
@@ -102,6 +134,16 @@ export function layoutHeader(): string {
   const maxWord = Math.max(...Object.values(STATE).map((w) => w.index))
   lines.push(`_Static_assert(${maxWord} < STATE_WORDS, "every state word fits in the state");`)
   lines.push(`_Static_assert(W_SEQ * 8 < STATE_RUNTIME_BYTES, "the runtime reads the sequence back");`)
+  lines.push('', '/* The deadline registry, after the state in the same file: a header, then slots (8-byte words). */')
+  lines.push(`#define WAITS_OFFSET ${WAITS_OFFSET}`, `#define WAITS_HEADER_BYTES ${WAITS_HEADER_BYTES}`)
+  for (const w of Object.values(WAITS_HEADER)) lines.push(`#define WH_${w.c} ${w.index} /* ${w.doc} */`)
+  lines.push(`#define WAIT_SLOTS ${WAIT_SLOTS}`, `#define WAIT_SLOT_BYTES ${WAIT_SLOT_BYTES}`, `#define WAIT_SLOT_WORDS (WAIT_SLOT_BYTES / 8)`)
+  for (const w of Object.values(WAIT_SLOT)) lines.push(`#define WS_${w.c} ${w.index} /* ${w.doc} */`)
+  lines.push(`#define CLOCK_FILE_BYTES ${CLOCK_FILE_BYTES}`, `#define WAIT_STALE_NS ${WAIT_STALE_NS}LL`)
+  lines.push(`_Static_assert(WAITS_OFFSET >= STATE_BYTES && WAITS_OFFSET % 64 == 0, "the registry follows the state, on a cache line");`)
+  lines.push(`_Static_assert(${Math.max(...Object.values(WAITS_HEADER).map((w) => w.index))} < WAITS_HEADER_BYTES / 8, "every header word fits in the header");`)
+  lines.push(`_Static_assert(${Math.max(...Object.values(WAIT_SLOT).map((w) => w.index))} < WAIT_SLOT_WORDS, "every slot word fits in the slot");`)
+  lines.push(`_Static_assert(CLOCK_FILE_BYTES == WAITS_OFFSET + WAITS_HEADER_BYTES + WAIT_SLOTS * WAIT_SLOT_BYTES, "the file holds the registry");`)
   lines.push('', '/* The write-stamp ring (LIVESIM_STAMPS). */')
   lines.push(`#define STAMP_SLOTS ${STAMP_SLOTS}`, `#define STAMP_HEADER_BYTES ${STAMP_HEADER_BYTES}`, `#define STAMP_ENTRY_BYTES ${STAMP_ENTRY_BYTES}`)
   lines.push('struct stamp {')

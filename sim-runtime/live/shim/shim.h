@@ -47,6 +47,14 @@ void before_block(void);            /* about to block: the barrier first, then b
 void block_begin(void);             /* from now on (until after_block) the thread may block */
 int after_block(int r, int blocking);
 
+/* deadlines.c: the deadline registry (layout.h WAITS_*). Every real wait for a virtual deadline is
+   registered while it waits: int s = wait_register(deadline, real_ns) before it, wait_clear(s,
+   deadline) when it returns, so that the runtime does not move an idle cooperative cell's clock
+   past the deadline before the real wait ends. */
+extern volatile long long *wait_table; /* the registry, or NULL (clock.c maps it) */
+int wait_register(long long deadline, long long real_ns);
+void wait_clear(int slot, long long deadline);
+
 /* sleep.c: virtual deadlines. */
 long long vnow(clockid_t c);        /* the program's clock, epoch ns */
 long long virtual_left(long long deadline); /* virtual ns before deadline (0: it has come) */

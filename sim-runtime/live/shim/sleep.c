@@ -77,17 +77,23 @@ void *libc_sym(const char *name) {
   return libc ? dlsym(libc, name) : NULL;
 }
 
-/* Sleep until a virtual deadline: sleep (libfaketime's nanosleep, which divides by the rate) for what
-   is left, and again until the virtual clock is there. */
+/* Sleep until a virtual deadline: sleep for what is left, and again until the virtual clock is there.
+   With the fast clock, glibc's nanosleep for the real time left at the clock's rate (real_wait_ns),
+   registered (deadlines.c) with the instant it ends; without it, libfaketime's nanosleep for the
+   virtual time left, which it divides by its own rate. */
 static int vsleep_until(long long deadline, struct timespec *rem) {
-  static nanosleep_fn next;
+  static nanosleep_fn next, glibc;
   if (!next) next = (nanosleep_fn)dlsym(RTLD_NEXT, "nanosleep");
+  if (!glibc) glibc = (nanosleep_fn)libc_sym("nanosleep");
+  nanosleep_fn sleep_fn = state && glibc ? glibc : next;
   for (;;) {
-    long long ns = virtual_left(deadline);
+    long long ns = sleep_fn == glibc ? real_wait_ns(deadline) : virtual_left(deadline);
     if (ns == 0) return 0;
     struct timespec req = ts_of(ns), r;
+    int slot = sleep_fn == glibc ? wait_register(deadline, ns) : -1;
     block_begin();
-    int e = after_block(next(&req, &r), 1);
+    int e = after_block(sleep_fn(&req, &r), 1);
+    wait_clear(slot, deadline);
     if (e != 0) {
       if (errno == EINTR && rem) {
         long long left = deadline - vnow(CLOCK_REALTIME);
@@ -145,8 +151,10 @@ static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timesp
     long long real_ns = real_wait_ns(deadline);
     if (real_ns == 0) return ETIMEDOUT;
     struct timespec real = ts_of(mono_ns() + real_ns);
+    int slot = wait_register(deadline, real_ns);
     block_begin();
     int r = after_block(libc_cond_clockwait(c, m, CLOCK_MONOTONIC, &real), 1);
+    wait_clear(slot, deadline);
     if (r != ETIMEDOUT) return r;
   }
 }

@@ -375,6 +375,8 @@ static void keeper_wait(long long real_ns, long long target) {
   static cond_clockwait_fn clockwait;
   if (!clockwait) clockwait = libc_cond_clockwait ? libc_cond_clockwait : (cond_clockwait_fn)libc_sym("pthread_cond_clockwait");
   keeper_target = target;
+  /* Registered (deadlines.c): a cooperative runtime does not move the clock past target first. */
+  int slot = real_ns >= 0 && clockwait ? wait_register(target, real_ns) : -1;
   block_begin();
   int r;
   if (real_ns < 0 || !clockwait) r = pthread_cond_wait(&cv, &mu);
@@ -383,6 +385,7 @@ static void keeper_wait(long long real_ns, long long target) {
     r = clockwait(&cv, &mu, CLOCK_MONOTONIC, &until);
   }
   after_block(r, 1);
+  wait_clear(slot, target);
   keeper_target = 0;
   __atomic_fetch_add(&keeper_wakes, 1, __ATOMIC_RELAXED);
 }

@@ -95,7 +95,9 @@ static int vpoll(struct pollfd *fds, nfds_t n, const sigset_t *mask, long long d
   before_block();
   for (;;) {
     struct timespec t = ts_of(real);
+    int slot = wait_register(deadline, real);
     int r = after_block(wait(fds, n, &t, mask), 1);
+    wait_clear(slot, deadline);
     if (r != 0) return r;
     real = real_wait_ns(deadline);
     if (real == 0) return 0;
@@ -168,7 +170,9 @@ static int vselect(int n, fd_set *r, fd_set *w, fd_set *e, const sigset_t *mask,
   before_block();
   for (;;) {
     struct timespec t = ts_of(real);
+    int slot = wait_register(deadline, real);
     int k = after_block(wait(n, r, w, e, &t, mask), 1);
+    wait_clear(slot, deadline);
     if (k != 0) return k;
     real = real_wait_ns(deadline);
     if (real == 0) return 0;
@@ -239,7 +243,9 @@ static int vepoll(int epfd, struct epoll_event *ev, int max, const sigset_t *mas
   unsigned long handled = handlers_run;
   before_block();
   for (;;) {
+    int slot = wait_register(deadline, real);
     int r = after_block(epoll_real_wait(epfd, ev, max, real, mask), 1);
+    wait_clear(slot, deadline);
     if (r != 0 && !cell_eintr(r, handled)) return r;
     real = real_wait_ns(deadline);
     if (real == 0) return 0;
@@ -290,15 +296,15 @@ static int virtual_abs(clockid_t clock, const struct timespec *t) {
 }
 
 /* The real absolute time on `clock` (the real clock glibc's call waits on) to wait until for what is
-   left of a virtual deadline. Returns 0 when the deadline has come: *real is then now, past by the
-   time the call looks, so glibc tries once without waiting (a lock that can be taken is taken, as
-   POSIX asks of a timed lock whose deadline has passed). */
-static int real_until(long long deadline, clockid_t clock, struct timespec *real) {
+   left of a virtual deadline; returns the real ns to it. Returns 0 when the deadline has come: *real
+   is then now, past by the time the call looks, so glibc tries once without waiting (a lock that can
+   be taken is taken, as POSIX asks of a timed lock whose deadline has passed). */
+static long long real_until(long long deadline, clockid_t clock, struct timespec *real) {
   long long ns = real_wait_ns(deadline);
   struct timespec now;
   libc_clock_gettime(clock, &now);
   *real = ts_of(ns_of(&now) + ns);
-  return ns > 0;
+  return ns;
 }
 
 /* One try of a timed call with a real absolute deadline: 0, or its error number (ETIMEDOUT: its
@@ -311,9 +317,11 @@ static int wait_until(long long deadline, clockid_t clock, abs_try try, void *ca
   before_block();
   for (;;) {
     struct timespec real;
-    int more = real_until(deadline, clock, &real);
+    long long ns = real_until(deadline, clock, &real);
+    int slot = wait_register(deadline, ns);
     int r = after_block(try(call, clock, &real), 1);
-    if (r != ETIMEDOUT || !more || virtual_left(deadline) == 0) return r;
+    wait_clear(slot, deadline);
+    if (r != ETIMEDOUT || ns == 0 || virtual_left(deadline) == 0) return r;
     block_begin();
   }
 }
@@ -489,7 +497,9 @@ SHIM_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct 
   before_block();
   for (;;) {
     struct timespec rel = ts_of(real);
+    int slot = wait_register(deadline, real);
     int r = after_block(glibc(set, info, &rel), 1);
+    wait_clear(slot, deadline);
     if (r > 0 && info) timers_delivered(r, info);
     if (r >= 0 || (errno != EAGAIN && !cell_eintr(r, handled))) return r;
     if (errno == EINTR) errno = EAGAIN;
@@ -539,17 +549,18 @@ static long vfutex(const long a[6], long long deadline, clockid_t clock, int rel
   before_block();
   for (;;) {
     struct timespec t;
-    int more;
+    long long real;
     if (relative) {
-      long long real = real_wait_ns(deadline);
+      real = real_wait_ns(deadline);
       t = ts_of(real);
-      more = real > 0;
     } else {
-      more = real_until(deadline, clock, &t);
+      real = real_until(deadline, clock, &t);
     }
+    int slot = wait_register(deadline, real);
     long r = raw_syscall6(SYS_futex, a[0], a[1], a[2], (long)&t, a[4], a[5]);
     after_block(0, 1);
-    if (r != -ETIMEDOUT || !more || virtual_left(deadline) == 0) return r;
+    wait_clear(slot, deadline);
+    if (r != -ETIMEDOUT || real == 0 || virtual_left(deadline) == 0) return r;
     block_begin();
   }
 }
@@ -736,7 +747,9 @@ static ssize_t recv_wait(int fd, long long timeout_ns, sock_try try, const void 
   for (;;) {
     struct pollfd p = { fd, POLLIN, 0 };
     struct timespec t = ts_of(real);
+    int slot = wait_register(deadline, real);
     int r = after_block(glibc_ppoll()(&p, 1, &t, NULL), 1);
+    wait_clear(slot, deadline);
     if (r < 0) return -1;
     if (r > 0) {
       /* Set again only when the wait took long enough to matter (a system call less per try). */
@@ -764,14 +777,17 @@ static ssize_t recv_wait(int fd, long long timeout_ns, sock_try try, const void 
 static ssize_t send_wait(int fd, long long timeout_ns, sock_try try, const void *call, size_t len) {
   if (!virtual_waits()) return try(call, 0);
   long long deadline = deadline_after(timeout_ns);
-  if (sock_passes(fd, SO_SNDTIMEO, backstop_ns(real_wait_ns(deadline)))) return try(call, 0);
+  long long real = real_wait_ns(deadline);
+  if (sock_passes(fd, SO_SNDTIMEO, backstop_ns(real))) return try(call, 0);
   size_t done = 0;
   unsigned long handled = handlers_run;
   before_block();
   for (;;) {
+    int slot = wait_register(deadline, real);
     ssize_t n = try(call, done);
     int e = errno;
     after_block(0, 1);
+    wait_clear(slot, deadline);
     if (n > 0) done += (size_t)n;
     int again = n < 0 && (e == EAGAIN || e == EWOULDBLOCK || cell_eintr(n, handled));
     if (again) e = EAGAIN;
@@ -780,7 +796,8 @@ static ssize_t send_wait(int fd, long long timeout_ns, sock_try try, const void 
       errno = e;
       return n;
     }
-    set_backstop(fd, SO_SNDTIMEO, backstop_ns(real_wait_ns(deadline)));
+    real = real_wait_ns(deadline);
+    set_backstop(fd, SO_SNDTIMEO, backstop_ns(real));
     block_begin();
   }
 }
@@ -978,8 +995,10 @@ static int connect_finish(int fd, long long deadline) {
     }
     struct pollfd p = { fd, POLLOUT, 0 };
     struct timespec t = ts_of(real);
+    int slot = wait_register(deadline, real);
     block_begin();
     int r = after_block(glibc_ppoll()(&p, 1, &t, NULL), 1);
+    wait_clear(slot, deadline);
     if (r < 0) return -1;
     if (r > 0) {
       int err = 0;
@@ -1000,14 +1019,17 @@ static int connect_finish(int fd, long long deadline) {
 int timed_connect(int (*next)(int, const struct sockaddr *, socklen_t), int fd, const struct sockaddr *addr, socklen_t len) {
   if (!virtual_waits() || !glibc_ppoll()) return next(fd, addr, len);
   long long deadline = deadline_after(snd_timeout_ns(fd));
-  if (sock_passes(fd, SO_SNDTIMEO, backstop_ns(real_wait_ns(deadline)))) return next(fd, addr, len);
+  long long real = real_wait_ns(deadline);
+  if (sock_passes(fd, SO_SNDTIMEO, backstop_ns(real))) return next(fd, addr, len);
   unsigned long handled = handlers_run;
   int retried = 0;
   before_block();
   for (;;) {
+    int slot = wait_register(deadline, real);
     int r = next(fd, addr, len);
     int e = errno;
     after_block(0, 1);
+    wait_clear(slot, deadline);
     if (e == EALREADY && retried) e = EINPROGRESS;
     if (r == 0 || (e != EINPROGRESS && e != EAGAIN && !cell_eintr(r, handled))) return r;
     if (e == EINPROGRESS) return connect_finish(fd, deadline);
@@ -1016,7 +1038,8 @@ int timed_connect(int (*next)(int, const struct sockaddr *, socklen_t), int fd, 
       errno = EAGAIN;
       return -1;
     }
-    set_backstop(fd, SO_SNDTIMEO, backstop_ns(real_wait_ns(deadline)));
+    real = real_wait_ns(deadline);
+    set_backstop(fd, SO_SNDTIMEO, backstop_ns(real));
     block_begin();
   }
 }
