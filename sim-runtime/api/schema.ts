@@ -165,14 +165,27 @@ export const Call = Type.Object(
   { ...Closed, description: 'A downstream call; to a live component it speaks redis or http, holding the worker until the reply.' },
 )
 
-export const ModelKinds = ['Client', 'Server', 'Custom'] as const
+/** Phold's defaults: ROSS's remote fraction and start events; a lookahead of a tenth of the mean. */
+export const PHOLD_DEFAULTS = { remote: 0.25, mean: '1ms', lookahead: '100us', startEvents: 1 } as const
+
+export const PholdSpec = Type.Object(
+  {
+    remote: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Probability that an event goes to an LP drawn uniformly from all (itself included) rather than to itself (default 0.25).' })),
+    mean: Type.Optional(Duration('Mean time from an event to the one it causes (default 1ms).')),
+    lookahead: Type.Optional(Duration('Least time from an event to the one it causes, at most the mean (default 100us); make it the latency of the links between LPs.')),
+    startEvents: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Events each LP starts with (default 1).' })),
+  },
+  { ...Closed, description: 'Phold: the PHOLD parameters, as ROSS names them: an event causes one more at now + lookahead + Exp(mean − lookahead).' },
+)
+
+export const ModelKinds = ['Client', 'Server', 'Custom', 'Phold'] as const
 export type ModelKind = (typeof ModelKinds)[number]
 
 export const ModelSpec = Type.Object(
   {
-    kind: Enum(ModelKinds, 'The model: Client, Server, or Custom (a user module).'),
+    kind: Enum(ModelKinds, 'The model: Client, Server, Custom (a user module), or Phold (a PHOLD logical process, the benchmark of parallel simulators).'),
     // Client
-    target: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Client: host/component, group/component, or a component on the same host.' })),
+    target: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Client: host/component, group/component, or a component on the same host. Phold: the group/component of every LP.' })),
     openLoop: Type.Optional(
       Type.Object(
         {
@@ -203,6 +216,7 @@ export const ModelSpec = Type.Object(
     service: Type.Optional(ServiceTime),
     calls: Type.Optional(Type.Array(Call, { maxItems: LIMITS.callsMax, description: 'Server: downstream calls made for each request, holding the worker.' })),
     callMode: Type.Optional(Enum(['Sequential', 'FanOut'] as const, 'Server: make calls one after another or all at once (default Sequential).')),
+    phold: Type.Optional(PholdSpec),
     // Custom
     module: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'Custom: path of an ES module (relative to the manifest) that exports the component.' })),
     params: Type.Optional(
@@ -227,6 +241,7 @@ export const MODEL_KINDS: Record<ModelKind, { fields: readonly string[]; require
     required: ['service'],
   },
   Custom: { fields: ['kind', 'module', 'params'], required: ['module'] },
+  Phold: { fields: ['kind', 'target', 'phold'], required: ['target'] },
 }
 
 export const ClockModes = ['CpuTime', 'WallTime', 'Cooperative'] as const

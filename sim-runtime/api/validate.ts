@@ -15,9 +15,11 @@ import {
   HTTP_PATH_PATTERN,
   LIMITS,
   MODEL_KINDS,
+  PHOLD_DEFAULTS,
   SimCluster,
   type HttpRequests,
   type ModelKind,
+  type ModelSpec,
   type SimCluster as SimClusterT,
 } from './schema.ts'
 import { compilePlan, expandHostRef, TargetError, type RunPlan } from './plan.ts'
@@ -259,6 +261,21 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
     }
   }
 
+  /** A Phold's target must be the Phold components (the LPs); its lookahead at most its mean. */
+  const pholdChecks = (p: string, m: ModelSpec, hostIndex: number) => {
+    const meanNs = duration(`${p}.phold.mean`, m.phold?.mean) ?? parseDurationNs(PHOLD_DEFAULTS.mean)
+    const lookaheadNs = duration(`${p}.phold.lookahead`, m.phold?.lookahead) ?? parseDurationNs(PHOLD_DEFAULTS.lookahead)
+    if (lookaheadNs > meanNs) add(`${p}.phold.lookahead`, `${lookaheadNs}ns is longer than the mean (${meanNs}ns); an event causes the next at lookahead + Exp(mean − lookahead)`)
+    try {
+      const r = plan.resolve(hostIndex, m.target!)
+      const kind = plan.hosts[r.hosts[0]!]!.components[r.component]!.spec.model?.kind ?? 'a live component'
+      if (kind !== 'Phold') add(`${p}.target`, `${m.target} is ${kind}; a Phold sends its events to the Phold components of the LPs`)
+    } catch (err) {
+      if (err instanceof TargetError) add(`${p}.target`, err.message)
+      else throw err
+    }
+  }
+
   /** The path of a sender's protocol block (redis: or http:), if it has one. */
   const protocolField = (p: string, s: { redis?: unknown; http?: unknown }) => (s.http ? `${p}.http` : s.redis ? `${p}.redis` : undefined)
   /** A Client's or a call's redis: and http: blocks. */
@@ -410,6 +427,7 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
             duration(`${kp}.timeout`, call.timeout)
           })
         }
+        if (kind === 'Phold' && m.target) pholdChecks(`${cp}.model`, m, host.index)
         if (kind === 'Custom' && m.module && opts.baseDir !== undefined) {
           const file = path.resolve(opts.baseDir, m.module)
           if (!existsSync(file)) add(`${cp}.model.module`, `no such file: ${file}`)
