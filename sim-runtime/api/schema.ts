@@ -353,6 +353,8 @@ export const RESULTS_LIMITS = {
   autoHostsMax: 64,
   outliersDefault: 5,
   outliersMax: 100,
+  /** Runtimes in SimCluster status.stragglers. */
+  stragglersShown: 5,
 } as const
 
 export const ResultsSpec = Type.Object(

@@ -152,6 +152,13 @@ export function printResultsTable(r: SimResults, outFile: string, out: NodeJS.Wr
       (s.mode === 'Slack' ? ` (lateness total ${formatDurationNs(s.latenessTotalNs)}, max ${formatDurationNs(s.latenessMaxNs)})` : '') +
       `\nresults: ${outFile}  digest: ${r.digest}\n`,
   )
+  const slowest = r.profile?.runtimes[0]
+  if (slowest && !slowest.embedded && r.profile!.runtimes.length > 1) {
+    out.write(
+      `slowest runtime: ${slowest.runtime} (${slowest.hosts}), last to report ${slowest.lastToReport} of ${r.profile!.barriers} barriers, ` +
+        `report p50 ${us(slowest.reportP50Ns)} µs, p99 ${us(slowest.reportP99Ns)} µs\n`,
+    )
+  }
   if (r.live) {
     out.write(`live: ${r.live.hosts} cell(s) in ${r.live.cellMode} mode, CPU time ${formatDurationNs(r.live.cpuTimeNs)}, stolen (compensated) ${formatDurationNs(r.live.stolenNs)}\n`)
   }

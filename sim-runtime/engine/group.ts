@@ -42,6 +42,9 @@ export function histogramsIn(value: unknown, path = '', out: Record<string, Hist
   return out
 }
 
+/** One window in this many is timed for the hosts' busy time (HostGroup.busyNs). */
+export const TIMED_EVERY = 16
+
 export class HostGroup {
   readonly plan: RunPlan
   /** The hosts this group carries; a host's position here is its slot. */
@@ -59,6 +62,18 @@ export class HostGroup {
   /** The hosts whose outbox may hold messages: those that ran since it was last emptied. */
   private senders: HostSim[] = []
   private readonly isSender: Uint8Array
+  /**
+   * Wall time (ms) of the windows each host (by slot) ran in, each window's time shared among its
+   * hosts by their events, estimated from one window in TIMED_EVERY: a clock reading costs about as
+   * much as a few events, and a window of a small cluster holds a few events.
+   */
+  private readonly busyMs: Float64Array
+  /** The slots that ran in the current window, and their events in it (timed windows). */
+  private ranSlots = new Int32Array(64)
+  private ranEvents = new Float64Array(64)
+  private windows = 0
+  /** Wall time (ms) of the last runUntil when it was timed, else -1. */
+  lastWindowMs = -1
 
   constructor(plan: RunPlan, hostIndices: number[], factories?: Map<string, ComponentFactory>, live?: LiveFactory) {
     this.plan = plan
@@ -71,6 +86,7 @@ export class HostGroup {
     this.queue = new HostQueue(this.hosts.length)
     this.isSender = new Uint8Array(this.hosts.length)
     this.isAlways = new Uint8Array(this.hosts.length)
+    this.busyMs = new Float64Array(this.hosts.length)
     this.always = this.hosts.filter((h) => plan.hosts[h.index]!.components.some((c) => c.spec.live))
     for (const h of this.always) this.isAlways[this.slotOf[h.index]!] = 1
   }
@@ -157,19 +173,51 @@ export class HostGroup {
   /** Process every event before windowEndNs: run each host that has one (and every live host) to it. */
   runUntil(windowEndNs: number): void {
     if (windowEndNs < this.nowNs) assert.fail(`window end ${windowEndNs}ns is before the group's time ${this.nowNs}ns`)
+    const timed = this.windows++ % TIMED_EVERY === 0
+    const startMs = timed ? performance.now() : 0
+    let ran = 0
     for (const h of this.always) {
+      const slot = this.slotOf[h.index]!
+      const before = h.eventsProcessed
       h.runUntil(windowEndNs)
-      this.markSender(h, this.slotOf[h.index]!)
+      this.markSender(h, slot)
+      if (timed) ran = this.ran(slot, h.eventsProcessed - before, ran)
     }
     const queue = this.queue
     while (queue.minKey() < windowEndNs) {
       const slot = queue.minSlot()
       const h = this.hosts[slot]!
+      const before = h.eventsProcessed
       h.runUntil(windowEndNs)
       this.markSender(h, slot)
       queue.set(slot, h.nextEventNs())
+      if (timed) ran = this.ran(slot, h.eventsProcessed - before, ran)
     }
+    this.lastWindowMs = timed ? performance.now() - startMs : -1
+    if (timed) this.shareBusy(ran, this.lastWindowMs * TIMED_EVERY)
     this.nowNs = windowEndNs
+  }
+
+  /** Note that `slot` ran `events` events in this window, the ran-th host to run; returns ran + 1. */
+  private ran(slot: number, events: number, ran: number): number {
+    if (ran === this.ranSlots.length) {
+      const slots = new Int32Array(ran * 2)
+      slots.set(this.ranSlots)
+      this.ranSlots = slots
+      const evs = new Float64Array(ran * 2)
+      evs.set(this.ranEvents)
+      this.ranEvents = evs
+    }
+    this.ranSlots[ran] = slot
+    this.ranEvents[ran] = events
+    return ran + 1
+  }
+
+  /** Share a window's wall time among the `ran` hosts that ran in it, by their events (evenly when none had any). */
+  private shareBusy(ran: number, windowMs: number): void {
+    let events = 0
+    for (let i = 0; i < ran; i++) events += this.ranEvents[i]!
+    for (let i = 0; i < ran; i++) this.busyMs[this.ranSlots[i]!]! += events > 0 ? (windowMs * this.ranEvents[i]!) / events : windowMs / ran
   }
 
   nextEventNs(): number {
@@ -224,4 +272,8 @@ export class HostGroup {
     return out
   }
 
+  /** Per host: the wall time of the windows it ran in, shared by events, ns: an estimate from the timed windows. */
+  busyNs(): Record<string, number> {
+    return Object.fromEntries(this.hosts.map((h, slot) => [h.name, Math.round(this.busyMs[slot]! * 1e6)]))
+  }
 }

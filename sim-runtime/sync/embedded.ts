@@ -11,6 +11,7 @@ import assert from 'node:assert/strict'
 import type { RunPlan } from '../api/plan.ts'
 import type { ComponentFactory } from '../components/component.ts'
 import { HostGroup, type HostResults } from '../engine/group.ts'
+import { BarrierProfiler } from './profile.ts'
 import type { WindowClock } from './windows.ts'
 
 /** Windows between two looks at the wall clock: a look costs about as much as an idle window. */
@@ -22,11 +23,14 @@ export class EmbeddedRuntime {
   private started = false
   /** No window is left before the run's end. */
   over = false
+  /** Its windows: it is the last to report each barrier, and never waits. */
+  readonly profiler: BarrierProfiler
 
-  constructor(plan: RunPlan, clock: WindowClock, factories?: Map<string, ComponentFactory>) {
+  constructor(plan: RunPlan, clock: WindowClock, factories?: Map<string, ComponentFactory>, id = 'runtime-0') {
     assert.equal(plan.liveComponents, 0, 'live components need a runtime process: their cells are not embedded')
     this.group = new HostGroup(plan, plan.hosts.map((h) => h.index), factories)
     this.clock = clock
+    this.profiler = new BarrierProfiler([{ id, hosts: plan.hosts.map((h) => h.name) }], true)
   }
 
   /** Start every host's components (virtual time 0). */
@@ -42,7 +46,8 @@ export class EmbeddedRuntime {
    */
   runUntilWall(deadlineMs: number): boolean {
     assert(this.started, 'the embedded runtime runs windows only once started')
-    const { group, clock } = this
+    const { group, clock, profiler } = this
+    const startMs = performance.now()
     for (let n = 1; !this.over; n++) {
       const end = clock.next(Math.min(group.nextEventNs(), group.nextOutboundNs()))
       if (end < 0) {
@@ -51,13 +56,20 @@ export class EmbeddedRuntime {
       }
       group.routeLocal()
       group.runUntil(end)
+      profiler.window(group.lastWindowMs)
       if (n % WINDOWS_PER_LOOK === 0 && performance.now() >= deadlineMs) break
     }
+    profiler.busy(0, (performance.now() - startMs) * 1e6)
     return this.over
   }
 
   results(): Record<string, HostResults> {
     assert(this.over, 'results before the run is over')
     return this.group.results()
+  }
+
+  /** Per host: its share of the windows' wall time, ns. */
+  hostBusyNs(): Record<string, number> {
+    return this.group.busyNs()
   }
 }

@@ -16,5 +16,5 @@ export function simulateInProcess(plan: RunPlan, opts: { stepping?: Stepping; fa
   runtime.start()
   runtime.runUntilWall(Infinity)
   const wall = (performance.now() - started) / 1000
-  return assembleResults(plan, runtime.results(), { barriers: clock.barriers, virtualTimeNs: plan.endTimeNs, wallSeconds: wall, runtimes: 0 })
+  return assembleResults(plan, runtime.results(), { barriers: clock.barriers, virtualTimeNs: plan.endTimeNs, wallSeconds: wall, runtimes: 0, profile: runtime.profiler.runtimes(), hostBusyNs: runtime.hostBusyNs() })
 }

@@ -48,6 +48,7 @@ import {
   type Frame,
 } from './frames.ts'
 import { EmbeddedRuntime } from './embedded.ts'
+import { BarrierProfiler, STRAGGLERS_SHOWN, type Straggler } from './profile.ts'
 import { assembleResults, type SimResults } from './results.ts'
 import { WindowClock, windowsFromEnv, type Stepping, type Windows } from './windows.ts'
 
@@ -98,6 +99,10 @@ interface Runtime {
   inboxPayloads: Buffer[]
   nextEventNs: number
   reportedEpoch: number
+  /** Per host it carries: its share of the windows' wall time, ns (from its RESULTS). */
+  hostBusyNs?: Record<string, number>
+  /** Its slot in the leader's BarrierProfiler (set at gang start). */
+  slot: number
   results?: Record<string, HostResults>
 }
 
@@ -116,7 +121,10 @@ export interface LeaderStatus {
   hosts: { total: number; registered: number; ready: number }
   /** `embedded`: this runtime is the leader's own process, carrying every host (runEmbedded). */
   runtimes: { id: string; hosts: string[]; state: string; embedded?: true }[]
+  /** Once running: the runtimes most often last to report a barrier (profile.ts), at most five. */
+  stragglers?: Straggler[]
 }
+
 
 export class Leader {
   private readonly opts: LeaderOptions
@@ -157,6 +165,9 @@ export class Leader {
   private readonly mRejected: Counter
   private readonly mVirtual: Gauge
   private readonly mBarrierSeconds: Counter
+  private readonly mRuntime: RuntimeMetrics
+  /** Per-runtime barrier timings, from gang start (or the embedded start) on. */
+  private profiler: BarrierProfiler | undefined
   private barrierStartMs = 0
   /** Summed barrier wall time (ms): published on scrape, not observed per barrier (hot path). */
   private barrierMsTotal = 0
@@ -195,6 +206,7 @@ export class Leader {
       help: 'Wall time spent in barriers, from a GRANT to the last REPORT of its epoch.',
       registers: [this.metrics],
     })
+    this.mRuntime = runtimeMetrics(this.metrics)
     this.h2 = http2.createServer({ settings: H2_SETTINGS })
     this.h2.on('session', (s) => {
       this.sessions.add(s)
@@ -276,7 +288,8 @@ export class Leader {
       const factories = await loadCustomComponents(this.plan, this.opts.baseDir, this.plan.hosts.map((h) => h.index))
       if (this.phase !== 'Pending') return await this.done // failed while the modules loaded
       this.clock.configure([this.plan.hosts.map((h) => h.index)], this.opts.windows ?? windowsFromEnv(), false)
-      const runtime = new EmbeddedRuntime(this.plan, this.clock, factories)
+      const runtime = new EmbeddedRuntime(this.plan, this.clock, factories, EMBEDDED_ID)
+      this.profiler = runtime.profiler
       runtime.start()
       embedded.state = 'running'
       this.phase = 'Running'
@@ -300,7 +313,7 @@ export class Leader {
       if (over) {
         this.finishedAtMs = Date.now()
         embedded.state = 'done'
-        return this.complete(runtime.results())
+        return this.complete(runtime.results(), runtime.hostBusyNs())
       }
       await new Promise((resolve) => setImmediate(resolve))
     }
@@ -327,6 +340,7 @@ export class Leader {
       wallSeconds: wall,
       slowdown: vt > 0 ? wall / (vt / 1e9) : 0,
       ...(this.embedded ? this.embeddedStatus(this.embedded.state) : this.runtimesStatus()),
+      ...(this.profiler ? { stragglers: this.profiler.stragglers(STRAGGLERS_SHOWN) } : {}),
     }
   }
 
@@ -393,6 +407,7 @@ export class Leader {
     this.mBarrierSeconds.inc((this.barrierMsTotal - this.published.ms) / 1000)
     this.mMessages.inc(this.relayed - this.published.messages)
     this.published = { barriers: this.clock.barriers, ms: this.barrierMsTotal, messages: this.relayed }
+    if (this.profiler) publishRuntimeMetrics(this.mRuntime, this.profiler)
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -433,6 +448,7 @@ export class Leader {
       inboxPayloads: [],
       nextEventNs: Infinity,
       reportedEpoch: -1,
+      slot: -1,
     }
     this.runtimes.push(rt)
     stream.on('data', (chunk: Buffer) => {
@@ -549,8 +565,11 @@ export class Leader {
       return
     }
     this.route(b.messages, b.count, b.payloads)
-    if (--this.awaiting === 0) {
-      this.barrierMsTotal += performance.now() - this.barrierStartMs
+    const last = --this.awaiting === 0
+    const nowMs = performance.now()
+    this.profiler!.report(rt.slot, nowMs, last)
+    if (last) {
+      this.barrierMsTotal += nowMs - this.barrierStartMs
       this.advance()
     }
   }
@@ -605,7 +624,10 @@ export class Leader {
     this.runtimeEndNs = new Float64Array(this.active().length)
     this.startedAtMs = Date.now()
     this.lastProgressMs = Date.now()
-    this.log.info({ runtimes: this.active().length, hosts: this.plan.hosts.length }, 'gang start: all hosts registered')
+    const active = this.active()
+    active.forEach((r, slot) => (r.slot = slot))
+    this.profiler = new BarrierProfiler(active.map((r) => ({ id: r.id, hosts: r.hosts.map((h) => this.plan.hosts[h]!.name) })))
+    this.log.info({ runtimes: active.length, hosts: this.plan.hosts.length }, 'gang start: all hosts registered')
     this.advance()
   }
 
@@ -634,6 +656,7 @@ export class Leader {
     this.epoch++
     this.awaiting = active.length
     this.barrierStartMs = performance.now()
+    this.profiler!.grant(this.barrierStartMs)
     for (const [i, r] of active.entries()) {
       this.send(r, encodeBarrier(F_GRANT, this.epoch, perRuntime ? this.runtimeEndNs[i]! : end, r.inbox, r.inboxCount, r.inboxPayloads))
       r.inboxCount = 0
@@ -642,6 +665,7 @@ export class Leader {
   }
 
   private finish(): void {
+    this.profiler?.grant(performance.now())
     this.finishedAtMs = Date.now()
     this.lastProgressMs = Date.now()
     const active = this.active()
@@ -654,22 +678,28 @@ export class Leader {
   }
 
   private onResults(rt: Runtime, res: unknown): void {
-    const r = res as { hosts?: Record<string, HostResults> }
+    const r = res as { hosts?: Record<string, HostResults>; busyNs?: unknown; hostBusyNs?: unknown }
     if (typeof r !== 'object' || r === null || typeof r.hosts !== 'object' || r.hosts === null) throw new FrameError('RESULTS must hold a hosts object')
     for (const h of rt.hosts) {
       if (!r.hosts[this.plan.hosts[h]!.name]) throw new FrameError(`RESULTS lack host ${this.plan.hosts[h]!.name}`)
     }
     rt.results = r.hosts
+    if (typeof r.busyNs === 'number') this.profiler?.busy(rt.slot, r.busyNs)
+    if (typeof r.hostBusyNs === 'object' && r.hostBusyNs !== null) rt.hostBusyNs = r.hostBusyNs as Record<string, number>
     rt.state = 'done'
     rt.stream.end()
     if (--this.awaiting === 0) this.complete()
   }
 
-  /** `perHost`: the embedded runtime's results; by default, those the runtime processes sent. */
-  private complete(perHost?: Record<string, HostResults>): void {
+  /** `perHost`, `hostBusyNs`: the embedded runtime's; by default, those the runtime processes sent. */
+  private complete(perHost?: Record<string, HostResults>, hostBusyNs?: Record<string, number>): void {
     if (!perHost) {
       perHost = {}
-      for (const r of this.active()) Object.assign(perHost, r.results)
+      hostBusyNs = {}
+      for (const r of this.active()) {
+        Object.assign(perHost, r.results)
+        Object.assign(hostBusyNs, r.hostBusyNs)
+      }
     }
     const wall = ((this.finishedAtMs || Date.now()) - this.startedAtMs) / 1000
     let results: SimResults
@@ -680,6 +710,8 @@ export class Leader {
         virtualTimeNs: this.plan.endTimeNs,
         wallSeconds: wall,
         runtimes: this.embedded ? 0 : this.active().length,
+        profile: this.profiler?.runtimes(),
+        hostBusyNs,
       })
     } catch (err) {
       return this.fail(`could not assemble results: ${(err as Error).message}`)
@@ -706,5 +738,38 @@ export class Leader {
       this.hangUp(r)
     }
     this.settle.reject(new RunFailed(reason))
+  }
+}
+
+interface RuntimeMetrics {
+  report: Counter
+  wait: Counter
+  last: Counter
+  busy: Counter
+  quantile: Gauge
+}
+
+function runtimeMetrics(registry: Registry): RuntimeMetrics {
+  const labelNames = ['runtime']
+  return {
+    report: new Counter({ name: 'livesim_runtime_report_seconds_total', help: 'Wall time from each GRANT to this runtime\'s REPORT (its window, and the way there and back).', labelNames, registers: [registry] }),
+    wait: new Counter({ name: 'livesim_runtime_wait_seconds_total', help: 'Wall time from this runtime\'s REPORT to the next GRANT: waiting for the others.', labelNames, registers: [registry] }),
+    last: new Counter({ name: 'livesim_runtime_last_to_report_total', help: 'Barriers at which this runtime\'s REPORT came last.', labelNames, registers: [registry] }),
+    busy: new Counter({ name: 'livesim_runtime_busy_seconds_total', help: 'Wall time inside its windows, as the runtime measured it (runtime processes: once their results are in).', labelNames, registers: [registry] }),
+    quantile: new Gauge({ name: 'livesim_runtime_report_seconds', help: 'Quantiles of the wall time from a GRANT to this runtime\'s REPORT.', labelNames: ['runtime', 'quantile'], registers: [registry] }),
+  }
+}
+
+/** Set the per-runtime metrics to the profiler's totals (on scrape: nothing per barrier). */
+function publishRuntimeMetrics(m: RuntimeMetrics, profiler: BarrierProfiler): void {
+  for (const c of [m.report, m.wait, m.last, m.busy]) c.reset()
+  for (const t of profiler.totals()) {
+    const runtime = t.id
+    m.report.inc({ runtime }, t.reportSeconds)
+    m.wait.inc({ runtime }, t.waitSeconds)
+    m.last.inc({ runtime }, t.lastToReport)
+    m.busy.inc({ runtime }, t.busySeconds)
+    m.quantile.set({ runtime, quantile: '0.5' }, t.p50Seconds)
+    m.quantile.set({ runtime, quantile: '0.99' }, t.p99Seconds)
   }
 }

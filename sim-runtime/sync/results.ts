@@ -1,7 +1,8 @@
 // The results document (ARCHITECTURE.md "Results") and its digest: SHA-256 of the canonical JSON
-// (keys sorted, no whitespace) of everything except `wall`, `digest` and `sync.barriers`.
+// (keys sorted, no whitespace) of everything except `wall`, `profile`, `digest` and `sync.barriers`.
 // barriers is left out because it describes how the run was stepped, not what it simulated:
-// fixed stepping and skip-ahead simulate the same thing in different numbers of barriers.
+// fixed stepping and skip-ahead simulate the same thing in different numbers of barriers; wall and
+// profile are wall-clock measurements, different at every run.
 //
 // Its size is bounded by the groups, not the hosts (plan.results): per host group, the merged
 // results of its components (group-results.ts); per pair of groups, link totals; the outliers (the
@@ -13,6 +14,7 @@ import { API_VERSION } from '../api/schema.ts'
 import type { HostResults } from '../engine/group.ts'
 import type { LinkCounters, LinkDrop } from '../engine/host.ts'
 import { mergeComponent } from './group-results.ts'
+import { STRAGGLERS_SHOWN, type RunProfile, type RuntimeProfile } from './profile.ts'
 
 export interface GroupResults {
   replicas: number
@@ -63,6 +65,8 @@ export interface SimResults {
   links: Record<string, LinkCounters>
   /** Runs with live components: the cell mode and totals; per host details in hosts[*].live. */
   live?: { cellMode: string; cellModeWhy: string; hosts: number; cpuTimeNs: number; stolenNs: number; overrunMaxNs: number }
+  /** Who held the barriers up (profile.ts): wall time, outside the digest. */
+  profile?: RunProfile
   digest: string
 }
 
@@ -105,7 +109,7 @@ export function resultsJson(value: unknown, indent = ''): string {
 }
 
 export function digestOf(results: Omit<SimResults, 'digest'> | SimResults): string {
-  const { wall: _wall, digest: _digest, ...rest } = results as SimResults
+  const { wall: _wall, digest: _digest, profile: _profile, ...rest } = results as SimResults
   const { barriers: _barriers, ...sync } = rest.sync
   return `sha256:${createHash('sha256').update(canonicalJson({ ...rest, sync })).digest('hex')}`
 }
@@ -117,6 +121,10 @@ export interface RunFacts {
   wallSeconds: number
   /** Runtime processes: 0 when the hosts ran in the leader's process. */
   runtimes: number
+  /** The runtimes' profile (profile.ts), when measured. */
+  profile?: RuntimeProfile[]
+  /** Per host: its share of the windows' wall time, ns (HostGroup.busyNs). */
+  hostBusyNs?: Record<string, number>
 }
 
 export function assembleResults(plan: RunPlan, perHost: Record<string, HostResults>, facts: RunFacts): SimResults {
@@ -147,7 +155,8 @@ export function assembleResults(plan: RunPlan, perHost: Record<string, HostResul
     links: detail ? Object.assign({}, ...ordered.map((r) => r.links)) : {},
     ...liveOf(ordered),
   }
-  return { ...base, digest: digestOf(base) }
+  const profile = facts.profile ? { profile: profileOf(plan, ordered, facts.barriers, facts.profile, facts.hostBusyNs ?? {}) } : {}
+  return { ...base, ...profile, digest: digestOf(base) }
 }
 
 function syncOf(plan: RunPlan, ordered: HostResults[], barriers: number): SimResults['sync'] {
@@ -251,4 +260,12 @@ function summaryOf(r: HostResults, component: string, field: string): { p99Ns: n
   let node: unknown = r.components[component]
   for (const k of field.split('.')) node = (node as Record<string, unknown>)[k]
   return node as { p99Ns: number }
+}
+
+/** Every runtime and host with detail Hosts; else the stragglers and the busiest hosts, as many as the outliers. */
+function profileOf(plan: RunPlan, ordered: HostResults[], barriers: number, runtimes: RuntimeProfile[], busyNs: Record<string, number>): RunProfile {
+  const hosts = ordered.map((r, i) => ({ host: plan.hosts[i]!.name, events: r.events, busyNs: busyNs[plan.hosts[i]!.name] ?? 0 })).sort((a, b) => b.busyNs - a.busyNs)
+  const all = plan.results.detail === 'Hosts'
+  const listed = Math.max(plan.results.outliers, STRAGGLERS_SHOWN)
+  return { barriers, runtimeCount: runtimes.length, runtimes: all ? runtimes : runtimes.slice(0, listed), hosts: all ? hosts : hosts.slice(0, plan.results.outliers) }
 }

@@ -156,6 +156,8 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
       let windowStartNs = 0
       /** Sub-windows of a modelled window (runLocalWindow): Conservative runs. */
       let localLookaheadNs: number | undefined
+      /** Wall time inside granted windows (the straggler profile's busy time), ms. */
+      let busyMs = 0
       let finished = false
       let status = 0
       const errorBody: Buffer[] = []
@@ -199,8 +201,10 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
             const g = decodeBarrier(f)
             if (g.epoch !== epoch + 1) throw new FrameError(`GRANT for epoch ${g.epoch}, expected ${epoch + 1}`)
             epoch = g.epoch
+            const startMs = performance.now()
             group.deliver(g.messages, g.count, g.payloads)
             await runWindow(group, live, windowStartNs, g.timeNs, localLookaheadNs)
+            busyMs += performance.now() - startMs
             windowStartNs = g.timeNs
             const [out, n, payloads] = group.drainOutbox()
             stream.write(encodeBarrier(F_REPORT, epoch, group.nextEventNs(), out, n, payloads))
@@ -211,7 +215,7 @@ export async function runRuntime(opts: RuntimeOptions): Promise<void> {
             finished = true
             const results = group.results()
             if (live) for (const h of group.hosts) if (results[h.name]) results[h.name]!.live = live.hostResults(h.index)
-            stream.end(encodeJson(F_RESULTS, { hosts: results }))
+            stream.end(encodeJson(F_RESULTS, { hosts: results, busyNs: Math.round(busyMs * 1e6), hostBusyNs: group.busyNs() }))
             log.info({ epochs: epoch }, 'results sent')
             resolve()
             return

@@ -15,10 +15,11 @@ function withDetail(m: ReturnType<typeof example>, detail: 'Groups' | 'Hosts') {
 }
 
 /**
- * Everything but wall, which differs at every run, and sync.barriers, which the digest leaves out:
- * topology-aware windows take as many barriers as the placement allows.
+ * Everything but the wall-clock measurements (wall, profile), which differ at every run, and
+ * sync.barriers, which the digest leaves out: topology-aware windows take as many barriers as the
+ * placement allows.
  */
-const simulated = ({ wall: _w, sync: { barriers: _b, ...sync }, ...rest }: SimResults) => ({ ...rest, sync })
+const simulated = ({ wall: _w, profile: _p, sync: { barriers: _b, ...sync }, ...rest }: SimResults) => ({ ...rest, sync })
 
 const cases: [string, 'Groups' | 'Hosts'][] = [
   ['quickstart.yaml', 'Hosts'],
@@ -48,7 +49,7 @@ describe.each(cases)('determinism of %s, detail %s', (file, detail) => {
     // And the same as the in-process driver that shares the window logic.
     const factories = await loadCustomComponents(m.plan, m.baseDir, m.plan.hosts.map((h) => h.index))
     expect(simulateInProcess(m.plan, { factories }).digest).toBe(one.digest)
-    // The digest covers what the results hold: change one number and it changes.
+    // The digest covers what the results hold, and nothing of the profile: change one number and it changes.
     const tampered = structuredClone(one)
     Object.values(tampered.groups)[0]!.events += 1
     expect(digestOf(tampered)).not.toBe(one.digest)
@@ -60,6 +61,7 @@ describe.each(cases)('determinism of %s, detail %s', (file, detail) => {
       expect(one.hosts).toEqual({})
       expect(one.links).toEqual({})
     }
+    expect(digestOf({ ...structuredClone(one), profile: undefined })).toBe(one.digest)
     if (one.sync.mode === 'Conservative') expect(one.sync.causalityViolations).toBe(0)
   }, 240_000)
 })
