@@ -12,9 +12,9 @@ export interface LeaderClient {
 
 export function httpLeaderClient(port: number, timeoutMs = 3000): LeaderClient {
   const url = (ip: string, path: string) => `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}${path}`
-  const getJson = async <T>(ip: string, path: string): Promise<T | undefined> => {
+  const getJson = async <T>(ip: string, path: string, ms = timeoutMs): Promise<T | undefined> => {
     try {
-      const r = await fetch(url(ip, path), { signal: AbortSignal.timeout(timeoutMs) })
+      const r = await fetch(url(ip, path), { signal: AbortSignal.timeout(ms) })
       if (!r.ok) return undefined
       return (await r.json()) as T
     } catch {
@@ -23,7 +23,8 @@ export function httpLeaderClient(port: number, timeoutMs = 3000): LeaderClient {
   }
   return {
     status: (ip) => getJson<LeaderStatus>(ip, '/v1/status'),
-    results: (ip) => getJson<SimResults>(ip, '/v1/results'),
+    // Results with every host of a large cluster are tens of MB: more time to read them.
+    results: (ip) => getJson<SimResults>(ip, '/v1/results', Math.max(timeoutMs, 60_000)),
     ack: async (ip, token) => {
       try {
         const r = await fetch(url(ip, '/v1/ack'), { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(timeoutMs) })

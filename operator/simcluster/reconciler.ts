@@ -6,8 +6,6 @@
 // host pods (SimHost reconciler) → gang start in the leader → results → ConfigMap + status.
 // A failed pod or a failed leader ends the attempt; within runPolicy.backoffLimit a new attempt
 // starts with fresh pods, otherwise the run ends Failed.
-import { createHash } from 'node:crypto'
-import { gzipSync } from 'node:zlib'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { validateSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
@@ -16,7 +14,10 @@ import type { RunPlan } from '../../sim-runtime/api/plan.ts'
 import type { Informer } from '../machinery/informer.ts'
 import type { Result } from '../machinery/controller.ts'
 import { ApiError, isConflict, isNotFound, R, type KubeClient, type KubeObject } from '../kube/rest.ts'
+import { STRAGGLERS_SHOWN } from '../../sim-runtime/sync/profile.ts'
+import type { SimResults } from '../../sim-runtime/sync/results.ts'
 import type { LeaderClient } from './leaderclient.ts'
+import { resultsConfigMaps } from './results-configmaps.ts'
 import { SIM } from './resources.ts'
 import {
   configMap,
@@ -26,7 +27,6 @@ import {
   leaderPod,
   leaderService,
   names,
-  ownerRef,
   liveSetup,
   simHost,
   simServiceAccount,
@@ -202,6 +202,7 @@ export class SimClusterReconciler {
     st.virtualTime = formatDurationNs(ls.virtualTimeNs)
     st.progress = `${Math.floor(ls.progress * 100)}%`
     st.slowdown = ls.slowdown > 0 ? `${ls.slowdown.toFixed(2)}x` : undefined
+    if (ls.stragglers?.length) st.stragglers = ls.stragglers.slice(0, STRAGGLERS_SHOWN)
     this.d.metrics.virtualTime.set({ simcluster: k }, ls.virtualTimeNs / 1e9)
 
     switch (ls.phase) {
@@ -329,28 +330,18 @@ export class SimClusterReconciler {
     if (token && (await this.d.leader.ack(ip, token))) this.acked.add(k)
   }
 
-  private async storeResults(sc: SimClusterObject, results: unknown): Promise<void> {
+  /** The results in ConfigMaps within the API server's limits (results-configmaps.ts); a Warning when detail did not fit. */
+  private async storeResults(sc: SimClusterObject, results: SimResults): Promise<void> {
     const ns = sc.metadata.namespace!
-    const json = JSON.stringify(results, null, 2)
-    const cmName = names.results(sc.metadata.name)
-    // A ConfigMap holds at most 1 MiB: large results go in gzip'd.
-    const body: KubeObject = {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: {
-        name: cmName,
-        namespace: ns,
-        labels: { [L.cluster]: sc.metadata.name, [L.managedBy]: 'livesim-operator' },
-        annotations: { 'livesim.dev/sha256': createHash('sha256').update(json).digest('hex') },
-        ownerReferences: [ownerRef(sc)],
-      },
-      ...(json.length < 900_000 ? { data: { 'results.json': json } } : { binaryData: { 'results.json.gz': gzipSync(json).toString('base64') } }),
-    }
-    try {
-      await this.d.client.create(R.configMaps.collection(ns), body)
-    } catch (err) {
-      if (!isConflict(err)) throw err
-      await this.d.client.request('PUT', R.configMaps.item(ns, cmName), body)
+    for (const body of resultsConfigMaps(sc, results)) {
+      try {
+        await this.d.client.create(R.configMaps.collection(ns), body)
+      } catch (err) {
+        if (!isConflict(err)) throw err
+        await this.d.client.request('PUT', R.configMaps.item(ns, body.metadata.name), body)
+      }
+      const omitted = body.metadata.annotations?.['livesim.dev/omitted']
+      if (omitted) await this.event(sc, 'Warning', 'ResultsTooLarge', `ConfigMap ${body.metadata.name} holds summary.json only, without ${omitted}`.slice(0, 1000))
     }
   }
 

@@ -2,6 +2,7 @@
 // the kstatus view of a SimCluster, so that kubectl wait, Flux and Argo CD read it right:
 // in progress → Reconciling=True; Succeeded → Ready=True, Complete=True; Failed → Stalled=True,
 // Failed=True, Ready=False.
+import type { StragglerStatus } from '../../sim-runtime/api/schema.ts'
 
 export interface Condition {
   type: string
@@ -28,6 +29,7 @@ export interface ClusterStatus {
   message?: string
   hosts?: { ready: number; total: number }
   hostsSummary?: string
+  stragglers?: StragglerStatus[]
   results?: { configMap: string; digest: string; barriers: number; causalityViolations: number; wallSeconds: number; liveCellMode?: string }
   conditions?: Condition[]
 }
@@ -73,7 +75,7 @@ export function isTerminal(phase: string | undefined): boolean {
 }
 
 /** Fields that change continuously while a run goes: their writes are rate-limited. */
-export const PROGRESS_FIELDS = ['virtualTime', 'virtualTimeNs', 'progress', 'slowdown', 'hosts', 'hostsSummary'] as const
+export const PROGRESS_FIELDS = ['virtualTime', 'virtualTimeNs', 'progress', 'slowdown', 'hosts', 'hostsSummary', 'stragglers'] as const
 
 export function onlyProgressDiffers(a: ClusterStatus, b: ClusterStatus): boolean {
   const strip = (s: ClusterStatus) => {

@@ -171,6 +171,7 @@ export function crdObjects(): Json[] {
     { name: 'Progress', type: 'string', jsonPath: '.status.progress' },
     { name: 'Slowdown', type: 'string', jsonPath: '.status.slowdown' },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    { name: 'Slowest', type: 'string', jsonPath: '.status.stragglers[0].runtime', description: 'the runtime most often last to report a barrier', priority: 1 },
     { name: 'Message', type: 'string', jsonPath: '.status.message', priority: 1 },
   ])
   const simhost = crd('SimHost', 'simhosts', 'simh', structural(SimHostSpec) as Json, structural(SimHostStatus) as Json, [

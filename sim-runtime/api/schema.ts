@@ -430,6 +430,19 @@ export const Condition = Type.Object(
 
 export const Phases = ['Pending', 'Scheduling', 'Running', 'Succeeded', 'Failed'] as const
 
+export const Straggler = Type.Object(
+  {
+    runtime: Type.String({ maxLength: 128, description: 'The runtime (its pod on Kubernetes).' }),
+    hosts: Type.String({ maxLength: 256, description: 'The hosts it carries.' }),
+    lastToReport: Type.Integer({ minimum: 0, description: 'Barriers at which its report came last.' }),
+    reportSeconds: Type.Number({ minimum: 0, description: 'Wall seconds from each grant to its report, summed: its windows, and the way there and back.' }),
+    waitSeconds: Type.Number({ minimum: 0, description: 'Wall seconds from its report to the next grant, summed: waiting for the others.' }),
+    reportP50Seconds: Type.Number({ minimum: 0 }),
+    reportP99Seconds: Type.Number({ minimum: 0 }),
+  },
+  { ...Closed, description: 'A runtime that held barriers up.' },
+)
+
 export const SimClusterStatus = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -445,6 +458,7 @@ export const SimClusterStatus = Type.Object(
     leader: Type.Optional(Type.String({ description: 'Address of the leader of the current attempt.' })),
     hosts: Type.Optional(Type.Object({ ready: Type.Integer({ minimum: 0 }), total: Type.Integer({ minimum: 0 }) }, Closed)),
     hostsSummary: Type.Optional(Type.String({ description: 'ready/total, for the printer column.' })),
+    stragglers: Type.Optional(Type.Array(Straggler, { maxItems: RESULTS_LIMITS.stragglersShown, description: 'The runtimes most often last to report a barrier (then the longest to report), most first; the whole profile is in the results.' })),
     results: Type.Optional(
       Type.Object(
         {
@@ -651,6 +665,7 @@ export type HostSpec = Static<typeof HostSpec>
 export type SimClusterSpec = Static<typeof SimClusterSpec>
 export type SimCluster = Static<typeof SimCluster>
 export type SimClusterStatus = Static<typeof SimClusterStatus>
+export type StragglerStatus = Static<typeof Straggler>
 export type SimHostSpec = Static<typeof SimHostSpec>
 export type SimHostStatus = Static<typeof SimHostStatus>
 export type RunPolicy = Static<typeof RunPolicy>
