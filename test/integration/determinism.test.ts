@@ -66,6 +66,42 @@ describe.each(cases)('determinism of %s, detail %s', (file, detail) => {
   }, 240_000)
 })
 
+/** An example with another end time and, per group, another number of replicas. */
+function resized(file: string, endTime: string, replicas: Record<string, number> = {}) {
+  const m = example(file)
+  const hosts = m.cluster.spec.hosts.map((h) => (replicas[h.name] ? { ...h, replicas: replicas[h.name] } : h))
+  const cluster = { ...m.cluster, spec: { ...m.cluster.spec, endTime, hosts } }
+  return { ...validateSimCluster(cluster, { baseDir: m.baseDir }), baseDir: m.baseDir }
+}
+
+describe.each([
+  ['quickstart.yaml', '400ms', {}],
+  ['fanout.yaml', '20ms', {}],
+  ['phold.yaml', '40ms', { lp: 96 }],
+] as const)('topology-aware windows on %s', (file, endTime, replicas) => {
+  it('give the digest of global windows embedded and over 1, 3 and 8 runtime processes, with no causality violation', async () => {
+    const m = resized(file, endTime, replicas)
+    const runs: Record<string, SimResults> = {}
+    for (const windows of ['topology', 'global'] as const) {
+      runs[`${windows} embedded`] = await runProcesses(m, { windows })
+      for (const partition of [1, 3, 8]) runs[`${windows} ${partition}`] = await runProcesses(m, { windows, partition })
+    }
+    const first = runs['global embedded']!
+    for (const [name, r] of Object.entries(runs)) {
+      expect({ name, digest: r.digest }).toEqual({ name, digest: first.digest })
+      // Conservative: no host ever received a message stamped before its own time.
+      expect({ name, mode: r.sync.mode, violations: r.sync.causalityViolations }).toEqual({ name, mode: 'Conservative', violations: 0 })
+    }
+    expect(runs['topology 8']!.wall.runtimes).toBe(8)
+    // Global windows depend on the global state alone, whatever the placement.
+    for (const p of ['1', '3', '8']) expect(runs[`global ${p}`]!.sync.barriers).toBe(first.sync.barriers)
+    // Topology-aware ones are never shorter.
+    for (const p of ['embedded', '1', '3', '8']) expect(runs[`topology ${p}`]!.sync.barriers).toBeLessThanOrEqual(runs[`global ${p}`]!.sync.barriers)
+    expect(simulateInProcess(m.plan, { windows: 'topology' }).digest).toBe(first.digest)
+    expect(simulateInProcess(m.plan, { windows: 'global' }).digest).toBe(first.digest)
+  }, 600_000)
+})
+
 describe('seeds', () => {
   it('a different seed gives different results', () => {
     const m = example('quickstart.yaml')
