@@ -18,7 +18,9 @@
    the wait, or blocks elsewhere since); failing that it registers nothing but raises the header's
    overflow wake to its own, and while that wake is ahead the runtime moves the cell's clock no
    faster than the wall, as a frozen cell's: safe for any deadline, at the cost of the cell's idle
-   skipping. Without a writable mapping of the whole file (no fast clock), nothing is registered. */
+   skipping. The timekeeper's wait is registered too; when it fires, the threads it wakes have no
+   slot, so it notes the time in the header (wait_fired). Without a writable mapping of the whole file
+   (no fast clock), nothing is registered. */
 #include "shim.h"
 #include <stdint.h>
 
@@ -68,6 +70,13 @@ int wait_register(long long deadline, long long real_ns) {
   }
   raise_overflow(wake);
   return -1;
+}
+
+/* A timekeeper (timers.c) fired timers: the threads it woke (a signal, a timerfd's count) may not
+   have had a CPU yet, and the runtime, which takes a thread that has not run since it last looked for
+   still asleep, looks at every thread for a while (coop.ts). */
+void wait_fired(void) {
+  if (wait_table) wait_table[WH_FIRED] = mono_ns();
 }
 
 /* The wait registered in `slot` for `deadline` has returned. */

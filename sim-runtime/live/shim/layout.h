@@ -27,6 +27,7 @@ _Static_assert(W_SEQ * 8 < STATE_RUNTIME_BYTES, "the runtime reads the sequence 
 #define WAITS_OFFSET 128
 #define WAITS_HEADER_BYTES 64
 #define WH_OVERFLOW_WAKE 0 /* the latest real CLOCK_MONOTONIC ns at which a wait that found no slot ends (0 = none; the shim raises it) */
+#define WH_FIRED 1 /* real CLOCK_MONOTONIC ns at which a timekeeper last fired timers: a thread it woke may not have had a CPU yet (0 = never) */
 #define WAIT_SLOTS 128
 #define WAIT_SLOT_BYTES 16
 #define WAIT_SLOT_WORDS (WAIT_SLOT_BYTES / 8)
@@ -35,7 +36,7 @@ _Static_assert(W_SEQ * 8 < STATE_RUNTIME_BYTES, "the runtime reads the sequence 
 #define CLOCK_FILE_BYTES 2240
 #define WAIT_STALE_NS 50000000LL
 _Static_assert(WAITS_OFFSET >= STATE_BYTES && WAITS_OFFSET % 64 == 0, "the registry follows the state, on a cache line");
-_Static_assert(0 < WAITS_HEADER_BYTES / 8, "every header word fits in the header");
+_Static_assert(1 < WAITS_HEADER_BYTES / 8, "every header word fits in the header");
 _Static_assert(1 < WAIT_SLOT_WORDS, "every slot word fits in the slot");
 _Static_assert(CLOCK_FILE_BYTES == WAITS_OFFSET + WAITS_HEADER_BYTES + WAIT_SLOTS * WAIT_SLOT_BYTES, "the file holds the registry");
 

@@ -55,6 +55,7 @@ export function stateOffset(word: keyof typeof STATE): number {
 export const WAITS_OFFSET = STATE_BYTES
 export const WAITS_HEADER = {
   overflowWake: { index: 0, c: 'OVERFLOW_WAKE', doc: 'the latest real CLOCK_MONOTONIC ns at which a wait that found no slot ends (0 = none; the shim raises it)' },
+  fired: { index: 1, c: 'FIRED', doc: 'real CLOCK_MONOTONIC ns at which a timekeeper last fired timers: a thread it woke may not have had a CPU yet (0 = never)' },
 } as const satisfies Record<string, StateWord>
 export const WAITS_HEADER_BYTES = 64
 export const WAIT_SLOT = {

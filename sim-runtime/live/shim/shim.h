@@ -54,6 +54,7 @@ int after_block(int r, int blocking);
 extern volatile long long *wait_table; /* the registry, or NULL (clock.c maps it) */
 int wait_register(long long deadline, long long real_ns);
 void wait_clear(int slot, long long deadline);
+void wait_fired(void);              /* the timekeeper fired: threads it woke may not have run yet */
 
 /* sleep.c: virtual deadlines. */
 long long vnow(clockid_t c);        /* the program's clock, epoch ns */

@@ -459,6 +459,7 @@ static void *timekeeper(void *arg) {
     pthread_mutex_lock(&mu);
     if (real_ns == 0) {
       fire_due(now);
+      wait_fired();
       if (n_launches > 0) {
         pthread_mutex_unlock(&mu);
         launch_notifications();
