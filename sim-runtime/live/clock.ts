@@ -27,12 +27,14 @@
 //   CLOCK_MONOTONIC reads the same virtual time as CLOCK_REALTIME (an absolute date, not time since
 //   boot). CPU-time clocks are only scaled by the rate.
 // - The barrier (untilNs) and the fast clock's state go into a second file that the shim maps
-//   (shim/layout.ts, STATE): readings are computed from it and clamped to the barrier.
+//   (shim/layout.ts, STATE): readings are computed from it and clamped to the barrier. After the
+//   state, the shim registers its programs' timed waits there (WAITS; waits() reads them).
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import path from 'node:path'
+import type { ClockWaits } from './deadlines.ts'
 import { alive } from './proc.ts'
 import { faketimeShim } from './shim.ts'
-import { STATE_BYTES, STATE_FLAG_WAIT, STATE_RUNTIME_BYTES, stateOffset, STAMPS_BYTES } from './shim/layout.ts'
+import { CLOCK_FILE_BYTES, STATE_BYTES, STATE_FLAG_WAIT, STATE_RUNTIME_BYTES, stateOffset, STAMPS_BYTES, WAIT_SLOT, WAIT_SLOT_BYTES, WAIT_SLOTS, WAITS_BYTES, WAITS_HEADER, WAITS_HEADER_BYTES, WAITS_OFFSET } from './shim/layout.ts'
 import { which } from './spawn.ts'
 import { vexecSupport } from './vexec.ts'
 
@@ -61,6 +63,14 @@ export interface VirtualClock {
    * the barrier (they go on at the next set()).
    */
   slice(): { startedAt: bigint | undefined; waited: number }
+  /**
+   * The timed waits the cell's programs are in now (the deadline registry the shim writes after the
+   * state: shim/deadlines.c): each one's virtual deadline and the real instant its wait ends. One
+   * read of the file; a wait registered or cleared while it reads may be seen half-written, for
+   * this look only. The cooperative driver moves an idle cell's clock no further than they allow
+   * (deadlines.ts).
+   */
+  waits(): ClockWaits
   /** The write-stamp ring the shim appends to (stamps.ts), or undefined without the shim. */
   readonly stampsFile: string | undefined
   /** The virtual ns of an epoch-ns reading of this clock (a write stamp). */
@@ -140,13 +150,14 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
   const file = path.join(dir, 'faketime.rc')
   const tmp = `${file}.tmp`
   const limitFile = path.join(dir, 'faketime.limit')
-  writeFileSync(limitFile, Buffer.alloc(STATE_BYTES))
+  writeFileSync(limitFile, Buffer.alloc(CLOCK_FILE_BYTES))
   const limitFd = openSync(limitFile, 'r+')
   const limitBuf = Buffer.alloc(STATE_BYTES)
   const base = BigInt(baseEpochMs) * 1_000_000n
   const shim = faketimeShim().path
   const readBuf = Buffer.alloc(STATE_BYTES)
   const seqBuf = Buffer.alloc(8)
+  const waitsBuf = Buffer.alloc(WAITS_BYTES)
   let seq = 0n
   const stampsFile = shim ? path.join(dir, 'stamps') : undefined
   if (stampsFile) writeFileSync(stampsFile, Buffer.alloc(STAMPS_BYTES))
@@ -172,6 +183,20 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
       const a = readBuf.readBigInt64LE(stateOffset('anchor'))
       const precise = (readBuf.readBigInt64LE(stateOffset('flags')) & BigInt(STATE_FLAG_WAIT)) !== 0n
       return { startedAt: precise && a !== -1n ? a : undefined, waited: Number(readBuf.readBigInt64LE(stateOffset('waiting'))) }
+    },
+    waits() {
+      readSync(limitFd, waitsBuf, 0, WAITS_BYTES, WAITS_OFFSET)
+      const deadlineNs: number[] = []
+      const wakeNs: number[] = []
+      for (let s = 0; s < WAIT_SLOTS; s++) {
+        const o = WAITS_HEADER_BYTES + s * WAIT_SLOT_BYTES
+        const d = o + WAIT_SLOT.deadline.index * 8
+        if (waitsBuf.readInt32LE(d) === 0 && waitsBuf.readInt32LE(d + 4) === 0) continue // a free slot
+        deadlineNs.push(Number(waitsBuf.readBigInt64LE(d) - base))
+        wakeNs.push(Number(waitsBuf.readBigInt64LE(o + WAIT_SLOT.wake.index * 8)))
+      }
+      const header = (w: keyof typeof WAITS_HEADER) => Number(waitsBuf.readBigInt64LE(WAITS_HEADER[w].index * 8))
+      return { deadlineNs, wakeNs, overflowWakeNs: header('overflowWake'), firedNs: header('fired') }
     },
     set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number; precise?: boolean } = {}) {
       if (closed) throw new Error('virtual clock is closed')

@@ -16,7 +16,13 @@
 //        there from then on);
 //      - or, nobody having read it, when none of its threads is runnable: an idle program (blocked in
 //        a read or a poll) has nothing to do in the quantum. A cell that was just written to, or whose
-//        readings waited at the last barrier, is first given WAKE_GRACE_NS to wake up;
+//        readings waited at the last barrier, is first given WAKE_GRACE_NS to wake up. Its programs'
+//        timed waits (the shim's deadline registry, read through clock.waits()) may hold it back:
+//        a waiter waits on the real clock, so an idle cell's clock goes no faster than the wall
+//        takes each waiter to its deadline (deadlines.ts), and stops at a deadline inside the
+//        stretch until its waiter's wait has ended (the stretch is split there). After a timer
+//        fired, every thread is looked at: a thread the timer woke has no wait registered, and may
+//        not have had a CPU yet;
 //      - or, nobody having read it but a thread running, once the cell has used the quantum's CPU
 //        time (counted from where the last quantum's ended): a program that computes without reading
 //        its clock advances with its CPU time, as in CpuTime.
@@ -35,6 +41,7 @@
 // WallTime; CPU time a program spends between its last reading and going idle without a poll,
 // select or epoll_wait (a blocking read(), a futex) is not counted.
 import assert from 'node:assert/strict'
+import { firedLately, idleReach } from './deadlines.ts'
 import { ThreadStates } from './proc.ts'
 import { waitStep, type CoopFinish, type DrivenCell, type QuantumDriver, type QuantumHooks, type QuantumResult } from './quantum.ts'
 
@@ -46,6 +53,8 @@ const NAPPING_MAX_NS = 5_000_000
 const STATE_EVERY_NS = 10_000
 /** After a cell's clock has had its quantum, wait this much more (wall ns) before the next quantum. */
 const SLACK_NS = 1_000
+/** An idle cell held back by its programs' timed waits is looked at again at least this often (wall ns): something else may wake it. */
+const HELD_LOOK_NS = 1_000_000
 
 const hr = () => Number(process.hrtime.bigint())
 
@@ -259,8 +268,25 @@ class CoopDriver {
       this.stateAt[i] = now
       // Exact when the runtime wrote into the cell: its reader may be runnable without having had a CPU yet.
       if (!this.threads[i]!.runnable(now, this.woken[i] === 1)) {
-        this.finish(r, i, cpu, 'idle')
-        return now
+        // Idle, but only as far as its programs' timed waits allow (deadlines.ts), read after its
+        // threads: a thread seen blocked registered its wait before it blocked. A thread a timer
+        // woke has none: after a timer fired, every thread is looked at.
+        const c = this.cells[i]!
+        const waits = c.clock!.waits()
+        const fired = firedLately(waits, now)
+        if (fired && !this.woken[i] && this.threads[i]!.runnable(now, true)) return now + 5_000
+        const from = this.sliceStart[i]!
+        const reach = idleReach(waits, { fromNs: from, untilNs: this.until[i]!, speed: c.speed, stretchAtNs: this.stretchAt[i]!, nowNs: now })
+        if (reach.toNs > from) {
+          this.until[i] = reach.toNs // short of the barrier: the stretch ends at a waiter's deadline
+          this.finish(r, i, cpu, 'idle')
+          return now
+        }
+        if (fired) return now + 5_000
+        // Held: its threads are looked at again when the waits allow more or a waiter wakes.
+        const again = Math.max(now + STATE_EVERY_NS, Math.min(reach.againNs, now + HELD_LOOK_NS))
+        this.stateAt[i] = again - STATE_EVERY_NS
+        return again
       }
     }
     return now + 5_000

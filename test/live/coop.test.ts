@@ -4,18 +4,22 @@
 // read is there when no thread of it is runnable (idle) or when it has used the quantum's CPU time
 // (computing); a reading that waited at the last barrier keeps its cell from counting as idle at once.
 // Data due for a cell stops that cell only (hooks.nextDue, hooks.deliver): the others run the quantum
-// in one stretch. (The driver ignores clockMode: the runner hands it CpuTime for Cooperative hosts.)
+// in one stretch. The timed waits of an idle cell's programs (clock.waits(), the shim's deadline
+// registry) hold it back: its clock goes no faster than the wall takes each waiter to its deadline,
+// and stops at a deadline inside the quantum until its waiter's wait has ended. (The driver ignores
+// clockMode: the runner hands it CpuTime for Cooperative hosts.)
 import { describe, expect, it } from 'vitest'
 import type { Cell } from '../../sim-runtime/live/cell.ts'
 import type { VirtualClock } from '../../sim-runtime/live/clock.ts'
 import { createCoopDriver } from '../../sim-runtime/live/coop.ts'
+import { NO_WAITS, type ClockWaits } from '../../sim-runtime/live/deadlines.ts'
 
 interface FakeClock extends VirtualClock {
   sets: { virtualNs: number; untilNs?: number; precise?: boolean }[]
 }
 
-/** A clock whose slice() says what `read` and `waited` say: read, the slice starts at the first slice() after a set. */
-function fakeClock(o: { read: boolean; waited?: number }): FakeClock {
+/** A clock whose slice() says what `read` and `waited` say: read, the slice starts at the first slice() after a set; its registry holds `waits`. */
+function fakeClock(o: { read: boolean; waited?: number; waits?: () => ClockWaits }): FakeClock {
   let startedAt: bigint | undefined
   const sets: FakeClock['sets'] = []
   return {
@@ -29,6 +33,7 @@ function fakeClock(o: { read: boolean; waited?: number }): FakeClock {
       if (o.read && startedAt === undefined) startedAt = process.hrtime.bigint()
       return { startedAt: o.read ? startedAt : undefined, waited: o.waited ?? 0 }
     },
+    waits: o.waits ?? (() => NO_WAITS),
     stampsFile: undefined,
     toVirtualNs: (ns) => Number(ns),
     close() {},
@@ -131,6 +136,41 @@ describe('cooperative driver', () => {
     cpu += 3_000_000
     const r3 = await driver.run(2 * QUANTUM, QUANTUM)
     expect(r3.cpuNs).toEqual([3_000_000])
+  })
+
+  it('an idle cell with a timed wait whose deadline lies inside the quantum stops there until the wait has ended (the stretch is split at it), then goes on', async () => {
+    const hr = () => Number(process.hrtime.bigint())
+    const start = 1_000_000
+    const deadline = start + QUANTUM / 3
+    // The waiter's real wait ends 3 ms of wall from now; it leaves its wait (clears its slot) 1 ms after that.
+    const wake = hr() + 3_000_000
+    const clock = fakeClock({ read: false, waits: () => (hr() < wake + 1_000_000 ? { ...NO_WAITS, deadlineNs: [deadline], wakeNs: [wake] } : NO_WAITS) })
+    const driver = idleCells(clock)
+    const r = await driver.run(start, QUANTUM)
+    expect(clock.sets).toEqual([
+      { virtualNs: start, untilNs: start + QUANTUM, precise: true },
+      { virtualNs: deadline, untilNs: start + QUANTUM, precise: true },
+    ])
+    // The clock went to the deadline no sooner than the wait ended, and past it no sooner than the waiter left.
+    expect(hr()).toBeGreaterThanOrEqual(wake + 1_000_000)
+    expect(r.finishedBy).toEqual(['idle'])
+    expect(r.stretches).toEqual([2])
+    expect(driver.virtualNowNs(0)).toBe(start + QUANTUM)
+  })
+
+  it('an idle cell with a timed wait whose deadline lies beyond the quantum reaches the barrier no sooner than the wall, at the clock’s rate, takes the waiter to its deadline', async () => {
+    const hr = () => Number(process.hrtime.bigint())
+    const speed = 4
+    const start = 5_000_000
+    // Deadline one quantum past the barrier; its real wait ends in 3 quanta of wall at speed 4 (12 × QUANTUM ns):
+    // the clock may reach the barrier once 2 quanta of virtual time (8 × QUANTUM ns of wall) are left to the wake.
+    const deadline = start + 2 * QUANTUM
+    const wake = hr() + 3 * QUANTUM * speed
+    const clock = fakeClock({ read: false, waits: () => ({ ...NO_WAITS, deadlineNs: [deadline], wakeNs: [wake] }) })
+    const driver = createCoopDriver([{ cell: fakeCell('waiting', () => [], () => 0), clock, clockMode: 'CpuTime' as const, speed }])
+    await driver.run(start, QUANTUM)
+    expect(hr()).toBeGreaterThanOrEqual(wake - (deadline - (start + QUANTUM)) * speed)
+    expect(clock.sets).toEqual([{ virtualNs: start, untilNs: start + QUANTUM, precise: true }])
   })
 
   it('a reading that waited at the last barrier keeps its cell from counting as idle for up to 5 ms', async () => {

@@ -242,6 +242,7 @@ export function recordingClock(clock: VirtualClock): { clock: VirtualClock; sets
       env: () => clock.env(),
       close: () => clock.close(),
       slice: () => clock.slice(),
+      waits: () => clock.waits(),
       stampsFile: clock.stampsFile,
       toVirtualNs: (ns) => clock.toVirtualNs(ns),
       set(v, rate, opts) {

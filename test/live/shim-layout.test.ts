@@ -1,16 +1,18 @@
 // The memory shared by the runtime (TypeScript) and the clock shim (C) is defined once, in
 // sim-runtime/live/shim/layout.ts. These tests fail when layout.h is stale, when the C compiler lays
-// the stamp record out differently from the offsets the runtime reads, and when a state the runtime
-// writes does not read back, word by word, through layout.h's indices.
-import { execFileSync } from 'node:child_process'
+// the stamp record out differently from the offsets the runtime reads, when a state the runtime
+// writes does not read back, word by word, through layout.h's indices, and when a timed wait the
+// shim registers (the deadline registry after the state) does not read back through clock.waits().
+import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createVirtualClock, DEFAULT_BASE_EPOCH_MS, findLibfaketime } from '../../sim-runtime/live/clock.ts'
 import { buildShim, SHIM_DIR } from '../../sim-runtime/live/shim.ts'
-import { LAYOUT_HEADER_PATH, layoutHeader, STAMP_ENTRY_BYTES, STAMP_FIELDS, STAMP_HEADER_BYTES, STAMP_SLOTS, STATE, STATE_BYTES, STATE_FLAG_WAIT, STATE_RUNTIME_BYTES } from '../../sim-runtime/live/shim/layout.ts'
+import { CLOCK_FILE_BYTES, LAYOUT_HEADER_PATH, layoutHeader, STAMP_ENTRY_BYTES, STAMP_FIELDS, STAMP_HEADER_BYTES, STAMP_SLOTS, STATE, STATE_BYTES, STATE_FLAG_WAIT, STATE_RUNTIME_BYTES, WAIT_SLOT, WAIT_SLOT_BYTES, WAIT_SLOTS, WAIT_STALE_NS, WAITS_HEADER, WAITS_HEADER_BYTES, WAITS_OFFSET } from '../../sim-runtime/live/shim/layout.ts'
 import { which } from '../../sim-runtime/live/spawn.ts'
+import { waitFor } from './helpers.ts'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'livesim-layout-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -62,6 +64,47 @@ describe('shim layout', () => {
       expect(Number(seq) % 2).toBe(0) // the seqlock is even between writes
       expect(Number(seq)).toBeGreaterThan(0)
     } finally {
+      clock.close()
+    }
+  })
+
+  it.skipIf(noCc !== '')(`the C compiler puts the deadline registry where the runtime reads it${noCc}`, () => {
+    const words = [...Object.values(WAITS_HEADER).map((w) => `WH_${w.c}`), ...Object.values(WAIT_SLOT).map((w) => `WS_${w.c}`)]
+    const out = runC('waits', `#include <stdio.h>\n#include "layout.h"\nint main(void) {\nprintf("%d %d %d %d %d %lld", WAITS_OFFSET, WAITS_HEADER_BYTES, WAIT_SLOTS, WAIT_SLOT_BYTES, CLOCK_FILE_BYTES, WAIT_STALE_NS);\n${words.map((w) => `printf(" %d", ${w});`).join('\n')}\nreturn 0;\n}\n`)
+    const want = [WAITS_OFFSET, WAITS_HEADER_BYTES, WAIT_SLOTS, WAIT_SLOT_BYTES, CLOCK_FILE_BYTES, WAIT_STALE_NS, ...Object.values(WAITS_HEADER).map((w) => w.index), ...Object.values(WAIT_SLOT).map((w) => w.index)]
+    expect(out.trim().split(' ').map(Number)).toEqual(want)
+  })
+
+  it.skipIf(noFaketime !== '')(`a timed wait of a program under the shim reads back through clock.waits() while it waits, and is gone once it returns${noFaketime}`, async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-waits'))
+    const src = path.join(dir, 'waiter.c')
+    const bin = path.join(dir, 'waiter')
+    // usleep(300 ms), then a poll() of 60 s, then an untimed wait (pause, never registered).
+    writeFileSync(src, '#include <poll.h>\n#include <stdio.h>\n#include <unistd.h>\nint main(void) {\nsetvbuf(stdout, NULL, _IONBF, 0);\nusleep(300000);\nputs("slept");\npoll(NULL, 0, 60000);\nputs("polled");\npause();\nreturn 0;\n}\n')
+    execFileSync('cc', ['-O2', '-o', bin, src])
+    const speed = 2
+    const anchor = process.hrtime.bigint()
+    clock.set(1_000_000_000, 1 / speed, { anchorNs: anchor })
+    const child = spawn(bin, [], { env: { ...process.env, ...clock.env() }, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    try {
+      await waitFor(() => clock.waits().deadlineNs.length === 1, 10_000, 'the sleep registered')
+      const w1 = clock.waits()
+      // Its deadline: 300 ms of virtual time after the program's start (the clock started at 1 s); its
+      // wake: where the wall, at the clock's rate (1/2), reaches it from the clock's anchor.
+      expect(w1.deadlineNs[0]).toBeGreaterThanOrEqual(1_300_000_000)
+      expect(w1.deadlineNs[0]).toBeLessThan(1_300_000_000 + (Number(process.hrtime.bigint() - anchor)) / speed)
+      expect(Math.abs(w1.wakeNs[0]! - (w1.deadlineNs[0]! - 1_000_000_000) * speed - Number(anchor))).toBeLessThan(5_000_000)
+      expect(w1.overflowWakeNs).toBe(0)
+      // The sleep's slot is free once it returned: the poll's is the only one.
+      await waitFor(() => out.includes('slept'), 10_000, 'the sleep to end')
+      await waitFor(() => clock.waits().deadlineNs.length === 1 && clock.waits().deadlineNs[0] !== w1.deadlineNs[0], 10_000, 'the poll registered')
+      const w2 = clock.waits()
+      expect(w2.deadlineNs[0]! - w1.deadlineNs[0]!).toBeGreaterThanOrEqual(60_000_000_000)
+      expect(w2.wakeNs[0]! + WAIT_STALE_NS).toBeGreaterThan(Number(process.hrtime.bigint()))
+    } finally {
+      child.kill('SIGKILL')
       clock.close()
     }
   })
