@@ -1,7 +1,8 @@
 // Seeded random streams. Every component draws from its own streams, seeded by
 // (spec.seed, component path, stream name), so results do not depend on which process runs a host
 // or on what other components draw. The generator is xoshiro128** (fast, 32-bit, good quality);
-// SHA-256 turns the seed and path into its state once, at start.
+// SHA-256 turns the seed and path into its state once, at start. The state is kept as signed 32-bit
+// integers (small integers to V8, stored unboxed); the bits are xoshiro's either way.
 import { createHash } from 'node:crypto'
 
 const TWO_POW_26 = 67108864
@@ -15,10 +16,10 @@ export class Rng {
 
   constructor(seed: number, path: string) {
     const h = createHash('sha256').update(`livesim\0${seed}\0${path}`).digest()
-    this.a = h.readUInt32LE(0)
-    this.b = h.readUInt32LE(4)
-    this.c = h.readUInt32LE(8)
-    this.d = h.readUInt32LE(12)
+    this.a = h.readInt32LE(0)
+    this.b = h.readInt32LE(4)
+    this.c = h.readInt32LE(8)
+    this.d = h.readInt32LE(12)
     if ((this.a | this.b | this.c | this.d) === 0) this.a = 1
   }
 
@@ -60,6 +61,7 @@ export class Rng {
   }
 }
 
+/** Rotate left, as a signed 32-bit integer. */
 function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0
+  return (x << k) | (x >>> (32 - k))
 }
