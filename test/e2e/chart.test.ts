@@ -4,7 +4,9 @@
 //
 // helm is the one hack/control-plane/build.sh builds and caches; its location comes from
 // hack/control-plane/lib.sh itself (sourced by bash), so this test and the scripts cannot disagree.
-// When it is missing, build.sh is run first (it compiles from Go modules: slow the first time only).
+// When it is missing, build.sh is run first (it compiles from Go modules: slow the first time only),
+// except with LIVESIM_USE_EXISTING=1 and a helm on PATH: against an existing cluster that helm is used,
+// as global-setup.ts installs the chart with it too.
 import { spawnSync } from 'node:child_process'
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -151,6 +153,8 @@ function expectRestricted(deploy: K8sObject): void {
 
 beforeAll(() => {
   helmBin = helmPath()
+  const onPath = spawnSync('bash', ['-c', 'command -v helm'], { encoding: 'utf8' }).stdout.trim()
+  if (!isExecutable(helmBin) && process.env.LIVESIM_USE_EXISTING === '1' && onPath) helmBin = onPath
   if (!isExecutable(helmBin)) {
     const r = spawnSync('bash', [path.join(controlPlane, 'build.sh')], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
     if (r.status !== 0) throw new Error(`hack/control-plane/build.sh failed (exit ${r.status}): helm is needed for this test`)

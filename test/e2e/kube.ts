@@ -5,6 +5,20 @@ import { inject } from 'vitest'
 
 export const root = path.join(import.meta.dirname, '..', '..')
 
+/**
+ * True when the tests run against the cluster in KUBECONFIG (LIVESIM_USE_EXISTING=1) rather than the
+ * local control plane and the process-backed node, whose processes some tests reach into.
+ */
+export const existingCluster = (): boolean => inject('existingCluster')
+
+/**
+ * `title`, or on an existing cluster `title (skipped: why; LIVESIM_USE_EXISTING=1)`: for a test that
+ * needs the local control plane's or the process-backed node's processes, with it.skipIf(existingCluster()).
+ */
+export function localOnly(title: string, why: string): string {
+  return existingCluster() ? `${title} (skipped: ${why}; LIVESIM_USE_EXISTING=1)` : title
+}
+
 export function env(): NodeJS.ProcessEnv {
   return { ...process.env, KUBECONFIG: inject('kubeconfig'), PATH: `${inject('binDir')}:${process.env.PATH}` }
 }
