@@ -1,11 +1,17 @@
 // Faults on the real control plane: a host pod's process killed mid-run, the operator restarted
 // mid-run, a SimCluster deleted mid-run, the API server stopped for a few seconds.
+//
+// Killing a host's process, finding a run's processes and stopping the API server reach into the
+// process-backed node (pods are local processes, found with ps) and the local control plane
+// (bounce.sh): on an existing cluster (LIVESIM_USE_EXISTING=1) those tests skip, saying so.
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { beforeAll, describe, expect, inject, it } from 'vitest'
-import { exampleAs, getJson, kubectl, kubectlIn, namespace, root, run, until } from './kube.ts'
+import { exampleAs, existingCluster, getJson, kubectl, kubectlIn, localOnly, namespace, root, run, until } from './kube.ts'
 
 const NS = 'e2e-faults'
+const existing = existingCluster()
+const NEEDS_PS = "needs the process-backed node's pod processes (ps, kill)"
 
 beforeAll(() => {
   namespace(NS)
@@ -81,7 +87,7 @@ async function runningWithProgress(name: string): Promise<Status> {
 }
 
 describe('faults', () => {
-  it('a host process killed mid-run: the run is retried within backoffLimit and completes; old pods are gone', async () => {
+  it.skipIf(existing)(localOnly('a host process killed mid-run: the run is retried within backoffLimit and completes; old pods are gone', NEEDS_PS), async () => {
     const manifest = exampleAs('quickstart.yaml', 'killed', '20s').replace('  seed: 42\n', '  seed: 42\n  runPolicy: { backoffLimit: 2 }\n')
     kubectlIn(manifest, 'apply', '-n', NS, '-f', '-')
     await runningWithProgress('killed')
@@ -101,7 +107,7 @@ describe('faults', () => {
     kubectl('delete', 'simcluster', '-n', NS, 'killed', '--wait=true')
   })
 
-  it('a run whose host keeps dying ends Failed with a reason once backoffLimit is exceeded, and leaks nothing', async () => {
+  it.skipIf(existing)(localOnly('a run whose host keeps dying ends Failed with a reason once backoffLimit is exceeded, and leaks nothing', NEEDS_PS), async () => {
     const manifest = exampleAs('sparse.yaml', 'doomed', '10m').replace('  seed: 7\n', '  seed: 7\n  runPolicy: { backoffLimit: 0 }\n')
     kubectlIn(manifest, 'apply', '-n', NS, '-f', '-')
     await runningWithProgress('doomed')
@@ -134,21 +140,32 @@ describe('faults', () => {
     kubectl('delete', 'simcluster', '-n', NS, 'restarted', '--wait=true')
   })
 
-  it('a SimCluster deleted mid-run: every object it owns is gone, and no process is left', async () => {
+  const ownedBy = (name: string) =>
+    ['pods', 'simhosts', 'configmaps', 'secrets', 'services'].flatMap((kind) =>
+      getJson<{ items: { metadata: { name: string } }[] }>('get', kind, '-n', NS, '-l', `livesim.dev/cluster=${name}`).items.map((i) => `${kind}/${i.metadata.name}`),
+    )
+
+  it('a SimCluster deleted mid-run: every object it owns is gone', async () => {
     kubectlIn(exampleAs('quickstart.yaml', 'deleted', '10m'), 'apply', '-n', NS, '-f', '-')
     await runningWithProgress('deleted')
     expect(podsOf('deleted').length).toBe(9)
     kubectl('delete', 'simcluster', '-n', NS, 'deleted', '--wait=true', '--timeout=120s')
-    await until('every owned object to be gone', () => {
-      const left = ['pods', 'simhosts', 'configmaps', 'secrets', 'services'].flatMap((kind) =>
-        getJson<{ items: { metadata: { name: string } }[] }>('get', kind, '-n', NS, '-l', 'livesim.dev/cluster=deleted').items.map((i) => `${kind}/${i.metadata.name}`),
-      )
-      return left.length === 0
-    }, 120_000)
-    await until('no process of the run', () => pidsWith('deleted-').length === 0, 60_000)
+    await until('every owned object to be gone', () => ownedBy('deleted').length === 0, 120_000)
   })
 
-  it('the API server stopped for a few seconds: the operator recovers its watches (no restart, no handover) and the run completes', async () => {
+  it.skipIf(existing)(localOnly('a SimCluster deleted mid-run: no process of the run is left on the node', NEEDS_PS), async () => {
+    kubectlIn(exampleAs('quickstart.yaml', 'unplugged', '10m'), 'apply', '-n', NS, '-f', '-')
+    await runningWithProgress('unplugged')
+    expect(pidsWith('unplugged-').length).toBeGreaterThan(0)
+    kubectl('delete', 'simcluster', '-n', NS, 'unplugged', '--wait=true', '--timeout=120s')
+    await until('no process of the run', () => pidsWith('unplugged-').length === 0, 60_000)
+  })
+
+  const outage = localOnly(
+    'the API server stopped for a few seconds: the operator recovers its watches (no restart, no handover) and the run completes',
+    "needs the local control plane's processes (bounce.sh stops and restarts kube-apiserver)",
+  )
+  it.skipIf(existing)(outage, async () => {
     kubectlIn(exampleAs('quickstart.yaml', 'outage', '15s'), 'apply', '-n', NS, '-f', '-')
     await runningWithProgress('outage')
     // An earlier test restarted the operator: wait for it to be at rest before taking the reference.

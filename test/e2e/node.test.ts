@@ -3,7 +3,8 @@
 // ServiceAccount, pod-to-pod traffic on pod IPs, and a clean shutdown.
 //
 // Self-contained: it starts its own control plane (LIVESIM_CP_DIR=/tmp/livesim-cp-node-test) and
-// its own node (pod IPs in 127.79.0.0/16, apart from other nodes on this machine).
+// its own node (pod IPs in 127.79.0.0/16, apart from other nodes on this machine). On an existing
+// cluster (LIVESIM_USE_EXISTING=1) the node's tests skip: they test hack/node, not the cluster.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,6 +15,7 @@ import { isNotFound, KubeClient, R } from '../../operator/kube/rest.ts'
 import { expand, fieldRefValue } from '../../hack/node/env.ts'
 import { IpAllocator } from '../../hack/node/ipam.ts'
 import type { Node, Pod } from '../../hack/node/types.ts'
+import { existingCluster, localOnly } from './kube.ts'
 
 const root = path.join(import.meta.dirname, '..', '..')
 const CP_DIR = '/tmp/livesim-cp-node-test'
@@ -54,7 +56,7 @@ describe('$(VAR) expansion and fieldRefs', () => {
   })
 })
 
-describe('process node', () => {
+describe.skipIf(existingCluster())(localOnly('process node', 'needs the process-backed node and a local control plane of its own'), () => {
   let client: KubeClient
   let kubeconfig: string
   let kubectlBin: string

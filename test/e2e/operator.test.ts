@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { beforeAll, describe, expect, inject, it } from 'vitest'
-import { exampleAs, getJson, kubectl, kubectlIn, namespace, root, run, until } from './kube.ts'
+import { exampleAs, existingCluster, getJson, kubectl, kubectlIn, localOnly, namespace, root, run, until } from './kube.ts'
 
 const NS = 'e2e-operator'
 
@@ -84,14 +84,24 @@ describe('SimCluster on Kubernetes', () => {
     kubectl('delete', 'simcluster', '-n', NS, 'columns', '--wait=true')
   })
 
-  it('runs two operator replicas of which exactly one holds the lease and acts', () => {
+  const replicas = () => {
     const ns = inject('operatorNamespace')
     // The chart names the Lease after the release (fullname "livesim" here).
     const lease = getJson<{ spec: { holderIdentity: string } }>('get', 'lease', '-n', ns, 'livesim')
     const pods = getJson<{ items: { metadata: { name: string }; status: { podIP: string; phase: string } }[] }>('get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/name=livesim')
-    const running = pods.items.filter((p) => p.status.phase === 'Running')
+    return { holder: lease.spec.holderIdentity, running: pods.items.filter((p) => p.status.phase === 'Running') }
+  }
+
+  it('runs two operator replicas, one of which holds the lease', () => {
+    const { holder, running } = replicas()
     expect(running.length).toBe(2)
-    expect(running.map((p) => p.metadata.name)).toContain(lease.spec.holderIdentity)
+    expect(running.map((p) => p.metadata.name)).toContain(holder)
+  })
+
+  const metricsTitle = localOnly('exactly one operator replica reports itself leader in its metrics', "curls the pods' IPs from this machine, where the process-backed node's pods listen")
+  it.skipIf(existingCluster())(metricsTitle, () => {
+    const { running } = replicas()
+    expect(running.length).toBe(2)
     const leading = running.map((p) => {
       const r = spawnSync('curl', ['-s', `http://${p.status.podIP}:8080/metrics`], { encoding: 'utf8' })
       return /leader_election_master_status\{name="livesim"\} (\d)/.exec(r.stdout)?.[1]
