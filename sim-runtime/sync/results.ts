@@ -98,10 +98,9 @@ export function resultsJson(value: unknown, indent = ''): string {
     : Object.entries(value).filter(([, v]) => v !== undefined)
   const [open, close] = Array.isArray(value) ? ['[', ']'] : ['{', '}']
   if (entries.length === 0) return `${open}${close}`
-  const flat = entries.every(([, v]) => v === null || typeof v !== 'object')
-  if (flat) {
-    const line = entries.map(([k, v]) => (k === undefined ? '' : `${JSON.stringify(k)}: `) + JSON.stringify(v)).join(', ')
-    if (line.length <= INLINE_MAX) return `${open}${line}${close}`
+  if (entries.every(([, v]) => v === null || typeof v !== 'object')) {
+    const line = JSON.stringify(value)
+    if (line.length <= INLINE_MAX) return line
   }
   const inner = `${indent}  `
   const lines = entries.map(([k, v]) => inner + (k === undefined ? '' : `${JSON.stringify(k)}: `) + resultsJson(v, inner))
