@@ -26,5 +26,8 @@ describe('conditions', () => {
     const base: ClusterStatus = { phase: 'Running', virtualTime: '1s', progress: '10%', hosts: { ready: 2, total: 2 } }
     expect(onlyProgressDiffers(base, { ...base, virtualTime: '2s', progress: '20%' })).toBe(true)
     expect(onlyProgressDiffers(base, { ...base, phase: 'Succeeded' })).toBe(false)
+    // The stragglers move with every barrier: written with progress, at most every progressWriteMs.
+    const straggler = { runtime: 'web-0-a1', hosts: 'web-0', lastToReport: 3, reportSeconds: 0.1, waitSeconds: 0, reportP50Seconds: 0.001, reportP99Seconds: 0.002 }
+    expect(onlyProgressDiffers(base, { ...base, stragglers: [straggler] })).toBe(true)
   })
 })
