@@ -13,11 +13,13 @@ import { livePgbenchFidelity } from './live-pgbench.ts'
 import { quickstartSlowdown, skipaheadSparse, slackVsConservative } from './examples.ts'
 import { liveBenches } from './live.ts'
 import { operatorScale } from './operator-scale.ts'
+import { phold } from './phold.ts'
+import { scaleHosts1000, scaleHosts10000, windowsTopology } from './scale.ts'
 import { shimTimerCost } from './shim-timers.ts'
 import { shimWaitCost } from './shim-wait.ts'
 import { vexecClockCost } from './vexec.ts'
 
-const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, operatorScale, ...liveRedisBenches, livePgbenchFidelity, ...liveBenches, shimTimerCost, shimWaitCost, vexecClockCost]
+const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, windowsTopology, scaleHosts1000, scaleHosts10000, phold, operatorScale, ...liveRedisBenches, livePgbenchFidelity, ...liveBenches, shimTimerCost, shimWaitCost, vexecClockCost]
 
 function usage(): string {
   const width = Math.max(...BENCHMARKS.map((b) => b.name.length))
