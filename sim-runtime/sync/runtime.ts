@@ -140,143 +140,185 @@ export async function runWindow(group: HostGroup, live: QuantumRunner | undefine
 }
 
 export async function runRuntime(opts: RuntimeOptions): Promise<void> {
-  const log = opts.logger
-  let live: LiveRunner | undefined
-  const session = await connect(opts.leaderUrl, Date.now() + (opts.connectTimeoutMs ?? 60_000), log)
+  const session = await connect(opts.leaderUrl, Date.now() + (opts.connectTimeoutMs ?? 60_000), opts.logger)
   const stream = session.request({
     ':method': 'POST',
     ':path': '/v1/sync',
     authorization: `Bearer ${opts.token}`,
     'content-type': 'application/x-livesim-frames',
   })
+  const rt = new RuntimeStream(opts, stream)
   try {
-    await new Promise<void>((resolve, reject) => {
-      let group: HostGroup | undefined
-      let epoch = 0
-      let windowStartNs = 0
-      /** Sub-windows of a modelled window (runLocalWindow): Conservative runs. */
-      let localLookaheadNs: number | undefined
-      /** Wall time inside granted windows (the straggler profile's busy time), ms. */
-      let busyMs = 0
-      let finished = false
-      let status = 0
-      const errorBody: Buffer[] = []
-      const decoder = new FrameDecoder()
-      const fail = (message: string, tellLeader: boolean) => {
-        if (finished) return
-        finished = true
-        const tell = tellLeader && !stream.destroyed
-        if (tell) stream.end(encodeJson(F_ERROR, { message }))
-        reject(new RuntimeError(message, tell))
-      }
-
-      const onFrame = async (f: Frame): Promise<void> => {
-        switch (f.type) {
-          case F_WELCOME: {
-            if (group) throw new FrameError('second WELCOME')
-            const w = decodeJson<{ protocol: number; cluster: unknown; baseDir: string }>(f)
-            const { plan } = validateSimCluster(w.cluster)
-            const indices = opts.hosts.map((name) => {
-              const i = plan.hostIndex.get(name)
-              if (i === undefined) throw new Error(`host ${name} is not in SimCluster ${plan.cluster}`)
-              return i
-            })
-            const factories = await loadCustomComponents(plan, w.baseDir, indices)
-            if (indices.some((i) => plan.hosts[i]!.components.some((c) => c.spec.live))) {
-              const fallback = path.join(os.tmpdir(), `livesim-${plan.cluster}-${opts.runtimeId}-${process.pid}`)
-              live = new LiveRunner(plan, indices, liveOptionsFromEnv(process.env, log, fallback))
-              activeRunners.add(live)
-            }
-            group = new HostGroup(plan, indices, factories, live?.factory)
-            if (plan.mode === 'Conservative') localLookaheadNs = internalLookaheadNs(buildTopology(plan), indices)
-            await live?.start()
-            group.start()
-            const [out, n, payloads] = group.drainOutbox()
-            stream.write(encodeBarrier(F_REPORT, 0, group.nextEventNs(), out, n, payloads))
-            log.info({ hosts: opts.hosts, cluster: plan.cluster, live: live ? { cellMode: live.cellMode, hosts: live.hosts.length } : undefined }, 'hosts started')
-            return
-          }
-          case F_GRANT: {
-            if (!group) throw new FrameError('GRANT before WELCOME')
-            const g = decodeBarrier(f)
-            if (g.epoch !== epoch + 1) throw new FrameError(`GRANT for epoch ${g.epoch}, expected ${epoch + 1}`)
-            epoch = g.epoch
-            const startMs = performance.now()
-            group.deliver(g.messages, g.count, g.payloads)
-            await runWindow(group, live, windowStartNs, g.timeNs, localLookaheadNs)
-            busyMs += performance.now() - startMs
-            windowStartNs = g.timeNs
-            const [out, n, payloads] = group.drainOutbox()
-            stream.write(encodeBarrier(F_REPORT, epoch, group.nextEventNs(), out, n, payloads))
-            return
-          }
-          case F_FINISH: {
-            if (!group) throw new FrameError('FINISH before WELCOME')
-            finished = true
-            const results = group.results()
-            if (live) for (const h of group.hosts) if (results[h.name]) results[h.name]!.live = live.hostResults(h.index)
-            stream.end(encodeJson(F_RESULTS, { hosts: results, busyNs: Math.round(busyMs * 1e6), hostBusyNs: group.busyNs() }))
-            log.info({ epochs: epoch }, 'results sent')
-            resolve()
-            return
-          }
-          case F_ABORT: {
-            const a = decodeJson<{ reason?: string }>(f)
-            return fail(`the leader aborted the run: ${a.reason ?? 'no reason given'}`, false)
-          }
-          case F_ERROR: {
-            const e = decodeJson<{ message?: string }>(f)
-            return fail(`the leader refused this runtime: ${e.message ?? 'no message'}`, false)
-          }
-          default:
-            throw new FrameError(`unexpected ${frameName(f.type)} frame`)
-        }
-      }
-
-      // Frames are handled strictly in order; WELCOME may await module imports.
-      let chain = Promise.resolve()
-      stream.on('response', (headers) => {
-        status = Number(headers[':status'])
-      })
-      stream.on('data', (chunk: Buffer) => {
-        if (finished) return
-        if (status !== 200) {
-          errorBody.push(chunk)
-          return
-        }
-        let frames: Frame[]
-        try {
-          frames = decoder.push(chunk)
-        } catch (err) {
-          return fail(`malformed frame from the leader: ${(err as Error).message}`, true)
-        }
-        for (const f of frames) {
-          chain = chain.then(() => (finished && f.type !== F_ABORT ? undefined : onFrame(f))).catch((err: Error) => fail(err.message, true))
-        }
-      })
-      stream.on('end', () => {
-        if (status !== 0 && status !== 200) {
-          let detail = Buffer.concat(errorBody).toString('utf8')
-          try {
-            detail = (JSON.parse(detail) as { message?: string }).message ?? detail
-          } catch {
-            // not JSON: keep the text
-          }
-          return fail(`the leader refused the connection (HTTP ${status}): ${detail}`, false)
-        }
-      })
-      stream.on('close', () => {
-        void chain.then(() => fail(`the leader closed the stream at epoch ${epoch}`, false))
-      })
-      stream.on('error', (err) => fail(`stream error: ${err.message}`, false))
-      stream.write(encodeJson(F_HELLO, { protocol: opts.protocolVersion ?? PROTOCOL_VERSION, runtime: opts.runtimeId, hosts: opts.hosts }))
-    })
+    await rt.run()
   } finally {
     session.close()
-    if (live) {
-      await live.stop()
-      activeRunners.delete(live)
+    if (rt.live) {
+      await rt.live.stop()
+      activeRunners.delete(rt.live)
     }
+  }
+}
+
+/** This runtime's side of the sync stream: HELLO, then the leader's frames, strictly in order, until its results are sent, or the run fails. */
+class RuntimeStream {
+  /** This runtime's live components, once WELCOME has built them. */
+  live: LiveRunner | undefined
+  private readonly opts: RuntimeOptions
+  private readonly log: Logger
+  private readonly stream: http2.ClientHttp2Stream
+  private group: HostGroup | undefined
+  private epoch = 0
+  private windowStartNs = 0
+  /** Sub-windows of a modelled window (runLocalWindow): Conservative runs. */
+  private localLookaheadNs: number | undefined
+  /** Wall time inside granted windows (the straggler profile's busy time), ms. */
+  private busyMs = 0
+  private finished = false
+  private status = 0
+  private readonly errorBody: Buffer[] = []
+  private readonly decoder = new FrameDecoder()
+  // Frames are handled strictly in order; WELCOME may await module imports.
+  private chain = Promise.resolve()
+  private resolve: () => void = () => {}
+  private reject: (err: RuntimeError) => void = () => {}
+
+  constructor(opts: RuntimeOptions, stream: http2.ClientHttp2Stream) {
+    this.opts = opts
+    this.log = opts.logger
+    this.stream = stream
+  }
+
+  /** Resolves once the results are sent; rejects with a RuntimeError when the leader refuses, aborts, or goes away. */
+  run(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+      const stream = this.stream
+      stream.on('response', (headers) => {
+        this.status = Number(headers[':status'])
+      })
+      stream.on('data', (chunk: Buffer) => this.onData(chunk))
+      stream.on('end', () => this.onEnd())
+      stream.on('close', () => {
+        void this.chain.then(() => this.fail(`the leader closed the stream at epoch ${this.epoch}`, false))
+      })
+      stream.on('error', (err) => this.fail(`stream error: ${err.message}`, false))
+      stream.write(encodeJson(F_HELLO, { protocol: this.opts.protocolVersion ?? PROTOCOL_VERSION, runtime: this.opts.runtimeId, hosts: this.opts.hosts }))
+    })
+  }
+
+  private fail(message: string, tellLeader: boolean): void {
+    if (this.finished) return
+    this.finished = true
+    const tell = tellLeader && !this.stream.destroyed
+    if (tell) this.stream.end(encodeJson(F_ERROR, { message }))
+    this.reject(new RuntimeError(message, tell))
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.finished) return
+    if (this.status !== 200) {
+      this.errorBody.push(chunk)
+      return
+    }
+    let frames: Frame[]
+    try {
+      frames = this.decoder.push(chunk)
+    } catch (err) {
+      return this.fail(`malformed frame from the leader: ${(err as Error).message}`, true)
+    }
+    for (const f of frames) {
+      this.chain = this.chain.then(() => (this.finished && f.type !== F_ABORT ? undefined : this.onFrame(f))).catch((err: Error) => this.fail(err.message, true))
+    }
+  }
+
+  private onEnd(): void {
+    if (this.status !== 0 && this.status !== 200) {
+      let detail = Buffer.concat(this.errorBody).toString('utf8')
+      try {
+        detail = (JSON.parse(detail) as { message?: string }).message ?? detail
+      } catch {
+        // not JSON: keep the text
+      }
+      return this.fail(`the leader refused the connection (HTTP ${this.status}): ${detail}`, false)
+    }
+  }
+
+  private async onFrame(f: Frame): Promise<void> {
+    switch (f.type) {
+      case F_WELCOME:
+        return this.welcome(f)
+      case F_GRANT:
+        return this.grant(f)
+      case F_FINISH:
+        return this.finish()
+      case F_ABORT: {
+        const a = decodeJson<{ reason?: string }>(f)
+        return this.fail(`the leader aborted the run: ${a.reason ?? 'no reason given'}`, false)
+      }
+      case F_ERROR: {
+        const e = decodeJson<{ message?: string }>(f)
+        return this.fail(`the leader refused this runtime: ${e.message ?? 'no message'}`, false)
+      }
+      default:
+        throw new FrameError(`unexpected ${frameName(f.type)} frame`)
+    }
+  }
+
+  /** Build this runtime's hosts (and live components) from the SimCluster, start them, report time 0. */
+  private async welcome(f: Frame): Promise<void> {
+    if (this.group) throw new FrameError('second WELCOME')
+    const opts = this.opts
+    const w = decodeJson<{ protocol: number; cluster: unknown; baseDir: string }>(f)
+    const { plan } = validateSimCluster(w.cluster)
+    const indices = opts.hosts.map((name) => {
+      const i = plan.hostIndex.get(name)
+      if (i === undefined) throw new Error(`host ${name} is not in SimCluster ${plan.cluster}`)
+      return i
+    })
+    const factories = await loadCustomComponents(plan, w.baseDir, indices)
+    if (indices.some((i) => plan.hosts[i]!.components.some((c) => c.spec.live))) {
+      const fallback = path.join(os.tmpdir(), `livesim-${plan.cluster}-${opts.runtimeId}-${process.pid}`)
+      this.live = new LiveRunner(plan, indices, liveOptionsFromEnv(process.env, this.log, fallback))
+      activeRunners.add(this.live)
+    }
+    const live = this.live
+    const group = new HostGroup(plan, indices, factories, live?.factory)
+    this.group = group
+    if (plan.mode === 'Conservative') this.localLookaheadNs = internalLookaheadNs(buildTopology(plan), indices)
+    await live?.start()
+    group.start()
+    const [out, n, payloads] = group.drainOutbox()
+    this.stream.write(encodeBarrier(F_REPORT, 0, group.nextEventNs(), out, n, payloads))
+    this.log.info({ hosts: opts.hosts, cluster: plan.cluster, live: live ? { cellMode: live.cellMode, hosts: live.hosts.length } : undefined }, 'hosts started')
+  }
+
+  /** Run the granted window and report it. */
+  private async grant(f: Frame): Promise<void> {
+    const group = this.group
+    if (!group) throw new FrameError('GRANT before WELCOME')
+    const g = decodeBarrier(f)
+    if (g.epoch !== this.epoch + 1) throw new FrameError(`GRANT for epoch ${g.epoch}, expected ${this.epoch + 1}`)
+    this.epoch = g.epoch
+    const startMs = performance.now()
+    group.deliver(g.messages, g.count, g.payloads)
+    await runWindow(group, this.live, this.windowStartNs, g.timeNs, this.localLookaheadNs)
+    this.busyMs += performance.now() - startMs
+    this.windowStartNs = g.timeNs
+    const [out, n, payloads] = group.drainOutbox()
+    this.stream.write(encodeBarrier(F_REPORT, this.epoch, group.nextEventNs(), out, n, payloads))
+  }
+
+  /** Send this runtime's results: the run is done. */
+  private finish(): void {
+    const group = this.group
+    if (!group) throw new FrameError('FINISH before WELCOME')
+    this.finished = true
+    const results = group.results()
+    if (this.live) for (const h of group.hosts) if (results[h.name]) results[h.name]!.live = this.live.hostResults(h.index)
+    this.stream.end(encodeJson(F_RESULTS, { hosts: results, busyNs: Math.round(this.busyMs * 1e6), hostBusyNs: group.busyNs() }))
+    this.log.info({ epochs: this.epoch }, 'results sent')
+    this.resolve()
   }
 }
 
