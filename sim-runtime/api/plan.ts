@@ -95,6 +95,9 @@ export function resultsPlan(spec: SimCluster['spec'], hosts: number): ResultsPla
 
 export class TargetError extends Error {}
 
+/** Up to this many link rules, link() looks through them each time instead of caching each pair. */
+const RULES_UNCACHED_MAX = 8
+
 function toLink(base: PlanLink, spec: Partial<LinkSpec>): PlanLink {
   return {
     latencyNs: spec.latency !== undefined ? parseDurationNs(spec.latency) : base.latencyNs,
@@ -168,19 +171,22 @@ export function compilePlan(cluster: SimCluster): RunPlan {
     groupLevel: groups.has(o.from) && groups.has(o.to),
     spec: o,
   }))
-  const resolved = new Map<number, PlanLink>()
+  // A few rules are quicker to look through than a cache of every pair that was asked for, which
+  // all-to-all traffic (PHOLD) grows to millions of entries.
+  const resolved = rules.length > RULES_UNCACHED_MAX ? new Map<number, PlanLink>() : undefined
+  const match = (a: number, b: number): PlanLink => {
+    for (let i = rules.length - 1; i >= 0; i--) {
+      const r = rules[i]!
+      if ((r.from.has(a) && r.to.has(b)) || (r.both && r.from.has(b) && r.to.has(a))) return r.link
+    }
+    return base
+  }
   const link = (a: number, b: number): PlanLink => {
+    if (!resolved) return match(a, b)
     const key = a * n + b
     let l = resolved.get(key)
     if (l === undefined) {
-      l = base
-      for (let i = rules.length - 1; i >= 0; i--) {
-        const r = rules[i]!
-        if ((r.from.has(a) && r.to.has(b)) || (r.both && r.from.has(b) && r.to.has(a))) {
-          l = r.link
-          break
-        }
-      }
+      l = match(a, b)
       resolved.set(key, l)
     }
     return l

@@ -1,6 +1,7 @@
 // A FIFO queue over a growable ring buffer: O(1) push and shift without Array.prototype.shift's copy.
 export class Deque<T> {
-  private buf: (T | undefined)[] = new Array(16)
+  /** Empty until the first push: most queues (a link's waiting messages) never hold anything. */
+  private buf: (T | undefined)[] = []
   private head = 0
   private len = 0
 
@@ -10,7 +11,7 @@ export class Deque<T> {
 
   push(x: T): void {
     if (this.len === this.buf.length) {
-      const next: (T | undefined)[] = new Array(this.buf.length * 2)
+      const next: (T | undefined)[] = new Array(Math.max(4, this.buf.length * 2))
       for (let i = 0; i < this.len; i++) next[i] = this.buf[(this.head + i) % this.buf.length]
       this.buf = next
       this.head = 0

@@ -139,7 +139,9 @@ export class HostSim {
     }
     let link = this.links.get(msg.dstHost)
     if (!link) {
-      link = new LinkState(this.plan.link(this.index, msg.dstHost), this.plan.seed, `${this.name}->${this.plan.hosts[msg.dstHost]!.name}`)
+      const spec = this.plan.link(this.index, msg.dstHost)
+      // The name seeds a lossy link's stream; most links lose nothing and need none.
+      link = new LinkState(spec, this.plan.seed, spec.loss > 0 ? `${this.name}->${this.plan.hosts[msg.dstHost]!.name}` : '')
       this.links.set(msg.dstHost, link)
     }
     const deliverNs = link.transmit(atNs, msg.bytes, msg.type >= MSG_LIVE_OPEN && msg.type <= MSG_LIVE_FIN)
