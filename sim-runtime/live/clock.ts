@@ -146,102 +146,132 @@ export function createVirtualClock(dir: string, baseEpochMs: number = DEFAULT_BA
   const lib = findLibfaketime()
   if (!lib) throw new Error('libfaketime not found (libfaketimeMT.so.1): run hack/live-deps.sh, or apt-get install libfaketime')
   if (!Number.isSafeInteger(baseEpochMs) || baseEpochMs < 0) throw new Error(`baseEpochMs must be a non-negative integer, got ${baseEpochMs}`)
-  mkdirSync(dir, { recursive: true })
-  const file = path.join(dir, 'faketime.rc')
-  const tmp = `${file}.tmp`
-  const limitFile = path.join(dir, 'faketime.limit')
-  writeFileSync(limitFile, Buffer.alloc(CLOCK_FILE_BYTES))
-  const limitFd = openSync(limitFile, 'r+')
-  const limitBuf = Buffer.alloc(STATE_BYTES)
-  const base = BigInt(baseEpochMs) * 1_000_000n
-  const shim = faketimeShim().path
-  const readBuf = Buffer.alloc(STATE_BYTES)
-  const seqBuf = Buffer.alloc(8)
-  const waitsBuf = Buffer.alloc(WAITS_BYTES)
-  let seq = 0n
-  const stampsFile = shim ? path.join(dir, 'stamps') : undefined
-  if (stampsFile) writeFileSync(stampsFile, Buffer.alloc(STAMPS_BYTES))
-  let generation = 0
-  let closed = false
-
-  const clock: VirtualClock = {
-    env() {
-      return {
-        // The shim first, so that its functions wrap libfaketime's (shim.ts).
-        LD_PRELOAD: shim ? `${shim} ${lib}` : lib,
-        FAKETIME_TIMESTAMP_FILE: file,
-        FAKETIME_NO_CACHE: '1',
-        FAKETIME_FMT: '%s',
-        LIVESIM_CLOCK_LIMIT: limitFile,
-        ...(stampsFile ? { LIVESIM_STAMPS: stampsFile } : {}),
-      }
-    },
-    stampsFile,
-    toVirtualNs: (epochNs: bigint) => Number(epochNs - base),
-    slice() {
-      readSync(limitFd, readBuf, 0, STATE_RUNTIME_BYTES, 0)
-      const a = readBuf.readBigInt64LE(stateOffset('anchor'))
-      const precise = (readBuf.readBigInt64LE(stateOffset('flags')) & BigInt(STATE_FLAG_WAIT)) !== 0n
-      return { startedAt: precise && a !== -1n ? a : undefined, waited: Number(readBuf.readBigInt64LE(stateOffset('waiting'))) }
-    },
-    waits() {
-      readSync(limitFd, waitsBuf, 0, WAITS_BYTES, WAITS_OFFSET)
-      const deadlineNs: number[] = []
-      const wakeNs: number[] = []
-      for (let s = 0; s < WAIT_SLOTS; s++) {
-        const o = WAITS_HEADER_BYTES + s * WAIT_SLOT_BYTES
-        const d = o + WAIT_SLOT.deadline.index * 8
-        if (waitsBuf.readInt32LE(d) === 0 && waitsBuf.readInt32LE(d + 4) === 0) continue // a free slot
-        deadlineNs.push(Number(waitsBuf.readBigInt64LE(d) - base))
-        wakeNs.push(Number(waitsBuf.readBigInt64LE(o + WAIT_SLOT.wake.index * 8)))
-      }
-      const header = (w: keyof typeof WAITS_HEADER) => Number(waitsBuf.readBigInt64LE(WAITS_HEADER[w].index * 8))
-      return { deadlineNs, wakeNs, overflowWakeNs: header('overflowWake'), firedNs: header('fired') }
-    },
-    set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number; precise?: boolean } = {}) {
-      if (closed) throw new Error('virtual clock is closed')
-      if (!Number.isSafeInteger(virtualNs) || virtualNs < 0) throw new Error(`virtualNs must be a non-negative safe integer, got ${virtualNs}`)
-      if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`rate must be > 0 (libfaketime divides sleeps by it), got ${rate}`)
-      const { anchorNs, untilNs, precise = false } = opts
-      if (untilNs !== undefined && !(Number.isSafeInteger(untilNs) && untilNs >= virtualNs)) throw new Error(`untilNs must be a safe integer ≥ virtualNs, got ${untilNs}`)
-      // The barrier first: the shim reads it at every clock reading; the cell is frozen, nobody reads now.
-      const target = base + BigInt(virtualNs)
-      const monoAnchor = anchorNs ?? process.hrtime.bigint()
-      // The shim's state (shim.ts, "fast clock"): barrier, then the clock itself — virtual epoch ns at
-      // the anchor, the anchor on CLOCK_MONOTONIC, the rate — from which it computes every reading.
-      limitBuf.writeBigInt64LE(untilNs === undefined ? 0n : base + BigInt(untilNs), stateOffset('barrier'))
-      limitBuf.writeBigInt64LE(target, stateOffset('at'))
-      limitBuf.writeBigInt64LE(precise ? -1n : monoAnchor, stateOffset('anchor'))
-      limitBuf.writeDoubleLE(rate, stateOffset('rate'))
-      limitBuf.writeBigInt64LE(monoAnchor, stateOffset('plannedAnchor'))
-      limitBuf.writeBigInt64LE(precise ? BigInt(STATE_FLAG_WAIT) : 0n, stateOffset('flags'))
-      // Seqlock: odd, the state, even (the shim reads the state again when the sequence moved).
-      seqBuf.writeBigInt64LE(++seq, 0)
-      writeSync(limitFd, seqBuf, 0, 8, stateOffset('seq'))
-      writeSync(limitFd, limitBuf, 0, WRITTEN_BYTES, 0)
-      seqBuf.writeBigInt64LE(++seq, 0)
-      writeSync(limitFd, seqBuf, 0, 8, stateOffset('seq'))
-      // A precise slice's clock starts at the programs' first reading: libfaketime's file (for what
-      // the shim does not read itself) keeps the last offset.
-      if (precise && generation > 0) return
-      const realAnchor = monoAnchor + realMinusMonoNs()
-      const text = rate === 1 ? offsetText(target - realAnchor, ++generation) : startAtText(target, rate, ++generation)
-      writeFileSync(tmp, text)
-      renameSync(tmp, file)
-    },
-    close() {
-      if (closed) return
-      closed = true
-      closeSync(limitFd)
-      rmSync(file, { force: true })
-      rmSync(tmp, { force: true })
-      rmSync(limitFile, { force: true })
-      if (stampsFile) rmSync(stampsFile, { force: true })
-      sweepFaketimeShm()
-    },
-  }
+  const clock = new FaketimeClock(dir, lib, baseEpochMs)
   clock.set(0, 1)
   return clock
+}
+
+/** A cell's virtual clock: libfaketime's file, and the state and wait registry the shim maps (the file comment). */
+class FaketimeClock implements VirtualClock {
+  readonly stampsFile: string | undefined
+  private readonly lib: string
+  private readonly file: string
+  private readonly tmp: string
+  private readonly limitFile: string
+  private readonly limitFd: number
+  private readonly limitBuf = Buffer.alloc(STATE_BYTES)
+  /** Epoch ns of virtual time 0. */
+  private readonly base: bigint
+  private readonly shim: string | undefined
+  private readonly readBuf = Buffer.alloc(STATE_BYTES)
+  private readonly seqBuf = Buffer.alloc(8)
+  private readonly waitsBuf = Buffer.alloc(WAITS_BYTES)
+  private seq = 0n
+  private generation = 0
+  private closed = false
+
+  constructor(dir: string, lib: string, baseEpochMs: number) {
+    this.lib = lib
+    mkdirSync(dir, { recursive: true })
+    this.file = path.join(dir, 'faketime.rc')
+    this.tmp = `${this.file}.tmp`
+    this.limitFile = path.join(dir, 'faketime.limit')
+    writeFileSync(this.limitFile, Buffer.alloc(CLOCK_FILE_BYTES))
+    this.limitFd = openSync(this.limitFile, 'r+')
+    this.base = BigInt(baseEpochMs) * 1_000_000n
+    this.shim = faketimeShim().path
+    this.stampsFile = this.shim ? path.join(dir, 'stamps') : undefined
+    if (this.stampsFile) writeFileSync(this.stampsFile, Buffer.alloc(STAMPS_BYTES))
+  }
+
+  env(): Record<string, string> {
+    return {
+      // The shim first, so that its functions wrap libfaketime's (shim.ts).
+      LD_PRELOAD: this.shim ? `${this.shim} ${this.lib}` : this.lib,
+      FAKETIME_TIMESTAMP_FILE: this.file,
+      FAKETIME_NO_CACHE: '1',
+      FAKETIME_FMT: '%s',
+      LIVESIM_CLOCK_LIMIT: this.limitFile,
+      ...(this.stampsFile ? { LIVESIM_STAMPS: this.stampsFile } : {}),
+    }
+  }
+
+  // A property, not a method: the runner hands it to its StampReader as a function.
+  readonly toVirtualNs = (epochNs: bigint): number => Number(epochNs - this.base)
+
+  slice(): { startedAt: bigint | undefined; waited: number } {
+    const buf = this.readBuf
+    readSync(this.limitFd, buf, 0, STATE_RUNTIME_BYTES, 0)
+    const a = buf.readBigInt64LE(stateOffset('anchor'))
+    const precise = (buf.readBigInt64LE(stateOffset('flags')) & BigInt(STATE_FLAG_WAIT)) !== 0n
+    return { startedAt: precise && a !== -1n ? a : undefined, waited: Number(buf.readBigInt64LE(stateOffset('waiting'))) }
+  }
+
+  waits(): ClockWaits {
+    const buf = this.waitsBuf
+    readSync(this.limitFd, buf, 0, WAITS_BYTES, WAITS_OFFSET)
+    const deadlineNs: number[] = []
+    const wakeNs: number[] = []
+    for (let s = 0; s < WAIT_SLOTS; s++) {
+      const o = WAITS_HEADER_BYTES + s * WAIT_SLOT_BYTES
+      const d = o + WAIT_SLOT.deadline.index * 8
+      if (buf.readInt32LE(d) === 0 && buf.readInt32LE(d + 4) === 0) continue // a free slot
+      deadlineNs.push(Number(buf.readBigInt64LE(d) - this.base))
+      wakeNs.push(Number(buf.readBigInt64LE(o + WAIT_SLOT.wake.index * 8)))
+    }
+    const header = (w: keyof typeof WAITS_HEADER) => Number(buf.readBigInt64LE(WAITS_HEADER[w].index * 8))
+    return { deadlineNs, wakeNs, overflowWakeNs: header('overflowWake'), firedNs: header('fired') }
+  }
+
+  set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number; precise?: boolean } = {}): void {
+    if (this.closed) throw new Error('virtual clock is closed')
+    if (!Number.isSafeInteger(virtualNs) || virtualNs < 0) throw new Error(`virtualNs must be a non-negative safe integer, got ${virtualNs}`)
+    if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`rate must be > 0 (libfaketime divides sleeps by it), got ${rate}`)
+    const { anchorNs, untilNs, precise = false } = opts
+    if (untilNs !== undefined && !(Number.isSafeInteger(untilNs) && untilNs >= virtualNs)) throw new Error(`untilNs must be a safe integer ≥ virtualNs, got ${untilNs}`)
+    // The barrier first: the shim reads it at every clock reading; the cell is frozen, nobody reads now.
+    const target = this.base + BigInt(virtualNs)
+    const monoAnchor = anchorNs ?? process.hrtime.bigint()
+    this.writeState(untilNs === undefined ? 0n : this.base + BigInt(untilNs), target, monoAnchor, rate, precise)
+    // A precise slice's clock starts at the programs' first reading: libfaketime's file (for what
+    // the shim does not read itself) keeps the last offset.
+    if (precise && this.generation > 0) return
+    const realAnchor = monoAnchor + realMinusMonoNs()
+    const text = rate === 1 ? offsetText(target - realAnchor, ++this.generation) : startAtText(target, rate, ++this.generation)
+    writeFileSync(this.tmp, text)
+    renameSync(this.tmp, this.file)
+  }
+
+  /**
+   * The shim's state (shim.ts, "fast clock"): barrier, then the clock itself — virtual epoch ns at
+   * the anchor, the anchor on CLOCK_MONOTONIC, the rate — from which it computes every reading.
+   */
+  private writeState(barrierEpochNs: bigint, targetEpochNs: bigint, monoAnchor: bigint, rate: number, precise: boolean): void {
+    const buf = this.limitBuf
+    buf.writeBigInt64LE(barrierEpochNs, stateOffset('barrier'))
+    buf.writeBigInt64LE(targetEpochNs, stateOffset('at'))
+    buf.writeBigInt64LE(precise ? -1n : monoAnchor, stateOffset('anchor'))
+    buf.writeDoubleLE(rate, stateOffset('rate'))
+    buf.writeBigInt64LE(monoAnchor, stateOffset('plannedAnchor'))
+    buf.writeBigInt64LE(precise ? BigInt(STATE_FLAG_WAIT) : 0n, stateOffset('flags'))
+    // Seqlock: odd, the state, even (the shim reads the state again when the sequence moved).
+    this.seqBuf.writeBigInt64LE(++this.seq, 0)
+    writeSync(this.limitFd, this.seqBuf, 0, 8, stateOffset('seq'))
+    writeSync(this.limitFd, buf, 0, WRITTEN_BYTES, 0)
+    this.seqBuf.writeBigInt64LE(++this.seq, 0)
+    writeSync(this.limitFd, this.seqBuf, 0, 8, stateOffset('seq'))
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    closeSync(this.limitFd)
+    rmSync(this.file, { force: true })
+    rmSync(this.tmp, { force: true })
+    rmSync(this.limitFile, { force: true })
+    if (this.stampsFile) rmSync(this.stampsFile, { force: true })
+    sweepFaketimeShm()
+  }
 }
 
 /**
