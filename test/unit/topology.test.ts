@@ -197,3 +197,48 @@ describe('sub-windows inside one process', () => {
     expect(topology.sync.causalityViolations).toBe(0)
   })
 })
+
+describe('windows topology leaves as they were', () => {
+  const plan = (sync: string, live: boolean) =>
+    manifest(`apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: kept }
+spec:
+  endTime: 1ms
+  ${sync}
+  network:
+    default: { latency: 10us }
+    links: [{ from: z, to: c, latency: 2us }]
+  hosts:
+    - { name: c, components: [{ name: load, model: { kind: Client, target: s/svc, openLoop: { rate: 1000 } } }] }
+    - { name: s, components: [{ name: svc, model: ${server()} }] }
+    - { name: z, components: [${live ? '{ name: prog, live: { command: [sleep, "1"] } }' : `{ name: idle, model: ${server()} }`}] }
+`).plan
+
+  it('bound the aligned windows of a live run by the links between runtimes that can carry a message', () => {
+    const p = plan('', true)
+    const runtimes = [hostsOf(p, 'c', 's'), hostsOf(p, 'z')]
+    // z serves no port and nothing targets it: the 2 µs link to it carries nothing.
+    const topology = new WindowClock(p)
+    topology.configure(runtimes, 'topology', true)
+    expect(topology.runtimeLookaheadNs).toBe(Infinity)
+    expect(topology.perRuntime).toBeUndefined()
+    const global = new WindowClock(p)
+    global.configure(runtimes, 'global', true)
+    expect(global.runtimeLookaheadNs).toBe(2_000)
+  })
+
+  it('keep global windows in Slack mode and with fixed stepping', () => {
+    for (const [p, stepping] of [[plan('sync: { mode: Slack, slack: 5us }', false), 'adaptive'], [plan('', false), 'fixed']] as const) {
+      const clock = new WindowClock(p, stepping)
+      clock.configure([hostsOf(p, 'c', 's'), hostsOf(p, 'z')], 'topology', true)
+      expect(clock.perRuntime).toBeUndefined()
+      expect(clock.lookaheadNs).toBe(2_000)
+    }
+    // Conservative and adaptive: the c–s links alone (10 µs) bound the windows.
+    const p = plan('', false)
+    const clock = new WindowClock(p)
+    clock.configure([p.hosts.map((h) => h.index)], 'topology', false)
+    expect(clock.lookaheadNs).toBe(10_000)
+  })
+})
