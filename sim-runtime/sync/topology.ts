@@ -200,9 +200,10 @@ export class RuntimeWindows {
     this.runtimes = runtimes.length
     this.maxWindowNs = maxWindowNs
     this.cutLookaheadNs = cutLookaheadNs(topo, runtimes)
-    const cells = buildCells(topo, runtimes)
-    if (runtimes.length > PER_RUNTIME_MAX || runtimes.length * (cells.runtime.length + cells.edgeCount) > DISTANCE_WORK_MAX) return
     const R = runtimes.length
+    // One Dijkstra per runtime over the cells: R × (cells + cell edges) steps at most.
+    const cells = R > PER_RUNTIME_MAX ? undefined : buildCells(topo, runtimes, DISTANCE_WORK_MAX / R)
+    if (!cells) return
     this.dist = new Float64Array(R * R).fill(Infinity)
     this.cycle = new Float64Array(R).fill(Infinity)
     for (let s = 0; s < R; s++) {
@@ -264,10 +265,10 @@ interface Cells {
   start: Int32Array
   target: Int32Array
   latencyNs: Float64Array
-  edgeCount: number
 }
 
-function buildCells(topo: Topology, runtimes: readonly (readonly number[])[]): Cells {
+/** The cell graph, or undefined when it has more than `maxSize` cells and edges. */
+function buildCells(topo: Topology, runtimes: readonly (readonly number[])[], maxSize: number): Cells | undefined {
   const byGroup: { cell: number; hosts: number }[][] = topo.groups.map(() => [])
   const runtimeOf: number[] = []
   runtimes.forEach((hosts, r) => {
@@ -277,13 +278,15 @@ function buildCells(topo: Topology, runtimes: readonly (readonly number[])[]): C
       runtimeOf.push(r)
     })
   })
+  let size = runtimeOf.length
+  for (const e of topo.edges) size += byGroup[e.from]!.length * byGroup[e.to]!.length
+  if (size > maxSize) return undefined
   const out: [number, number, number][] = []
   for (const e of topo.edges) {
     for (const a of byGroup[e.from]!) {
       for (const b of byGroup[e.to]!) {
         if (a.cell === b.cell && a.hosts < 2) continue // one host of the group here: no pair within the cell
         out.push([a.cell, b.cell, e.latencyNs])
-        if (out.length > DISTANCE_WORK_MAX) break
       }
     }
   }
@@ -297,7 +300,6 @@ function buildCells(topo: Topology, runtimes: readonly (readonly number[])[]): C
     start,
     target: Int32Array.from(out, (e) => e[1]),
     latencyNs: Float64Array.from(out, (e) => e[2]),
-    edgeCount: out.length,
   }
 }
 

@@ -154,6 +154,27 @@ describe('per-runtime windows', () => {
     }
   })
 
+  it('fall back to one window for all, the shortest edge between runtimes past the earliest, when the distances would cost too much', () => {
+    const plan = manifest(`apiVersion: livesim.dev/v1alpha1
+kind: SimCluster
+metadata: { name: many }
+spec:
+  endTime: 1ms
+  network: { default: { latency: 100us } }
+  hosts:
+    - { name: lp, replicas: 1000, components: [{ name: p, model: { kind: Phold, target: lp/p } }] }
+`).plan
+    // One runtime per LP: 1,000 cells, a million cell edges, a Dijkstra for each runtime.
+    const w = new RuntimeWindows(buildTopology(plan), plan.hosts.map((h) => [h.index]), 500_000)
+    expect(w.perRuntime).toBe(false)
+    expect(w.distanceNs(0, 1)).toBeUndefined()
+    const earliest = new Float64Array(1000).fill(Infinity)
+    earliest[7] = 3_000
+    const ends = new Float64Array(1000)
+    w.ends(earliest, ends)
+    expect(new Set(ends)).toEqual(new Set([103_000]))
+  })
+
   it('move forward, never back, and end at the end time', () => {
     const plan = fanout({ endTime: '3ms' })
     const clock = new WindowClock(plan)
