@@ -19,6 +19,8 @@ export const LIMITS = {
   componentNameMax: 30,
   replicasMax: 10_000,
   hostsTotalMax: 10_000,
+  /** Host groups in spec.hosts (hosts come from their replicas): also what bounds the CRD's CEL rule cost. */
+  hostGroupsMax: 1000,
   componentsPerHostMax: 64,
   linksMax: 10000,
   callsMax: 32,
@@ -384,7 +386,7 @@ export const SimClusterSpec = Type.Object(
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Seed of every random stream (default 1).' })),
     sync: Type.Optional(SyncSpec),
     network: Type.Optional(NetworkSpec),
-    hosts: Type.Array(HostSpec, { minItems: 1, maxItems: LIMITS.hostsTotalMax }),
+    hosts: Type.Array(HostSpec, { minItems: 1, maxItems: LIMITS.hostGroupsMax }),
     runPolicy: Type.Optional(RunPolicy),
     results: Type.Optional(ResultsSpec),
   },
