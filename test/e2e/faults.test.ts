@@ -170,12 +170,15 @@ describe('faults', () => {
     await runningWithProgress('outage')
     // An earlier test restarted the operator: wait for it to be at rest before taking the reference.
     const before = await until('both operator replicas Running and ready, one holding the Lease', settledOperator, 120_000)
-    const b = spawnSync('bash', [path.join(root, 'hack', 'control-plane', 'bounce.sh'), 'kube-apiserver', '5'], {
+    // Down for 2 s, then until it is ready again: shorter than the operator's renew deadline (10 s),
+    // so the leader keeps its Lease if, and only if, its requests and watches recover.
+    const b = spawnSync('bash', [path.join(root, 'hack', 'control-plane', 'bounce.sh'), 'kube-apiserver', '2'], {
       env: { ...process.env, LIVESIM_CP_DIR: path.join(inject('e2eDir'), 'cp') },
       encoding: 'utf8',
       timeout: 120_000,
     })
     expect(b.status, b.stderr).toBe(0)
+    console.log(`kube-apiserver bounce: ${b.stderr.trim().split('\n').join(' | ')}`)
     const done = run('kubectl', ['wait', '-n', NS, '--for=condition=Complete', 'simcluster/outage', '--timeout=400s'], undefined, 420_000)
     expect(done.status, done.stderr).toBe(0)
     expect(status('outage').attempt).toBe(1)
