@@ -86,10 +86,11 @@ describe.each(['CpuTime', 'WallTime'] as const)(`idle sleeper, %s, ${mode} cell`
     expect(Number(last.realtime - BASE)).toBeLessThanOrEqual(lastSet.until)
     expect(Number(last.realtime - BASE)).toBeGreaterThanOrEqual(lastSet.until - Q)
     // 40 sleeps of 10 ms: 400 ms of virtual time plus the program's start and its printing, in 40-45
-    // quanta of 10 ms in CpuTime whatever the load. (In WallTime a loaded machine shows: a slow start
-    // takes virtual time too.)
+    // quanta of 10 ms in CpuTime on a quiet machine; 46 was seen at load 15-25 (the start's CPU under
+    // contention), so up to 47. (In WallTime a loaded machine shows more: a slow start takes virtual
+    // time too.)
     expect(quanta.length).toBeGreaterThanOrEqual(40)
-    expect(quanta.length).toBeLessThanOrEqual(clockMode === 'CpuTime' ? 45 : 60)
+    expect(quanta.length).toBeLessThanOrEqual(clockMode === 'CpuTime' ? 47 : 60)
     const slices = quanta.reduce((a, q) => a + (q.r.slices[0] ?? 0), 0)
     if (clockMode === 'WallTime') expect(slices).toBe(quanta.length)
     else expect(slices).toBeGreaterThanOrEqual(quanta.length)
@@ -149,7 +150,9 @@ describe(`a CPU-bound program with a CPU-hog neighbour cell on its core, ${mode}
       `[${mode}] CpuTime hog/solo ${cpuRatio.toFixed(3)}, WallTime hog/solo ${wallRatio.toFixed(3)}\n` + Object.keys(runs).map((k) => `  ${k}: ${line(k)}`).join('\n'),
     )
     expect(Math.abs(cpuRatio - 1)).toBeLessThanOrEqual(0.1)
-    expect(wallRatio).toBeGreaterThan(1.5)
+    // WallTime shows the hog: ~2 alone on the core, less when other work shares it (1.45 at load
+    // 15-25 on this 2-core VM), never near the CpuTime ratio of 1.
+    expect(wallRatio).toBeGreaterThan(1.3)
     // The hog did get its share of the core: in CpuTime about as much CPU as the program (both cells
     // get a quantum's CPU per quantum), in WallTime at least as much. And the program's waits were
     // seen (how much of the waiting falls on the program rather than the hog depends on who gets the
