@@ -142,9 +142,17 @@ describe('cooperative driver', () => {
     const hr = () => Number(process.hrtime.bigint())
     const start = 1_000_000
     const deadline = start + QUANTUM / 3
-    // The waiter's real wait ends 3 ms of wall from now; it leaves its wait (clears its slot) 1 ms after that.
+    // The waiter's real wait ends 3 ms of wall from now; it leaves its wait (clears its slot) 1 ms
+    // after the clock came to its deadline (however late the driver looked: the test may be slow).
     const wake = hr() + 3_000_000
-    const clock = fakeClock({ read: false, waits: () => (hr() < wake + 1_000_000 ? { ...NO_WAITS, deadlineNs: [deadline], wakeNs: [wake] } : NO_WAITS) })
+    let leaves = Infinity
+    const clock = fakeClock({
+      read: false,
+      waits: () => {
+        if (leaves === Infinity && clock.sets.some((s) => s.virtualNs >= deadline)) leaves = hr() + 1_000_000
+        return hr() < leaves ? { ...NO_WAITS, deadlineNs: [deadline], wakeNs: [wake] } : NO_WAITS
+      },
+    })
     const driver = idleCells(clock)
     const r = await driver.run(start, QUANTUM)
     expect(clock.sets).toEqual([
@@ -153,6 +161,7 @@ describe('cooperative driver', () => {
     ])
     // The clock went to the deadline no sooner than the wait ended, and past it no sooner than the waiter left.
     expect(hr()).toBeGreaterThanOrEqual(wake + 1_000_000)
+    expect(hr()).toBeGreaterThanOrEqual(leaves)
     expect(r.finishedBy).toEqual(['idle'])
     expect(r.stretches).toEqual([2])
     expect(driver.virtualNowNs(0)).toBe(start + QUANTUM)

@@ -47,7 +47,12 @@ describe.skipIf(why !== undefined)(`pgbench -T ${SECONDS} -P 1 in virtual time${
     const text = readFileSync(String(pg.log), 'utf8')
     expect(pg.exitCode, text).toBe(0)
     const out = parsePgbench(text)
-    expect(out.progressLines, text).toBe(SECONDS)
+    // pgbench (14 and later) sets its -T alarm in main() just before thread 0 notes its start, from
+    // which -P counts: the line at -T is printed only if the transaction in flight when the alarm
+    // fires ends after that instant, natively too (a race the gap between the two decides). So the
+    // lines of the first SECONDS − 1 seconds must be there, and the last may be.
+    expect(out.progressLines, text).toBeGreaterThanOrEqual(SECONDS - 1)
+    expect(out.progressLines, text).toBeLessThanOrEqual(SECONDS)
     // pgbench's tps excludes the connection time (~ms): its count over -T is tps × -T within a few %.
     expect(Math.abs(out.transactions - out.tps * SECONDS) / (out.tps * SECONDS), text).toBeLessThanOrEqual(0.05)
     // pgbench ended by its -T timer, in virtual time: before the run's end (-T + 1 s), not long before.
