@@ -1,6 +1,7 @@
 // The objects a SimCluster owns, as pure functions of the SimCluster and the operator's settings:
 // the token Secret, the compiled run configuration (ConfigMap), the leader's headless Service, the
-// leader Pod of each attempt, one SimHost per host replica, and each SimHost's runtime Pod.
+// leader Pod of each attempt, one SimHost per runtime (sync/placement.ts: a host replica each by
+// default, many modelled hosts each with spec.placement), and each SimHost's runtime Pod.
 // ownerReferences everywhere, so that deleting the SimCluster deletes everything.
 //
 // Pods of hosts that run live components (real programs) get what their cells need, in one of two
@@ -20,7 +21,10 @@
 // image launcher into the emptyDir `kit` (/livesim); the component's container runs the launcher
 // from there, which waits for the runtime to hand it the program through a FIFO in the shared /tmp.
 import { randomBytes } from 'node:crypto'
+import { formatHostList } from '../../sim-runtime/api/hostlist.ts'
 import type { RunPlan } from '../../sim-runtime/api/plan.ts'
+import { formatDurationNs } from '../../sim-runtime/api/units.ts'
+import type { Placement } from '../../sim-runtime/sync/placement.ts'
 import type { SimCluster, SimHostSpec } from '../../sim-runtime/api/schema.ts'
 import type { KubeObject, OwnerReference } from '../kube/rest.ts'
 
@@ -32,6 +36,7 @@ export const L = {
   cluster: 'livesim.dev/cluster',
   role: 'livesim.dev/role',
   host: 'livesim.dev/host',
+  runtime: 'livesim.dev/runtime',
   attempt: 'livesim.dev/attempt',
   managedBy: 'app.kubernetes.io/managed-by',
 } as const
@@ -72,6 +77,8 @@ export const names = {
   service: (sc: string) => `${sc}-leader`,
   leaderPod: (sc: string, attempt: number) => `${sc}-leader-a${attempt}`,
   simHost: (sc: string, host: string) => `${sc}-${host}`,
+  /** A runtime of several hosts: rt<i> never clashes with a host's name, which always holds a dash. */
+  runtime: (sc: string, index: number) => `${sc}-rt${index}`,
   hostPod: (simHost: string, attempt: number) => `${simHost}-a${attempt}`,
 }
 
@@ -103,8 +110,11 @@ export function tokenSecret(sc: SimClusterObject): KubeObject {
   }
 }
 
-/** The compiled run configuration: the validated SimCluster as the leader loads it. */
-export function configMap(sc: SimClusterObject, plan: RunPlan): KubeObject {
+/**
+ * The compiled run configuration: the validated SimCluster as the leader loads it; with
+ * spec.placement also which SimHost (runtime) carries which hosts, a line each.
+ */
+export function configMap(sc: SimClusterObject, plan: RunPlan, placement?: Placement): KubeObject {
   const doc = { apiVersion: sc.apiVersion, kind: sc.kind, metadata: { name: sc.metadata.name }, spec: sc.spec }
   return {
     apiVersion: 'v1',
@@ -114,6 +124,7 @@ export function configMap(sc: SimClusterObject, plan: RunPlan): KubeObject {
       'simcluster.json': JSON.stringify(doc),
       hosts: plan.hosts.map((h) => h.name).join('\n'),
       lookaheadNs: String(plan.lookaheadNs),
+      ...(plan.placement && placement ? { runtimes: placement.runtimes.map((r, i) => `${runtimeName(sc, plan, r, i)}: ${formatHostList(r.map((h) => plan.hosts[h]!.name))}`).join('\n') } : {}),
     },
   }
 }
@@ -286,9 +297,34 @@ export function leaderPod(sc: SimClusterObject, attempt: number, s: OperatorSett
   }
 }
 
+/** The SimHost of runtime `index` of a placement: named after its host when it carries one. */
+export function runtimeName(sc: SimClusterObject, plan: RunPlan, hosts: readonly number[], index: number): string {
+  return hosts.length === 1 ? names.simHost(sc.metadata.name, plan.hosts[hosts[0]!]!.name) : names.runtime(sc.metadata.name, index)
+}
+
+/** The status summary of a placement. */
+export function placementStatus(p: Placement): { runtimes: number; hostsPerRuntimeMax: number; cutLatency: string } {
+  return { runtimes: p.runtimes.length, hostsPerRuntimeMax: p.hostsPerRuntimeMax, cutLatency: Number.isFinite(p.cutLatencyNs) ? formatDurationNs(p.cutLatencyNs) : 'none' }
+}
+
+/**
+ * The SimHost of runtime `index` carrying `hosts`: simHost's when it is one host; else no cell (a
+ * runtime of many modelled hosts gets the default resources) and the hosts as a host list.
+ */
+export function simRuntime(sc: SimClusterObject, plan: RunPlan, hosts: readonly number[], index: number, leaderUrl: string, attempt: number): SimHostObject {
+  if (hosts.length === 1) return simHost(sc, plan, hosts[0]!, leaderUrl, attempt)
+  const spec: SimHostSpec = { cluster: sc.metadata.name, hosts: formatHostList(hosts.map((h) => plan.hosts[h]!.name)), hostCount: hosts.length, leader: leaderUrl, attempt }
+  return {
+    apiVersion: 'livesim.dev/v1alpha1',
+    kind: 'SimHost',
+    metadata: meta(sc, names.runtime(sc.metadata.name, index), { [L.runtime]: `rt${index}` }),
+    spec,
+  }
+}
+
 export function simHost(sc: SimClusterObject, plan: RunPlan, hostIndex: number, leaderUrl: string, attempt: number): SimHostObject {
   const h = plan.hosts[hostIndex]!
-  const spec: SimHostSpec = { cluster: sc.metadata.name, host: h.name, group: h.group, index: h.replica, leader: leaderUrl, attempt }
+  const spec: SimHostSpec = { cluster: sc.metadata.name, host: h.name, group: h.group, index: h.replica, hostCount: 1, leader: leaderUrl, attempt }
   if (h.spec.cell) spec.cell = h.spec.cell
   return {
     apiVersion: 'livesim.dev/v1alpha1',
@@ -298,7 +334,7 @@ export function simHost(sc: SimClusterObject, plan: RunPlan, hostIndex: number, 
   }
 }
 
-/** The runtime pod of a SimHost; `live`: the host runs live components (runsLive), and which run in their own images (liveSetup). */
+/** The runtime pod of a SimHost (one host, or a runtime's hosts); `live`: the host runs live components (runsLive), and which run in their own images (liveSetup). */
 export function hostPod(sh: SimHostObject, s: OperatorSettings, liveOrSetup: boolean | LiveSetup = false): KubeObject {
   const live = liveOrSetup !== false
   const images = typeof liveOrSetup === 'object' && liveOrSetup.images.length > 0 ? liveOrSetup : undefined
@@ -331,7 +367,14 @@ export function hostPod(sh: SimHostObject, s: OperatorSettings, liveOrSetup: boo
     metadata: {
       name,
       namespace: sh.metadata.namespace,
-      labels: { [L.cluster]: sh.spec.cluster, [L.role]: 'host', [L.host]: sh.spec.host, [L.attempt]: String(attempt), [L.managedBy]: FIELD_MANAGER },
+      labels: {
+        [L.cluster]: sh.spec.cluster,
+        [L.role]: 'host',
+        ...(sh.spec.host !== undefined ? { [L.host]: sh.spec.host } : {}),
+        ...(sh.metadata.labels?.[L.runtime] !== undefined ? { [L.runtime]: sh.metadata.labels[L.runtime] } : {}),
+        [L.attempt]: String(attempt),
+        [L.managedBy]: FIELD_MANAGER,
+      },
       ownerReferences: [ownerRef(sh)],
     },
     spec: {
@@ -347,7 +390,7 @@ export function hostPod(sh: SimHostObject, s: OperatorSettings, liveOrSetup: boo
           image: s.image,
           imagePullPolicy: s.imagePullPolicy,
           command: ['livesim'],
-          args: ['host', '--leader', sh.spec.leader ?? '', '--hosts', sh.spec.host, '--runtime-id', name, '--connect-timeout', String(s.registerTimeoutSec)],
+          args: ['host', '--leader', sh.spec.leader ?? '', '--hosts', sh.spec.hosts ?? sh.spec.host ?? '', '--runtime-id', name, '--connect-timeout', String(s.registerTimeoutSec)],
           env,
           resources: runtimeResources,
           securityContext: privileged ? privilegedCell : restricted,

@@ -2,8 +2,8 @@
 // leader show now) → API writes; both are idempotent and safe to re-run at any time, which is what
 // lets a restarted operator pick a run up where it was.
 //
-// A run attempt: leader pod → (leader has an IP) → SimHosts carrying the leader URL and attempt →
-// host pods (SimHost reconciler) → gang start in the leader → results → ConfigMap + status.
+// A run attempt: leader pod → (leader has an IP) → SimHosts (one per runtime of the placement,
+// sync/placement.ts) carrying the leader URL and attempt → runtime pods (SimHost reconciler) → gang start in the leader → results → ConfigMap + status.
 // A failed pod or a failed leader ends the attempt; within runPolicy.backoffLimit a new attempt
 // starts with fresh pods, otherwise the run ends Failed.
 import type { Logger } from 'pino'
@@ -11,6 +11,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import { validateSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
 import { formatDurationNs } from '../../sim-runtime/api/units.ts'
 import type { RunPlan } from '../../sim-runtime/api/plan.ts'
+import { placeHosts, type Placement } from '../../sim-runtime/sync/placement.ts'
 import type { Informer } from '../machinery/informer.ts'
 import type { Result } from '../machinery/controller.ts'
 import { ApiError, isConflict, isNotFound, R, type KubeClient, type KubeObject } from '../kube/rest.ts'
@@ -28,7 +29,8 @@ import {
   leaderService,
   names,
   liveSetup,
-  simHost,
+  placementStatus,
+  simRuntime,
   simServiceAccount,
   tokenSecret,
   type OperatorSettings,
@@ -90,6 +92,9 @@ export interface ReconcilerDeps {
   now?: () => Date
 }
 
+/** Placements the SimCluster reconciler keeps: more than the runs in progress at once, in practice. */
+const PLACEMENTS_CACHED_MAX = 256
+
 const key = (ns: string | undefined, name: string) => (ns ? `${ns}/${name}` : name)
 
 function podFailure(p: Pod): string | undefined {
@@ -103,6 +108,8 @@ export class SimClusterReconciler {
   private readonly d: ReconcilerDeps
   private readonly lastWrite = new Map<string, number>()
   private readonly acked = new Set<string>()
+  /** The placement of each SimCluster (uid → generation and placement): it is a function of the spec alone. */
+  private readonly placements = new Map<string, { generation: number; placement: Placement }>()
 
   constructor(deps: ReconcilerDeps) {
     this.d = deps
@@ -135,12 +142,17 @@ export class SimClusterReconciler {
     }
     const policy = sc.spec.runPolicy ?? {}
 
-    if (isTerminal(st.phase)) return this.afterFinish(sc, st, policy.ttlSecondsAfterFinished)
+    if (isTerminal(st.phase)) {
+      this.placements.delete(sc.metadata.uid ?? k)
+      return this.afterFinish(sc, st, policy.ttlSecondsAfterFinished)
+    }
+    const placement = this.placementOf(sc, plan)
+    st.placement = placementStatus(placement)
 
     // Objects every attempt shares.
     await this.ensure(R.serviceAccounts, this.d.caches.serviceAccounts, ns, names.serviceAccount(name), () => simServiceAccount(sc))
     await this.ensure(R.secrets, this.d.caches.secrets, ns, names.secret(name), () => tokenSecret(sc))
-    await this.ensure(R.configMaps, this.d.caches.configMaps, ns, names.config(name), () => configMap(sc, plan))
+    await this.ensure(R.configMaps, this.d.caches.configMaps, ns, names.config(name), () => configMap(sc, plan, placement))
     await this.ensure(R.services, this.d.caches.services, ns, names.service(name), () => leaderService(sc))
 
     const attempt = st.attempt ?? 1
@@ -150,7 +162,7 @@ export class SimClusterReconciler {
       st.attempt = 1
       st.startTime = now.toISOString().replace(/\.\d+Z$/, 'Z')
       this.d.metrics.started.inc()
-      await this.event(sc, 'Normal', 'Started', `run started: ${plan.hosts.length} hosts, endTime ${sc.spec.endTime}`)
+      await this.event(sc, 'Normal', 'Started', `run started: ${plan.hosts.length} hosts in ${placement.runtimes.length} runtimes, endTime ${sc.spec.endTime}`)
     }
     st.hosts = { ready: st.hosts?.ready ?? 0, total: plan.hosts.length }
     st.hostsSummary = `${st.hosts.ready}/${st.hosts.total}`
@@ -180,9 +192,9 @@ export class SimClusterReconciler {
     const leaderUrl = `http://${ip.includes(':') ? `[${ip}]` : ip}:${LEADER_SYNC_PORT}`
     st.leader = leaderUrl
 
-    // One SimHost per host replica, pointing at this attempt's leader.
-    for (const h of plan.hosts) {
-      const want = simHost(sc, plan, h.index, leaderUrl, attempt)
+    // One SimHost per runtime, pointing at this attempt's leader.
+    for (const [i, hosts] of placement.runtimes.entries()) {
+      const want = simRuntime(sc, plan, hosts, i, leaderUrl, attempt)
       const have = this.d.caches.simHosts.get(key(ns, want.metadata.name))
       if (!have) await this.createIgnoreExists(SIM.hosts, ns, want)
       else if (have.spec.leader !== leaderUrl || have.spec.attempt !== attempt) {
@@ -237,6 +249,18 @@ export class SimClusterReconciler {
         return this.afterFinish(sc, st, policy.ttlSecondsAfterFinished)
       }
     }
+  }
+
+  private placementOf(sc: SimClusterObject, plan: RunPlan): Placement {
+    const uid = sc.metadata.uid ?? key(sc.metadata.namespace, sc.metadata.name)
+    const generation = sc.metadata.generation ?? 0
+    const have = this.placements.get(uid)
+    if (have?.generation === generation) return have.placement
+    const placement = placeHosts(plan, sc.spec.placement)
+    // Finished runs drop theirs; this bounds what runs deleted mid-way leave behind.
+    if (this.placements.size >= PLACEMENTS_CACHED_MAX) this.placements.clear()
+    this.placements.set(uid, { generation, placement })
+    return placement
   }
 
   private hostPodFailure(ns: string, cluster: string, attempt: number): string | undefined {
@@ -444,7 +468,7 @@ export class SimHostReconciler {
     let refused: string | undefined
     if (!pod && !over && sh.spec.leader && sc && !isTerminal(phase) && (sc.status as ClusterStatus | undefined)?.attempt === attempt) {
       try {
-        pod = (await this.d.client.create(R.pods.collection(ns), hostPod(sh, this.d.settings, liveSetup(sc, sh.spec.group)))) as Pod
+        pod = (await this.d.client.create(R.pods.collection(ns), hostPod(sh, this.d.settings, sh.spec.group !== undefined && liveSetup(sc, sh.spec.group)))) as Pod
       } catch (err) {
         if (err instanceof ApiError && err.status === 403) {
           refused = `cannot create pod ${podName}: ${err.message}`

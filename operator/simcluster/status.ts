@@ -30,6 +30,7 @@ export interface ClusterStatus {
   hosts?: { ready: number; total: number }
   hostsSummary?: string
   stragglers?: StragglerStatus[]
+  placement?: { runtimes: number; hostsPerRuntimeMax: number; cutLatency: string }
   results?: { configMap: string; digest: string; barriers: number; causalityViolations: number; wallSeconds: number; liveCellMode?: string }
   conditions?: Condition[]
 }

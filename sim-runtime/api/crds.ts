@@ -61,8 +61,8 @@ function simClusterSpecSchema(): Json {
   // Only runPolicy may change (e.g. to extend a deadline or a TTL).
   addRules(spec, [
     {
-      rule: 'self.endTime == oldSelf.endTime && self.hosts == oldSelf.hosts && (has(self.seed) == has(oldSelf.seed)) && (!has(self.seed) || self.seed == oldSelf.seed) && (has(self.sync) == has(oldSelf.sync)) && (!has(self.sync) || self.sync == oldSelf.sync) && (has(self.network) == has(oldSelf.network)) && (!has(self.network) || self.network == oldSelf.network) && (has(self.results) == has(oldSelf.results)) && (!has(self.results) || self.results == oldSelf.results)',
-      message: 'the run-defining fields of spec (endTime, seed, sync, network, hosts, results) are immutable; delete and re-create the SimCluster to change them',
+      rule: 'self.endTime == oldSelf.endTime && self.hosts == oldSelf.hosts && (has(self.seed) == has(oldSelf.seed)) && (!has(self.seed) || self.seed == oldSelf.seed) && (has(self.sync) == has(oldSelf.sync)) && (!has(self.sync) || self.sync == oldSelf.sync) && (has(self.network) == has(oldSelf.network)) && (!has(self.network) || self.network == oldSelf.network) && (has(self.results) == has(oldSelf.results)) && (!has(self.results) || self.results == oldSelf.results) && (has(self.placement) == has(oldSelf.placement)) && (!has(self.placement) || self.placement == oldSelf.placement)',
+      message: 'the run-defining fields of spec (endTime, seed, sync, network, hosts, results, placement) are immutable; delete and re-create the SimCluster to change them',
     },
   ])
   return spec
@@ -95,6 +95,9 @@ function clusterSpecRules(spec: Json): Json {
     list['x-kubernetes-list-type'] = 'map'
     list['x-kubernetes-list-map-keys'] = ['name']
   }
+  addRules(at(spec, 'properties', 'placement'), [
+    { rule: 'has(self.runtimes) != has(self.hostsPerRuntime)', message: 'set exactly one of runtimes (how many runtimes carry the modelled hosts) or hostsPerRuntime (at most how many hosts one runtime carries)' },
+  ])
   addRules(spec, [
     { rule: "!has(self.sync) || !has(self.sync.mode) || self.sync.mode != 'Slack' || has(self.sync.slack)", message: 'sync.slack is required in Slack mode' },
     { rule: "!has(self.sync) || !has(self.sync.slack) || (has(self.sync.mode) && self.sync.mode == 'Slack')", message: 'sync.slack is only allowed with mode: Slack' },
@@ -171,12 +174,14 @@ export function crdObjects(): Json[] {
     { name: 'Progress', type: 'string', jsonPath: '.status.progress' },
     { name: 'Slowdown', type: 'string', jsonPath: '.status.slowdown' },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    { name: 'Runtimes', type: 'integer', jsonPath: '.status.placement.runtimes', description: 'runtime pods carrying the hosts', priority: 1 },
     { name: 'Slowest', type: 'string', jsonPath: '.status.stragglers[0].runtime', description: 'the runtime most often last to report a barrier', priority: 1 },
     { name: 'Message', type: 'string', jsonPath: '.status.message', priority: 1 },
   ])
   const simhost = crd('SimHost', 'simhosts', 'simh', structural(SimHostSpec) as Json, structural(SimHostStatus) as Json, [
     { name: 'Cluster', type: 'string', jsonPath: '.spec.cluster' },
-    { name: 'Host', type: 'string', jsonPath: '.spec.host' },
+    { name: 'Host', type: 'string', jsonPath: '.spec.host', description: 'the host, when the runtime carries one' },
+    { name: 'Hosts', type: 'integer', jsonPath: '.spec.hostCount', description: 'hosts the runtime carries' },
     { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
     { name: 'VirtualTime', type: 'string', jsonPath: '.status.virtualTime' },
     { name: 'Pod', type: 'string', jsonPath: '.status.pod' },

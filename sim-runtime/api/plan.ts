@@ -2,7 +2,7 @@
 // Every runtime builds the same plan from the same spec, so host and component indices agree
 // everywhere without being sent over the wire. Indices follow declaration order in the manifest,
 // never placement, which is what keeps the event ordering key placement-independent.
-import { RESULTS_LIMITS, type ComponentSpec, type HostSpec, type LinkSpec, type SimCluster } from './schema.ts'
+import { RESULTS_LIMITS, type ComponentSpec, type HostSpec, type LinkSpec, type PlacementSpec, type SimCluster } from './schema.ts'
 import { parseBandwidthBitsPerSec, parseDurationNs } from './units.ts'
 
 export const DEFAULT_LINK = { latency: '100us', bandwidth: '10Gbps', loss: 0, queueLimit: 100_000 } as const
@@ -76,6 +76,8 @@ export interface RunPlan {
   liveComponents: number
   /** What the results hold (spec.results), Auto resolved by the number of hosts. */
   results: ResultsPlan
+  /** spec.placement: how many runtimes carry the hosts (sync/placement.ts); unset: one per host on Kubernetes. */
+  placement?: PlacementSpec
 }
 
 export interface ResultsPlan {
@@ -266,5 +268,6 @@ export function compilePlan(cluster: SimCluster): RunPlan {
     resolve,
     liveComponents,
     results: resultsPlan(spec, hosts.length),
+    ...(spec.placement ? { placement: spec.placement } : {}),
   }
 }

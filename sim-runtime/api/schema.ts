@@ -380,6 +380,38 @@ export const ResultsSpec = Type.Object(
   { ...Closed, description: 'What the results of the run hold.' },
 )
 
+export const PLACEMENT_LIMITS = {
+  /** Runtimes that carry a SimCluster's modelled hosts: pods on Kubernetes, processes locally. */
+  runtimesMax: 1000,
+  hostsPerRuntimeMax: LIMITS.hostsTotalMax,
+} as const
+
+export const PlacementSpec = Type.Object(
+  {
+    runtimes: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: PLACEMENT_LIMITS.runtimesMax,
+        description: 'How many runtimes carry the modelled hosts (as many as there are modelled hosts at most), each at most ceil(hosts / runtimes) of them. A host with a live component always has a runtime of its own besides.',
+      }),
+    ),
+    hostsPerRuntime: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: PLACEMENT_LIMITS.hostsPerRuntimeMax,
+        description: 'At most how many modelled hosts one runtime carries; the runtimes are ceil(hosts / hostsPerRuntime). A host with a live component always has a runtime of its own besides.',
+      }),
+    ),
+  },
+  {
+    ...Closed,
+    description:
+      'How the hosts are spread over runtimes (pods on Kubernetes, processes with livesim run): set runtimes or hostsPerRuntime. ' +
+      'The replicas of a host group stay together where they fit, and the hosts joined by the shortest links share a runtime first, so the links between runtimes are the longest. ' +
+      'Results do not depend on it. Default: one runtime per host on Kubernetes; with livesim run, every host in its own process (or --partition).',
+  },
+)
+
 export const SimClusterSpec = Type.Object(
   {
     endTime: Duration('Virtual time at which the run ends.'),
@@ -389,6 +421,7 @@ export const SimClusterSpec = Type.Object(
     hosts: Type.Array(HostSpec, { minItems: 1, maxItems: LIMITS.hostGroupsMax }),
     runPolicy: Type.Optional(RunPolicy),
     results: Type.Optional(ResultsSpec),
+    placement: Type.Optional(PlacementSpec),
   },
   { ...Closed, description: 'A simulation: hosts, the network between them, and what each host runs.' },
 )
@@ -460,6 +493,16 @@ export const SimClusterStatus = Type.Object(
     leader: Type.Optional(Type.String({ description: 'Address of the leader of the current attempt.' })),
     hosts: Type.Optional(Type.Object({ ready: Type.Integer({ minimum: 0 }), total: Type.Integer({ minimum: 0 }) }, Closed)),
     hostsSummary: Type.Optional(Type.String({ description: 'ready/total, for the printer column.' })),
+    placement: Type.Optional(
+      Type.Object(
+        {
+          runtimes: Type.Integer({ minimum: 0, description: 'Runtime pods carrying the hosts (one SimHost each).' }),
+          hostsPerRuntimeMax: Type.Integer({ minimum: 0, description: 'Most hosts one runtime carries.' }),
+          cutLatency: Type.Optional(Type.String({ description: 'The shortest link of the communication graph between two runtimes (none: no link crosses).' })),
+        },
+        { ...Closed, description: 'Where the hosts run (spec.placement); which runtime carries which hosts: ConfigMap <name>-config, key runtimes.' },
+      ),
+    ),
     stragglers: Type.Optional(Type.Array(Straggler, { maxItems: RESULTS_LIMITS.stragglersShown, description: 'The runtimes most often last to report a barrier (then the longest to report), most first; the whole profile is in the results.' })),
     results: Type.Optional(
       Type.Object(
@@ -482,9 +525,17 @@ export const SimClusterStatus = Type.Object(
 export const SimHostSpec = Type.Object(
   {
     cluster: Name(LIMITS.clusterNameMax, 'The owning SimCluster.'),
-    host: Type.String({ minLength: 1, maxLength: 32, description: 'Replica name, e.g. web-0.' }),
-    group: Name(LIMITS.hostNameMax, 'Host group in the SimCluster.'),
-    index: Type.Integer({ minimum: 0, maximum: LIMITS.replicasMax }),
+    host: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: 'Replica name, e.g. web-0, when the runtime carries one host.' })),
+    group: Type.Optional(Name(LIMITS.hostNameMax, 'Host group of host.')),
+    index: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMITS.replicasMax, description: 'Replica number of host.' })),
+    hosts: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 65536,
+        description: 'The hosts the runtime carries (spec.placement of the SimCluster), comma-separated, consecutive replicas of a group as a range: client-0..24,db-0.',
+      }),
+    ),
+    hostCount: Type.Optional(Type.Integer({ minimum: 1, maximum: LIMITS.hostsTotalMax, description: 'How many hosts the runtime carries.' })),
     cell: Type.Optional(CellSpec),
     leader: Type.Optional(Type.String({ maxLength: 256, description: 'URL of the leader the runtime connects to (set by the operator).' })),
     attempt: Type.Optional(Type.Integer({ minimum: 1, description: 'Run attempt this host belongs to (set by the operator).' })),
@@ -672,6 +723,7 @@ export type SimHostSpec = Static<typeof SimHostSpec>
 export type SimHostStatus = Static<typeof SimHostStatus>
 export type RunPolicy = Static<typeof RunPolicy>
 export type ResultsSpec = Static<typeof ResultsSpec>
+export type PlacementSpec = Static<typeof PlacementSpec>
 export type RedisRequests = Static<typeof RedisRequests>
 export type HttpRequests = Static<typeof HttpRequests>
 export type SweepParameter = Static<typeof SweepParameter>

@@ -320,6 +320,8 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
     if (replicaNames.has(h.name)) add(`spec.hosts[${i}].name`, `${JSON.stringify(h.name)} is also the name of a replica of another host; names would be ambiguous`)
   })
 
+  placementChecks(spec, add)
+
   // Units of the network and sync, which compilePlan parses.
   const net = spec.network
   duration('spec.network.default.latency', net?.default?.latency)
@@ -487,4 +489,21 @@ function semanticIssues(cluster: SimClusterT, opts: ValidateOptions): { issues: 
     }
   }
   return { issues, plan }
+}
+
+/**
+ * spec.placement: exactly one of runtimes and hostsPerRuntime, and no more runtimes than modelled
+ * hosts to carry (a host with a live component has a runtime of its own and is not counted).
+ */
+function placementChecks(spec: SimClusterT['spec'], add: (path: string, message: string) => void): void {
+  const p = spec.placement
+  if (!p) return
+  if ((p.runtimes === undefined) === (p.hostsPerRuntime === undefined)) {
+    add('spec.placement', 'set exactly one of runtimes (how many runtimes carry the modelled hosts) or hostsPerRuntime (at most how many hosts one runtime carries)')
+    return
+  }
+  const modelled = spec.hosts.reduce((n, h) => n + (h.components.some((c) => c.live !== undefined) ? 0 : (h.replicas ?? 1)), 0)
+  const field = p.runtimes !== undefined ? 'spec.placement.runtimes' : 'spec.placement.hostsPerRuntime'
+  if (modelled === 0) add(field, 'every host runs a live component and has a runtime of its own: there is no modelled host to place; remove placement')
+  else if (p.runtimes !== undefined && p.runtimes > modelled) add(field, `${p.runtimes} runtimes for ${modelled} modelled hosts; at most ${modelled} (one host per runtime)`)
 }

@@ -7,6 +7,7 @@ import path from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { resultsPlan } from '../api/plan.ts'
 import type { SimCluster } from '../api/schema.ts'
+import { parseHostList } from '../api/hostlist.ts'
 import { localHeapBudget } from '../api/state-budget.ts'
 import { loadSimCluster, ValidationError } from '../api/validate.ts'
 import { makeLogger } from '../log.ts'
@@ -59,7 +60,7 @@ program
   .description('Run a SimCluster on this machine: the leader here, its hosts in this process too or, with live components or --partition, in sim-runtime processes over HTTP/2.')
   .argument('<file>', 'SimCluster manifest (YAML or JSON)')
   .option('-o, --out <file>', 'write the results JSON here', 'results.json')
-  .option('-p, --partition <n>', 'run the hosts in this many runtime processes over HTTP/2 (default: none, all in this process; 1 with live components)', (v) => positiveInt(v, '--partition'))
+  .option('-p, --partition <n>', 'run the hosts in this many runtime processes over HTTP/2, in plan order (default: the runtimes of spec.placement; without it none, all in this process, or 1 with live components)', (v) => positiveInt(v, '--partition'))
   .addOption(new Option('--stepping <mode>', 'adaptive windows (skip idle time) or fixed lookahead steps').choices(['adaptive', 'fixed']).default('adaptive'))
   .addOption(
     new Option('--results-detail <detail>', 'what the results hold: groups (per host group, link totals per group pair, the outliers), hosts (also every host and link), auto (hosts up to 64 hosts); sets spec.results.detail').choices(
@@ -199,7 +200,7 @@ program
   .command('host')
   .description('Run a sim-runtime carrying one or more hosts (as in a SimHost pod), connected to the leader.')
   .requiredOption('--leader <url>', 'leader URL, e.g. http://leader:7070')
-  .requiredOption('--hosts <names>', 'comma-separated host names, e.g. web-0,web-1')
+  .requiredOption('--hosts <names>', 'comma-separated host names, consecutive replicas as a range: web-0,web-1 or web-0..1,db-0')
   .option('--runtime-id <id>', 'name of this runtime in logs and errors', `runtime-${process.pid}`)
   .option('--token-file <file>', 'bearer token file (default: $LIVESIM_TOKEN)')
   .option('--connect-timeout <seconds>', 'keep retrying the leader for this long', (v) => positiveInt(v, '--connect-timeout'), 60)
@@ -222,7 +223,7 @@ program
     await runRuntime({
       leaderUrl: o.leader,
       token: readToken(o),
-      hosts: o.hosts.split(',').map((h) => h.trim()).filter(Boolean),
+      hosts: parseHostList(o.hosts),
       runtimeId: o.runtimeId,
       logger: log,
       connectTimeoutMs: o.connectTimeout * 1000,

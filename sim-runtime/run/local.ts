@@ -1,7 +1,8 @@
 // `livesim run`: the leader in this process. A cluster without live components runs embedded:
 // every host in this process too (Leader.runEmbedded), unless `partition` asks for runtime
-// processes. Otherwise the sim-runtimes are child processes, HTTP/2 over loopback between them,
-// the hosts split into `partition` of them in plan order.
+// processes or spec.placement places the hosts. Otherwise the sim-runtimes are child processes,
+// HTTP/2 over loopback between them: the runtimes of spec.placement as the operator makes them
+// (sync/placement.ts), or the hosts split into `partition` of them in plan order (which overrides it).
 // A child that dies, a signal, or a failed barrier ends the run; every child is stopped. Each child
 // gets a known V8 heap limit, the one validation budgets for; one that runs out of it is reported as
 // out of memory, with its hosts.
@@ -16,6 +17,7 @@ import type { SimCluster } from '../api/schema.ts'
 import { formatBytes } from '../api/state-budget.ts'
 import { Leader, RunFailed, type LeaderStatus } from '../sync/leader.ts'
 import type { SimResults } from '../sync/results.ts'
+import { placeHosts } from '../sync/placement.ts'
 import type { Stepping, Windows } from '../sync/windows.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -28,8 +30,9 @@ export interface LocalRunOptions {
   baseDir: string
   logger: Logger
   /**
-   * Number of runtime processes over HTTP/2. Default: none, every host embedded in this process,
-   * for a cluster without live components (runsEmbedded); defaultPartition(plan) for one with them.
+   * Number of runtime processes over HTTP/2, the hosts in plan order. Default: spec.placement's
+   * runtimes when it has one; else none, every host embedded in this process, for a cluster without
+   * live components (runsEmbedded); defaultPartition(plan) for one with them.
    */
   partition?: number
   /** The host names of each runtime process, instead of `partition` blocks in plan order (benchmarks, tests). */
@@ -54,11 +57,12 @@ export interface LocalRunOptions {
 
 /**
  * Whether `livesim run` carries every host in its own process, with no runtime process and no
- * HTTP/2 barrier (bench/README.md, quickstart-slowdown): when no partition is asked for and no
- * component is live. Live cells need the runtime process machinery; a partition asks for processes.
+ * HTTP/2 barrier (bench/README.md, quickstart-slowdown): when no partition or placement is asked for
+ * and no component is live. Live cells need the runtime process machinery; a partition or a
+ * placement asks for processes.
  */
 export function runsEmbedded(plan: RunPlan, partition: number | undefined): boolean {
-  return partition === undefined && plan.liveComponents === 0
+  return partition === undefined && plan.placement === undefined && plan.liveComponents === 0
 }
 
 /**
@@ -71,6 +75,12 @@ export function defaultPartition(_plan: RunPlan): number {
 
 export function splitHosts(plan: RunPlan, partition: number): string[][] {
   return partitionHostIndices(plan.hosts.length, partition).map((p) => p.map((i) => plan.hosts[i]!.name))
+}
+
+/** The host names of each runtime process: `partition` blocks if given, else spec.placement's runtimes, else defaultPartition. */
+export function localRuntimes(plan: RunPlan, partition: number | undefined): string[][] {
+  if (partition === undefined && plan.placement) return placeHosts(plan, plan.placement).runtimes.map((r) => r.map((i) => plan.hosts[i]!.name))
+  return splitHosts(plan, partition ?? defaultPartition(plan))
 }
 
 /** V8's report of a heap out of memory on stderr ("FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"). */
@@ -98,7 +108,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
     barrierTimeoutMs: opts.barrierTimeoutMs ?? 120_000,
   })
   const port = await leader.listen(0, '127.0.0.1')
-  const parts = opts.placement ?? splitHosts(opts.plan, opts.partition ?? defaultPartition(opts.plan))
+  const parts = opts.placement ?? localRuntimes(opts.plan, opts.partition)
   const heapMiB = opts.runtimeHeapMiB ?? Math.floor(v8.getHeapStatistics().heap_size_limit / 2 ** 20)
   const children: ChildProcess[] = []
   /** Why a runtime ran out of heap, once its stderr said so: it explains the disconnect the leader sees. */

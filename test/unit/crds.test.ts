@@ -42,7 +42,7 @@ describe('CRDs', () => {
     expect(crd.spec.names.shortNames).toEqual(['simc'])
     expect(crd.spec.names.categories).toEqual(['livesim'])
     expect(crd.spec.versions[0]!.subresources).toEqual({ status: {} })
-    expect(crd.spec.versions[0]!.additionalPrinterColumns.map((c) => c.name)).toEqual(['Phase', 'Hosts', 'VirtualTime', 'Progress', 'Slowdown', 'Age', 'Slowest', 'Message'])
+    expect(crd.spec.versions[0]!.additionalPrinterColumns.map((c) => c.name)).toEqual(['Phase', 'Hosts', 'VirtualTime', 'Progress', 'Slowdown', 'Age', 'Runtimes', 'Slowest', 'Message'])
   })
   it('SimSweep: short name simsw, category livesim, status subresource, Phase, Trials, Best and Age columns', () => {
     const crd = load(renderCrdFiles()[CRD_FILES[2]]!) as {

@@ -396,6 +396,13 @@ const cases: Case[] = [
   { name: 'missing spec', yaml: 'apiVersion: livesim.dev/v1alpha1\nkind: SimCluster\nmetadata: { name: x }\n', path: 'spec', message: 'required field is missing' },
   { name: 'missing endTime', yaml: edit(['  endTime: 1s\n', '']), path: 'spec.endTime', message: 'required field is missing' },
   { name: 'missing metadata.name', yaml: edit(['  name: base\n', '  labels: { app: x }\n']), path: 'metadata.name', message: 'required field is missing' },
+  { name: 'placement with both runtimes and hostsPerRuntime', yaml: edit(['seed: 7', 'seed: 7\n  placement: { runtimes: 2, hostsPerRuntime: 2 }']), path: 'spec.placement', message: 'set exactly one of runtimes' },
+  { name: 'placement with neither', yaml: edit(['seed: 7', 'seed: 7\n  placement: {}']), path: 'spec.placement', message: 'set exactly one of runtimes' },
+  { name: 'placement: zero runtimes', yaml: edit(['seed: 7', 'seed: 7\n  placement: { runtimes: 0 }']), path: 'spec.placement.runtimes', message: 'must be >= 1' },
+  { name: 'placement: more runtimes than the limit', yaml: edit(['seed: 7', 'seed: 7\n  placement: { runtimes: 1001 }']), path: 'spec.placement.runtimes', message: 'must be <= 1000' },
+  { name: 'placement: more runtimes than modelled hosts', yaml: edit(['seed: 7', 'seed: 7\n  placement: { runtimes: 5 }']), path: 'spec.placement.runtimes', message: '5 runtimes for 4 modelled hosts; at most 4' },
+  { name: 'placement: hostsPerRuntime zero', yaml: edit(['seed: 7', 'seed: 7\n  placement: { hostsPerRuntime: 0 }']), path: 'spec.placement.hostsPerRuntime', message: 'must be >= 1' },
+  { name: 'placement: an unknown field', yaml: edit(['seed: 7', 'seed: 7\n  placement: { runtimes: 2, pods: 2 }']), path: 'spec.placement.pods', message: 'unknown' },
   { name: 'no hosts', yaml: 'apiVersion: livesim.dev/v1alpha1\nkind: SimCluster\nmetadata: { name: x }\nspec: { endTime: 1s, hosts: [] }\n', path: 'spec.hosts', message: 'needs at least 1 items' },
   {
     name: 'JSON document with a bad field',

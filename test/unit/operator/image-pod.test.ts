@@ -51,7 +51,7 @@ function build() {
   const pod = (host: string, s: OperatorSettings = settings) => {
     const sh = { ...simHost(sc, plan, plan.hostIndex.get(host)!, 'http://10.0.0.9:7070', 1), apiVersion: 'livesim.dev/v1alpha1', kind: 'SimHost' }
     sh.metadata.uid = `sh-${host}`
-    return { sh, pod: hostPod(sh, s, liveSetup(sc, sh.spec.group)) as unknown as PodJson }
+    return { sh, pod: hostPod(sh, s, liveSetup(sc, sh.spec.group!)) as unknown as PodJson }
   }
   return { sc, pod }
 }

@@ -62,7 +62,7 @@ describe('host pods of live components', () => {
     sh.metadata.uid = `sh-${host}`
     return sh
   }
-  const podOf = (host: string, s: OperatorSettings) => hostPod(hostObj(host), s, runsLive(sc, hostObj(host).spec.group)) as unknown as PodJson
+  const podOf = (host: string, s: OperatorSettings) => hostPod(hostObj(host), s, runsLive(sc, hostObj(host).spec.group!)) as unknown as PodJson
   const envOf = (p: PodJson) => Object.fromEntries(p.spec.containers[0]!.env.map((e) => [e.name, e.value ?? 'valueFrom']))
 
   it('are the pods of host groups that run a live component, and only those', () => {
@@ -112,7 +112,7 @@ describe('host pods of live components', () => {
     sh.metadata.uid = 'sh-uid'
     const base = hostPod(sh, settings) as unknown as PodJson
     for (const s of [settings, { ...settings, livePodSecurity: 'restricted' as const }, { ...settings, livePodSecurity: 'privileged' as const }]) {
-      expect(hostPod(sh, s, runsLive(quickstart, sh.spec.group))).toEqual(base)
+      expect(hostPod(sh, s, runsLive(quickstart, sh.spec.group!))).toEqual(base)
       // The modelled client of the live cluster too.
       const client = podOf('client-0', s)
       expect(client.spec.volumes).toBeUndefined()
