@@ -14,6 +14,8 @@ import { httpLeaderClient } from './simcluster/leaderclient.ts'
 import { L, LEADER_HTTP_PORT, type OperatorSettings, type SimClusterObject, type SimHostObject } from './simcluster/objects.ts'
 import { domainMetrics, SimClusterReconciler, SimHostReconciler, type Caches } from './simcluster/reconciler.ts'
 import { SIM } from './simcluster/resources.ts'
+import { SIM_SWEEPS, SL, type SimSweepObject } from './simsweep/objects.ts'
+import { SimSweepReconciler } from './simsweep/reconciler.ts'
 
 export interface ManagerOptions {
   settings: OperatorSettings
@@ -34,6 +36,7 @@ export class Manager {
   readonly registry = new Registry()
   readonly client: KubeClient
   readonly caches: Caches
+  readonly simSweeps: Informer<SimSweepObject>
   readonly controllers: Controller[] = []
   private readonly log: Logger
   private readonly o: ManagerOptions
@@ -59,6 +62,7 @@ export class Manager {
       services: inf(R.services, owned),
       serviceAccounts: inf(R.serviceAccounts, owned),
     }
+    this.simSweeps = inf<SimSweepObject>(SIM_SWEEPS)
     const cm = controllerMetrics(this.registry)
     const qm = workQueueMetrics(this.registry)
     const deps = {
@@ -74,7 +78,9 @@ export class Manager {
     const shr = new SimHostReconciler(deps)
     const clusters = new Controller('simcluster', (k) => scr.reconcile(k), log, cm, qm, o.workers ?? 4)
     const hosts = new Controller('simhost', (k) => shr.reconcile(k), log, cm, qm, o.workers ?? 4)
-    this.controllers.push(clusters, hosts)
+    const swr = new SimSweepReconciler({ client: this.client, caches: { simSweeps: this.simSweeps, simClusters: this.caches.simClusters, configMaps: this.caches.configMaps }, log })
+    const sweeps = new Controller('simsweep', (k) => swr.reconcile(k), log, cm, qm, o.workers ?? 4)
+    this.controllers.push(clusters, hosts, sweeps)
 
     const clusterOf = (o: KubeObject) => {
       const c = o.metadata.labels?.[L.cluster]
@@ -83,6 +89,19 @@ export class Manager {
     const hostsOf = (sc: KubeObject) => {
       for (const h of this.caches.simHosts.list((h) => h.metadata.namespace === sc.metadata.namespace && h.spec.cluster === sc.metadata.name)) hosts.queue.add(objectKey(h))
     }
+    const sweepKey = (o: KubeObject) => sweeps.queue.add(objectKey(o))
+    this.simSweeps.addHandlers({ onAdd: sweepKey, onUpdate: sweepKey, onDelete: sweepKey, onResync: sweepKey })
+    // A trial's changes, and its results ConfigMap's arrival, are its sweep's business.
+    const sweepOf = (o: KubeObject | undefined) => {
+      const s = o?.metadata.labels?.[SL.sweep]
+      if (s) sweeps.queue.add(`${o!.metadata.namespace}/${s}`)
+    }
+    this.caches.simClusters.addHandlers({ onAdd: sweepOf, onUpdate: sweepOf, onDelete: sweepOf })
+    const trialOfConfigMap = (c: KubeObject) => {
+      const trial = c.metadata.labels?.[L.cluster]
+      if (trial) sweepOf(this.caches.simClusters.get(`${c.metadata.namespace}/${trial}`))
+    }
+    this.caches.configMaps.addHandlers({ onAdd: trialOfConfigMap, onUpdate: trialOfConfigMap, onDelete: sweepOf })
     this.caches.simClusters.addHandlers({
       onAdd: (o) => clusters.queue.add(objectKey(o)),
       onUpdate: (o) => {
@@ -103,8 +122,12 @@ export class Manager {
     for (const c of [this.caches.secrets, this.caches.configMaps, this.caches.services, this.caches.serviceAccounts]) c.addHandlers({ onDelete: clusterOf })
   }
 
+  private informers(): Informer<KubeObject>[] {
+    return [...(Object.values(this.caches) as Informer<KubeObject>[]), this.simSweeps as unknown as Informer<KubeObject>]
+  }
+
   private synced(): boolean {
-    return Object.values(this.caches).every((c) => (c as Informer<KubeObject>).hasSynced())
+    return this.informers().every((c) => c.hasSynced())
   }
 
   isLeader(): boolean {
@@ -132,8 +155,8 @@ export class Manager {
     this.servers.push(await listen(this.o.healthPort))
     if (this.o.metricsPort !== this.o.healthPort) this.servers.push(await listen(this.o.metricsPort))
 
-    for (const c of Object.values(this.caches)) (c as Informer<KubeObject>).start()
-    await Promise.all(Object.values(this.caches).map((c) => (c as Informer<KubeObject>).waitForSync()))
+    for (const c of this.informers()) c.start()
+    await Promise.all(this.informers().map((c) => c.waitForSync()))
     this.log.info('caches synced')
 
     const lead = () => {
@@ -142,6 +165,7 @@ export class Manager {
       // Everything known is reconciled once on taking over.
       for (const sc of this.caches.simClusters.list()) this.controllers[0]!.queue.add(objectKey(sc))
       for (const sh of this.caches.simHosts.list()) this.controllers[1]!.queue.add(objectKey(sh))
+      for (const sw of this.simSweeps.list()) this.controllers[2]!.queue.add(objectKey(sw))
     }
     if (this.o.leaderElection === false) return lead()
     this.elector = new LeaderElector(this.client, this.log, {
@@ -161,7 +185,7 @@ export class Manager {
   async stop(): Promise<void> {
     await this.elector?.stop()
     await Promise.all(this.controllers.map((c) => c.stop()))
-    for (const c of Object.values(this.caches)) (c as Informer<KubeObject>).stop()
+    for (const c of this.informers()) c.stop()
     await Promise.all(this.servers.map((s) => new Promise((r) => s.close(() => r(undefined)))))
   }
 }

@@ -629,10 +629,17 @@ export const SimSweepSpec = Type.Object(
     template: SimClusterSpec,
     parameters: Type.Array(SweepParameter, { minItems: 1, maxItems: SWEEP_LIMITS.parametersMax, description: 'The grid: the cartesian product of the parameters\' values.' }),
     seeds: Type.Optional(Type.Integer({ minimum: 1, maximum: SWEEP_LIMITS.seedsMax, description: `Replications of each grid point (default 1); replication i runs with seed template.seed + i. Grid points × seeds is at most ${SWEEP_LIMITS.trialsMax}.` })),
-    parallelism: Type.Optional(Type.Integer({ minimum: 1, maximum: SWEEP_LIMITS.parallelismMax, description: 'Trials running at once (default: half the cores of the machine running them, at least 1).' })),
+    parallelism: Type.Optional(Type.Integer({ minimum: 1, maximum: SWEEP_LIMITS.parallelismMax, description: 'Trials running at once (default: with livesim sweep, half the cores of the machine, at least 1; on Kubernetes, 1).' })),
     maxFailedTrials: Type.Optional(Type.Integer({ minimum: 0, maximum: SWEEP_LIMITS.trialsMax, description: 'Failed trials tolerated; one more fails the sweep and starts no further trials (default 0).' })),
     metrics: Type.Array(SweepMetric, { minItems: 1, maxItems: SWEEP_LIMITS.metricsMax }),
     objective: SweepObjective,
+    ttlSecondsAfterFinished: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 365 * 24 * 3600,
+        description: 'On Kubernetes: delete the trials (their SimClusters, pods and results) this long after the sweep finished; the SimSweep and its ConfigMap <name>-results stay. Unset: the trials stay. livesim sweep ignores it.',
+      }),
+    ),
   },
   { ...Closed, description: 'A grid of SimClusters: one trial per parameter point and seed, compared by their metrics.' },
 )

@@ -102,13 +102,15 @@ function grants(rules: PolicyRule[]): string[] {
   return out.sort()
 }
 
-/** What the operator uses (operator/simcluster/reconciler.ts, operator/manager.ts): nothing more. */
+/** What the operator uses (operator/simcluster/reconciler.ts, operator/simsweep/reconciler.ts, operator/manager.ts): nothing more. */
 const OPERATOR_GRANTS = [
-  ...['get', 'list', 'watch', 'delete'].map((v) => `livesim.dev/simclusters:${v}`),
+  ...['get', 'list', 'watch', 'create', 'delete'].map((v) => `livesim.dev/simclusters:${v}`),
+  ...['get', 'list', 'watch'].map((v) => `livesim.dev/simsweeps:${v}`),
   ...['get', 'list', 'watch', 'create', 'patch', 'delete'].map((v) => `livesim.dev/simhosts:${v}`),
-  ...['get', 'patch', 'update'].flatMap((v) => [`livesim.dev/simclusters/status:${v}`, `livesim.dev/simhosts/status:${v}`]),
+  ...['get', 'patch', 'update'].flatMap((v) => [`livesim.dev/simclusters/status:${v}`, `livesim.dev/simhosts/status:${v}`, `livesim.dev/simsweeps/status:${v}`]),
   'livesim.dev/simclusters/finalizers:update',
   'livesim.dev/simhosts/finalizers:update',
+  'livesim.dev/simsweeps/finalizers:update',
   ...['get', 'list', 'watch', 'create', 'delete'].map((v) => `/pods:${v}`),
   ...['get', 'list', 'watch', 'create', 'update', 'delete'].flatMap((v) => [`/services:${v}`, `/secrets:${v}`, `/configmaps:${v}`]),
   ...['get', 'list', 'watch', 'create'].map((v) => `/serviceaccounts:${v}`),

@@ -9,6 +9,7 @@ import path from 'node:path'
 import { load } from 'js-yaml'
 import { describe, expect, it } from 'vitest'
 import { conditionsFor, type ClusterStatus, type Phase } from '../../operator/simcluster/status.ts'
+import { sweepConditions, type SweepStatus } from '../../operator/simsweep/status.ts'
 
 const dir = path.join(import.meta.dirname, '..', '..', 'charts', 'livesim', 'argocd')
 
@@ -126,6 +127,20 @@ describe('Argo CD health check of SimCluster (charts/livesim/argocd/health.lua)'
     expect(h.message).toBe(want === 'Progressing' ? `${phase}: ${message}` : message)
     // The same status, one generation behind the spec: Progressing, whatever the phase.
     expect(health({ ...obj, metadata: { ...obj.metadata, generation: 4 } })).toEqual({ status: 'Progressing', message: 'Waiting for the livesim operator to observe generation 4' })
+  })
+
+  // The same script for SimSweeps, with the sweep reconciler's conditions.
+  const sweepExpected = { Pending: 'Progressing', Running: 'Progressing', Succeeded: 'Healthy', Failed: 'Degraded' } as const
+  it.each(Object.entries(sweepExpected))('maps the operator status of a SimSweep in phase %s to %s', (phase, want) => {
+    const st: SweepStatus = { observedGeneration: 2, phase: phase as keyof typeof sweepExpected }
+    const message = `sweep message of ${phase}`
+    st.conditions = sweepConditions(st, 2, `ReasonOf${phase}`, message, new Date('2026-01-10T12:00:00Z'))
+    st.message = message
+    const obj = { apiVersion: 'livesim.dev/v1alpha1', kind: 'SimSweep', metadata: { name: 'x', namespace: 'y', generation: 2 }, spec: {}, status: st }
+    const h = health(obj)
+    expect(h.status).toBe(want)
+    expect(h.message).toBe(want === 'Progressing' ? `${phase}: ${message}` : message)
+    expect(health({ ...obj, metadata: { ...obj.metadata, generation: 3 } })).toEqual({ status: 'Progressing', message: 'Waiting for the livesim operator to observe generation 3' })
   })
 
   it('never fails on partial or odd objects', () => {

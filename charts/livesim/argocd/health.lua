@@ -1,16 +1,26 @@
--- Argo CD health check for livesim.dev/SimCluster (resource.customizations, key
--- "livesim.dev/SimCluster", field health.lua). Argo CD runs it with the live object in `obj` and
--- reads back a table { status = ..., message = ... }.
+-- Argo CD health check for livesim.dev/SimCluster and livesim.dev/SimSweep (resource.customizations,
+-- keys "livesim.dev/SimCluster" and "livesim.dev/SimSweep", field health.lua: the same script for
+-- both, as both report the same conditions). Argo CD runs it with the live object in `obj` and reads
+-- back a table { status = ..., message = ... }.
 --
---   Healthy      the run succeeded: condition Complete=True (or, without conditions, phase Succeeded)
---   Degraded     the run failed: Failed=True or Stalled=True (or phase Failed), with its message
+--   Healthy      the run (every trial of the sweep) succeeded: condition Complete=True (or, without
+--                conditions, phase Succeeded)
+--   Degraded     the run or sweep failed: Failed=True or Stalled=True (or phase Failed), with its message
 --   Progressing  anything else: no status yet, the operator has not observed the latest
---                metadata.generation, or the run is pending, scheduling or running
+--                metadata.generation, or the run is pending, scheduling or running (a sweep's trials
+--                are running)
 --
 -- Written for gopher-lua (Lua 5.1, what Argo CD embeds) and Lua 5.3 alike: numbers are formatted
 -- with %d, never concatenated.
 
-local hs = { status = "Progressing", message = "Waiting for the livesim operator to reconcile the SimCluster" }
+local kind = "SimCluster"
+local what = "simulation"
+if obj.kind == "SimSweep" then
+  kind = "SimSweep"
+  what = "sweep"
+end
+
+local hs = { status = "Progressing", message = "Waiting for the livesim operator to reconcile the " .. kind }
 
 local function condition(conditions, conditionType)
   if conditions == nil then
@@ -61,17 +71,17 @@ local complete = condition(conditions, "Complete")
 
 if isTrue(failed) then
   hs.status = "Degraded"
-  hs.message = describe(failed, status.message or "The simulation failed")
+  hs.message = describe(failed, status.message or ("The " .. what .. " failed"))
   return hs
 end
 if isTrue(stalled) then
   hs.status = "Degraded"
-  hs.message = describe(stalled, status.message or "The simulation is stalled")
+  hs.message = describe(stalled, status.message or ("The " .. what .. " is stalled"))
   return hs
 end
 if isTrue(complete) then
   hs.status = "Healthy"
-  hs.message = describe(complete, status.message or "The simulation succeeded")
+  hs.message = describe(complete, status.message or ("The " .. what .. " succeeded"))
   return hs
 end
 
@@ -79,12 +89,12 @@ end
 if conditions == nil or #conditions == 0 then
   if status.phase == "Failed" then
     hs.status = "Degraded"
-    hs.message = status.message or "The simulation failed"
+    hs.message = status.message or ("The " .. what .. " failed")
     return hs
   end
   if status.phase == "Succeeded" then
     hs.status = "Healthy"
-    hs.message = status.message or "The simulation succeeded"
+    hs.message = status.message or ("The " .. what .. " succeeded")
     return hs
   end
 end
