@@ -34,7 +34,7 @@ import path from 'node:path'
 import type { ClockWaits } from './deadlines.ts'
 import { alive } from './proc.ts'
 import { faketimeShim } from './shim.ts'
-import { CLOCK_FILE_BYTES, STATE_BYTES, STATE_FLAG_WAIT, STATE_RUNTIME_BYTES, stateOffset, STAMPS_BYTES, WAIT_SLOT, WAIT_SLOT_BYTES, WAIT_SLOTS, WAITS_BYTES, WAITS_HEADER, WAITS_HEADER_BYTES, WAITS_OFFSET } from './shim/layout.ts'
+import { CLOCK_FILE_BYTES, STATE_BYTES, STATE_FLAG_FROZEN, STATE_FLAG_WAIT, STATE_RUNTIME_BYTES, stateOffset, STAMPS_BYTES, WAIT_SLOT, WAIT_SLOT_BYTES, WAIT_SLOTS, WAITS_BYTES, WAITS_HEADER, WAITS_HEADER_BYTES, WAITS_OFFSET } from './shim/layout.ts'
 import { which } from './spawn.ts'
 import { vexecSupport } from './vexec.ts'
 
@@ -55,8 +55,11 @@ export interface VirtualClock {
    * - `precise`: a precise slice (docs/live.md, "Precise slices"; fast clock only): the clock reads
    *   `virtualNs` at the first reading of any of the cell's threads after the thaw (not at
    *   `anchorNs`), and a reading that reaches `untilNs` waits there until the next set().
+   * - `frozen`: the cell is frozen between quanta, so its clock may jump at `untilNs` (the cell was
+   *   frozen before its clock got there): the programs' real waits end at the barrier at the latest
+   *   and are planned again after the thaw, instead of counting on the rate across it.
    */
-  set(virtualNs: number, rate: number, opts?: { anchorNs?: bigint; untilNs?: number; precise?: boolean }): void
+  set(virtualNs: number, rate: number, opts?: { anchorNs?: bigint; untilNs?: number; precise?: boolean; frozen?: boolean }): void
   /**
    * During or after a slice: the real CLOCK_MONOTONIC instant at which a precise slice's clock
    * started (undefined: no reading yet, or not a precise slice), and how many readings are waiting at
@@ -223,16 +226,16 @@ class FaketimeClock implements VirtualClock {
     return { deadlineNs, wakeNs, overflowWakeNs: header('overflowWake'), firedNs: header('fired') }
   }
 
-  set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number; precise?: boolean } = {}): void {
+  set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number; precise?: boolean; frozen?: boolean } = {}): void {
     if (this.closed) throw new Error('virtual clock is closed')
     if (!Number.isSafeInteger(virtualNs) || virtualNs < 0) throw new Error(`virtualNs must be a non-negative safe integer, got ${virtualNs}`)
     if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`rate must be > 0 (libfaketime divides sleeps by it), got ${rate}`)
-    const { anchorNs, untilNs, precise = false } = opts
+    const { anchorNs, untilNs, precise = false, frozen = false } = opts
     if (untilNs !== undefined && !(Number.isSafeInteger(untilNs) && untilNs >= virtualNs)) throw new Error(`untilNs must be a safe integer ≥ virtualNs, got ${untilNs}`)
     // The barrier first: the shim reads it at every clock reading; the cell is frozen, nobody reads now.
     const target = this.base + BigInt(virtualNs)
     const monoAnchor = anchorNs ?? process.hrtime.bigint()
-    this.writeState(untilNs === undefined ? 0n : this.base + BigInt(untilNs), target, monoAnchor, rate, precise)
+    this.writeState(untilNs === undefined ? 0n : this.base + BigInt(untilNs), target, monoAnchor, rate, (precise ? STATE_FLAG_WAIT : 0) | (frozen ? STATE_FLAG_FROZEN : 0))
     // A precise slice's clock starts at the programs' first reading: libfaketime's file (for what
     // the shim does not read itself) keeps the last offset.
     if (precise && this.generation > 0) return
@@ -246,14 +249,15 @@ class FaketimeClock implements VirtualClock {
    * The shim's state (shim.ts, "fast clock"): barrier, then the clock itself — virtual epoch ns at
    * the anchor, the anchor on CLOCK_MONOTONIC, the rate — from which it computes every reading.
    */
-  private writeState(barrierEpochNs: bigint, targetEpochNs: bigint, monoAnchor: bigint, rate: number, precise: boolean): void {
+  private writeState(barrierEpochNs: bigint, targetEpochNs: bigint, monoAnchor: bigint, rate: number, flags: number): void {
+    const precise = (flags & STATE_FLAG_WAIT) !== 0
     const buf = this.limitBuf
     buf.writeBigInt64LE(barrierEpochNs, stateOffset('barrier'))
     buf.writeBigInt64LE(targetEpochNs, stateOffset('at'))
     buf.writeBigInt64LE(precise ? -1n : monoAnchor, stateOffset('anchor'))
     buf.writeDoubleLE(rate, stateOffset('rate'))
     buf.writeBigInt64LE(monoAnchor, stateOffset('plannedAnchor'))
-    buf.writeBigInt64LE(precise ? BigInt(STATE_FLAG_WAIT) : 0n, stateOffset('flags'))
+    buf.writeBigInt64LE(BigInt(flags), stateOffset('flags'))
     // Seqlock: odd, the state, even (the shim reads the state again when the sequence moved).
     this.seqBuf.writeBigInt64LE(++this.seq, 0)
     writeSync(this.limitFd, this.seqBuf, 0, 8, stateOffset('seq'))

@@ -533,7 +533,7 @@ class SliceDriver {
       // The programs' clocks never go back within a run (the file comment): a slice starts where the last could have left them.
       assert(start >= this.sliceStart[i]!, 'quantum driver: a slice would set a clock back')
       this.sliceStart[i] = start
-      this.cells[i]!.clock?.set(start, this.rate[i]!, { anchorNs: anchor, untilNs: B, precise: s.precise[i] === 1 })
+      this.cells[i]!.clock?.set(start, this.rate[i]!, { anchorNs: anchor, untilNs: B, precise: s.precise[i] === 1, frozen: true })
     }
     const written = hrNow()
     if (nClocks > 0) this.writeNsPerClock = nextWriteNsPerClock(this.writeNsPerClock, Number(written - t0), nClocks)

@@ -35,6 +35,11 @@ export const STATE = {
 
 /** Readings that reach the barrier wait there until the runtime moves it (a precise slice). */
 export const STATE_FLAG_WAIT = 1
+/**
+ * The cell is frozen between quanta (CpuTime, WallTime): its clock may jump at a barrier (a freeze
+ * that came before the clock reached it), so no real wait reaches across the barrier (sleep.c).
+ */
+export const STATE_FLAG_FROZEN = 2
 /** Size of the clock state file. */
 export const STATE_BYTES = 128
 /** The words the runtime reads back after a slice: words 0-7. */
@@ -131,7 +136,7 @@ export function layoutHeader(): string {
     `#define STATE_RUNTIME_BYTES ${STATE_RUNTIME_BYTES}`,
   ]
   for (const w of Object.values(STATE)) lines.push(`#define W_${w.c} ${w.index} /* ${w.doc} */`)
-  lines.push(`#define STATE_FLAG_WAIT ${STATE_FLAG_WAIT}`, `#define STATE_WORDS (STATE_BYTES / 8)`)
+  lines.push(`#define STATE_FLAG_WAIT ${STATE_FLAG_WAIT}`, `#define STATE_FLAG_FROZEN ${STATE_FLAG_FROZEN}`, `#define STATE_WORDS (STATE_BYTES / 8)`)
   const maxWord = Math.max(...Object.values(STATE).map((w) => w.index))
   lines.push(`_Static_assert(${maxWord} < STATE_WORDS, "every state word fits in the state");`)
   lines.push(`_Static_assert(W_SEQ * 8 < STATE_RUNTIME_BYTES, "the runtime reads the sequence back");`)

@@ -59,13 +59,35 @@ long long virtual_left(long long deadline) {
    beyond it would otherwise spin; the deadline cannot come before the runtime moves the clock, so
    the nap makes it late by at most its length, at the clock's rate. */
 #define BARRIER_NAP_NS 20000LL
+
+/* In a cell frozen between quanta (STATE_FLAG_FROZEN), a real wait ends at the barrier at the latest
+   (a nap past where the clock reaches it): the rate holds only up to the barrier. When the freeze
+   comes before the clock gets there (the runtime froze it a little early), the next quantum's clock
+   starts at the barrier all the same, and a wait planned across many barriers at the rate ran that
+   much late, jump after jump: a lone select of 100 ms at 1 ms quanta ended up to 1.7 quanta late.
+   Ended at the barrier, the wait comes back at the thaw (or, frozen late, naps until the freeze)
+   and is planned again from the new quantum's clock. A precise slice nobody has read yet starts
+   its clock no sooner than its planned anchor, so its barrier comes no sooner than that plus the
+   slice's length at the rate. */
+static long long frozen_wait_ns(long long cap, double rate, long long real) {
+  long long now = clock_unread(cap), to_cap;
+  if (now >= 0) to_cap = (long long)((double)(cap - now) / rate);
+  else to_cap = state[W_PLANNED_ANCHOR] + (long long)((double)(cap - state[W_AT]) / rate) - mono_ns();
+  long long end = (to_cap > 0 ? to_cap : 0) + BARRIER_NAP_NS;
+  return end < real ? end : real;
+}
+
 long long real_wait_ns(long long deadline) {
   long long left = virtual_left(deadline);
   if (left == 0) return 0;
   double rate = state ? *state_rate : 1.0;
-  long long real = (long long)((double)left / (rate > 0 ? rate : 1.0));
+  if (!(rate > 0)) rate = 1.0;
+  long long real = (long long)((double)left / rate);
   long long cap = state ? state[W_BARRIER] : 0;
-  if (cap > 0 && cap < deadline && real < BARRIER_NAP_NS) real = BARRIER_NAP_NS;
+  if (cap > 0 && cap < deadline) {
+    if (real < BARRIER_NAP_NS) real = BARRIER_NAP_NS;
+    else if (state_ext && (state[W_FLAGS] & STATE_FLAG_FROZEN)) real = frozen_wait_ns(cap, rate, real);
+  }
   return real > 0 ? real : 1;
 }
 

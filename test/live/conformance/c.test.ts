@@ -1,7 +1,7 @@
 // The conformance suite, C (README.md beside this file): one small C program per group of calls,
 // compiled by the test with the machine's cc, all running side by side in one cell of one
-// `livesim run` at cell.speed 4; every check must time out within [deadline, deadline + 2 quanta]
-// of virtual time (harness.ts, LATE_QUANTA), and n timed waits of d must take n × d.
+// `livesim run` at cell.speed 4; every check must time out within [deadline, deadline + quantum]
+// of virtual time, and n timed waits of d must take n × d.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

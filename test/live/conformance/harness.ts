@@ -1,7 +1,7 @@
 // The conformance suite's harness (README.md beside it): runs real programs as live components of
 // one host in a real `livesim run` (runLocal, the code path of the CLI), reads the JSON lines each
 // program printed to its log (<workDir>/<host>/<component>.log), and judges them: every timeout or
-// timer must end within [deadline, deadline + 2 quanta] of virtual time (LATE_QUANTA), on the virtual clock.
+// timer must end within [deadline, deadline + quantum] of virtual time, on the virtual clock.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -22,13 +22,8 @@ export const HOST = 'probe'
 export const SPEED = 4
 /** The sync quantum: a timer may fire up to one quantum late (frozen at its deadline, it wakes at the next thaw). */
 export const QUANTUM = '1ms'
-/**
- * How many quanta late a deadline may end. One by design; but a lone idle waiter in a CpuTime cell
- * (the clock of each slice starts at its first reading, so the slices of an idle cell do not run
- * the clock at a steady rate, and a real wait computed at that rate can end a slice after its
- * deadline) was measured up to 1.7 quanta late (docs/live.md, "Precision"), so each wait is allowed two.
- */
-export const LATE_QUANTA = 2
+/** How many quanta late a deadline may end: one (frozen as it comes, a waiter wakes at the next thaw). */
+export const LATE_QUANTA = 1
 /** Slowdown (wall s per virtual s) a run must have for its checks to mean anything. */
 export const MIN_SLOWDOWN = 3
 
@@ -195,7 +190,7 @@ export function table(r: ConformanceRun, keys: string[], pending: readonly strin
     const got = c?.gotNs !== undefined ? ms(c.gotNs) : c?.hung ? 'hung' : c?.error ? 'error' : '-'
     return `  ${k.padEnd(64)} ${(c?.askedNs !== undefined ? ms(c.askedNs) : '-').padStart(13)} ${got.padStart(13)}  ${verdict}${p && c?.ret ? ` (${c.ret})` : ''}`
   })
-  return [`  ${'check'.padEnd(64)} ${'asked'.padStart(13)} ${'got'.padStart(13)}  within [asked, asked + ${LATE_QUANTA} quanta]?`, ...rows].join('\n')
+  return [`  ${'check'.padEnd(64)} ${'asked'.padStart(13)} ${'got'.padStart(13)}  within [asked, asked + quantum]?`, ...rows].join('\n')
 }
 
 /**
@@ -231,7 +226,7 @@ export function conformanceTests(name: string, endTime: string, calls: Record<st
 
   for (const key of keys) {
     const pending = PENDING.includes(key) && !runPending
-    it.skipIf(pending)(pending ? `${key} (skipped: not yet virtual)` : `${key}: times out within [deadline, deadline + ${LATE_QUANTA} quanta] of virtual time`, () => {
+    it.skipIf(pending)(pending ? `${key} (skipped: not yet virtual)` : `${key}: times out within [deadline, deadline + quantum] of virtual time`, () => {
       const problem = problemOf(run, key)
       expect(problem, problem).toBeUndefined()
     })
