@@ -15,7 +15,7 @@ import { Leader, RunFailed } from '../sync/leader.ts'
 import { runRuntime, RuntimeError, stopLiveComponents } from '../sync/runtime.ts'
 import { runLocal, runsEmbedded } from '../run/local.ts'
 import { resultsJson } from '../sync/results.ts'
-import { addSweepCommands, validateSweepFile } from '../sweep/command.ts'
+import { addSweepCommands } from '../sweep/cli.ts'
 import { ProgressView, printResultsTable } from './view.ts'
 import { renderCrds } from '../api/crds.ts'
 
@@ -122,7 +122,8 @@ program
   .description('Check SimCluster and SimSweep manifests: schema and semantics. Exit 0 when all are valid.')
   .argument('<files...>', 'manifests')
   .option('-p, --partition <n>', 'check the modelled state against the heap of this many runtime processes, as `livesim run --partition` (default 1)', (v) => positiveInt(v, '--partition'), 1)
-  .action((files: string[], o: { partition: number }) => {
+  .action(async (files: string[], o: { partition: number }) => {
+    const { validateSweepFile } = await import('../sweep/command.ts')
     let bad = 0
     for (const f of files) {
       try {

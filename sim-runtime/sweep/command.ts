@@ -4,7 +4,6 @@
 // Exit codes as for `livesim run`: 0 success; 1 invalid input or a failed sweep; 130 interrupted.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { InvalidArgumentError, type Command } from 'commander'
 import type { SimClusterSpec } from '../api/schema.ts'
 import { localHeapBudget } from '../api/state-budget.ts'
 import { parseManifest, ValidationError } from '../api/validate.ts'
@@ -16,12 +15,6 @@ import { defaultParallelism, runSweep } from './run.ts'
 import { resultsCsv, sweepResults, type SweepResults } from './summary.ts'
 import { formatEta, pointsTable, SweepProgressView } from './view.ts'
 import { validateSimSweep } from './validate.ts'
-
-function positiveInt(v: string): number {
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`a positive integer is needed, got ${JSON.stringify(v)}`)
-  return n
-}
 
 function readText(file: string): string {
   try {
@@ -69,13 +62,14 @@ function findGroup(spec: SimClusterSpec, ref: string) {
   return spec.hosts.find((h) => h.name === ref) ?? spec.hosts.find((h) => ref.startsWith(`${h.name}-`) && /^[0-9]+$/.test(ref.slice(h.name.length + 1)))
 }
 
-interface SweepOptions {
+export interface SweepOptions {
   out?: string
   parallel?: number
   quiet?: boolean
 }
 
-async function sweepAction(file: string, o: SweepOptions): Promise<void> {
+/** `livesim sweep FILE` (cli.ts registers it). */
+export async function sweepAction(file: string, o: SweepOptions): Promise<void> {
   const grid = readSweep(file)
   const outDir = path.resolve(o.out ?? path.join('sweeps', grid.sweep))
   const parallel = o.parallel ?? grid.parallelism ?? defaultParallelism()
@@ -134,34 +128,18 @@ function printSummary(grid: Grid, r: SweepResults, outDir: string, wallSeconds: 
   process.stdout.write(out.join('\n') + '\n')
 }
 
-export function addSweepCommands(program: Command): void {
-  program
-    .command('sweep')
-    .description('Run a SimSweep on this machine: every trial (grid point × seed) as `livesim run` runs it; writes results.csv, results.json, trials/ and report.html.')
-    .argument('<file>', 'SimSweep manifest (YAML or JSON)')
-    .option('-o, --out <dir>', 'output directory; trials already there with the same spec are reused (default: sweeps/<name>)')
-    .option('-j, --parallel <n>', 'trials running at once (default: spec.parallelism, else half the cores, at least 1)', positiveInt)
-    .option('-q, --quiet', 'no progress display')
-    .action(sweepAction)
-
-  program
-    .command('compare')
-    .description('Two results JSON side by side per component: latency percentiles, throughput, errors, with the relative difference.')
-    .argument('<a>', 'results JSON (livesim run --out, or a sweep trial)')
-    .argument('<b>', 'results JSON to compare with A')
-    .option('--json', 'print the rows as JSON')
-    .action((a: string, b: string, o: { json?: boolean }) => {
-      let ra, rb
-      try {
-        ra = readResults(a)
-        rb = readResults(b)
-      } catch (err) {
-        if (!(err instanceof CompareError)) throw err
-        process.stderr.write(`livesim compare: ${err.message}\n`)
-        process.exitCode = 1
-        return
-      }
-      if (o.json) process.stdout.write(JSON.stringify(compareResults(ra, rb), null, 2) + '\n')
-      else process.stdout.write(compareTable({ file: a, r: ra }, { file: b, r: rb }))
-    })
+/** `livesim compare A B` (cli.ts registers it). */
+export function compareAction(a: string, b: string, o: { json?: boolean }): void {
+  let ra, rb
+  try {
+    ra = readResults(a)
+    rb = readResults(b)
+  } catch (err) {
+    if (!(err instanceof CompareError)) throw err
+    process.stderr.write(`livesim compare: ${err.message}\n`)
+    process.exitCode = 1
+    return
+  }
+  if (o.json) process.stdout.write(JSON.stringify(compareResults(ra, rb), null, 2) + '\n')
+  else process.stdout.write(compareTable({ file: a, r: ra }, { file: b, r: rb }))
 }
