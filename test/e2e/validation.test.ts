@@ -42,6 +42,8 @@ const cases: { name: string; manifest: string; expect: RegExp }[] = [
   { name: 'sigma with Exponential', manifest: variant('Exponential, mean: 120us }', 'Exponential, mean: 120us, sigma: 1 }'), expect: /sigma is required with, and only allowed with, distribution LogNormal/ },
   { name: 'Slack mode without slack', manifest: variant('  seed: 42\n', '  seed: 42\n  sync: { mode: Slack }\n'), expect: /sync\.slack is required in Slack mode/ },
   { name: 'slack in Conservative mode', manifest: variant('  seed: 42\n', '  seed: 42\n  sync: { mode: Conservative, slack: 1ms }\n'), expect: /sync\.slack is only allowed with mode: Slack/ },
+  { name: 'placement with both runtimes and hostsPerRuntime', manifest: variant('  seed: 42\n', '  seed: 42\n  placement: { runtimes: 2, hostsPerRuntime: 4 }\n'), expect: /spec\.placement: Invalid value.*set exactly one of runtimes/ },
+  { name: 'placement with zero runtimes', manifest: variant('  seed: 42\n', '  seed: 42\n  placement: { runtimes: 0 }\n'), expect: /spec\.placement\.runtimes.*should be greater than or equal to 1/ },
   { name: 'duplicate host names', manifest: variant('    - name: db\n', '    - name: web\n'), expect: /spec\.hosts\[2\]: Duplicate value/ },
   { name: 'duplicate component names', manifest: variant('        - name: sql\n', '        - name: sql2\n          model: { kind: Server, service: { distribution: Constant, mean: 1ms } }\n        - name: sql2\n'), expect: /components\[1\]: Duplicate value/ },
 ]
@@ -68,6 +70,10 @@ describe('the API server rejects invalid SimClusters', () => {
     const r = kubectlIn(held.replace('seed: 42', 'seed: 43'), 'apply', '-n', NS, '-f', '-')
     expect(r.status).not.toBe(0)
     expect(r.stderr).toMatch(/run-defining fields of spec .* are immutable/)
+    // Placement too: the runtime pods of a run in progress would no longer match it.
+    const placed = kubectlIn(held.replace('  seed: 42\n', '  seed: 42\n  placement: { runtimes: 2 }\n'), 'apply', '-n', NS, '-f', '-')
+    expect(placed.status).not.toBe(0)
+    expect(placed.stderr).toMatch(/run-defining fields of spec \(.*placement\) are immutable/)
     const policy = kubectlIn(held.replace('  seed: 42\n', '  seed: 42\n  runPolicy: { ttlSecondsAfterFinished: 60 }\n'), 'apply', '-n', NS, '-f', '-')
     expect(policy.status, policy.stderr).toBe(0)
     kubectl('delete', 'simcluster', '-n', NS, 'immutable', '--wait=false')

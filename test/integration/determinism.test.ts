@@ -102,6 +102,21 @@ describe.each([
   }, 600_000)
 })
 
+describe('spec.placement', () => {
+  it('gives the digest of the embedded run on the runtimes the partitioner makes, as `livesim run` runs them', async () => {
+    const m = resized('fanout.yaml', '20ms')
+    const embedded = await runProcesses(m)
+    for (const placement of [{ runtimes: 3 }, { runtimes: 8 }, { hostsPerRuntime: 64 }]) {
+      const placed = { ...validateSimCluster({ ...m.cluster, spec: { ...m.cluster.spec, placement } }, { baseDir: m.baseDir }), baseDir: m.baseDir }
+      // No --partition: spec.placement decides the runtime processes.
+      const r = await runProcesses(placed)
+      expect({ placement, runtimes: r.wall.runtimes }).toEqual({ placement, runtimes: placement.runtimes ?? 4 })
+      expect({ placement, digest: r.digest }).toEqual({ placement, digest: embedded.digest })
+      expect(r.sync.causalityViolations).toBe(0)
+    }
+  }, 600_000)
+})
+
 describe('seeds', () => {
   it('a different seed gives different results', () => {
     const m = example('quickstart.yaml')
