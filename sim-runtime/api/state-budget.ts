@@ -47,6 +47,11 @@ export interface HeapBudget {
   heapLimitBytes: number
   /** Runtimes the hosts are split into, as `livesim run --partition` does (partitionHostIndices). */
   partition: number
+  /**
+   * The hosts of each runtime when spec.placement places them (sync/placement.ts, which the caller
+   * passes in: api/ does not depend on sync/); undefined: `partition` blocks.
+   */
+  runtimes?: (plan: RunPlan) => readonly (readonly number[])[] | undefined
 }
 
 /** The heap of a runtime that `livesim run` starts on this machine: this process's (run/local.ts gives it the same limit). */
@@ -146,7 +151,8 @@ export function heapIssues(plan: RunPlan, budget: HeapBudget): { path: string; m
   const terms = plan.hosts.map((h) => hostState(plan, h, groupAt.get(h.group)!))
   const hostBytes = terms.map((ts) => sum(ts.map((t) => t.bytes)))
   const fits = (partition: number) => partitionHostIndices(plan.hosts.length, partition).every((p) => sum(p.map((i) => hostBytes[i]!)) <= usable)
-  const parts = partitionHostIndices(plan.hosts.length, budget.partition)
+  const placed = budget.runtimes?.(plan)
+  const parts = placed ?? partitionHostIndices(plan.hosts.length, budget.partition)
   const partBytes = parts.map((p) => sum(p.map((i) => hostBytes[i]!)))
   const worst = partBytes.indexOf(Math.max(...partBytes))
   if (partBytes[worst]! <= usable) return []
@@ -164,7 +170,9 @@ export function heapIssues(plan: RunPlan, budget: HeapBudget): { path: string; m
   }
   const top = [...byPath.values()].reduce((a, b) => (b.bytes > a.bytes ? b : a))
   let advice = top.term.lever
-  if (Math.max(...hostBytes) <= usable) {
+  if (placed && Math.max(...hostBytes) <= usable) {
+    advice += ' or spread the hosts over more runtimes (spec.placement)'
+  } else if (Math.max(...hostBytes) <= usable) {
     let n = budget.partition + 1
     while (n < plan.hosts.length && !fits(n)) n++
     advice += ` or split hosts across runtimes (--partition ${n})`

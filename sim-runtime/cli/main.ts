@@ -8,10 +8,11 @@ import { Command, CommanderError, Option } from 'commander'
 import { resultsPlan } from '../api/plan.ts'
 import type { SimCluster } from '../api/schema.ts'
 import { parseHostList } from '../api/hostlist.ts'
-import { localHeapBudget } from '../api/state-budget.ts'
+import { localHeapBudget, type HeapBudget } from '../api/state-budget.ts'
 import { loadSimCluster, ValidationError } from '../api/validate.ts'
 import { makeLogger } from '../log.ts'
 import { Leader, RunFailed } from '../sync/leader.ts'
+import { placeHosts } from '../sync/placement.ts'
 import { runRuntime, RuntimeError, stopLiveComponents } from '../sync/runtime.ts'
 import { runLocal, runsEmbedded } from '../run/local.ts'
 import { resultsJson } from '../sync/results.ts'
@@ -22,10 +23,10 @@ import { renderCrds } from '../api/crds.ts'
 const VERSION = '0.1.0'
 
 /**
- * Read and validate a manifest. `partition`: the runtimes `livesim run` will split its hosts into on
- * this machine; its modelled state must fit their heap.
+ * Read and validate a manifest. `heap`: the runtimes `livesim run` will split its hosts into on
+ * this machine (runBudget); its modelled state must fit their heap.
  */
-function readManifest(file: string, partition?: number) {
+function readManifest(file: string, heap?: HeapBudget) {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
@@ -33,7 +34,14 @@ function readManifest(file: string, partition?: number) {
     throw new ValidationError([{ path: '', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }])
   }
   const baseDir = path.dirname(path.resolve(file))
-  return { ...loadSimCluster(text, { source: file, baseDir, heap: partition === undefined ? undefined : localHeapBudget(partition) }), baseDir }
+  return { ...loadSimCluster(text, { source: file, baseDir, heap }), baseDir }
+}
+
+/** The runtimes of `livesim run`: --partition blocks if given, else spec.placement's runtimes, else one. */
+function runBudget(partition: number | undefined): HeapBudget {
+  const budget = localHeapBudget(partition ?? 1)
+  if (partition !== undefined) return budget
+  return { ...budget, runtimes: (plan) => (plan.placement ? placeHosts(plan, plan.placement).runtimes : undefined) }
 }
 
 const DETAILS = { auto: 'Auto', groups: 'Groups', hosts: 'Hosts' } as const
@@ -71,9 +79,9 @@ program
   .option('-q, --quiet', 'no progress display')
   .option('--work-dir <dir>', 'live components: where their logs and clock files go (default: a new directory under the system temp dir)')
   .action(async (file: string, o: { out: string; partition?: number; stepping: 'adaptive' | 'fixed'; resultsDetail?: keyof typeof DETAILS; json?: boolean; quiet?: boolean; workDir?: string }) => {
-    // Without --partition, runLocal carries the hosts in this process (no live component) or in
-    // defaultPartition(plan) runtimes, 1: the heap of one runtime either way.
-    const { cluster, plan, baseDir } = withDetail(readManifest(file, o.partition ?? 1), o.resultsDetail)
+    // Without --partition, runLocal carries the hosts in spec.placement's runtimes, else in this
+    // process (no live component) or in defaultPartition(plan) runtimes, 1: the heap of one runtime.
+    const { cluster, plan, baseDir } = withDetail(readManifest(file, runBudget(o.partition)), o.resultsDetail)
     const workDir = plan.liveComponents > 0 ? path.resolve(o.workDir ?? mkdtempSync(path.join(os.tmpdir(), `livesim-${plan.cluster}-`))) : undefined
     const log = makeLogger('livesim', process.env.LIVESIM_LOG_LEVEL ?? 'warn')
     const view = o.quiet || o.json ? undefined : new ProgressView(process.stderr)
@@ -121,8 +129,8 @@ program
   .command('validate')
   .description('Check SimCluster and SimSweep manifests: schema and semantics. Exit 0 when all are valid.')
   .argument('<files...>', 'manifests')
-  .option('-p, --partition <n>', 'check the modelled state against the heap of this many runtime processes, as `livesim run --partition` (default 1)', (v) => positiveInt(v, '--partition'), 1)
-  .action(async (files: string[], o: { partition: number }) => {
+  .option('-p, --partition <n>', 'check the modelled state against the heap of this many runtime processes, as `livesim run --partition` (default: the runtimes of spec.placement, else 1)', (v) => positiveInt(v, '--partition'))
+  .action(async (files: string[], o: { partition?: number }) => {
     const { validateSweepFile } = await import('../sweep/command.ts')
     let bad = 0
     for (const f of files) {
@@ -132,8 +140,10 @@ program
           process.stdout.write(`${sweep}\n`)
           continue
         }
-        const { plan } = readManifest(f, o.partition)
-        process.stdout.write(`${f}: valid SimCluster ${plan.cluster} (${plan.hosts.length} hosts, lookahead ${Number.isFinite(plan.lookaheadNs) ? `${plan.lookaheadNs}ns` : 'none'})\n`)
+        const { plan } = readManifest(f, runBudget(o.partition))
+        const placed = plan.placement ? placeHosts(plan, plan.placement) : undefined
+        const placement = placed ? `, ${placed.runtimes.length} runtimes of at most ${placed.hostsPerRuntimeMax} hosts` : ''
+        process.stdout.write(`${f}: valid SimCluster ${plan.cluster} (${plan.hosts.length} hosts, lookahead ${Number.isFinite(plan.lookaheadNs) ? `${plan.lookaheadNs}ns` : 'none'}${placement})\n`)
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err
         process.stderr.write(`${err.message}\n`)

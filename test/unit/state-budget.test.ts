@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { heapIssues, STATE_BYTES, type HeapBudget } from '../../sim-runtime/api/state-budget.ts'
+import { placeHosts } from '../../sim-runtime/sync/placement.ts'
 import { loadSimCluster } from '../../sim-runtime/api/validate.ts'
 
 const ROOT = path.join(import.meta.dirname, '..', '..')
@@ -105,5 +106,16 @@ describe('heap budget', () => {
     expect(issue?.path).toBe('spec.hosts[0].components')
     expect(issue?.message).toContain('(1000 hosts × 64 components)')
     expect(issue?.message).toContain('use fewer hosts or components or split hosts across runtimes (--partition 3)')
+  })
+
+  it("with spec.placement, checks each of the placement's runtimes: what fits in 4 does not in 2", () => {
+    const servers = Array.from({ length: 64 }, (_, i) => `        - { name: s${i}, model: { kind: Server, service: { distribution: Constant, mean: 1ms } } }`).join('\n')
+    const yaml = (runtimes: number) => `apiVersion: livesim.dev/v1alpha1\nkind: SimCluster\nmetadata: { name: wide }\nspec:\n  endTime: 1s\n  placement: { runtimes: ${runtimes} }\n  hosts:\n    - name: h\n      replicas: 1000\n      components:\n${servers}\n`
+    const small = { heapLimitBytes: 128 * 2 ** 20, partition: 1 }
+    const placed: HeapBudget = { ...small, runtimes: (plan) => placeHosts(plan, plan.placement).runtimes }
+    expect(issuesOf(yaml(4), placed)).toEqual([])
+    const [issue] = issuesOf(yaml(2), placed)
+    expect(issue?.message).toContain('in runtime 1 of 2 (500 hosts × 64 components)')
+    expect(issue?.message).toContain('or spread the hosts over more runtimes (spec.placement)')
   })
 })
