@@ -8,10 +8,10 @@
 // before the status that counts them is written, and the records are written before the status:
 // whatever is cut short, the next reconcile finds it (plan.ts).
 //
-// Spec changes: CEL refuses changes of the grid-defining fields (crds.ts); parameter values, which
-// CEL cannot see, are caught here, by the trials' spec hashes: the sweep then ends Failed
-// (SpecChanged). parallelism, maxFailedTrials and ttlSecondsAfterFinished apply from the next
-// reconcile on.
+// Spec changes: CEL refuses changes of the grid-defining fields, parameter values included
+// (crds.ts). Behind that rule, the trials' spec hashes are checked here: a trial made from another
+// spec ends the sweep Failed (SpecChanged). parallelism, maxFailedTrials and ttlSecondsAfterFinished
+// apply from the next reconcile on.
 import type { Logger } from 'pino'
 import { validateSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
 import { latencyComponent } from '../../sim-runtime/sweep/command.ts'
@@ -110,8 +110,12 @@ export class SimSweepReconciler {
     st.observedGeneration = sw.metadata.generation ?? 0
     const started = (old.trials?.succeeded ?? 0) + (old.trials?.failed ?? 0) + (old.trials?.running ?? 0) > 0
     const failedReason = old.conditions?.find((c) => c.type === 'Failed')?.reason
-    // A sweep refused before any trial ran may be corrected; any other end is final.
-    if (isTerminal(old.phase) && (started || failedReason !== 'InvalidSpec')) return this.afterFinish(sw, st)
+    // A sweep refused before any trial ran may be corrected; any other end is final: a later change
+    // (the TTL, say) is acknowledged by observedGeneration and changes nothing else.
+    if (isTerminal(old.phase) && (started || failedReason !== 'InvalidSpec')) {
+      if (old.observedGeneration !== st.observedGeneration) await this.writeStatus(sw, old, st, failedReason ?? 'Succeeded', old.message ?? '')
+      return this.afterFinish(sw, st)
+    }
 
     const g = this.gridOf(sw)
     if ('message' in g) {

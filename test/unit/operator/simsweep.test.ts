@@ -1,6 +1,7 @@
 // The SimSweep reconciler's pure parts (trial names and objects, what to create next, status rows,
 // the results ConfigMap's bound) and whole sweeps reconciled against in-memory caches and a
 // recording client, with trials finished by hand: no API server, no runs.
+import { gzipSync } from 'node:zlib'
 import { load as parseYaml } from 'js-yaml'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
@@ -19,6 +20,7 @@ import {
   resultsConfigMap,
   resultsPayload,
   SpecChangedError,
+  trialResults,
   type ConfigMap,
 } from '../../../operator/simsweep/results.ts'
 import { STATUS_POINTS_BYTES_MAX, statusRows, sweepConditions, type SweepStatus } from '../../../operator/simsweep/status.ts'
@@ -262,6 +264,25 @@ describe('the results ConfigMap', () => {
     expect(none.omitted).toMatch(/^results.csv and results.json: /)
   })
 
+  it("a trial's results read from each form its ConfigMaps take: text, gzip, gzip in parts; 'missing' until all are there", () => {
+    const results = fakeResults('sw-p0-s0', 1000, 50)
+    const json = JSON.stringify(results)
+    const gz = gzipSync(json)
+    const cm = (name: string, body: Partial<ConfigMap>, annotations: Record<string, string> = {}): ConfigMap => ({ metadata: { name, annotations }, ...body })
+    const from = (cms: ConfigMap[]) => trialResults('sw-p0-s0', (n) => cms.find((c) => c.metadata.name === n))
+    expect(from([])).toBe('missing')
+    expect(from([cm('sw-p0-s0-results', { data: { 'results.json': json } })])).toEqual(results)
+    expect(from([cm('sw-p0-s0-results', { binaryData: { 'results.json.gz': gz.toString('base64') } })])).toEqual(results)
+    const half = Math.ceil(gz.length / 2)
+    const parts = [
+      cm('sw-p0-s0-results', { data: { 'summary.json': '{}' } }, { 'livesim.dev/parts': '2' }),
+      cm('sw-p0-s0-results-part-1', { binaryData: { 'results.json.gz': gz.subarray(0, half).toString('base64') } }),
+      cm('sw-p0-s0-results-part-2', { binaryData: { 'results.json.gz': gz.subarray(half).toString('base64') } }),
+    ]
+    expect(from(parts)).toEqual(results)
+    expect(from(parts.slice(0, 2))).toBe('missing')
+  })
+
   it('a kept record of another spec is SpecChangedError, naming the trial', () => {
     const grid = loadSimSweep(sweepYaml())
     const rs = records(grid, () => [1, 2])
@@ -412,6 +433,22 @@ describe('SimSweep reconciler', () => {
     expect(w.created).toHaveLength(2)
   })
 
+  it('a Succeeded trial whose results ConfigMap the cache has not seen yet is looked at again soon', async () => {
+    const yaml = sweepYaml({ seeds: 1, parallelism: 1 })
+    const w = new World(sweepObject(loadSimSweep(yaml), yaml))
+    await w.r.reconcile('ns1/sw')
+    w.finish('sw-p0-s0', 'Succeeded', 10)
+    const cm = w.configMaps.get('ns1/sw-p0-s0-results')!
+    w.configMaps.byKey.delete('ns1/sw-p0-s0-results')
+    expect(await w.r.reconcile('ns1/sw')).toEqual({ requeueAfterMs: 1000 })
+    expect(w.status().trials).toMatchObject({ succeeded: 0, running: 1 })
+    expect(w.created).toEqual(['sw-p0-s0'])
+    w.configMaps.upsert(cm)
+    expect(await w.r.reconcile('ns1/sw')).toEqual({})
+    expect(w.status().trials).toMatchObject({ succeeded: 1, running: 1 })
+    expect(w.created).toEqual(['sw-p0-s0', 'sw-p1-s0'])
+  })
+
   it('a trial deleted before its results were read is Failed, not created again', async () => {
     const yaml = sweepYaml({ seeds: 1, parallelism: 1, maxFailedTrials: 1 })
     const w = new World(sweepObject(loadSimSweep(yaml), yaml))
@@ -438,6 +475,25 @@ describe('SimSweep reconciler', () => {
     expect(w.clusters.list()).toEqual([])
     expect(w.configMaps.get('ns1/sw-results')).toBeDefined()
     expect(w.events.map((e) => e.reason)).toContain('TrialsDeleted')
+  })
+
+  it('a change after the end is acknowledged (observedGeneration) and changes nothing else', async () => {
+    const yaml = sweepYaml({ seeds: 1, workers: '[1]' })
+    const w = new World(sweepObject(loadSimSweep(yaml), yaml))
+    await w.r.reconcile('ns1/sw')
+    w.finish('sw-p0-s0', 'Succeeded', 10)
+    await w.r.reconcile('ns1/sw')
+    const done = w.status()
+    expect(done.phase).toBe('Succeeded')
+    const sw = w.sweeps.get('ns1/sw')!
+    w.sweeps.upsert({ ...sw, spec: { ...sw.spec, parallelism: 3 }, metadata: { ...sw.metadata, generation: 2 } })
+    await w.r.reconcile('ns1/sw')
+    const after = w.status()
+    expect(after.observedGeneration).toBe(2)
+    for (const c of after.conditions ?? []) expect(c.observedGeneration, c.type).toBe(2)
+    expect({ ...after, observedGeneration: 1, conditions: undefined }).toEqual({ ...done, conditions: undefined })
+    expect(after.conditions?.map((c) => [c.type, c.status, c.reason, c.lastTransitionTime])).toEqual(done.conditions?.map((c) => [c.type, c.status, c.reason, c.lastTransitionTime]))
+    expect(w.created).toEqual(['sw-p0-s0'])
   })
 
   it('parameter values changed after trials ran: Failed with SpecChanged, naming the trial', async () => {
