@@ -46,8 +46,12 @@ describe('SimCluster with spec.placement', () => {
     expect(pods.items.length).toBeLessThanOrEqual(9)
 
     // The printer columns: HOSTS of each SimHost (-o wide of the SimCluster: RUNTIMES).
-    expect(kubectl('get', 'simhosts', '-n', NS, '-l', selector).split('\n')[0]).toMatch(/HOSTS/)
-    const wide = kubectl('get', 'simclusters', '-n', NS, NAME, '-o', 'wide').trim().split('\n')
+    const simHostTable = kubectl('get', 'simhosts', '-n', NS, '-l', selector)
+    expect(simHostTable.split('\n')[0]).toMatch(/HOSTS/)
+    const wideTable = kubectl('get', 'simclusters', '-n', NS, NAME, '-o', 'wide')
+    // What a user sees, in the test's log.
+    process.stdout.write(`${wideTable}\n${simHostTable}\n`)
+    const wide = wideTable.trim().split('\n')
     const cols = wide[0]!.split(/\s{2,}/)
     const vals = wide[1]!.split(/\s{2,}/)
     expect(vals[cols.indexOf('RUNTIMES')]).toBe('8')
