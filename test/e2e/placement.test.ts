@@ -1,6 +1,7 @@
 // spec.placement on a real control plane: the 200 hosts of examples/fanout.yaml run on 8 runtime
 // pods (one SimHost each, not one per host), the run completes, its results are stored, and their
-// digest equals `livesim run` of the same file, which runs the same 8 runtimes as processes.
+// digest equals `livesim run` of the same file, which runs the same 8 runtimes as processes; 1,000
+// hosts on 8 pods store their (per group, bounded) results without an API error.
 import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -69,4 +70,27 @@ describe('SimCluster with spec.placement', () => {
     expect(localResults.wall.runtimes).toBe(8)
     expect(localResults.digest).toBe(results.digest)
   }, 1_300_000)
+
+  it('runs 1,000 hosts on 8 runtime pods and stores their bounded results without an API error', () => {
+    const name = 'fanout-1000'
+    const text = exampleAs('fanout.yaml', name, '2ms')
+      .replace(/^ {2}seed: 11$/m, '  seed: 11\n  placement: { runtimes: 8 }')
+      .replace(/^ {6}replicas: 180$/m, '      replicas: 980')
+    expect(text).toContain('replicas: 980')
+    const applied = kubectlIn(text, 'apply', '-n', NS, '-f', '-')
+    expect(applied.status, applied.stderr).toBe(0)
+    const wait = run('kubectl', ['wait', '-n', NS, '--for=condition=Complete', `simcluster/${name}`, '--timeout=600s'], undefined, 620_000)
+    expect(wait.status, wait.stderr + kubectl('get', 'simcluster', '-n', NS, name, '-o', 'yaml')).toBe(0)
+    const sc = getJson<{ status: { hosts: { ready: number; total: number }; placement: { runtimes: number; hostsPerRuntimeMax: number }; results: { digest: string; configMap: string } } }>('get', '-n', NS, 'simcluster', name)
+    expect(sc.status.hosts).toEqual({ ready: 1000, total: 1000 })
+    expect(sc.status.placement).toMatchObject({ runtimes: 8, hostsPerRuntimeMax: 125 })
+    expect(getJson<Listed<unknown>>('get', 'simhosts', '-n', NS, '-l', `livesim.dev/cluster=${name}`).items.length).toBe(8)
+    // Per group by default above 64 hosts: one ConfigMap, far under its 1 MiB limit, and no Warning.
+    const cm = getJson<{ data: Record<string, string> }>('get', '-n', NS, 'configmap', sc.status.results.configMap)
+    const json = cm.data['results.json']!
+    expect(Buffer.byteLength(json)).toBeLessThan(256 * 1024)
+    expect((JSON.parse(json) as { digest: string; detail: string }).digest).toBe(sc.status.results.digest)
+    const warnings = kubectl('get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${name},type=Warning`, '-o', 'jsonpath={.items[*].reason}')
+    expect(warnings.trim()).toBe('')
+  }, 700_000)
 })
