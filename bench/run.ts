@@ -17,9 +17,10 @@ import { phold } from './phold.ts'
 import { scaleHosts1000, scaleHosts10000, windowsTopology } from './scale.ts'
 import { shimTimerCost } from './shim-timers.ts'
 import { shimWaitCost } from './shim-wait.ts'
+import { sweepOverhead } from './sweep-overhead.ts'
 import { vexecClockCost } from './vexec.ts'
 
-const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, windowsTopology, scaleHosts1000, scaleHosts10000, phold, operatorScale, ...liveRedisBenches, livePgbenchFidelity, ...liveBenches, shimTimerCost, shimWaitCost, vexecClockCost]
+const BENCHMARKS: Benchmark[] = [engineMm1, ...barrierBenches, skipaheadSparse, slackVsConservative, quickstartSlowdown, sweepOverhead, windowsTopology, scaleHosts1000, scaleHosts10000, phold, operatorScale, ...liveRedisBenches, livePgbenchFidelity, ...liveBenches, shimTimerCost, shimWaitCost, vexecClockCost]
 
 function usage(): string {
   const width = Math.max(...BENCHMARKS.map((b) => b.name.length))
