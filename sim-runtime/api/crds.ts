@@ -107,11 +107,12 @@ function clusterSpecRules(spec: Json): Json {
 
 /**
  * A SimSweep's spec: the template checked as a SimCluster spec, names unique, the objective naming a
- * metric, and everything but parallelism and maxFailedTrials immutable (a changed grid would leave
- * finished trials describing another sweep). Parameter values are any JSON value
- * (x-kubernetes-preserve-unknown-fields), which CEL cannot see: the grid's size, paths resolving in
- * the template and values valid at them are the validator's (sweep/validate.ts), which the
- * reconciler runs.
+ * metric, and everything but parallelism, maxFailedTrials and ttlSecondsAfterFinished immutable (a
+ * changed grid would leave finished trials describing another sweep; CEL compares parameter values
+ * whole, so a changed value is refused too). Parameter values are any JSON value
+ * (x-kubernetes-preserve-unknown-fields), whose meaning CEL cannot check: the grid's size, paths
+ * resolving in the template and values valid at them are the validator's (sweep/validate.ts), which
+ * the reconciler runs.
  */
 function simSweepSpecSchema(): Json {
   const spec = structural(SimSweepSpec) as Json
