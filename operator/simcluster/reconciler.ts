@@ -14,6 +14,7 @@ import type { RunPlan } from '../../sim-runtime/api/plan.ts'
 import { placeHosts, type Placement } from '../../sim-runtime/sync/placement.ts'
 import type { Informer } from '../machinery/informer.ts'
 import type { Result } from '../machinery/controller.ts'
+import { recordEvent } from '../machinery/events.ts'
 import { ApiError, isConflict, isNotFound, R, type KubeClient, type KubeObject } from '../kube/rest.ts'
 import { STRAGGLERS_SHOWN } from '../../sim-runtime/sync/profile.ts'
 import type { SimResults } from '../../sim-runtime/sync/results.ts'
@@ -413,28 +414,8 @@ export class SimClusterReconciler {
     return requeueAfterMs === undefined ? {} : { requeueAfterMs }
   }
 
-  async event(obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    const ns = obj.metadata.namespace!
-    const ts = this.now().toISOString()
-    try {
-      await this.d.client.create(R.events.collection(ns), {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${obj.metadata.name}.`, namespace: ns },
-        involvedObject: { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: ns, uid: obj.metadata.uid },
-        type,
-        reason,
-        message,
-        source: { component: 'livesim-operator' },
-        reportingComponent: 'livesim.dev/operator',
-        reportingInstance: process.env.HOSTNAME ?? 'livesim-operator',
-        firstTimestamp: ts,
-        lastTimestamp: ts,
-        count: 1,
-      })
-    } catch (err) {
-      this.d.log.debug({ err: (err as Error).message }, 'could not record an event')
-    }
+  event(obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    return recordEvent(this.d, this.now(), obj, type, reason, message)
   }
 }
 

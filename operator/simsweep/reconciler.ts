@@ -19,6 +19,7 @@ import { trial, trialManifest, type Grid } from '../../sim-runtime/sweep/grid.ts
 import { pointRows, type TrialRecord } from '../../sim-runtime/sweep/summary.ts'
 import { validateSimSweep } from '../../sim-runtime/sweep/validate.ts'
 import type { Result } from '../machinery/controller.ts'
+import { recordEvent } from '../machinery/events.ts'
 import { isConflict, isNotFound, R, type KubeClient, type KubeObject } from '../kube/rest.ts'
 import type { SimClusterObject } from '../simcluster/objects.ts'
 import { SIM } from '../simcluster/resources.ts'
@@ -371,27 +372,7 @@ export class SimSweepReconciler {
     if (old.phase !== st.phase) this.d.log.info({ simsweep: key(sw.metadata.namespace, sw.metadata.name), phase: st.phase, reason }, 'phase changed')
   }
 
-  private async event(obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    const ns = obj.metadata.namespace!
-    const ts = this.now().toISOString()
-    try {
-      await this.d.client.create(R.events.collection(ns), {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${obj.metadata.name}.`, namespace: ns },
-        involvedObject: { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: ns, uid: obj.metadata.uid },
-        type,
-        reason,
-        message,
-        source: { component: 'livesim-operator' },
-        reportingComponent: 'livesim.dev/operator',
-        reportingInstance: process.env.HOSTNAME ?? 'livesim-operator',
-        firstTimestamp: ts,
-        lastTimestamp: ts,
-        count: 1,
-      })
-    } catch (err) {
-      this.d.log.debug({ err: (err as Error).message }, 'could not record an event')
-    }
+  private event(obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    return recordEvent(this.d, this.now(), obj, type, reason, message)
   }
 }
