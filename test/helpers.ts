@@ -24,3 +24,17 @@ export async function runProcesses(
 ): Promise<SimResults> {
   return runLocal({ cluster: m.cluster, plan: m.plan, baseDir: m.baseDir, logger: silent, ...opts })
 }
+
+/**
+ * `base` with each `find` replaced: a manifest of a validation table, one mistake at a time. Each
+ * `find` must occur exactly once in the text so far (else the table itself is wrong).
+ */
+export function replaceOnce(base: string, ...replacements: [find: string, replace: string][]): string {
+  let text = base
+  for (const [find, replace] of replacements) {
+    const count = text.split(find).length - 1
+    if (count !== 1) throw new Error(`test bug: ${JSON.stringify(find)} occurs ${count} times in the base manifest`)
+    text = text.replace(find, () => replace)
+  }
+  return text
+}

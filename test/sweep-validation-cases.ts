@@ -3,6 +3,8 @@
 // through validateSimSweep (every case); test/e2e/sweep-validation.test.ts applies every case to the
 // real API server (the CRD's schema and CEL refuse what they can express, the operator the rest).
 
+import { replaceOnce } from './helpers.ts'
+
 // template.hosts[0] = client (2 replicas), [1] = web, [2] = db.
 export const BASE = `apiVersion: livesim.dev/v1alpha1
 kind: SimSweep
@@ -50,13 +52,7 @@ spec:
 `
 
 export function edit(...replacements: [find: string, replace: string][]): string {
-  let text = BASE
-  for (const [find, replace] of replacements) {
-    const count = text.split(find).length - 1
-    if (count !== 1) throw new Error(`test bug: ${JSON.stringify(find)} occurs ${count} times in the base sweep`)
-    text = text.replace(find, () => replace)
-  }
-  return text
+  return replaceOnce(BASE, ...replacements)
 }
 
 const WORKERS_PATH = 'path: hosts.db.components.sql.model.workers'

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { localHeapBudget, type HeapBudget } from '../../sim-runtime/api/state-budget.ts'
 import { loadSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
 import { loadSimSweep } from '../../sim-runtime/sweep/validate.ts'
+import { replaceOnce } from '../helpers.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const EXAMPLES = path.join(ROOT, 'examples')
@@ -57,17 +58,7 @@ spec:
 
 /** The base manifest with each `find` (which must occur exactly once) replaced. */
 function edit(...replacements: [find: string, replace: string][]): string {
-  return editFrom(BASE, ...replacements)
-}
-
-function editFrom(base: string, ...replacements: [find: string, replace: string][]): string {
-  let text = base
-  for (const [find, replace] of replacements) {
-    const count = text.split(find).length - 1
-    if (count !== 1) throw new Error(`test bug: ${JSON.stringify(find)} occurs ${count} times in the base manifest`)
-    text = text.replace(find, () => replace)
-  }
-  return text
+  return replaceOnce(BASE, ...replacements)
 }
 
 /** web/http is a live program serving port http (80); the Client targets it. */
@@ -76,7 +67,7 @@ const LIVE_WEB = edit([
   'live: { command: [nginx], ports: [{ name: http, port: 80 }] }',
 ])
 /** LIVE_WEB with the Client's `http:` block set to `block` (YAML flow mapping). */
-const httpClient = (block: string) => editFrom(LIVE_WEB, ['timeout: 50ms', `timeout: 50ms\n            http: ${block}`])
+const httpClient = (block: string) => replaceOnce(LIVE_WEB, ['timeout: 50ms', `timeout: 50ms\n            http: ${block}`])
 /** db/sql is a live program serving port sql (6379); web/http calls it with `call` added to its call. */
 const liveDbCall = (call: string) =>
   edit(['model:\n            kind: Server\n            service: { distribution: Exponential, mean: 100us }', 'live: { command: [redis-server], ports: [{ name: sql, port: 6379 }] }'], ['responseSize: 4KiB }', `responseSize: 4KiB${call} }`])
@@ -337,7 +328,7 @@ const cases: Case[] = [
   // --- protocols to live components --------------------------------------------------------------
   { name: 'a Client to a live component without a protocol', yaml: LIVE_WEB, path: `${CLIENT}.model.target`, message: 'web/http is a live component: set redis: or http: on this Client' },
   { name: 'http on a Client to a modelled component', yaml: edit(['timeout: 50ms', 'timeout: 50ms\n            http: {}']), path: `${CLIENT}.model.http`, message: 'a protocol is for a live target, and web/http is modelled' },
-  { name: 'both redis and http on a Client', yaml: editFrom(httpClient('{}'), ['http: {}', 'http: {}\n            redis: {}']), path: `${CLIENT}.model.http`, message: 'set one protocol: redis or http, not both' },
+  { name: 'both redis and http on a Client', yaml: replaceOnce(httpClient('{}'), ['http: {}', 'http: {}\n            redis: {}']), path: `${CLIENT}.model.http`, message: 'set one protocol: redis or http, not both' },
   { name: 'unknown HTTP method', yaml: httpClient('{ method: PUT }'), path: `${CLIENT}.model.http.method`, message: 'must be one of: GET, POST; got string "PUT"' },
   { name: 'HTTP path without a leading slash', yaml: httpClient('{ path: index.html }'), path: `${CLIENT}.model.http.path`, message: 'a request target starts with "/"' },
   { name: 'HTTP path with a space', yaml: httpClient('{ paths: [/a, "/b c"] }'), path: `${CLIENT}.model.http.paths[1]`, message: 'no spaces or control characters' },
