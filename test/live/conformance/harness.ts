@@ -22,8 +22,6 @@ export const HOST = 'probe'
 export const SPEED = 4
 /** The sync quantum: a timer may fire up to one quantum late (frozen at its deadline, it wakes at the next thaw). */
 export const QUANTUM = '1ms'
-/** How many quanta late a deadline may end: one (frozen as it comes, a waiter wakes at the next thaw). */
-export const LATE_QUANTA = 1
 /** Slowdown (wall s per virtual s) a run must have for its checks to mean anything. */
 export const MIN_SLOWDOWN = 3
 
@@ -165,7 +163,7 @@ export function problemOf(r: ConformanceRun, key: string): string | undefined {
   const asked = c.askedNs!
   const got = c.gotNs!
   const work = (c.cpuNs ?? 0) / SPEED
-  const latest = asked + (c.waits ?? 1) * (LATE_QUANTA * r.quantumNs + (c.resolutionNs ?? 0)) + work
+  const latest = asked + (c.waits ?? 1) * (r.quantumNs + (c.resolutionNs ?? 0)) + work
   const notes = [
     ...(c.resolutionNs ? [`the program's timeouts are in steps of ${ms(c.resolutionNs)}`] : []),
     ...(c.cpuNs ? [`its own CPU time in the span, ${ms(c.cpuNs)}, is ${ms(work)} of virtual time`] : []),
