@@ -126,7 +126,7 @@ if [[ -z "$LIVESIM_ETCD_VERSION" ]]; then
 fi
 log "etcd $LIVESIM_ETCD_VERSION, helm $LIVESIM_HELM_VERSION"
 
-k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 k8s_todo=()  # what an interrupted run did not finish
 for c in "${k8s_cmds[@]}"; do
   if [[ -x "$BIN_DIR/$c" ]]; then log "$c $K8S_V already built"; else k8s_todo+=("$c"); fi

@@ -21,7 +21,7 @@ BIN_DIR="$K8S_CACHE_DIR/bin"
 # versions.env records which etcd/helm versions sit in BIN_DIR (written last,
 # so its presence means the build completed).
 VERSIONS_FILE="$K8S_CACHE_DIR/versions.env"
-ALL_BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl helm)
+ALL_BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl helm kubelet kube-proxy)
 
 # Where a running control plane keeps certificates, data, logs and pids.
 LIVESIM_CP_DIR="${LIVESIM_CP_DIR:-/tmp/livesim-cp}"
