@@ -123,6 +123,11 @@ export interface LeaderStatus {
   runtimes: { id: string; hosts: string[]; state: string; embedded?: true }[]
   /** Once running: the runtimes most often last to report a barrier (profile.ts), at most five. */
   stragglers?: Straggler[]
+  /**
+   * What passed through the leader on the runtimes' sync streams: bytes of frames in and out, and
+   * cross-runtime messages it relayed (0 when runtimes send them to each other, peer batches).
+   */
+  traffic: { bytesIn: number; bytesOut: number; relayedMessages: number }
 }
 
 
@@ -173,6 +178,8 @@ export class Leader {
   private barrierMsTotal = 0
   private published = { barriers: 0, ms: 0, messages: 0 }
   private relayed = 0
+  private bytesIn = 0
+  private bytesOut = 0
   private activeRuntimes: Runtime[] | undefined
   /** Per active runtime: its earliest pending time, and its window end (per-runtime windows). */
   private runtimeEarliestNs = new Float64Array(0)
@@ -341,6 +348,7 @@ export class Leader {
       slowdown: vt > 0 ? wall / (vt / 1e9) : 0,
       ...(this.embedded ? this.embeddedStatus(this.embedded.state) : this.runtimesStatus()),
       ...(this.profiler ? { stragglers: this.profiler.stragglers(STRAGGLERS_SHOWN) } : {}),
+      traffic: { bytesIn: this.bytesIn, bytesOut: this.bytesOut, relayedMessages: this.relayed },
     }
   }
 
@@ -452,6 +460,7 @@ export class Leader {
     }
     this.runtimes.push(rt)
     stream.on('data', (chunk: Buffer) => {
+      this.bytesIn += chunk.length
       if (rt.state === 'done') return
       let frames: Frame[]
       try {
@@ -480,7 +489,9 @@ export class Leader {
   // Protocol
 
   private send(rt: Runtime, frame: Buffer): void {
-    if (!rt.stream.destroyed && !rt.stream.closed) rt.stream.write(frame)
+    if (rt.stream.destroyed || rt.stream.closed) return
+    this.bytesOut += frame.length
+    rt.stream.write(frame)
   }
 
   private cutOff(rt: Runtime, message: string): void {

@@ -1,0 +1,86 @@
+// What passes through the leader per barrier, star against peer batches (issue 23, "No star";
+// bench/README.md, "barrier-peers"). Standalone, not part of `npm run bench`:
+//
+//   node bench/barrier-peers.ts [runs=3] [runtimes=5] [endTime=100ms]
+//
+// examples/fanout.yaml (200 hosts) over `runtimes` runtime processes (`livesim run --partition N`,
+// hosts in plan order), topology-aware windows, `runs` runs per sync mode, the modes interleaved
+// (LIVESIM_SYNC=star, then the default, then star again...) so that a change of the machine's load
+// hits both. Per run: wall seconds from gang start, barriers, the leader's traffic on the runtimes'
+// sync streams (bytes in and out, messages it relayed: deterministic), the CPU of this process (the
+// leader's, over the whole run, start-up included), load1 when the run ended, and the digest, which
+// must be one for every run. One JSON line per run on stdout, a summary per mode on stderr.
+import os from 'node:os'
+import { runLocal } from '../sim-runtime/run/local.ts'
+import type { LeaderStatus } from '../sim-runtime/sync/leader.ts'
+import { loadExample, makeBenchLogger, median, note } from './common.ts'
+
+const runs = Number(process.argv[2] ?? 3)
+const runtimes = Number(process.argv[3] ?? 5)
+const endTime = process.argv[4] ?? '100ms'
+const modes = (process.env.BENCH_SYNC_MODES ?? 'star,peers').split(',')
+
+interface Row {
+  mode: string
+  run: number
+  wallSeconds: number
+  barriers: number
+  bytesIn: number
+  bytesOut: number
+  relayedMessages: number
+  leaderCpuSeconds: number
+  load1: number
+  digest: string
+}
+
+async function once(mode: string, run: number): Promise<Row> {
+  const m = loadExample('fanout.yaml', (doc) => {
+    ;(doc.spec as Record<string, unknown>).endTime = endTime
+  })
+  const saved = process.env.LIVESIM_SYNC
+  process.env.LIVESIM_SYNC = mode
+  let last: LeaderStatus | undefined
+  const cpu = process.cpuUsage()
+  try {
+    const res = await runLocal({ cluster: m.cluster, plan: m.plan, baseDir: m.baseDir, logger: makeBenchLogger(), partition: runtimes, statusIntervalMs: 1000, onStatus: (s) => (last = s) })
+    const used = process.cpuUsage(cpu)
+    const t = last!.traffic
+    return {
+      mode,
+      run,
+      wallSeconds: res.wall.seconds,
+      barriers: res.sync.barriers,
+      bytesIn: t.bytesIn,
+      bytesOut: t.bytesOut,
+      relayedMessages: t.relayedMessages,
+      leaderCpuSeconds: Math.round((used.user + used.system) / 1e3) / 1e3,
+      load1: Math.round(os.loadavg()[0]! * 100) / 100,
+      digest: res.digest,
+    }
+  } finally {
+    if (saved === undefined) delete process.env.LIVESIM_SYNC
+    else process.env.LIVESIM_SYNC = saved
+  }
+}
+
+const rows: Row[] = []
+for (let r = 0; r < runs; r++) {
+  for (const mode of modes) {
+    const row = await once(mode, r)
+    rows.push(row)
+    process.stdout.write(JSON.stringify(row) + '\n')
+  }
+}
+for (const mode of modes) {
+  const mine = rows.filter((r) => r.mode === mode)
+  const med = (k: keyof Row) => median(mine.map((r) => r[k] as number))
+  note(
+    `${mode}: fanout.yaml ${endTime}, ${runtimes} runtimes, ${mine.length} runs: wall ${med('wallSeconds')} s (median), barriers ${med('barriers')}, ` +
+      `leader bytes in ${med('bytesIn')} out ${med('bytesOut')}, relayed ${med('relayedMessages')}, leader CPU ${med('leaderCpuSeconds')} s, ` +
+      `µs/barrier ${Math.round((med('wallSeconds') / med('barriers')) * 1e6)}, load1 ${mine.map((r) => r.load1).join('/')}`,
+  )
+}
+if (new Set(rows.map((r) => r.digest)).size !== 1) {
+  note(`DIGESTS DIFFER: ${rows.map((r) => `${r.mode}:${r.digest}`).join(' ')}`)
+  process.exitCode = 1
+}
