@@ -50,6 +50,33 @@ describe('histogram merge (property: over 300 seeded cases)', () => {
     }
   })
 
+  it('puts every value in the bucket the JSON format documents, across all powers of two', () => {
+    // HistogramBuckets: bucket i holds i below 256; above, with e = floor((i - 256) / 256) + 8,
+    // the 2^(e-8) values from (256 + (i - 256) mod 256) * 2^(e-8).
+    const range = (i: number): [number, number] => {
+      if (i < 256) return [i, i]
+      const e = Math.floor((i - 256) / 256) + 8
+      const lo = (256 + ((i - 256) % 256)) * 2 ** (e - 8)
+      return [lo, lo + 2 ** (e - 8) - 1]
+    }
+    const values = [0, 1, 255, 256, 257, 511, 512, 65_535, 65_536, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 5_000, 2 ** 40 + 123_456, 2 ** 52]
+    const rng = new Rng(7, 'histogram-buckets')
+    for (let k = 0; k < 2000; k++) values.push(Math.floor(rng.uniform() * 2 ** rng.below(53)))
+    for (const v of values) {
+      const h = new Histogram()
+      h.record(v)
+      const runs = h.buckets().counts.split(' ').map(Number)
+      const i = runs.length === 1 ? 0 : -runs[0]!
+      expect(runs.at(-1), `value ${v}`).toBe(1)
+      const [lo, hi] = range(i)
+      expect(v >= lo && v <= hi, `value ${v} in bucket ${i} = [${lo}, ${hi}]`).toBe(true)
+    }
+  })
+
+  it('refuses a bucket past the last one', () => {
+    expect(() => Histogram.fromBuckets({ count: 1, sum: 0, min: 0, max: 0, subBucketBits: 8, counts: '-20000 1' })).toThrow(/bucket 20000 is past the last/)
+  })
+
   it('refuses buckets that disagree with their count, or another layout', () => {
     const h = new Histogram()
     h.record(5)
