@@ -19,6 +19,7 @@ import { Leader, RunFailed, type LeaderStatus } from '../sync/leader.ts'
 import type { SimResults } from '../sync/results.ts'
 import { placeHosts } from '../sync/placement.ts'
 import type { Stepping, Windows } from '../sync/windows.ts'
+import type { SyncOptions } from '../sync/peers.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** The CLI entry next to this module: main.ts from source, main.js from dist. */
@@ -40,6 +41,8 @@ export interface LocalRunOptions {
   stepping?: Stepping
   /** Topology-aware windows (the default; LIVESIM_WINDOWS) or global ones (sync/windows.ts). */
   windows?: Windows
+  /** Peer batches or the star, and when TALLYs go up a tree (sync/peers.ts); default: LIVESIM_SYNC*. */
+  sync?: SyncOptions
   onStatus?: (s: LeaderStatus) => void
   statusIntervalMs?: number
   /** Extra arguments/env per child, for fault-injection tests. */
@@ -104,6 +107,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
     logger: log.child({ role: 'leader' }),
     stepping: opts.stepping,
     windows: opts.windows,
+    sync: opts.sync,
     registerTimeoutMs: opts.registerTimeoutMs ?? 60_000,
     barrierTimeoutMs: opts.barrierTimeoutMs ?? 120_000,
   })

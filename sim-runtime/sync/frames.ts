@@ -1,8 +1,21 @@
-// Wire format of the leader ↔ runtime stream (one long-lived HTTP/2 stream per runtime).
+// Wire format of the leader ↔ runtime stream (one long-lived HTTP/2 stream per runtime), and of
+// the runtime → runtime streams of peer batches (peers.ts).
 //
 //   frame   := u32le length-of-frame | u8 type | 3 bytes zero | payload (8-byte aligned)
 //   GRANT   := f64 epoch | f64 windowEndNs | f64 count | count × message (WIRE_SLOTS f64 each) | payloads
 //   REPORT  := f64 epoch | f64 nextEventNs  | f64 count | count × message | payloads
+//   BATCH   := f64 epoch | f64 fromRuntime  | f64 count | count × message | payloads     (runtime → runtime)
+//   TALLY   := f64 epoch | f64 count | count × (f64 runtime, f64 earliestNs, f64 batches)  (→ parent or leader)
+//   OPEN    := f64 epoch | f64 windowEndNs | f64 batches                     (a GRANT, peer batches)
+//
+// Star (LIVESIM_SYNC=star): the leader relays every cross-runtime message, REPORT → GRANT. Peer
+// batches (the default): after PEERS (JSON: the runtimes' addresses and which carries which host)
+// a runtime sends a BATCH per window to each runtime it has messages for, and the leader a TALLY
+// instead of a REPORT: per runtime, the earliest time of pending work it knows of (its own next
+// event, the earliest message it just sent to each peer) and how many BATCHes it sent there. The
+// leader sums those into each runtime's OPEN (the next window, and how many BATCHes of the last one
+// to wait for). Above a number of runtimes, interior runtimes of a tree merge their children's TALLYs
+// (earliest time and BATCHes per runtime) before the leader sees them (peers.ts).
 //   payloads:= the payload bytes of the messages that carry one (slot SLOT_PAYLOAD > 0), concatenated
 //              in message order, zero-padded to a multiple of 8 (live components' TCP data)
 //   others  := UTF-8 JSON
@@ -12,7 +25,7 @@
 // which the caller turns into a clear error and a cut-off peer.
 import { SLOT_PAYLOAD, WIRE_SLOTS } from '../engine/message.ts'
 
-export const PROTOCOL_VERSION = 2
+export const PROTOCOL_VERSION = 3
 export const FRAME_HEADER = 8
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024
 
@@ -24,6 +37,10 @@ export const F_FINISH = 5
 export const F_RESULTS = 6
 export const F_ERROR = 7
 export const F_ABORT = 8
+export const F_PEERS = 9
+export const F_BATCH = 10
+export const F_TALLY = 11
+export const F_OPEN = 12
 
 const NAMES: Record<number, string> = {
   [F_HELLO]: 'HELLO',
@@ -34,6 +51,10 @@ const NAMES: Record<number, string> = {
   [F_RESULTS]: 'RESULTS',
   [F_ERROR]: 'ERROR',
   [F_ABORT]: 'ABORT',
+  [F_PEERS]: 'PEERS',
+  [F_BATCH]: 'BATCH',
+  [F_TALLY]: 'TALLY',
+  [F_OPEN]: 'OPEN',
 }
 
 export function frameName(type: number): string {
@@ -129,6 +150,74 @@ export function decodeBarrier(frame: Frame): BarrierFrame {
   }
   if (((o - end + 7) & ~7) + end !== p.length) throw new FrameError(`${frameName(frame.type)}: ${p.length - o} bytes after the payloads`)
   return { epoch, timeNs, messages, count, payloads }
+}
+
+/** Float64s per TALLY entry: runtime slot, earliest time (ns, Infinity when none), BATCHes to it. */
+export const TALLY_SLOTS = 3
+
+/** A TALLY: `count` entries of TALLY_SLOTS float64s. */
+export interface TallyFrame {
+  epoch: number
+  entries: Float64Array
+  count: number
+}
+
+/** Encode a TALLY of `count` entries (TALLY_SLOTS f64 each) from `entries`. */
+export function encodeTally(epoch: number, entries: Float64Array, count: number): Buffer {
+  const slots = 2 + count * TALLY_SLOTS
+  const ab = new ArrayBuffer(FRAME_HEADER + slots * 8)
+  const head = new Uint32Array(ab, 0, 2)
+  head[0] = ab.byteLength
+  head[1] = F_TALLY
+  const f = new Float64Array(ab, FRAME_HEADER, slots)
+  f[0] = epoch
+  f[1] = count
+  if (count > 0) f.set(entries.subarray(0, count * TALLY_SLOTS), 2)
+  return Buffer.from(ab)
+}
+
+/** Encode an OPEN: the window up to windowEndNs, after `batches` BATCHes of the last one. */
+export function encodeOpen(epoch: number, windowEndNs: number, batches: number): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER + 24)
+  out.writeUInt32LE(out.length, 0)
+  out.writeUInt32LE(F_OPEN, 4)
+  out.writeDoubleLE(epoch, 8)
+  out.writeDoubleLE(windowEndNs, 16)
+  out.writeDoubleLE(batches, 24)
+  return out
+}
+
+export function decodeOpen(frame: Frame): { epoch: number; windowEndNs: number; batches: number } {
+  const p = frame.payload
+  if (p.length !== 24) throw new FrameError(`OPEN payload of ${p.length} bytes, not 24`)
+  const epoch = p.readDoubleLE(0)
+  const windowEndNs = p.readDoubleLE(8)
+  const batches = p.readDoubleLE(16)
+  if (!Number.isSafeInteger(epoch) || epoch < 1) throw new FrameError(`OPEN: bad epoch ${epoch}`)
+  if (!(windowEndNs >= 0 && windowEndNs <= Number.MAX_SAFE_INTEGER)) throw new FrameError(`OPEN: bad window end ${windowEndNs}`)
+  if (!Number.isSafeInteger(batches) || batches < 0) throw new FrameError(`OPEN: bad batch count ${batches}`)
+  return { epoch, windowEndNs, batches }
+}
+
+/** Decode a TALLY; `runtimes` bounds the slots it may name. */
+export function decodeTally(frame: Frame, runtimes: number): TallyFrame {
+  const p = frame.payload
+  if (p.length < 16 || (p.length - 16) % (8 * TALLY_SLOTS) !== 0) throw new FrameError(`TALLY payload of ${p.length} bytes is not a tally`)
+  const epoch = p.readDoubleLE(0)
+  const count = p.readDoubleLE(8)
+  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new FrameError(`TALLY: bad epoch ${epoch}`)
+  if (count !== (p.length - 16) / (8 * TALLY_SLOTS)) throw new FrameError(`TALLY: count ${count} does not match payload of ${p.length} bytes`)
+  const entries = new Float64Array(count * TALLY_SLOTS)
+  Buffer.from(entries.buffer).set(p.subarray(16))
+  for (let i = 0; i < count; i++) {
+    const slot = entries[TALLY_SLOTS * i]!
+    const t = entries[TALLY_SLOTS * i + 1]!
+    const batches = entries[TALLY_SLOTS * i + 2]!
+    if (!Number.isInteger(slot) || slot < 0 || slot >= runtimes) throw new FrameError(`TALLY: entry ${i} names runtime ${slot} of ${runtimes}`)
+    if (!(t >= 0)) throw new FrameError(`TALLY: entry ${i} has time ${t}`)
+    if (!Number.isSafeInteger(batches) || batches < 0) throw new FrameError(`TALLY: entry ${i} has ${batches} batches`)
+  }
+  return { epoch, entries, count }
 }
 
 export function decodeJson<T = unknown>(frame: Frame): T {

@@ -5,6 +5,11 @@
 // builds its hosts and reports epoch 0. When every host of the plan is claimed and reported (gang
 // start) the leader grants windows: GRANT(epoch, windowEnd, messages) → REPORT(epoch, nextEvent,
 // messages) from all → next window. The loop is event-driven: no promise or timer per barrier.
+// That is the star (LIVESIM_SYNC=star), where the leader relays every cross-runtime message. By
+// default runtimes send those to each other (peer batches, peers.ts): at gang start the leader hands
+// each runtime PEERS (the others' addresses from their HELLOs, who carries which host), GRANTs carry
+// no message, and instead of REPORTs the leader reads TALLYs, the earliest pending time per runtime,
+// from every runtime or, above LIVESIM_SYNC_TREE_MIN runtimes, from the top of an aggregation tree.
 //
 // Anything a runtime does wrong after authenticating (malformed frame, wrong version, duplicate
 // host, disconnect, error, silence past the barrier timeout) ends the run as Failed with a reason;
@@ -33,14 +38,19 @@ import {
   decodeJson,
   encodeBarrier,
   encodeJson,
+  encodeOpen,
   F_ABORT,
   F_ERROR,
   F_FINISH,
   F_GRANT,
   F_HELLO,
+  F_PEERS,
   F_REPORT,
   F_RESULTS,
+  F_TALLY,
   F_WELCOME,
+  TALLY_SLOTS,
+  decodeTally,
   FrameDecoder,
   FrameError,
   frameName,
@@ -48,6 +58,7 @@ import {
   type Frame,
 } from './frames.ts'
 import { EmbeddedRuntime } from './embedded.ts'
+import { syncFromEnv, treeChildren, type PeerTable, type SyncOptions } from './peers.ts'
 import { BarrierProfiler, STRAGGLERS_SHOWN, type Straggler } from './profile.ts'
 import { assembleResults, type SimResults } from './results.ts'
 import { WindowClock, windowsFromEnv, type Stepping, type Windows } from './windows.ts'
@@ -80,6 +91,8 @@ export interface LeaderOptions {
   registerTimeoutMs?: number
   /** Wall time allowed for one barrier (every runtime's report). */
   barrierTimeoutMs?: number
+  /** Peer batches or the star, and the aggregation tree (peers.ts); default: syncFromEnv(). */
+  sync?: SyncOptions
 }
 
 export type Phase = 'Pending' | 'Running' | 'Succeeded' | 'Failed'
@@ -92,6 +105,8 @@ interface Runtime {
   decoder: FrameDecoder
   state: 'hello' | 'starting' | 'running' | 'finishing' | 'done'
   hosts: number[]
+  /** Where its peers reach it (HELLO), for peer batches. */
+  peerUrl?: string
   /** Messages to hand over with the next GRANT, count × WIRE_SLOTS. */
   inbox: Float64Array
   inboxCount: number
@@ -184,6 +199,11 @@ export class Leader {
   /** Per active runtime: its earliest pending time, and its window end (per-runtime windows). */
   private runtimeEarliestNs = new Float64Array(0)
   private runtimeEndNs = new Float64Array(0)
+  private readonly sync: SyncOptions
+  /** Peer batches: how many TALLYs a barrier takes (every runtime, or the tree's top). */
+  private tallies = 0
+  /** Peer batches: per active runtime, the BATCHes of the open epoch sent to it (TALLYs). */
+  private batchesTo = new Float64Array(0)
   /** Set when this leader carries every host itself (runEmbedded). */
   private embedded: { state: Runtime['state'] } | undefined
 
@@ -191,6 +211,7 @@ export class Leader {
     this.opts = opts
     this.plan = opts.plan
     this.log = opts.logger
+    this.sync = opts.sync ?? syncFromEnv()
     this.clock = new WindowClock(opts.plan, opts.stepping)
     this.tokenHeader = Buffer.from(`Bearer ${opts.token}`)
     this.owner = new Array(opts.plan.hosts.length).fill(undefined)
@@ -521,6 +542,10 @@ export class Leader {
         return this.onHello(rt, decodeJson(f))
       case 'starting':
       case 'running': {
+        if (rt.state === 'running' && this.sync.mode === 'peers' && this.phase === 'Running') {
+          if (f.type !== F_TALLY) throw new FrameError(`expected TALLY, got ${frameName(f.type)}`)
+          return this.onTally(rt, f)
+        }
         if (f.type !== F_REPORT) throw new FrameError(`expected REPORT, got ${frameName(f.type)}`)
         return this.onReport(rt, f)
       }
@@ -533,7 +558,7 @@ export class Leader {
   }
 
   private onHello(rt: Runtime, hello: unknown): void {
-    const h = hello as { protocol?: unknown; runtime?: unknown; hosts?: unknown }
+    const h = hello as { protocol?: unknown; runtime?: unknown; hosts?: unknown; peerUrl?: unknown }
     if (typeof h !== 'object' || h === null) throw new FrameError('HELLO must be a JSON object')
     if (h.protocol !== PROTOCOL_VERSION) {
       throw new FrameError(`protocol version ${JSON.stringify(h.protocol)} is not supported; this leader speaks version ${PROTOCOL_VERSION}`)
@@ -543,6 +568,10 @@ export class Leader {
       throw new FrameError('HELLO.hosts must be a non-empty array of host names')
     }
     if (this.runtimes.some((r) => r !== rt && r.id === h.runtime && r.state !== 'done')) throw new FrameError(`duplicate runtime name ${h.runtime}`)
+    if (h.peerUrl !== undefined) {
+      if (typeof h.peerUrl !== 'string' || !/^http:\/\/[^/\s]+:\d+$/.test(h.peerUrl)) throw new FrameError('HELLO.peerUrl must be http://host:port')
+      rt.peerUrl = h.peerUrl
+    }
     rt.id = h.runtime
     const claimed: number[] = []
     for (const name of h.hosts as string[]) {
@@ -556,7 +585,7 @@ export class Leader {
     rt.hosts = claimed
     rt.state = 'starting'
     this.log.info({ runtime: rt.id, hosts: h.hosts }, 'runtime registered')
-    this.send(rt, encodeJson(F_WELCOME, { protocol: PROTOCOL_VERSION, cluster: this.opts.cluster, baseDir: this.opts.baseDir }))
+    this.send(rt, encodeJson(F_WELCOME, { protocol: PROTOCOL_VERSION, cluster: this.opts.cluster, baseDir: this.opts.baseDir, sync: this.sync.mode }))
   }
 
   private onReport(rt: Runtime, f: Frame): void {
@@ -567,6 +596,7 @@ export class Leader {
     rt.reportedEpoch = b.epoch
     rt.nextEventNs = b.timeNs
     if (rt.state === 'starting') {
+      if (this.sync.mode === 'peers' && b.count > 0) throw new FrameError('a first REPORT with messages in a run with peer batches')
       // Hosts may send at time 0, before every destination has registered: route at gang start.
       this.validateMessages(b.messages, b.count)
       if (b.count) this.preStart.push({ msgs: b.messages.slice(0, b.count * WIRE_SLOTS), payloads: b.payloads })
@@ -577,6 +607,36 @@ export class Leader {
     }
     this.route(b.messages, b.count, b.payloads)
     const last = --this.awaiting === 0
+    const nowMs = performance.now()
+    this.profiler!.report(rt.slot, nowMs, last)
+    if (last) {
+      this.barrierMsTotal += nowMs - this.barrierStartMs
+      this.advance()
+    }
+  }
+
+  /** Peer batches: a TALLY, the earliest pending time per runtime of a runtime or a subtree. */
+  private onTally(rt: Runtime, f: Frame): void {
+    const active = this.active()
+    const t = decodeTally(f, active.length)
+    if (t.epoch !== this.epoch) throw new FrameError(`TALLY for epoch ${t.epoch}, expected ${this.epoch}`)
+    if (rt.reportedEpoch === t.epoch) throw new FrameError(`second TALLY for epoch ${t.epoch}`)
+    if (this.sync.fanIn > 0 && this.tallies < active.length && rt.slot >= this.tallies) throw new FrameError(`TALLY from runtime slot ${rt.slot}, which reports to a runtime of the tree`)
+    rt.reportedEpoch = t.epoch
+    const earliest = this.runtimeEarliestNs
+    const batches = this.batchesTo
+    for (let i = 0; i < t.count; i++) {
+      const slot = t.entries[TALLY_SLOTS * i]!
+      const at = t.entries[TALLY_SLOTS * i + 1]!
+      if (at < earliest[slot]!) earliest[slot] = at
+      batches[slot]! += t.entries[TALLY_SLOTS * i + 2]!
+    }
+    const last = --this.awaiting === 0
+    // Epoch 0 (what the hosts sent at start, after PEERS) is part of the gang start, not a barrier.
+    if (this.epoch === 0) {
+      if (last) this.advance()
+      return
+    }
     const nowMs = performance.now()
     this.profiler!.report(rt.slot, nowMs, last)
     if (last) {
@@ -638,8 +698,32 @@ export class Leader {
     const active = this.active()
     active.forEach((r, slot) => (r.slot = slot))
     this.profiler = new BarrierProfiler(active.map((r) => ({ id: r.id, hosts: r.hosts.map((h) => this.plan.hosts[h]!.name) })))
-    this.log.info({ runtimes: active.length, hosts: this.plan.hosts.length }, 'gang start: all hosts registered')
+    this.log.info({ runtimes: active.length, hosts: this.plan.hosts.length, sync: this.sync.mode }, 'gang start: all hosts registered')
+    if (this.sync.mode === 'peers') return this.startPeers(active)
     this.advance()
+  }
+
+  /**
+   * Peer batches: hand every runtime the peer table; their TALLYs of epoch 0 (what the hosts sent at
+   * start, now with the peers) open the first window. With a tree, only the top reports here.
+   */
+  private startPeers(active: Runtime[]): void {
+    const mute = active.find((r) => r.peerUrl === undefined)
+    if (mute) return this.fail(`runtime ${mute.id} gave no peer address (HELLO.peerUrl): with peer batches (LIVESIM_SYNC=peers) runtimes send their messages to each other`)
+    const tree = active.length >= this.sync.treeMin
+    const fanIn = tree ? this.sync.fanIn : 0
+    const urls = active.map((r) => r.peerUrl!)
+    const owner = this.owner.map((o) => o!.slot)
+    this.tallies = tree ? treeChildren(-1, fanIn, active.length).length : active.length
+    this.runtimeEarliestNs.fill(Infinity)
+    this.batchesTo = new Float64Array(active.length)
+    this.awaiting = this.tallies
+    for (const r of active) {
+      r.reportedEpoch = -1
+      const table: PeerTable = { slot: r.slot, urls, owner, fanIn }
+      this.send(r, encodeJson(F_PEERS, table))
+    }
+    if (tree) this.log.info({ fanIn, top: this.tallies }, 'aggregation tree')
   }
 
   /** Runtimes carrying hosts: fixed from gang start on, so computed once then. */
@@ -653,9 +737,11 @@ export class Leader {
   private advance(): void {
     this.lastProgressMs = Date.now()
     const active = this.active()
+    const peers = this.sync.mode === 'peers'
     let earliest = Infinity
     active.forEach((r, i) => {
-      let e = r.nextEventNs
+      // Peer batches: the TALLYs set runtimeEarliestNs; the star: the REPORT and the inbox.
+      let e = peers ? this.runtimeEarliestNs[i]! : r.nextEventNs
       const inbox = r.inbox
       for (let k = 0; k < r.inboxCount; k++) e = Math.min(e, inbox[k * WIRE_SLOTS]!)
       this.runtimeEarliestNs[i] = e
@@ -665,9 +751,15 @@ export class Leader {
     const end = perRuntime ? (this.clock.nextPerRuntime(this.runtimeEarliestNs, this.runtimeEndNs) ? 0 : -1) : this.clock.next(earliest)
     if (end < 0) return this.finish()
     this.epoch++
-    this.awaiting = active.length
+    this.awaiting = peers ? this.tallies : active.length
+    if (peers) this.runtimeEarliestNs.fill(Infinity)
     this.barrierStartMs = performance.now()
     this.profiler!.grant(this.barrierStartMs)
+    if (peers) {
+      for (const [i, r] of active.entries()) this.send(r, encodeOpen(this.epoch, perRuntime ? this.runtimeEndNs[i]! : end, this.batchesTo[i]!))
+      this.batchesTo.fill(0)
+      return
+    }
     for (const [i, r] of active.entries()) {
       this.send(r, encodeBarrier(F_GRANT, this.epoch, perRuntime ? this.runtimeEndNs[i]! : end, r.inbox, r.inboxCount, r.inboxPayloads))
       r.inboxCount = 0

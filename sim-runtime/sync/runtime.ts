@@ -15,6 +15,7 @@ import { LiveRunner, liveOptionsFromEnv } from '../live/runner.ts'
 import {
   decodeBarrier,
   decodeJson,
+  decodeOpen,
   encodeBarrier,
   encodeJson,
   F_ABORT,
@@ -22,6 +23,8 @@ import {
   F_FINISH,
   F_GRANT,
   F_HELLO,
+  F_OPEN,
+  F_PEERS,
   F_REPORT,
   F_RESULTS,
   F_WELCOME,
@@ -32,6 +35,7 @@ import {
   type Frame,
 } from './frames.ts'
 import { H2_SETTINGS } from './leader.ts'
+import { PeerMesh, tallyFrame, type PeerTable, type SyncMode } from './peers.ts'
 import { buildTopology, internalLookaheadNs } from './topology.ts'
 
 export interface RuntimeOptions {
@@ -44,6 +48,13 @@ export interface RuntimeOptions {
   connectTimeoutMs?: number
   /** Protocol version to announce; only tests set this. */
   protocolVersion?: number
+  /**
+   * Where this runtime listens for its peers (peer batches, peers.ts): `host` to bind, `port` (0:
+   * any free one), `advertise` the host name or IP the other runtimes reach it by. Default: a free
+   * port on this end's address of the connection to the leader (a pod's IP on Kubernetes, where
+   * pods reach each other by IP; 127.0.0.1 under `livesim run`).
+   */
+  peers?: { host: string; port: number; advertise: string }
 }
 
 export class RuntimeError extends Error {
@@ -141,17 +152,31 @@ export async function runWindow(group: HostGroup, live: QuantumRunner | undefine
 
 export async function runRuntime(opts: RuntimeOptions): Promise<void> {
   const session = await connect(opts.leaderUrl, Date.now() + (opts.connectTimeoutMs ?? 60_000), opts.logger)
+  const mesh = new PeerMesh(opts.token, opts.logger)
+  let peerUrl: string
+  try {
+    const local = session.socket.localAddress
+    if (!opts.peers && !local) throw new Error('the connection to the leader has no local address')
+    const listen = opts.peers ?? { host: local!, port: 0, advertise: local! }
+    const port = await mesh.listen(listen.port, listen.host)
+    peerUrl = `http://${listen.advertise.includes(':') ? `[${listen.advertise}]` : listen.advertise}:${port}`
+  } catch (err) {
+    session.close()
+    await mesh.close()
+    throw new RuntimeError(`cannot listen for peer runtimes: ${(err as Error).message}`)
+  }
   const stream = session.request({
     ':method': 'POST',
     ':path': '/v1/sync',
     authorization: `Bearer ${opts.token}`,
     'content-type': 'application/x-livesim-frames',
   })
-  const rt = new RuntimeStream(opts, stream)
+  const rt = new RuntimeStream(opts, stream, mesh, peerUrl)
   try {
     await rt.run()
   } finally {
     session.close()
+    await mesh.close()
     if (rt.live) {
       await rt.live.stop()
       activeRunners.delete(rt.live)
@@ -177,15 +202,24 @@ class RuntimeStream {
   private status = 0
   private readonly errorBody: Buffer[] = []
   private readonly decoder = new FrameDecoder()
+  private readonly mesh: PeerMesh
+  private readonly peerUrl: string
+  /** Set by WELCOME: peer batches, or every message through the leader. */
+  private sync: SyncMode = 'star'
+  /** Peer batches: PEERS has come, epoch 0's batches are sent. */
+  private peered = false
   // Frames are handled strictly in order; WELCOME may await module imports.
   private chain = Promise.resolve()
   private resolve: () => void = () => {}
   private reject: (err: RuntimeError) => void = () => {}
 
-  constructor(opts: RuntimeOptions, stream: http2.ClientHttp2Stream) {
+  constructor(opts: RuntimeOptions, stream: http2.ClientHttp2Stream, mesh: PeerMesh, peerUrl: string) {
     this.opts = opts
     this.log = opts.logger
     this.stream = stream
+    this.mesh = mesh
+    this.peerUrl = peerUrl
+    mesh.onError = (err) => this.fail(err.message, true)
   }
 
   /** Resolves once the results are sent; rejects with a RuntimeError when the leader refuses, aborts, or goes away. */
@@ -200,16 +234,19 @@ class RuntimeStream {
       stream.on('data', (chunk: Buffer) => this.onData(chunk))
       stream.on('end', () => this.onEnd())
       stream.on('close', () => {
+        // A wait for peers' batches would hold the chain: end it.
+        this.mesh.abort(new RuntimeError(`the leader closed the stream at epoch ${this.epoch}`))
         void this.chain.then(() => this.fail(`the leader closed the stream at epoch ${this.epoch}`, false))
       })
       stream.on('error', (err) => this.fail(`stream error: ${err.message}`, false))
-      stream.write(encodeJson(F_HELLO, { protocol: this.opts.protocolVersion ?? PROTOCOL_VERSION, runtime: this.opts.runtimeId, hosts: this.opts.hosts }))
+      stream.write(encodeJson(F_HELLO, { protocol: this.opts.protocolVersion ?? PROTOCOL_VERSION, runtime: this.opts.runtimeId, hosts: this.opts.hosts, peerUrl: this.peerUrl }))
     })
   }
 
   private fail(message: string, tellLeader: boolean): void {
     if (this.finished) return
     this.finished = true
+    this.mesh.abort(new RuntimeError(message))
     const tell = tellLeader && !this.stream.destroyed
     if (tell) this.stream.end(encodeJson(F_ERROR, { message }))
     this.reject(new RuntimeError(message, tell))
@@ -228,6 +265,8 @@ class RuntimeStream {
       return this.fail(`malformed frame from the leader: ${(err as Error).message}`, true)
     }
     for (const f of frames) {
+      // An ABORT must not wait behind a window that waits for peers that will never send.
+      if (f.type === F_ABORT) this.mesh.abort(new RuntimeError('the leader aborted the run'))
       this.chain = this.chain.then(() => (this.finished && f.type !== F_ABORT ? undefined : this.onFrame(f))).catch((err: Error) => this.fail(err.message, true))
     }
   }
@@ -250,6 +289,10 @@ class RuntimeStream {
         return this.welcome(f)
       case F_GRANT:
         return this.grant(f)
+      case F_OPEN:
+        return this.open(f)
+      case F_PEERS:
+        return this.peers(f)
       case F_FINISH:
         return this.finish()
       case F_ABORT: {
@@ -269,7 +312,8 @@ class RuntimeStream {
   private async welcome(f: Frame): Promise<void> {
     if (this.group) throw new FrameError('second WELCOME')
     const opts = this.opts
-    const w = decodeJson<{ protocol: number; cluster: unknown; baseDir: string }>(f)
+    const w = decodeJson<{ protocol: number; cluster: unknown; baseDir: string; sync?: SyncMode }>(f)
+    this.sync = w.sync === 'peers' ? 'peers' : 'star'
     const { plan } = validateSimCluster(w.cluster)
     const indices = opts.hosts.map((name) => {
       const i = plan.hostIndex.get(name)
@@ -288,25 +332,68 @@ class RuntimeStream {
     if (plan.mode === 'Conservative') this.localLookaheadNs = internalLookaheadNs(buildTopology(plan), indices)
     await live?.start()
     group.start()
-    const [out, n, payloads] = group.drainOutbox()
-    this.stream.write(encodeBarrier(F_REPORT, 0, group.nextEventNs(), out, n, payloads))
+    if (this.sync === 'peers') {
+      // Ready: what the hosts sent at start waits in the outboxes for PEERS, then goes to the peers.
+      this.stream.write(encodeBarrier(F_REPORT, 0, group.nextEventNs(), out0, 0))
+    } else {
+      const [out, n, payloads] = group.drainOutbox()
+      this.stream.write(encodeBarrier(F_REPORT, 0, group.nextEventNs(), out, n, payloads))
+    }
     this.log.info({ hosts: opts.hosts, cluster: plan.cluster, live: live ? { cellMode: live.cellMode, hosts: live.hosts.length } : undefined }, 'hosts started')
+  }
+
+  /** Peer batches: connect to the peers, send them what the hosts sent at start, tally epoch 0. */
+  private async peers(f: Frame): Promise<void> {
+    const group = this.group
+    if (!group || this.sync !== 'peers') throw new FrameError('PEERS before WELCOME, or in a run without peer batches')
+    if (this.peered) throw new FrameError('second PEERS')
+    this.peered = true
+    this.mesh.configure(group.plan, buildTopology(group.plan), decodeJson<PeerTable>(f))
+    await this.report(group)
   }
 
   /** Run the granted window and report it. */
   private async grant(f: Frame): Promise<void> {
     const group = this.group
     if (!group) throw new FrameError('GRANT before WELCOME')
+    if (this.sync === 'peers') throw new FrameError('a GRANT in a run with peer batches')
     const g = decodeBarrier(f)
     if (g.epoch !== this.epoch + 1) throw new FrameError(`GRANT for epoch ${g.epoch}, expected ${this.epoch + 1}`)
     this.epoch = g.epoch
-    const startMs = performance.now()
     group.deliver(g.messages, g.count, g.payloads)
-    await runWindow(group, this.live, this.windowStartNs, g.timeNs, this.localLookaheadNs)
+    await this.runWindow(group, g.timeNs)
+  }
+
+  /** Peer batches: take the last window's BATCHes the leader counted, then run the window. */
+  private async open(f: Frame): Promise<void> {
+    const group = this.group
+    if (!group || !this.peered) throw new FrameError('OPEN before PEERS')
+    const o = decodeOpen(f)
+    if (o.epoch !== this.epoch + 1) throw new FrameError(`OPEN for epoch ${o.epoch}, expected ${this.epoch + 1}`)
+    this.epoch = o.epoch
+    for (const b of await this.mesh.collect(this.epoch - 1, o.batches)) group.deliver(b.messages, b.count, b.payloads)
+    await this.runWindow(group, o.windowEndNs)
+  }
+
+  private async runWindow(group: HostGroup, toNs: number): Promise<void> {
+    const startMs = performance.now()
+    await runWindow(group, this.live, this.windowStartNs, toNs, this.localLookaheadNs)
     this.busyMs += performance.now() - startMs
-    this.windowStartNs = g.timeNs
+    this.windowStartNs = toNs
+    await this.report(group)
+  }
+
+  /** Report the window just run: its messages to the leader (star), or to the peers and a TALLY up. */
+  private async report(group: HostGroup): Promise<void> {
     const [out, n, payloads] = group.drainOutbox()
-    this.stream.write(encodeBarrier(F_REPORT, this.epoch, group.nextEventNs(), out, n, payloads))
+    if (this.sync !== 'peers') {
+      this.stream.write(encodeBarrier(F_REPORT, this.epoch, group.nextEventNs(), out, n, payloads))
+      return
+    }
+    const own = this.mesh.sendWindow(this.epoch, group.nextEventNs(), out, n, payloads)
+    const tally = tallyFrame(this.epoch, await this.mesh.combine(this.epoch, own))
+    if (this.mesh.hasParent) this.mesh.sendUp(tally)
+    else this.stream.write(tally)
   }
 
   /** Send this runtime's results: the run is done. */
@@ -321,6 +408,8 @@ class RuntimeStream {
     this.resolve()
   }
 }
+
+const out0 = new Float64Array(0)
 
 const activeRunners = new Set<LiveRunner>()
 
