@@ -3,6 +3,10 @@
 //
 //   node bench/barrier-peers.ts [runs=3] [runtimes=5] [endTime=100ms]
 //
+// Modes (BENCH_SYNC_MODES, default star,peers): star (LIVESIM_SYNC=star), peers (the default: peer
+// batches, flat TALLYs below LIVESIM_SYNC_TREE_MIN runtimes), tree (peer batches with the
+// aggregation tree forced on: LIVESIM_SYNC_TREE_MIN=1, fan-in BENCH_TREE_FANIN, default 2).
+//
 // examples/fanout.yaml (200 hosts) over `runtimes` runtime processes (`livesim run --partition N`,
 // hosts in plan order), topology-aware windows, `runs` runs per sync mode, the modes interleaved
 // (LIVESIM_SYNC=star, then the default, then star again...) so that a change of the machine's load
@@ -37,8 +41,13 @@ async function once(mode: string, run: number): Promise<Row> {
   const m = loadExample('fanout.yaml', (doc) => {
     ;(doc.spec as Record<string, unknown>).endTime = endTime
   })
-  const saved = process.env.LIVESIM_SYNC
-  process.env.LIVESIM_SYNC = mode
+  const names = ['LIVESIM_SYNC', 'LIVESIM_SYNC_TREE_MIN', 'LIVESIM_SYNC_TREE_FANIN'] as const
+  const saved = names.map((n) => process.env[n])
+  process.env.LIVESIM_SYNC = mode === 'tree' ? 'peers' : mode
+  if (mode === 'tree') {
+    process.env.LIVESIM_SYNC_TREE_MIN = '1'
+    process.env.LIVESIM_SYNC_TREE_FANIN = process.env.BENCH_TREE_FANIN ?? '2'
+  }
   let last: LeaderStatus | undefined
   const cpu = process.cpuUsage()
   try {
@@ -58,8 +67,10 @@ async function once(mode: string, run: number): Promise<Row> {
       digest: res.digest,
     }
   } finally {
-    if (saved === undefined) delete process.env.LIVESIM_SYNC
-    else process.env.LIVESIM_SYNC = saved
+    names.forEach((n, i) => {
+      if (saved[i] === undefined) delete process.env[n]
+      else process.env[n] = saved[i]
+    })
   }
 }
 

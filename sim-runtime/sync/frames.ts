@@ -6,7 +6,7 @@
 //   REPORT  := f64 epoch | f64 nextEventNs  | f64 count | count × message | payloads
 //   BATCH   := f64 epoch | f64 fromRuntime  | f64 count | count × message | payloads     (runtime → runtime)
 //   TALLY   := f64 epoch | f64 count | count × (f64 runtime, f64 earliestNs, f64 batches)  (→ parent or leader)
-//   OPEN    := f64 epoch | f64 windowEndNs | f64 batches                     (a GRANT, peer batches)
+//   OPEN    := f64 epoch | f64 count | count × (f64 runtime, f64 windowEndNs, f64 batches)  (a GRANT)
 //
 // Star (LIVESIM_SYNC=star): the leader relays every cross-runtime message, REPORT → GRANT. Peer
 // batches (the default): after PEERS (JSON: the runtimes' addresses and which carries which host)
@@ -14,8 +14,9 @@
 // instead of a REPORT: per runtime, the earliest time of pending work it knows of (its own next
 // event, the earliest message it just sent to each peer) and how many BATCHes it sent there. The
 // leader sums those into each runtime's OPEN (the next window, and how many BATCHes of the last one
-// to wait for). Above a number of runtimes, interior runtimes of a tree merge their children's TALLYs
-// (earliest time and BATCHes per runtime) before the leader sees them (peers.ts).
+// to wait for; the receiver's own entry first). Above a number of runtimes, interior runtimes of a
+// tree merge their children's TALLYs (earliest time and BATCHes per runtime) before the leader sees
+// them, and pass each child the OPEN entries of its subtree (peers.ts).
 //   payloads:= the payload bytes of the messages that carry one (slot SLOT_PAYLOAD > 0), concatenated
 //              in message order, zero-padded to a multiple of 8 (live components' TCP data)
 //   others  := UTF-8 JSON
@@ -152,23 +153,22 @@ export function decodeBarrier(frame: Frame): BarrierFrame {
   return { epoch, timeNs, messages, count, payloads }
 }
 
-/** Float64s per TALLY entry: runtime slot, earliest time (ns, Infinity when none), BATCHes to it. */
+/** Float64s per TALLY or OPEN entry: runtime slot, a time (ns), BATCHes. */
 export const TALLY_SLOTS = 3
 
-/** A TALLY: `count` entries of TALLY_SLOTS float64s. */
+/** A TALLY or an OPEN: `count` entries of TALLY_SLOTS float64s. */
 export interface TallyFrame {
   epoch: number
   entries: Float64Array
   count: number
 }
 
-/** Encode a TALLY of `count` entries (TALLY_SLOTS f64 each) from `entries`. */
-export function encodeTally(epoch: number, entries: Float64Array, count: number): Buffer {
+function encodeEntries(type: number, epoch: number, entries: Float64Array, count: number): Buffer {
   const slots = 2 + count * TALLY_SLOTS
   const ab = new ArrayBuffer(FRAME_HEADER + slots * 8)
   const head = new Uint32Array(ab, 0, 2)
   head[0] = ab.byteLength
-  head[1] = F_TALLY
+  head[1] = type
   const f = new Float64Array(ab, FRAME_HEADER, slots)
   f[0] = epoch
   f[1] = count
@@ -176,48 +176,48 @@ export function encodeTally(epoch: number, entries: Float64Array, count: number)
   return Buffer.from(ab)
 }
 
-/** Encode an OPEN: the window up to windowEndNs, after `batches` BATCHes of the last one. */
-export function encodeOpen(epoch: number, windowEndNs: number, batches: number): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_HEADER + 24)
-  out.writeUInt32LE(out.length, 0)
-  out.writeUInt32LE(F_OPEN, 4)
-  out.writeDoubleLE(epoch, 8)
-  out.writeDoubleLE(windowEndNs, 16)
-  out.writeDoubleLE(batches, 24)
-  return out
-}
-
-export function decodeOpen(frame: Frame): { epoch: number; windowEndNs: number; batches: number } {
+function decodeEntries(frame: Frame, runtimes: number, finite: boolean): TallyFrame {
+  const name = frameName(frame.type)
   const p = frame.payload
-  if (p.length !== 24) throw new FrameError(`OPEN payload of ${p.length} bytes, not 24`)
-  const epoch = p.readDoubleLE(0)
-  const windowEndNs = p.readDoubleLE(8)
-  const batches = p.readDoubleLE(16)
-  if (!Number.isSafeInteger(epoch) || epoch < 1) throw new FrameError(`OPEN: bad epoch ${epoch}`)
-  if (!(windowEndNs >= 0 && windowEndNs <= Number.MAX_SAFE_INTEGER)) throw new FrameError(`OPEN: bad window end ${windowEndNs}`)
-  if (!Number.isSafeInteger(batches) || batches < 0) throw new FrameError(`OPEN: bad batch count ${batches}`)
-  return { epoch, windowEndNs, batches }
-}
-
-/** Decode a TALLY; `runtimes` bounds the slots it may name. */
-export function decodeTally(frame: Frame, runtimes: number): TallyFrame {
-  const p = frame.payload
-  if (p.length < 16 || (p.length - 16) % (8 * TALLY_SLOTS) !== 0) throw new FrameError(`TALLY payload of ${p.length} bytes is not a tally`)
+  if (p.length < 16 || (p.length - 16) % (8 * TALLY_SLOTS) !== 0) throw new FrameError(`${name} payload of ${p.length} bytes does not hold whole entries`)
   const epoch = p.readDoubleLE(0)
   const count = p.readDoubleLE(8)
-  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new FrameError(`TALLY: bad epoch ${epoch}`)
-  if (count !== (p.length - 16) / (8 * TALLY_SLOTS)) throw new FrameError(`TALLY: count ${count} does not match payload of ${p.length} bytes`)
+  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new FrameError(`${name}: bad epoch ${epoch}`)
+  if (count !== (p.length - 16) / (8 * TALLY_SLOTS)) throw new FrameError(`${name}: count ${count} does not match payload of ${p.length} bytes`)
   const entries = new Float64Array(count * TALLY_SLOTS)
   Buffer.from(entries.buffer).set(p.subarray(16))
   for (let i = 0; i < count; i++) {
     const slot = entries[TALLY_SLOTS * i]!
     const t = entries[TALLY_SLOTS * i + 1]!
     const batches = entries[TALLY_SLOTS * i + 2]!
-    if (!Number.isInteger(slot) || slot < 0 || slot >= runtimes) throw new FrameError(`TALLY: entry ${i} names runtime ${slot} of ${runtimes}`)
-    if (!(t >= 0)) throw new FrameError(`TALLY: entry ${i} has time ${t}`)
-    if (!Number.isSafeInteger(batches) || batches < 0) throw new FrameError(`TALLY: entry ${i} has ${batches} batches`)
+    if (!Number.isInteger(slot) || slot < 0 || slot >= runtimes) throw new FrameError(`${name}: entry ${i} names runtime ${slot} of ${runtimes}`)
+    if (!(t >= 0) || (finite && !(t <= Number.MAX_SAFE_INTEGER))) throw new FrameError(`${name}: entry ${i} has time ${t}`)
+    if (!Number.isSafeInteger(batches) || batches < 0) throw new FrameError(`${name}: entry ${i} has ${batches} batches`)
   }
   return { epoch, entries, count }
+}
+
+/** Encode a TALLY of `count` entries (runtime, earliestNs, BATCHes sent to it) from `entries`. */
+export function encodeTally(epoch: number, entries: Float64Array, count: number): Buffer {
+  return encodeEntries(F_TALLY, epoch, entries, count)
+}
+
+/** Decode a TALLY; `runtimes` bounds the slots it may name. Times may be Infinity (nothing pending). */
+export function decodeTally(frame: Frame, runtimes: number): TallyFrame {
+  return decodeEntries(frame, runtimes, false)
+}
+
+/** Encode an OPEN of `count` entries (runtime, windowEndNs, BATCHes of the last epoch to wait for). */
+export function encodeOpen(epoch: number, entries: Float64Array, count: number): Buffer {
+  return encodeEntries(F_OPEN, epoch, entries, count)
+}
+
+/** Decode an OPEN: an epoch from 1 on, at least one entry, finite window ends. */
+export function decodeOpen(frame: Frame, runtimes: number): TallyFrame {
+  const o = decodeEntries(frame, runtimes, true)
+  if (o.epoch < 1) throw new FrameError(`OPEN: bad epoch ${o.epoch}`)
+  if (o.count < 1) throw new FrameError('OPEN without an entry')
+  return o
 }
 
 export function decodeJson<T = unknown>(frame: Frame): T {

@@ -58,7 +58,7 @@ import {
   type Frame,
 } from './frames.ts'
 import { EmbeddedRuntime } from './embedded.ts'
-import { syncFromEnv, treeChildren, type PeerTable, type SyncOptions } from './peers.ts'
+import { subtreeOf, syncFromEnv, treeChildren, type PeerTable, type SyncOptions } from './peers.ts'
 import { BarrierProfiler, STRAGGLERS_SHOWN, type Straggler } from './profile.ts'
 import { assembleResults, type SimResults } from './results.ts'
 import { WindowClock, windowsFromEnv, type Stepping, type Windows } from './windows.ts'
@@ -202,6 +202,9 @@ export class Leader {
   private readonly sync: SyncOptions
   /** Peer batches: how many TALLYs a barrier takes (every runtime, or the tree's top). */
   private tallies = 0
+  /** Peer batches with a tree: the leader's children, and each one's subtree (its OPEN entries). */
+  private top: { rt: Runtime; subtree: number[] }[] = []
+  private openEntries = new Float64Array(0)
   /** Peer batches: per active runtime, the BATCHes of the open epoch sent to it (TALLYs). */
   private batchesTo = new Float64Array(0)
   /** Set when this leader carries every host itself (runEmbedded). */
@@ -715,6 +718,8 @@ export class Leader {
     const urls = active.map((r) => r.peerUrl!)
     const owner = this.owner.map((o) => o!.slot)
     this.tallies = tree ? treeChildren(-1, fanIn, active.length).length : active.length
+    this.top = tree ? treeChildren(-1, fanIn, active.length).map((s) => ({ rt: active[s]!, subtree: subtreeOf(s, fanIn, active.length) })) : active.map((rt, s) => ({ rt, subtree: [s] }))
+    this.openEntries = new Float64Array(active.length * TALLY_SLOTS)
     this.runtimeEarliestNs.fill(Infinity)
     this.batchesTo = new Float64Array(active.length)
     this.awaiting = this.tallies
@@ -756,7 +761,16 @@ export class Leader {
     this.barrierStartMs = performance.now()
     this.profiler!.grant(this.barrierStartMs)
     if (peers) {
-      for (const [i, r] of active.entries()) this.send(r, encodeOpen(this.epoch, perRuntime ? this.runtimeEndNs[i]! : end, this.batchesTo[i]!))
+      // To each of its children (every runtime, without a tree) the entries of its subtree.
+      const entries = this.openEntries
+      for (const { rt, subtree } of this.top) {
+        subtree.forEach((s, k) => {
+          entries[k * TALLY_SLOTS] = s
+          entries[k * TALLY_SLOTS + 1] = perRuntime ? this.runtimeEndNs[s]! : end
+          entries[k * TALLY_SLOTS + 2] = this.batchesTo[s]!
+        })
+        this.send(rt, encodeOpen(this.epoch, entries, subtree.length))
+      }
       this.batchesTo.fill(0)
       return
     }

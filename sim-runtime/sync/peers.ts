@@ -18,16 +18,17 @@
 // runtimes form a `fanIn`-ary tree (LIVESIM_SYNC_TREE_FANIN, default FAN_IN_DEFAULT) in slot order
 // under the leader, as a heap: runtime s reports to runtime ⌊s / fanIn⌋ − 1, the leader for
 // s < fanIn. An interior runtime merges its children's TALLYs with its own (per runtime the earliest
-// time and the sum of BATCHes: combineTallies) and sends one TALLY up, so the leader reads `fanIn`
-// frames per barrier and a report crosses ⌈log_fanIn N⌉ hops. OPENs still go from the leader to
-// every runtime.
+// time and the sum of BATCHes: combineTallies) and sends one TALLY up; OPENs come down the same way:
+// the leader sends each of its children the entries of that child's subtree (subtreeOf), and each
+// interior runtime passes its children theirs before it runs its window. So the leader reads and
+// writes `fanIn` frames per barrier, and a report and a grant cross ⌈log_fanIn N⌉ hops each.
 import http2 from 'node:http2'
 import net from 'node:net'
 import { timingSafeEqual } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { RunPlan } from '../api/plan.ts'
 import { SLOT_PAYLOAD, WIRE_SLOTS } from '../engine/message.ts'
-import { decodeBarrier, decodeTally, encodeBarrier, encodeTally, F_BATCH, F_TALLY, FrameDecoder, FrameError, frameName, TALLY_SLOTS, type TallyFrame } from './frames.ts'
+import { decodeBarrier, decodeTally, encodeBarrier, encodeOpen, encodeTally, F_BATCH, F_OPEN, F_TALLY, FrameDecoder, FrameError, frameName, TALLY_SLOTS, type TallyFrame } from './frames.ts'
 import type { Topology } from './topology.ts'
 
 /** Children per interior runtime of the aggregation tree, by default. */
@@ -81,6 +82,24 @@ export function treeParent(slot: number, fanIn: number): number {
 export function treeChildren(slot: number, fanIn: number, runtimes: number): number[] {
   const out: number[] = []
   for (let c = (slot + 1) * fanIn; c < Math.min(runtimes, (slot + 2) * fanIn); c++) out.push(c)
+  return out
+}
+
+/** Runtime `slot` and every runtime under it in the tree, `slot` first, breadth first. */
+export function subtreeOf(slot: number, fanIn: number, runtimes: number): number[] {
+  const out = [slot]
+  for (let i = 0; i < out.length; i++) out.push(...treeChildren(out[i]!, fanIn, runtimes))
+  return out
+}
+
+/** OPEN entries for the runtimes `slots` (their order), from entries that name each of them once. */
+export function openEntriesFor(slots: readonly number[], byslot: ReadonlyMap<number, number>, entries: Float64Array): Float64Array {
+  const out = new Float64Array(slots.length * TALLY_SLOTS)
+  slots.forEach((s, i) => {
+    const at = byslot.get(s)
+    if (at === undefined) throw new FrameError(`OPEN lacks runtime ${s}`)
+    out.set(entries.subarray(at * TALLY_SLOTS, (at + 1) * TALLY_SLOTS), i * TALLY_SLOTS)
+  })
   return out
 }
 
@@ -221,6 +240,10 @@ export class PeerMesh {
   private splitTo: number[] = []
   private parent = -1
   private children: number[] = []
+  /** Per child: its subtree, itself first (the OPEN entries it gets). */
+  private subtrees: number[][] = []
+  /** OPENs from the parent runtime (tree): handled in order with the leader's frames. */
+  onOpen: (f: { type: number; payload: Buffer }) => void = () => {}
   private aborted: Error | undefined
   /** Frames that came before PEERS did (a peer that got it first): handled once configured. */
   private early: { type: number; payload: Buffer }[] = []
@@ -274,9 +297,11 @@ export class PeerMesh {
     if (table.fanIn > 0) {
       this.parent = treeParent(table.slot, table.fanIn)
       this.children = treeChildren(table.slot, table.fanIn, runtimes)
+      this.subtrees = this.children.map((c) => subtreeOf(c, table.fanIn, runtimes))
     }
     const targets = new Set(this.outPeers)
     if (this.parent >= 0) targets.add(this.parent)
+    for (const c of this.children) targets.add(c)
     for (const slot of targets) this.connect(slot, table.urls[slot]!)
     const early = this.early
     this.early = []
@@ -285,6 +310,11 @@ export class PeerMesh {
   }
 
   /** Whether this runtime's TALLY goes to a parent runtime rather than the leader. */
+  /** Runtimes of the run (PEERS). */
+  get runtimes(): number {
+    return this.table?.urls.length ?? 0
+  }
+
   get hasParent(): boolean {
     return this.parent >= 0
   }
@@ -343,6 +373,27 @@ export class PeerMesh {
     }
     this.sentMessages += count
     return { entries, count: n }
+  }
+
+  /**
+   * Tree: pass each child the entries of an OPEN (`entries`, `count` of them) for its subtree;
+   * returns this runtime's own entry: [window end, BATCHes].
+   */
+  forwardOpen(epoch: number, entries: Float64Array, count: number): [number, number] {
+    const table = this.table!
+    if (entries[0] !== table.slot) throw new FrameError(`OPEN for runtime ${entries[0]}, not ${table.slot}`)
+    if (this.children.length > 0) {
+      const byslot = new Map<number, number>()
+      for (let i = 0; i < count; i++) byslot.set(entries[i * TALLY_SLOTS]!, i)
+      if (byslot.size !== 1 + this.subtrees.reduce((n, t) => n + t.length, 0)) throw new FrameError(`OPEN with ${count} entries for runtime ${table.slot}'s subtree`)
+      this.children.forEach((c, i) => {
+        const sub = this.subtrees[i]!
+        this.outStreams.get(c)!.write(encodeOpen(epoch, openEntriesFor(sub, byslot, entries), sub.length))
+      })
+    } else if (count !== 1) {
+      throw new FrameError(`OPEN with ${count} entries for runtime ${table.slot}, which has no children`)
+    }
+    return [entries[1]!, entries[2]!]
   }
 
   /** Send a TALLY to the parent runtime (tree). */
@@ -469,6 +520,11 @@ export class PeerMesh {
       box.tallies.push(t)
       if (box.tallies.length > this.children.length) throw new FrameError(`more TALLYs of epoch ${t.epoch} than runtime ${table.slot} has children`)
       if (box.tallies.length === this.children.length) box.waitTallies?.()
+      return
+    }
+    if (type === F_OPEN) {
+      if (this.parent < 0) throw new FrameError(`OPEN from a peer to runtime ${table.slot}, whose parent is the leader`)
+      this.onOpen(f)
       return
     }
     throw new FrameError(`unexpected ${frameName(type)} frame from a peer`)

@@ -220,6 +220,7 @@ class RuntimeStream {
     this.mesh = mesh
     this.peerUrl = peerUrl
     mesh.onError = (err) => this.fail(err.message, true)
+    mesh.onOpen = (f) => this.enqueue(f)
   }
 
   /** Resolves once the results are sent; rejects with a RuntimeError when the leader refuses, aborts, or goes away. */
@@ -267,8 +268,13 @@ class RuntimeStream {
     for (const f of frames) {
       // An ABORT must not wait behind a window that waits for peers that will never send.
       if (f.type === F_ABORT) this.mesh.abort(new RuntimeError('the leader aborted the run'))
-      this.chain = this.chain.then(() => (this.finished && f.type !== F_ABORT ? undefined : this.onFrame(f))).catch((err: Error) => this.fail(err.message, true))
+      this.enqueue(f)
     }
+  }
+
+  /** Handle a frame (from the leader, or an OPEN from the parent runtime) after those before it. */
+  private enqueue(f: Frame): void {
+    this.chain = this.chain.then(() => (this.finished && f.type !== F_ABORT ? undefined : this.onFrame(f))).catch((err: Error) => this.fail(err.message, true))
   }
 
   private onEnd(): void {
@@ -368,11 +374,13 @@ class RuntimeStream {
   private async open(f: Frame): Promise<void> {
     const group = this.group
     if (!group || !this.peered) throw new FrameError('OPEN before PEERS')
-    const o = decodeOpen(f)
+    const o = decodeOpen(f, this.mesh.runtimes)
     if (o.epoch !== this.epoch + 1) throw new FrameError(`OPEN for epoch ${o.epoch}, expected ${this.epoch + 1}`)
     this.epoch = o.epoch
-    for (const b of await this.mesh.collect(this.epoch - 1, o.batches)) group.deliver(b.messages, b.count, b.payloads)
-    await this.runWindow(group, o.windowEndNs)
+    // Tree: the children's OPENs go on first, then this runtime waits for its BATCHes.
+    const [windowEndNs, batches] = this.mesh.forwardOpen(o.epoch, o.entries, o.count)
+    for (const b of await this.mesh.collect(this.epoch - 1, batches)) group.deliver(b.messages, b.count, b.payloads)
+    await this.runWindow(group, windowEndNs)
   }
 
   private async runWindow(group: HostGroup, toNs: number): Promise<void> {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest'
 import { WIRE_SLOTS, SLOT_PAYLOAD } from '../../sim-runtime/engine/message.ts'
 import { decodeBarrier, decodeOpen, decodeTally, encodeBarrier, encodeOpen, encodeTally, F_BATCH, FrameDecoder, FrameError, TALLY_SLOTS } from '../../sim-runtime/sync/frames.ts'
-import { combineTallies, PeerMesh, peerGraph, splitByRuntime, syncFromEnv, treeChildren, treeParent } from '../../sim-runtime/sync/peers.ts'
+import { combineTallies, openEntriesFor, PeerMesh, peerGraph, splitByRuntime, subtreeOf, syncFromEnv, treeChildren, treeParent } from '../../sim-runtime/sync/peers.ts'
 import { buildTopology } from '../../sim-runtime/sync/topology.ts'
 import { example, silent } from '../helpers.ts'
 
@@ -88,6 +88,23 @@ describe('aggregation tree', () => {
     }
   })
 
+  it('splits the runtimes into disjoint subtrees, and an OPEN into the entries of each', () => {
+    for (const [n, k] of [[7, 2], [40, 3], [300, 16]] as const) {
+      const top = treeChildren(-1, k, n).map((s) => subtreeOf(s, k, n))
+      expect(top.flat().sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i))
+      for (const t of top) for (const s of t.slice(1)) expect(t).toContain(treeParent(s, k))
+    }
+    expect(subtreeOf(0, 2, 7)).toEqual([0, 2, 3, 6])
+    const open = tally([3, 30, 1], [0, 10, 0], [2, 20, 2])
+    const byslot = new Map([[3, 0], [0, 1], [2, 2]])
+    expect(rows({ entries: openEntriesFor([0, 2, 3], byslot, open.entries), count: 3 })).toEqual([
+      [0, 10, 0],
+      [2, 20, 2],
+      [3, 30, 1],
+    ])
+    expect(() => openEntriesFor([0, 1], byslot, open.entries)).toThrow(/lacks runtime 1/)
+  })
+
   it('combines TALLYs to the earliest time and the sum of batches per runtime, whatever the grouping', () => {
     const a = tally([0, 500, 0], [2, 90, 1], [3, 700, 1])
     const b = tally([1, Infinity, 0], [2, 80, 1])
@@ -116,9 +133,16 @@ describe('TALLY and OPEN frames', () => {
     expect(() => decodeTally(f!, 4)).toThrow(/names runtime 4 of 4/)
     const bad = tally([0, 12, 0.5])
     expect(() => decodeTally(new FrameDecoder().push(encodeTally(1, bad.entries, 1))[0]!, 2)).toThrow(FrameError)
-    const [o] = new FrameDecoder().push(encodeOpen(3, 123_000, 2))
-    expect(decodeOpen(o!)).toEqual({ epoch: 3, windowEndNs: 123_000, batches: 2 })
-    expect(() => decodeOpen(new FrameDecoder().push(encodeOpen(0, 1, 0))[0]!)).toThrow(/bad epoch/)
+    const open = tally([2, 123_000, 2], [5, 124_000, 0])
+    const [o] = new FrameDecoder().push(encodeOpen(3, open.entries, 2))
+    const d2 = decodeOpen(o!, 6)
+    expect([d2.epoch, d2.count]).toEqual([3, 2])
+    expect(rows(d2)).toEqual(rows(open))
+    expect(() => decodeOpen(new FrameDecoder().push(encodeOpen(0, open.entries, 1))[0]!, 6)).toThrow(/bad epoch/)
+    // A window must end somewhere.
+    const never = tally([0, Infinity, 0])
+    expect(() => decodeOpen(new FrameDecoder().push(encodeOpen(1, never.entries, 1))[0]!, 1)).toThrow(/has time Infinity/)
+    expect(() => decodeOpen(new FrameDecoder().push(encodeOpen(1, never.entries, 0))[0]!, 1)).toThrow(/without an entry/)
   })
 })
 
