@@ -19,6 +19,9 @@ source "$here/lib.sh"
 STATE="$LIVESIM_CP_DIR"
 KUBECONFIG_OUT="$STATE/kubeconfig"
 READY_TIMEOUT="${LIVESIM_CP_TIMEOUT:-120}"   # seconds, per component
+# Where the apiserver listens. Pods on a real node (hack/kubelet) reach it through the kubernetes
+# Service, whose endpoint is this host's primary IP (the advertise address): they need 0.0.0.0.
+BIND_ADDRESS="${LIVESIM_CP_BIND_ADDRESS:-127.0.0.1}"
 # Controllers the operator's tests rely on: namespace/GC cleanup, service
 # accounts and their tokens, kube-root-ca.crt, aggregated RBAC roles
 # (admin/edit/view) and the workload controllers.
@@ -146,6 +149,8 @@ new_cert admin "/O=system:masters/CN=livesim-admin" client-ca "$client_ext"
 new_cert kube-controller-manager "/CN=system:kube-controller-manager" client-ca "$client_ext"
 new_cert kube-scheduler "/CN=system:kube-scheduler" client-ca "$client_ext"
 new_cert front-proxy-client "/CN=front-proxy-client" front-proxy-ca "$client_ext"
+# The apiserver's identity towards kubelets (logs, exec, port-forward on a real node, hack/kubelet).
+new_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" client-ca "$client_ext"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
 openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 
@@ -231,8 +236,11 @@ wait_until etcd "etcd /health" etcd_healthy
 log "starting kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
 start kube-apiserver \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-  --bind-address=127.0.0.1 \
+  --bind-address="$BIND_ADDRESS" \
   --secure-port="$APISERVER_PORT" \
+  --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+  --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+  --kubelet-preferred-address-types=InternalIP,Hostname \
   --tls-cert-file="$pki/apiserver.crt" \
   --tls-private-key-file="$pki/apiserver.key" \
   --client-ca-file="$pki/client-ca.crt" \
