@@ -139,10 +139,10 @@ export interface LeaderStatus {
   /** Once running: the runtimes most often last to report a barrier (profile.ts), at most five. */
   stragglers?: Straggler[]
   /**
-   * What passed through the leader on the runtimes' sync streams: bytes of frames in and out, and
+   * What passed through the leader on the runtimes' sync streams: frames and bytes in and out, and
    * cross-runtime messages it relayed (0 when runtimes send them to each other, peer batches).
    */
-  traffic: { bytesIn: number; bytesOut: number; relayedMessages: number }
+  traffic: { framesIn: number; framesOut: number; bytesIn: number; bytesOut: number; relayedMessages: number }
 }
 
 
@@ -195,6 +195,8 @@ export class Leader {
   private relayed = 0
   private bytesIn = 0
   private bytesOut = 0
+  private framesIn = 0
+  private framesOut = 0
   private activeRuntimes: Runtime[] | undefined
   /** Per active runtime: its earliest pending time, and its window end (per-runtime windows). */
   private runtimeEarliestNs = new Float64Array(0)
@@ -372,7 +374,7 @@ export class Leader {
       slowdown: vt > 0 ? wall / (vt / 1e9) : 0,
       ...(this.embedded ? this.embeddedStatus(this.embedded.state) : this.runtimesStatus()),
       ...(this.profiler ? { stragglers: this.profiler.stragglers(STRAGGLERS_SHOWN) } : {}),
-      traffic: { bytesIn: this.bytesIn, bytesOut: this.bytesOut, relayedMessages: this.relayed },
+      traffic: { framesIn: this.framesIn, framesOut: this.framesOut, bytesIn: this.bytesIn, bytesOut: this.bytesOut, relayedMessages: this.relayed },
     }
   }
 
@@ -492,6 +494,7 @@ export class Leader {
       } catch (err) {
         return this.cutOff(rt, `malformed frame: ${(err as Error).message}`)
       }
+      this.framesIn += frames.length
       for (const f of frames) {
         try {
           this.onFrame(rt, f)
@@ -515,6 +518,7 @@ export class Leader {
   private send(rt: Runtime, frame: Buffer): void {
     if (rt.stream.destroyed || rt.stream.closed) return
     this.bytesOut += frame.length
+    this.framesOut++
     rt.stream.write(frame)
   }
 
