@@ -465,9 +465,13 @@ export class PeerMesh {
     this.rejectWait?.(err)
   }
 
+  /**
+   * Tear every peer connection down at once: the run is over (or failed), nothing more is needed
+   * from them, and a connection left open would keep the process alive until its peer exits.
+   */
   async close(): Promise<void> {
     this.aborted ??= new Error('closed')
-    for (const c of this.clients) c.close()
+    for (const c of this.clients) c.destroy()
     for (const s of this.sessions) s.destroy()
     for (const s of this.sockets) s.destroy()
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()))
