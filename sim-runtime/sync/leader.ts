@@ -297,7 +297,10 @@ export class Leader {
             (this.lastRejection ? `; last refused request: ${this.lastRejection}` : ''),
         )
       } else if (this.phase === 'Running' && now - this.lastProgressMs > barrierMs) {
-        const late = this.runtimes.filter((r) => r.reportedEpoch < this.epoch || r.state === 'finishing').map((r) => r.id)
+        // With a tree only its top reports here: a late one stands for itself or a runtime under it.
+        const tree = this.sync.mode === 'peers' && this.top.length > 0 && this.top.length < this.active().length
+        const reporting = tree ? this.top.map((t) => t.rt) : this.runtimes
+        const late = reporting.filter((r) => r.reportedEpoch < this.epoch || r.state === 'finishing').map((r) => (tree && r.state !== 'finishing' ? `${r.id} (or a runtime under it in the tree)` : r.id))
         this.fail(`no progress for ${barrierMs / 1000}s at epoch ${this.epoch}; waiting for: ${late.join(', ')}`)
       }
     }, Math.min(1000, Math.max(50, Math.min(registerMs, barrierMs) / 4)))
