@@ -4,7 +4,7 @@ import http from 'node:http'
 import http2 from 'node:http2'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Leader, type LeaderOptions } from '../../sim-runtime/sync/leader.ts'
-import { encodeJson, F_HELLO, F_REPORT, encodeBarrier, FrameDecoder, decodeJson, PROTOCOL_VERSION } from '../../sim-runtime/sync/frames.ts'
+import { encodeJson, encodeTally, F_HELLO, F_PEERS, F_REPORT, encodeBarrier, FrameDecoder, decodeJson, PROTOCOL_VERSION } from '../../sim-runtime/sync/frames.ts'
 import { example, runProcesses, silent } from '../helpers.ts'
 
 const TOKEN = 'test-token-0123456789'
@@ -138,6 +138,29 @@ describe('leader protocol faults', { timeout: 30_000 }, () => {
     await new Promise((r) => setTimeout(r, 100))
     c.stream.write(encodeBarrier(F_REPORT, 7, 0, new Float64Array(0), 0))
     expect(await failureOf(leader)).toContain('REPORT for epoch 7, expected 0')
+  })
+
+  it('peer batches: fails the gang start of a runtime that gave no peer address', async () => {
+    const { leader, port, plan } = await startLeader({ sync: { mode: 'peers', treeMin: 256, fanIn: 16 } })
+    const c = rawStream(port)
+    c.stream.write(encodeJson(F_HELLO, { protocol: PROTOCOL_VERSION, runtime: 'mute', hosts: plan.hosts.map((h) => h.name) }))
+    await new Promise((r) => setTimeout(r, 100))
+    c.stream.write(encodeBarrier(F_REPORT, 0, 0, new Float64Array(0), 0))
+    expect(await failureOf(leader)).toContain('runtime mute gave no peer address (HELLO.peerUrl)')
+  })
+
+  it('peer batches: hands out PEERS, then refuses a TALLY that names no runtime of the run', async () => {
+    const { leader, port, plan } = await startLeader({ sync: { mode: 'peers', treeMin: 256, fanIn: 16 } })
+    const c = rawStream(port)
+    c.stream.write(encodeJson(F_HELLO, { protocol: PROTOCOL_VERSION, runtime: 'solo', hosts: plan.hosts.map((h) => h.name), peerUrl: 'http://127.0.0.1:9' }))
+    await new Promise((r) => setTimeout(r, 100))
+    c.stream.write(encodeBarrier(F_REPORT, 0, 0, new Float64Array(0), 0))
+    const deadline = Date.now() + 5000
+    while (!c.received.some((f) => f.type === F_PEERS) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    const peers = c.received.find((f) => f.type === F_PEERS)!.body as { slot: number; urls: string[]; owner: number[]; fanIn: number }
+    expect(peers).toEqual({ slot: 0, urls: ['http://127.0.0.1:9'], owner: plan.hosts.map(() => 0), fanIn: 0 })
+    c.stream.write(encodeTally(0, Float64Array.from([5, 0, 0]), 1))
+    expect(await failureOf(leader)).toContain('TALLY: entry 0 names runtime 5 of 1')
   })
 
   it('keeps serving status, health and metrics over HTTP/1.1 and HTTP/2 after a failure', async () => {
