@@ -181,7 +181,13 @@ program
     }
     const log = makeLogger('livesim-leader')
     const leader = new Leader({ cluster: m.cluster, plan: m.plan, token: readToken(o), baseDir: m.baseDir, logger: log, registerTimeoutMs: o.registerTimeout * 1000 })
-    const stop = () => leader.fail('leader received a termination signal')
+    // Terminated (its pod deleted, say): fail the run and leave at once, without lingering, so that
+    // the pod does not wait out its grace period for a SIGKILL.
+    let terminated = false
+    const stop = () => {
+      terminated = true
+      leader.fail('leader received a termination signal')
+    }
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)
     await leader.listen(o.port, o.bind, o.httpPort)
@@ -193,7 +199,7 @@ program
     } catch (err) {
       failed = err as Error
     }
-    if (o.linger > 0) {
+    if (o.linger > 0 && !terminated) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, o.linger * 1000)
         process.once('SIGTERM', () => resolve())
