@@ -6,19 +6,28 @@
 // operator is installed with) is checked against the API server's validation and Pod Security
 // admission with server-side dry runs.
 //
-// On the process-backed node pods are local processes: redis-server and libfaketime come from this
-// machine (hack/live-deps.sh installs them), securityContext and volumes are not applied. The livesim
-// image has no redis-server, so on an existing cluster (LIVESIM_USE_EXISTING=1) the run itself skips.
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+// On the real node (kubelet + containerd, the default) redis-server comes from a user image with no
+// livesim inside (hack/image/redis-image.sh, imported into the node's containerd), named in the
+// component's live.image: its pod has the runtime container and a live-redis container from that
+// image, and the run gives the results `livesim run` gives with the same file (counts; a live run's
+// timings are not bit-for-bit repeatable). On the process-backed node (LIVESIM_E2E_NODE=process) pods
+// are local processes: redis-server and libfaketime come from this machine (hack/live-deps.sh),
+// securityContext and volumes are not applied. The livesim image has no redis-server, so on an
+// existing cluster (LIVESIM_USE_EXISTING=1) the run itself skips.
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { hostPod, runsLive, simHost, type OperatorSettings, type SimClusterObject, type SimHostObject } from '../../operator/simcluster/objects.ts'
 import { loadSimCluster } from '../../sim-runtime/api/validate.ts'
-import { existingCluster, getJson, kubectl, kubectlIn, localOnly, namespace, run, until } from './kube.ts'
+import { existingCluster, getJson, kubectl, kubectlIn, localOnly, namespace, root, run, until } from './kube.ts'
 
 const NS = 'e2e-live'
 const NS_PRIVILEGED = 'e2e-live-privileged'
 const NAME = 'live-redis'
+/** On the real node: the user image redis-server comes from; '' on the process-backed node. */
+const userImage = inject('userImage')
+const realNode = inject('nodeKind') === 'kubelet'
 
 const MANIFEST = `
 apiVersion: livesim.dev/v1alpha1
@@ -45,7 +54,7 @@ spec:
     - name: db
       components:
         - name: redis
-          live:
+          live:${userImage ? `\n            image: ${userImage}` : ''}
             # --save ' ': no snapshots (arguments may not be empty).
             command: [redis-server, --bind, $(LIVESIM_BIND_ADDR), --port, '6379', --save, ' ', --appendonly, 'no']
             ports: [{ name: redis, port: 6379 }]
@@ -60,7 +69,7 @@ interface PodJson {
   metadata: { name: string }
   spec: {
     securityContext?: Record<string, unknown>
-    containers: { name: string; env?: EnvVar[]; securityContext?: Record<string, unknown>; volumeMounts?: { name: string; mountPath: string }[] }[]
+    containers: { name: string; image: string; env?: EnvVar[]; securityContext?: Record<string, unknown>; volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[] }[]
     volumes?: { name: string; emptyDir?: Record<string, unknown> }[]
   }
 }
@@ -75,6 +84,7 @@ function tail(file: string, lines = 15): string {
 
 /** What the process-backed node and the runtime left behind for a pod: for failure messages. */
 function podLogs(pod: string): string {
+  if (realNode) return run('kubectl', ['logs', '-n', NS, pod, '-c', 'runtime', '--tail=40']).stdout
   const dir = path.join(inject('e2eDir'), 'node', 'pods', `${NS}_${pod}`)
   // LIVESIM_WORK_DIR=/tmp/<pod>: the node mounts no volumes, so that is this machine's /tmp.
   return [tail(path.join(dir, 'runtime.log'), 30), tail(path.join('/tmp', pod, 'db-0', 'redis.log'))].join('\n')
@@ -103,7 +113,14 @@ describe('live components on Kubernetes, live.podSecurity=restricted (the defaul
     expect(env.LIVESIM_CELL_MODE?.value).toBe('signals')
     expect(env.POD_NAME?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name')
     expect(env.LIVESIM_WORK_DIR?.value).toBe('/tmp/$(POD_NAME)')
-    expect(c.volumeMounts).toEqual([{ name: 'work', mountPath: '/tmp' }])
+    if (userImage) {
+      // The program's container, from the user image, beside the runtime's (docs/kubernetes.md).
+      expect(c.name).toBe('runtime')
+      expect(c.volumeMounts).toEqual([{ name: 'work', mountPath: '/tmp' }, { name: 'kit', mountPath: '/livesim', readOnly: true }])
+      const program = db.spec.containers.find((x) => x.name === 'live-redis')
+      expect(program?.image).toBe(userImage)
+      expect(program?.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } })
+    } else expect(c.volumeMounts).toEqual([{ name: 'work', mountPath: '/tmp' }])
     expect(db.spec.volumes?.find((v) => v.name === 'work')?.emptyDir).toEqual({})
     expect(db.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } })
     expect(c.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } })
@@ -151,6 +168,24 @@ describe('live components on Kubernetes, live.podSecurity=restricted (the defaul
     expect(load.sent, JSON.stringify(load)).toBeGreaterThan(0)
     expect(load.completed, JSON.stringify(load)).toBeGreaterThan(0)
     expect(load.errors, JSON.stringify(load)).toBe(0)
+    if (!userImage) return
+
+    // The same file with `livesim run` here (this machine's redis-server; the image is not used
+    // locally): the same counts. Timings differ between any two live runs, so the digest does too.
+    const file = path.join(inject('e2eDir'), `${NAME}.yaml`)
+    writeFileSync(file, MANIFEST)
+    const local = spawnSync(process.execPath, [path.join(root, 'sim-runtime', 'cli', 'main.ts'), 'run', file, '--json', '--quiet'], { cwd: root, encoding: 'utf8', timeout: 300_000 })
+    expect(local.status, local.stderr).toBe(0)
+    const lr = JSON.parse(local.stdout) as typeof results
+    const lredis = lr.hosts['db-0']?.components.redis as { kind: string; requests: number; replies: number; imageUsed?: boolean }
+    const lload = lr.hosts['client-0']?.components.load as { sent: number; completed: number; errors: number }
+    expect(lredis.imageUsed).toBe(false)
+    expect((redis as { imageUsed?: boolean }).imageUsed, JSON.stringify(redis)).toBe(true)
+    const counts = (r: { requests: number; replies: number }, l: { sent: number; completed: number; errors: number }) => ({ requests: r.requests, replies: r.replies, sent: l.sent, completed: l.completed, errors: l.errors })
+    const onCluster = counts(redis, load)
+    const here = counts(lredis, lload)
+    process.stderr.write(`live-redis counts: on the real node from ${userImage} ${JSON.stringify(onCluster)}; livesim run ${JSON.stringify(here)}\n`)
+    expect(onCluster).toEqual(here)
   })
 })
 

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { beforeAll, describe, expect, inject, it } from 'vitest'
-import { exampleAs, getJson, kubectl, kubectlIn, namespace, root, run } from './kube.ts'
+import { exampleAs, getJson, kubectl, kubectlIn, namespace, root, run, until } from './kube.ts'
 
 const NS = 'e2e-placement'
 const NAME = 'fanout-placed'
@@ -20,7 +20,7 @@ interface Listed<T> {
 }
 
 describe('SimCluster with spec.placement', () => {
-  it('runs 200 hosts on 8 runtime pods to Complete, its digest that of `livesim run`, its results stored', () => {
+  it('runs 200 hosts on 8 runtime pods to Complete, its digest that of `livesim run`, its results stored', async () => {
     // 5 ms of virtual time: enough for every tier to take requests, short enough for the node.
     const text = exampleAs('fanout.yaml', NAME, '5ms').replace(/^ {2}seed: 11$/m, '  seed: 11\n  placement: { runtimes: 8 }')
     expect(text).toContain('placement: { runtimes: 8 }')
@@ -38,10 +38,17 @@ describe('SimCluster with spec.placement', () => {
 
     // API objects grow with the runtimes: 8 SimHosts, 8 runtime pods (the last attempt's stay), one leader.
     const selector = `livesim.dev/cluster=${NAME}`
-    const simHosts = getJson<Listed<{ spec: { hostCount: number; hosts?: string }; status?: { phase?: string; pod?: string } }>>('get', 'simhosts', '-n', NS, '-l', selector)
-    expect(simHosts.items.length).toBe(8)
+    type SimHosts = Listed<{ spec: { hostCount: number; hosts?: string }; status?: { phase?: string; pod?: string } }>
+    // A SimHost's phase follows its pod's, which a real kubelet reports after the run's end.
+    const simHosts = await until(
+      'every SimHost Succeeded with its pod',
+      () => {
+        const l = getJson<SimHosts>('get', 'simhosts', '-n', NS, '-l', selector)
+        return l.items.length === 8 && l.items.every((h) => h.status?.phase === 'Succeeded' && h.status.pod) ? l : undefined
+      },
+      60_000,
+    )
     expect(simHosts.items.reduce((n, h) => n + h.spec.hostCount, 0)).toBe(200)
-    expect(simHosts.items.every((h) => h.status?.phase === 'Succeeded' && h.status.pod)).toBe(true)
     const pods = getJson<Listed<{ metadata: { labels: Record<string, string> } }>>('get', 'pods', '-n', NS, '-l', selector)
     expect(pods.items.filter((p) => p.metadata.labels['livesim.dev/role'] === 'host').length).toBe(8)
     expect(pods.items.length).toBeLessThanOrEqual(9)
