@@ -60,13 +60,15 @@ export class Histogram {
    * of two, so a histogram holds a few KiB where one flat array up to its largest bucket held 32 KiB
    * for values near 1 ms, and thousands of them (a server's per host) stayed in the CPU's caches.
    */
-  private pages: (Float64Array | undefined)[] = new Array<Float64Array | undefined>(PAGES).fill(undefined)
+  private pages: (Float64Array | undefined)[] = []
   count = 0
   sum = 0
   min = Infinity
   max = 0
 
+  /** Page p, new (the list grows to it, packed: a histogram of values up to 1 ms has 14 slots). */
   private page(p: number): Float64Array {
+    while (this.pages.length <= p) this.pages.push(undefined)
     const page = new Float64Array(SUB)
     this.pages[p] = page
     return page
@@ -86,7 +88,7 @@ export class Histogram {
 
   /** Add every sample of `other` to this histogram: the result is as if both had recorded them all. */
   merge(other: Histogram): this {
-    for (let p = 0; p < PAGES; p++) {
+    for (let p = 0; p < other.pages.length; p++) {
       const from = other.pages[p]
       if (from === undefined) continue
       const to = this.pages[p] ?? this.page(p)
@@ -107,7 +109,7 @@ export class Histogram {
 
   /** One past the last bucket that may hold a sample (the end of the last allocated page). */
   private end(): number {
-    let p = PAGES - 1
+    let p = this.pages.length - 1
     while (p >= 0 && this.pages[p] === undefined) p--
     return (p + 1) * SUB
   }
@@ -162,7 +164,7 @@ export class Histogram {
     if (this.count === 0) return 0
     const rank = Math.max(1, Math.ceil(q * this.count))
     let seen = 0
-    for (let p = 0; p < PAGES; p++) {
+    for (let p = 0; p < this.pages.length; p++) {
       const page = this.pages[p]
       if (page === undefined) continue
       for (let j = 0; j < SUB; j++) {
