@@ -58,6 +58,16 @@ spec:
             # --save ' ': no snapshots (arguments may not be empty).
             command: [redis-server, --bind, $(LIVESIM_BIND_ADDR), --port, '6379', --save, ' ', --appendonly, 'no']
             ports: [{ name: redis, port: 6379 }]
+    # A modelled pair beside it that never talks to the live host: its results are the same in
+    # every run of this file, on the cluster and with livesim run.
+    - name: web
+      components:
+        - name: load
+          model: { kind: Client, target: app/http, openLoop: { rate: 2000 }, timeout: 50ms }
+    - name: app
+      components:
+        - name: http
+          model: { kind: Server, workers: 2, service: { distribution: Exponential, mean: 300us } }
 `
 
 interface EnvVar {
@@ -186,6 +196,9 @@ describe('live components on Kubernetes, live.podSecurity=restricted (the defaul
     const here = counts(lredis, lload)
     process.stderr.write(`live-redis counts: on the real node from ${userImage} ${JSON.stringify(onCluster)}; livesim run ${JSON.stringify(here)}\n`)
     expect(onCluster).toEqual(here)
+    // The modelled pair that does not talk to the live host: the same results, exactly.
+    for (const h of ['web-0', 'app-0']) expect(results.hosts[h], h).toEqual(lr.hosts[h])
+    expect((results.hosts['web-0']?.components.load as { completed: number }).completed).toBeGreaterThan(0)
   })
 })
 

@@ -48,6 +48,44 @@ const cases: { name: string; manifest: string; expect: RegExp }[] = [
   { name: 'duplicate component names', manifest: variant('        - name: sql\n', '        - name: sql2\n          model: { kind: Server, service: { distribution: Constant, mean: 1ms } }\n        - name: sql2\n'), expect: /components\[1\]: Duplicate value/ },
 ]
 
+/** The quickstart with a fourth host whose live component names `image` (YAML, as written). */
+const withImage = (image: string) =>
+  `${base.trimEnd()}\n    - name: cache\n      components:\n        - name: redis\n          live: { image: ${image}, command: [redis-server], ports: [{ name: redis, port: 6379 }] }\n`
+
+/** Malformed image references: the schema's pattern (and type) refuses each at this path. */
+const IMAGE_PATH = /spec\.hosts\[3\]\.components\[0\]\.live\.image/
+const badImages: { name: string; image: string }[] = [
+  { name: 'empty', image: '""' },
+  { name: 'uppercase repository', image: 'Redis:7' },
+  { name: 'uppercase first component that is no registry', image: 'MyOrg/redis:7' },
+  { name: 'short digest', image: 'redis@sha256:abc' },
+  { name: 'uppercase digest', image: `redis@sha256:${'AB'.repeat(32)}` },
+  { name: 'unknown digest algorithm', image: `redis@md5:${'ab'.repeat(16)}` },
+  { name: 'tag after the digest', image: `redis@sha256:${'ab'.repeat(32)}:7` },
+  { name: 'two digests', image: `redis@sha256:${'ab'.repeat(32)}@sha256:${'ab'.repeat(32)}` },
+  { name: 'empty tag', image: '"redis:"' },
+  { name: 'tag starting with "-"', image: 'redis:-7' },
+  { name: 'tag longer than 128', image: `redis:${'7'.repeat(129)}` },
+  { name: 'a scheme', image: 'docker://redis:7' },
+  { name: 'double slash', image: 'library//redis:7' },
+  { name: 'leading space', image: '" redis:7"' },
+  { name: 'a number', image: '7' },
+]
+
+describe('the API server refuses malformed live.image references, naming the field path', () => {
+  it('has at least 10 cases, and accepts a well-formed reference in the same place', () => {
+    expect(badImages.length).toBeGreaterThanOrEqual(10)
+    const r = kubectlIn(withImage(`registry.example:5000/team/cache:1.4@sha256:${'ab'.repeat(32)}`), 'apply', '--dry-run=server', '-n', NS, '-f', '-')
+    expect(r.status, r.stderr).toBe(0)
+  })
+
+  it.each(badImages)('image: $name', ({ image }) => {
+    const r = kubectlIn(withImage(image), 'apply', '--dry-run=server', '-n', NS, '-f', '-')
+    expect(r.status, `accepted:\n${r.stdout}`).not.toBe(0)
+    expect(r.stderr).toMatch(IMAGE_PATH)
+  })
+})
+
 describe('the API server rejects invalid SimClusters', () => {
   it('has at least 15 cases, cross-field ones among them', () => {
     expect(cases.length).toBeGreaterThanOrEqual(15)
