@@ -39,7 +39,9 @@ describe.skipIf(why !== undefined)(`pgbench -T ${SECONDS} -P 1 in virtual time${
   it.each(['CpuTime', 'Cooperative'])('prints one progress line per virtual second, and as many transactions as tps × duration (%s clocks)', async (clock) => {
     const text0 = pgbenchManifest({ latencyNs: 100_000, pgbenchArgs: `-T ${SECONDS} -P 1 -c 1 -j 1`, endTimeNs: (SECONDS + 1) * 1e9, clock, asRoot: process.getuid?.() === 0, name: `pg-timers-${clock.toLowerCase()}` })
     const m = manifest(clock === 'Cooperative' ? withBenchSpeed(text0, 4) : text0)
-    const r = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, clock) }) })
+    // PostgreSQL's start-up (initdb, the load) happens before the gang start: ~1-2 s here alone, but
+    // more than the default minute twice with another test worker running beside it.
+    const r = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, clock) }), registerTimeoutMs: 300_000 })
     console.log(`pgbench -T ${SECONDS} under livesim, ${clock} clocks: slowdown ${r.wall.slowdown}`)
     // A property of the set-up (not a speed claim): wall time ran at least 2× faster than virtual time.
     expect(r.wall.slowdown).toBeGreaterThanOrEqual(2)
