@@ -15,19 +15,7 @@ STOP_TIMEOUT="${LIVESIM_CP_STOP_TIMEOUT:-15}"  # seconds before SIGKILL
 # spend its shutdown retrying a vanished etcd.
 for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
   name="${COMPONENTS[i]}"
-  pidfile="$LIVESIM_CP_DIR/pids/$name.pid"
-  if pid_alive "$name"; then
-    pid="$(<"$pidfile")"
-    log "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    while pid_alive "$name" && ((SECONDS < deadline)); do sleep 0.1; done
-    if pid_alive "$name"; then
-      log "$name did not exit after ${STOP_TIMEOUT}s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  rm -f "$pidfile"
+  stop_pid_file "$LIVESIM_CP_DIR/pids/$name.pid" "$name" "$STOP_TIMEOUT"
 done
 
 if [[ "${1:-}" == --purge ]]; then

@@ -44,16 +44,47 @@ binaries_cached() {
   [[ "$LIVESIM_HELM_VERSION" == "$HELM_VERSION" ]] || return 1
 }
 
-# pid_alive NAME: succeeds if $LIVESIM_CP_DIR/pids/NAME.pid names a live process
-# that is still running our binary (guards against a recycled pid).
-pid_alive() {
-  local f="$LIVESIM_CP_DIR/pids/$1.pid" pid
+# pid_file_alive FILE NAME: FILE names a live process whose argv[0] is .../NAME (a zombie, another
+# program or a recycled pid fails this).
+pid_file_alive() {
+  local f="$1" pid argv0
   [[ -f "$f" ]] || return 1
   pid="$(<"$f")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  # argv[0] is "$BIN_DIR/NAME"; a zombie or another program fails this.
-  local argv0
   IFS= read -r -d '' argv0 <"/proc/$pid/cmdline" 2>/dev/null || return 1
-  [[ "${argv0##*/}" == "$1" ]]
+  [[ "${argv0##*/}" == "$2" ]]
+}
+
+# pid_alive NAME: $LIVESIM_CP_DIR/pids/NAME.pid names a live NAME.
+pid_alive() { pid_file_alive "$LIVESIM_CP_DIR/pids/$1.pid" "$1"; }
+
+# stop_pid_file FILE NAME TIMEOUT: SIGTERM the process FILE names (if it is a live NAME), SIGKILL
+# after TIMEOUT seconds, then wait up to 5 s for it to go; the pid file is removed.
+stop_pid_file() {
+  local f="$1" name="$2" timeout="$3" pid deadline
+  if pid_file_alive "$f" "$name"; then
+    pid="$(<"$f")"
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + timeout))
+    while pid_file_alive "$f" "$name" && ((SECONDS < deadline)); do sleep 0.1; done
+    if pid_file_alive "$f" "$name"; then
+      log "$name did not exit after ${timeout}s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      deadline=$((SECONDS + 5))
+      while pid_file_alive "$f" "$name" && ((SECONDS < deadline)); do sleep 0.1; done
+    fi
+  fi
+  rm -f "$f"
+}
+
+# show_logs DIR LINES: the last LINES lines of each DIR/*.log on stderr (a start that failed).
+show_logs() {
+  local f
+  for f in "$1"/*.log; do
+    [[ -f "$f" ]] || continue
+    echo "==> $f" >&2
+    tail -n "$2" "$f" >&2
+  done
 }

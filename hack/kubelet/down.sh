@@ -10,22 +10,7 @@ source "$here/lib.sh"
 STATE="$LIVESIM_NODE_DIR"
 STOP_TIMEOUT="${LIVESIM_NODE_STOP_TIMEOUT:-15}"
 
-stop() { # stop NAME: SIGTERM, SIGKILL after STOP_TIMEOUT
-  local name="$1" pid deadline
-  if node_pid_alive "$name"; then
-    pid="$(<"$STATE/pids/$name.pid")"
-    log "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    while node_pid_alive "$name" && ((SECONDS < deadline)); do sleep 0.1; done
-    if node_pid_alive "$name"; then
-      log "$name did not exit after ${STOP_TIMEOUT}s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      while node_pid_alive "$name"; do sleep 0.1; done
-    fi
-  fi
-  rm -f "$STATE/pids/$name.pid"
-}
+stop() { stop_pid_file "$STATE/pids/$1.pid" "$1" "$STOP_TIMEOUT"; } # SIGTERM, SIGKILL after STOP_TIMEOUT
 
 stop kube-proxy
 [[ -x "$BIN_DIR/kube-proxy" ]] && "$BIN_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true

@@ -19,14 +19,6 @@ CNI_BIN_DIR="${LIVESIM_CNI_BIN_DIR:-/usr/lib/cni}"
 NODE_COMPONENTS=(containerd kubelet kube-proxy)
 
 # node_pid_alive NAME: the pid file names a live process running NAME (a reused pid is not ours).
-node_pid_alive() {
-  local f="$LIVESIM_NODE_DIR/pids/$1.pid" pid argv0
-  [[ -f "$f" ]] || return 1
-  pid="$(<"$f")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  IFS= read -r -d '' argv0 <"/proc/$pid/cmdline" 2>/dev/null || return 1
-  [[ "${argv0##*/}" == "$1" ]]
-}
+node_pid_alive() { pid_file_alive "$LIVESIM_NODE_DIR/pids/$1.pid" "$1"; }
 
 ctr_k8s() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }

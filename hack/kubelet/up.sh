@@ -62,12 +62,7 @@ up_ok=0
 on_exit() {
   ((up_ok)) && return
   log "the node failed to start; last log lines:"
-  local f
-  for f in "$STATE"/logs/*.log; do
-    [[ -f "$f" ]] || continue
-    echo "==> $f" >&2
-    tail -n 20 "$f" >&2
-  done
+  show_logs "$STATE/logs" 20
   "$here/down.sh" || true
 }
 trap on_exit EXIT
