@@ -412,6 +412,26 @@ describe('precise clock', () => {
     }
   }, 60_000)
 
+  it('work past barriers no reading found counts too: the clock moved on twice while the program computed', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-lz'))
+    const { readings, stop } = startStepper(clock, ['cpu'])
+    try {
+      await waitFor(() => readings.length > 0, 10_000, 'the first reading')
+      // As the cooperative driver does once a slice's clock has had its wall time: the next slices
+      // are set while the program computes its 30 ms, before it reads again (nobody waits at 21 ms).
+      expect(clock.slice().waited).toBe(0)
+      clock.set(21_000_000, 1, { untilNs: 22_000_000, precise: true })
+      clock.set(22_000_000, 1, { untilNs: 200_000_000, precise: true })
+      await waitFor(() => readings.length === 2, 10_000, 'the second reading')
+      // Its CPU time since the reading at 20 ms takes it to ~50 ms; the slice's start (22 ms) is
+      // what it read when the work past 21 ms counted for nothing.
+      expect(readings[1]).toBeGreaterThanOrEqual(readings[0]! + 29_000_000)
+      expect(readings[1]).toBeLessThan(readings[0]! + 40_000_000)
+    } finally {
+      await stop()
+    }
+  }, 60_000)
+
   it('time blocked in poll() is not overshoot: only the work since it returned carries', async () => {
     const clock = createVirtualClock(path.join(dir, 'clock-i'))
     const { readings, stop } = startStepper(clock, ['idle'])

@@ -282,6 +282,27 @@ static void note_overshoot(long long v, long long at, long long cap, long long r
   record_overshoot(over, cap);
 }
 
+/* Work past a barrier that no reading found. The driver ends a cooperative cell's stretch once its
+   clock has had the stretch's wall time (coop.ts), and sets the next one, whether or not a program
+   has read its clock past the barrier yet: a thread that computes across the barrier without
+   reading, then reads (or writes) in the next slice, would start that slice's clock at its reading,
+   and the work from the barrier to there would count for nothing. PostgreSQL works 10-20 µs between
+   readings on links of ~4 µs, and so got about half of its CPU counted. So the first reading of a
+   precise slice also counts, as this slice's overshoot, how far the thread's own CPU time since it
+   started its last slice takes it past this slice's start: the slice's value then (base_v) plus
+   that CPU time, at rate. CPU time, not the wall: steal and time blocked in calls the shim does not
+   wrap are no work. Only while the thread has neither blocked in a wrapped call nor waited at a
+   barrier since it started that slice (base_lazy): the work between a wake and the first reading is
+   the link's (docs/live.md), and a wait at the barrier burns CPU that is no work. */
+static __thread long long base_v SHIM_TLS;
+static __thread int base_lazy SHIM_TLS;
+static void lazy_overshoot(long long at, double rate, long long cpu) {
+  if (!base_lazy || base_at <= 0 || base_at >= at || base_cpu < 0 || cpu < base_cpu) return;
+  if (woke_at > base_real || state[W_OVERSHOOT_AT] == at) return;
+  long long over = base_v + (long long)((double)(cpu - base_cpu) * rate) - at;
+  if (over > 0) record_overshoot(over, at);
+}
+
 /* The fast clock (see state above): virtual epoch ns, or -1 when there is none. A reading that saw
    the state change (the sequence or the anchor), also while it read the real clock, starts over.
    check_only: a program about to block. It waits at the barrier if its clock is there, and starts a
@@ -307,6 +328,7 @@ long long fast_ns_mode(int check_only) {
       if (!odd_since) odd_since = now;
       if (now - odd_since < 100000000LL) tries--;
       waited = 1;
+      base_lazy = 0;
       sched_yield(); /* the runtime may need this CPU to finish */
       continue;
     }
@@ -334,6 +356,7 @@ long long fast_ns_mode(int check_only) {
       /* A precise slice: the first reading starts the clock. */
       if (!state_rw) anchor = state[W_PLANNED_ANCHOR];
       else {
+        if (!waited) lazy_overshoot(at, rate, cpu0);
         long long a = first_anchor(real, at, rate);
         if (check_only && a >= real) return 0;
         if (!__sync_bool_compare_and_swap(&state[W_ANCHOR], -1LL, a)) continue;
@@ -341,6 +364,8 @@ long long fast_ns_mode(int check_only) {
         base_real = cpu0_at;
         base_cpu = cpu0;
         base_blocked = blocked_total;
+        base_v = clock_at(at, a, rate, real);
+        base_lazy = 1;
         if (carry_rest > 0) record_overshoot(carry_rest, cap);
         /* This reading started the clock: it reads the clock's start (plus the overshoot), not a
            second pass through the loop, whose ~100 ns would count as the program's work. A set()
@@ -355,6 +380,7 @@ long long fast_ns_mode(int check_only) {
         if (!waited) note_overshoot(v, at, cap, real, rate);
         /* Wait at the barrier until the runtime moves it (a frozen cell waits in the freezer meanwhile). */
         __sync_fetch_and_add(&state[W_WAITING], 1LL);
+        base_lazy = 0;
         wait_moved(seq);
         __sync_fetch_and_sub(&state[W_WAITING], 1LL);
         waited = 1;
