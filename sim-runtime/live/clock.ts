@@ -29,12 +29,13 @@
 // - The barrier (untilNs) and the fast clock's state go into a second file that the shim maps
 //   (shim/layout.ts, STATE): readings are computed from it and clamped to the barrier. After the
 //   state, the shim registers its programs' timed waits there (WAITS; waits() reads them).
+import assert from 'node:assert/strict'
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import type { ClockWaits } from './deadlines.ts'
 import { alive } from './proc.ts'
 import { faketimeShim } from './shim.ts'
-import { CLOCK_FILE_BYTES, STATE_BYTES, STATE_FLAG_FROZEN, STATE_FLAG_WAIT, STATE_RUNTIME_BYTES, stateOffset, STAMPS_BYTES, WAIT_SLOT, WAIT_SLOT_BYTES, WAIT_SLOTS, WAITS_BYTES, WAITS_HEADER, WAITS_HEADER_BYTES, WAITS_OFFSET } from './shim/layout.ts'
+import { CLOCK_FILE_BYTES, STATE_BYTES, STATE_FLAG_FROZEN, STATE_FLAG_STANDING, STATE_FLAG_WAIT, STATE_RUNTIME_BYTES, stateOffset, STAMPS_BYTES, WAIT_SLOT, WAIT_SLOT_BYTES, WAIT_SLOTS, WAITS_BYTES, WAITS_HEADER, WAITS_HEADER_BYTES, WAITS_OFFSET } from './shim/layout.ts'
 import { which } from './spawn.ts'
 import { vexecSupport } from './vexec.ts'
 
@@ -58,8 +59,11 @@ export interface VirtualClock {
    * - `frozen`: the cell is frozen between quanta, so its clock may jump at `untilNs` (the cell was
    *   frozen before its clock got there): the programs' real waits end at the barrier at the latest
    *   and are planned again after the thaw, instead of counting on the rate across it.
+   * - `standing`: the clock stands at `virtualNs` (= `untilNs`) outside the run (start-up,
+   *   termination): readings read it, but timed waits last their length on the clock as it would
+   *   run from `anchorNs` at `rate` (nothing would move it: they would never end).
    */
-  set(virtualNs: number, rate: number, opts?: { anchorNs?: bigint; untilNs?: number; precise?: boolean; frozen?: boolean }): void
+  set(virtualNs: number, rate: number, opts?: { anchorNs?: bigint; untilNs?: number; precise?: boolean; frozen?: boolean; standing?: boolean }): void
   /**
    * During or after a slice: the real CLOCK_MONOTONIC instant at which a precise slice's clock
    * started (undefined: no reading yet, or not a precise slice), and how many readings are waiting at
@@ -226,16 +230,17 @@ class FaketimeClock implements VirtualClock {
     return { deadlineNs, wakeNs, overflowWakeNs: header('overflowWake'), firedNs: header('fired') }
   }
 
-  set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number; precise?: boolean; frozen?: boolean } = {}): void {
+  set(virtualNs: number, rate: number, opts: { anchorNs?: bigint; untilNs?: number; precise?: boolean; frozen?: boolean; standing?: boolean } = {}): void {
     if (this.closed) throw new Error('virtual clock is closed')
     if (!Number.isSafeInteger(virtualNs) || virtualNs < 0) throw new Error(`virtualNs must be a non-negative safe integer, got ${virtualNs}`)
     if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`rate must be > 0 (libfaketime divides sleeps by it), got ${rate}`)
-    const { anchorNs, untilNs, precise = false, frozen = false } = opts
+    const { anchorNs, untilNs, precise = false, frozen = false, standing = false } = opts
+    assert(!standing || (untilNs === virtualNs && !precise), 'a standing clock stands where it is set, anchored now')
     if (untilNs !== undefined && !(Number.isSafeInteger(untilNs) && untilNs >= virtualNs)) throw new Error(`untilNs must be a safe integer ≥ virtualNs, got ${untilNs}`)
     // The barrier first: the shim reads it at every clock reading; the cell is frozen, nobody reads now.
     const target = this.base + BigInt(virtualNs)
     const monoAnchor = anchorNs ?? process.hrtime.bigint()
-    this.writeState(untilNs === undefined ? 0n : this.base + BigInt(untilNs), target, monoAnchor, rate, (precise ? STATE_FLAG_WAIT : 0) | (frozen ? STATE_FLAG_FROZEN : 0))
+    this.writeState(untilNs === undefined ? 0n : this.base + BigInt(untilNs), target, monoAnchor, rate, (precise ? STATE_FLAG_WAIT : 0) | (frozen ? STATE_FLAG_FROZEN : 0) | (standing ? STATE_FLAG_STANDING : 0))
     // A precise slice's clock starts at the programs' first reading: libfaketime's file (for what
     // the shim does not read itself) keeps the last offset.
     if (precise && this.generation > 0) return

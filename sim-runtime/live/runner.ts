@@ -375,7 +375,7 @@ export class LiveRunner {
     this.openToUsers(h, clockDir)
     if (h.clock.stampsFile) h.stamps = new StampReader(h.clock.stampsFile, h.clock.toVirtualNs)
     // Start-up happens at virtual time 0: the clock stands still there until the first quantum.
-    h.clock.set(0, 1 / h.speed, { untilNs: 0 })
+    h.clock.set(0, 1 / h.speed, { untilNs: 0, standing: true })
     await h.cell.freeze()
     const own: Record<string, string> = { ...h.clock.env(), LIVESIM_HOST: h.name, LIVESIM_BIND_ADDR: h.bindAddr, ...this.net.hostVars(h) }
     const vars: Record<string, string> = { ...baseEnv(), ...own }
@@ -519,7 +519,7 @@ export class LiveRunner {
     const graceful = h.comps.filter((c) => c.pid !== undefined && c.exitedAtNs === null && c.plan.spec.live!.terminationGracePeriod)
     if (!graceful.length || !h.cell || !h.clock) return
     const t = Math.max(0, Math.floor(h.virtualNowNs()))
-    h.clock.set(t, 1 / h.speed, { untilNs: t })
+    h.clock.set(t, 1 / h.speed, { untilNs: t, standing: true })
     if (h.cell.frozen) await h.cell.thaw()
     for (const c of graceful) {
       try {

@@ -68,6 +68,29 @@ int main(void) {
 `
 
 /**
+ * Prints its clock, waits 20 ms in each of select (three times, as PostgreSQL's pg_usleep backs off),
+ * poll, usleep and nanosleep, prints its clock again and exits.
+ */
+const STANDER = String.raw`
+#include <poll.h>
+#include <stdio.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+static long long vnow(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+int main(void) {
+  printf("%lld\n", vnow()); fflush(stdout);
+  for (int i = 0; i < 3; i++) { struct timeval tv = { 0, 20000 }; select(0, NULL, NULL, NULL, &tv); }
+  poll(NULL, 0, 20);
+  usleep(20000);
+  struct timespec ts = { 0, 20000000 };
+  nanosleep(&ts, NULL);
+  printf("%lld\n", vnow()); fflush(stdout);
+  return 0;
+}
+`
+
+/**
  * Reads its clock (printed), computes 3 ms of its CPU time (CLOCK_THREAD_CPUTIME_ID, a raw system
  * call, no reading), then reads it again (printed) or, with argument "poll", first blocks in poll()
  * for 5 s. With "idle": blocks in poll() until an event 5 ms of real time later first, then computes
@@ -181,11 +204,12 @@ let looper: string
 let stepper: string
 let condwait: string
 let sleeper: string
+let stander: string
 
 beforeAll(() => {
   ensureLiveDeps()
   dir = mkdtempSync(path.join(tmpdir(), 'livesim-stamps-test-'))
-  for (const [name, src] of [['writer', WRITER], ['looper', LOOPER], ['stepper', STEPPER], ['condwait', CONDWAIT], ['sleeper', SLEEPER]] as const) {
+  for (const [name, src] of [['writer', WRITER], ['looper', LOOPER], ['stepper', STEPPER], ['condwait', CONDWAIT], ['sleeper', SLEEPER], ['stander', STANDER]] as const) {
     writeFileSync(path.join(dir, `${name}.c`), src)
     execFileSync('cc', ['-O2', '-o', path.join(dir, name), path.join(dir, `${name}.c`)], { stdio: ['ignore', 'ignore', 'pipe'] })
   }
@@ -194,6 +218,7 @@ beforeAll(() => {
   stepper = path.join(dir, 'stepper')
   condwait = path.join(dir, 'condwait')
   sleeper = path.join(dir, 'sleeper')
+  stander = path.join(dir, 'stander')
 }, 600_000)
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -279,6 +304,28 @@ function spawnPrinter(program: string, args: string[], clock: VirtualClock) {
   }
   return { readings, stop, pid: child.pid! }
 }
+
+describe('a standing clock (start-up, termination)', () => {
+  it('timed waits last their length while the clock stands, where nothing would move it: the program ends, its clock unmoved', async () => {
+    const clock = createVirtualClock(path.join(dir, 'clock-stand'))
+    clock.set(20_000_000, 1, { untilNs: 20_000_000, standing: true })
+    const child = spawn(stander, [], { env: { ...baseEnv(), ...clock.env() }, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+    try {
+      let code: number | null | undefined
+      void exited.then((c) => (code = c))
+      await waitFor(() => code !== undefined, 20_000, 'the program to end its six timed waits')
+      expect(code).toBe(0)
+      const readings = out.trim().split('\n').map((l) => Number(BigInt(l) - BASE))
+      expect(readings).toEqual([20_000_000, 20_000_000])
+    } finally {
+      child.kill('SIGKILL')
+      clock.close()
+    }
+  }, 60_000)
+})
 
 describe('precise clock', () => {
   it('a program reading its clock in a loop stops at the barrier by itself, and goes on from there when the clock moves', async () => {

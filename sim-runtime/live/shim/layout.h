@@ -20,6 +20,7 @@
 #define W_OVERSHOOT_AT 9 /* the barrier (virtual epoch ns) the overshoot was measured at (the shim writes it) */
 #define STATE_FLAG_WAIT 1
 #define STATE_FLAG_FROZEN 2
+#define STATE_FLAG_STANDING 4
 #define STATE_WORDS (STATE_BYTES / 8)
 _Static_assert(9 < STATE_WORDS, "every state word fits in the state");
 _Static_assert(W_SEQ * 8 < STATE_RUNTIME_BYTES, "the runtime reads the sequence back");

@@ -40,6 +40,12 @@ export const STATE_FLAG_WAIT = 1
  * that came before the clock reached it), so no real wait reaches across the barrier (sleep.c).
  */
 export const STATE_FLAG_FROZEN = 2
+/**
+ * The clock stands outside the run (start-up, before the first quantum; termination, after the
+ * last): nothing moves it, so the shim measures timed waits on it as it would run from the anchor
+ * at the rate, and they last their length (sleep.c, "Standing clock").
+ */
+export const STATE_FLAG_STANDING = 4
 /** Size of the clock state file. */
 export const STATE_BYTES = 128
 /** The words the runtime reads back after a slice: words 0-7. */
@@ -136,7 +142,7 @@ export function layoutHeader(): string {
     `#define STATE_RUNTIME_BYTES ${STATE_RUNTIME_BYTES}`,
   ]
   for (const w of Object.values(STATE)) lines.push(`#define W_${w.c} ${w.index} /* ${w.doc} */`)
-  lines.push(`#define STATE_FLAG_WAIT ${STATE_FLAG_WAIT}`, `#define STATE_FLAG_FROZEN ${STATE_FLAG_FROZEN}`, `#define STATE_WORDS (STATE_BYTES / 8)`)
+  lines.push(`#define STATE_FLAG_WAIT ${STATE_FLAG_WAIT}`, `#define STATE_FLAG_FROZEN ${STATE_FLAG_FROZEN}`, `#define STATE_FLAG_STANDING ${STATE_FLAG_STANDING}`, `#define STATE_WORDS (STATE_BYTES / 8)`)
   const maxWord = Math.max(...Object.values(STATE).map((w) => w.index))
   lines.push(`_Static_assert(${maxWord} < STATE_WORDS, "every state word fits in the state");`)
   lines.push(`_Static_assert(W_SEQ * 8 < STATE_RUNTIME_BYTES, "the runtime reads the sequence back");`)

@@ -13,6 +13,21 @@ typedef int (*clock_nanosleep_fn)(clockid_t, int, const struct timespec *, struc
 
 long long vnow(clockid_t c) { struct timespec t; clock_gettime(c, &t); return ns_of(&t); }
 
+/* Standing clock (STATE_FLAG_STANDING): outside the run (start-up before the first quantum,
+   termination after the last) the clock stands and nothing moves it, so a wait for a virtual
+   deadline would never end: PostgreSQL's checkpointer, backing off from a spinlock in start-up with
+   a 1 ms select(), waited there until the run's start timed out. Its waits are measured instead on
+   the clock as it would run from where it stands (from the anchor, at the rate), and last their
+   length; the programs' readings still read the standing clock. */
+int clock_standing(void) { return state && (state[W_FLAGS] & STATE_FLAG_STANDING) && state[W_ANCHOR] != -1; }
+
+/* The clock timed waits count from: the program's, or, standing, the one that runs. */
+long long wait_now(clockid_t c) {
+  if (!clock_standing()) return vnow(c);
+  double rate = *state_rate;
+  return clock_at(state[W_AT], state[W_ANCHOR], rate > 0 ? rate : 1.0, mono_ns());
+}
+
 /* Where the clock of this cell is now, at most the barrier cap, from the state alone: what a
    reading would return, without being one (no precise slice started, no wait at the barrier), or -1
    when that is not known (a precise slice nobody has started yet, the runtime writing the state). */
@@ -40,6 +55,10 @@ static long long clock_unread(long long cap) {
    woke every (deadline - barrier) / rate until the quantum ended (thousands of wake-ups for a
    deadline a µs past the barrier). */
 long long virtual_left(long long deadline) {
+  if (clock_standing()) {
+    long long left = deadline - wait_now(CLOCK_REALTIME);
+    return left > 0 ? left : 0;
+  }
   long long cap = state ? state[W_BARRIER] : 0;
   if (cap > 0 && cap < deadline) {
     long long now = clock_unread(cap);
@@ -91,7 +110,7 @@ long long real_wait_ns(long long deadline) {
   if (!(rate > 0)) rate = 1.0;
   long long real = (long long)((double)left / rate);
   long long cap = state ? state[W_BARRIER] : 0;
-  if (cap > 0 && cap < deadline) {
+  if (cap > 0 && cap < deadline && !clock_standing()) {
     if (real < BARRIER_NAP_NS) real = BARRIER_NAP_NS;
     else if (state_ext && (state[W_FLAGS] & STATE_FLAG_FROZEN)) real = frozen_wait_ns(cap, rate, left, real);
   }
@@ -134,7 +153,7 @@ static int vsleep_until(long long deadline, struct timespec *rem) {
 }
 
 static int vsleep(long long ns, struct timespec *rem) {
-  return ns <= 0 ? 0 : vsleep_until(vnow(CLOCK_REALTIME) + ns, rem);
+  return ns <= 0 ? 0 : vsleep_until(wait_now(CLOCK_REALTIME) + ns, rem);
 }
 
 SHIM_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem) {

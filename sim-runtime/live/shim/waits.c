@@ -34,7 +34,7 @@
 static inline int virtual_waits(void) { return state && ready && !in_clock; }
 
 /* A relative timeout as a virtual deadline: now on the program's clock, plus the timeout. */
-static long long deadline_after(long long ns) { return vnow(CLOCK_MONOTONIC) + ns; }
+static long long deadline_after(long long ns) { return wait_now(CLOCK_MONOTONIC) + ns; }
 
 /* A relative timeout the shim takes over: valid, and short of "forever" (a century: a deadline past
    that would overflow the virtual epoch ns). */
