@@ -59,7 +59,7 @@ void wait_fired(void);              /* the timekeeper fired: threads it woke may
 /* sleep.c: virtual deadlines. */
 long long vnow(clockid_t c);        /* the program's clock, epoch ns */
 int clock_standing(void);           /* the clock stands outside the run (STATE_FLAG_STANDING) */
-long long wait_now(clockid_t c);    /* the clock timed waits count from (sleep.c, "Standing clock") */
+void wait_begins(void);             /* a timed wait begins (sleep.c, "Standing clock") */
 long long virtual_left(long long deadline); /* virtual ns before deadline (0: it has come) */
 long long real_wait_ns(long long deadline); /* real ns to wait for it (0: it has come) */
 void *libc_sym(const char *name);   /* glibc's definition, bypassing libfaketime */

@@ -16,16 +16,22 @@ long long vnow(clockid_t c) { struct timespec t; clock_gettime(c, &t); return ns
 /* Standing clock (STATE_FLAG_STANDING): outside the run (start-up before the first quantum,
    termination after the last) the clock stands and nothing moves it, so a wait for a virtual
    deadline would never end: PostgreSQL's checkpointer, backing off from a spinlock in start-up with
-   a 1 ms select(), waited there until the run's start timed out. Its waits are measured instead on
-   the clock as it would run from where it stands (from the anchor, at the rate), and last their
-   length; the programs' readings still read the standing clock. */
+   a 1 ms select(), waited there until the run's start timed out. While the clock stands, a wait is
+   measured instead on a clock that runs from where the program's stands, from the moment the wait
+   began (wait_begins; at the rate), so that it lasts its length. Its deadline is still the
+   program's (its clock + the length), so a wait that the run's start overtakes ends at that
+   deadline in virtual time. The programs' readings read the standing clock. */
 int clock_standing(void) { return state && (state[W_FLAGS] & STATE_FLAG_STANDING) && state[W_ANCHOR] != -1; }
 
-/* The clock timed waits count from: the program's, or, standing, the one that runs. */
-long long wait_now(clockid_t c) {
-  if (!clock_standing()) return vnow(c);
+static __thread long long standing_from SHIM_TLS;
+void wait_begins(void) {
+  if (clock_standing()) standing_from = mono_ns();
+}
+
+static long long standing_now(void) {
+  long long anchor = state[W_ANCHOR], from = standing_from > anchor ? standing_from : anchor;
   double rate = *state_rate;
-  return clock_at(state[W_AT], state[W_ANCHOR], rate > 0 ? rate : 1.0, mono_ns());
+  return clock_at(state[W_AT], from, rate > 0 ? rate : 1.0, mono_ns());
 }
 
 /* Where the clock of this cell is now, at most the barrier cap, from the state alone: what a
@@ -56,7 +62,7 @@ static long long clock_unread(long long cap) {
    deadline a µs past the barrier). */
 long long virtual_left(long long deadline) {
   if (clock_standing()) {
-    long long left = deadline - wait_now(CLOCK_REALTIME);
+    long long left = deadline - standing_now();
     return left > 0 ? left : 0;
   }
   long long cap = state ? state[W_BARRIER] : 0;
@@ -153,7 +159,9 @@ static int vsleep_until(long long deadline, struct timespec *rem) {
 }
 
 static int vsleep(long long ns, struct timespec *rem) {
-  return ns <= 0 ? 0 : vsleep_until(wait_now(CLOCK_REALTIME) + ns, rem);
+  if (ns <= 0) return 0;
+  wait_begins();
+  return vsleep_until(vnow(CLOCK_REALTIME) + ns, rem);
 }
 
 SHIM_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem) {
@@ -168,6 +176,7 @@ SHIM_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespe
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME) return next(clock, flags, req, rem);
   if (flags & TIMER_ABSTIME) {
     /* Not libfaketime's conversion of the deadline: it uses its file, which precise slices leave stale. */
+    wait_begins();
     return vsleep_until(ns_of(req), NULL) != 0 ? errno : 0;
   }
   if (vsleep(ns_of(req), rem) != 0) return errno;
@@ -208,7 +217,9 @@ static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timesp
 }
 
 static int virtual_wait(const struct timespec *abstime) {
-  return state && libc_cond_clockwait && ready && !in_clock && abstime && abstime->tv_nsec >= 0 && abstime->tv_nsec < 1000000000L;
+  int ok = state && libc_cond_clockwait && ready && !in_clock && abstime && abstime->tv_nsec >= 0 && abstime->tv_nsec < 1000000000L;
+  if (ok) wait_begins();
+  return ok;
 }
 
 typedef int (*cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);

@@ -34,7 +34,10 @@
 static inline int virtual_waits(void) { return state && ready && !in_clock; }
 
 /* A relative timeout as a virtual deadline: now on the program's clock, plus the timeout. */
-static long long deadline_after(long long ns) { return wait_now(CLOCK_MONOTONIC) + ns; }
+static long long deadline_after(long long ns) {
+  wait_begins();
+  return vnow(CLOCK_MONOTONIC) + ns;
+}
 
 /* A relative timeout the shim takes over: valid, and short of "forever" (a century: a deadline past
    that would overflow the virtual epoch ns). */
@@ -292,7 +295,9 @@ SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const st
 
 /* An absolute deadline the shim takes over: valid, on a clock whose dates are virtual. */
 static int virtual_abs(clockid_t clock, const struct timespec *t) {
-  return (clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC) && t && t->tv_nsec >= 0 && t->tv_nsec < 1000000000L && virtual_waits();
+  int ok = (clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC) && t && t->tv_nsec >= 0 && t->tv_nsec < 1000000000L && virtual_waits();
+  if (ok) wait_begins();
+  return ok;
 }
 
 /* The real absolute time on `clock` (the real clock glibc's call waits on) to wait until for what is
@@ -521,6 +526,7 @@ SHIM_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct 
    CLOCK_REALTIME). Returns 0 when the call is not one of those (it passes through). */
 static int futex_deadline(long op, const struct timespec *t, long long *deadline, clockid_t *clock, int *relative) {
   if (!t || t->tv_sec < 0 || t->tv_nsec < 0 || t->tv_nsec >= 1000000000L) return 0;
+  wait_begins();
   *clock = (op & FUTEX_CLOCK_REALTIME) ? CLOCK_REALTIME : CLOCK_MONOTONIC;
   *relative = 0;
   switch (op & FUTEX_CMD_MASK) {
