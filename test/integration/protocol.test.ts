@@ -41,7 +41,20 @@ function rawStream(port: number, token = TOKEN) {
     else for (const f of decoder.push(c)) received.push({ type: f.type, body: f.type === F_REPORT ? null : safeJson(f) })
   })
   const closed = new Promise<void>((r) => stream.on('close', () => r()))
-  return { stream, received, closed, status: () => status, raw: () => raw }
+  /** Register as a runtime (HELLO in this protocol version), then give the leader 100 ms to take it. */
+  const hello = async (body: Record<string, unknown>) => {
+    stream.write(encodeJson(F_HELLO, { protocol: PROTOCOL_VERSION, ...body }))
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  /** The first frame of a type the leader sent, waited for up to 5 s. */
+  const frame = async (type: number) => {
+    const deadline = Date.now() + 5000
+    while (!received.some((f) => f.type === type) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    const f = received.find((f) => f.type === type)
+    if (!f) throw new Error(`no frame of type ${type} from the leader within 5 s`)
+    return f.body
+  }
+  return { stream, received, closed, hello, frame, status: () => status, raw: () => raw }
 }
 
 function safeJson(f: { type: number; payload: Buffer }): unknown {
@@ -115,8 +128,7 @@ describe('leader protocol faults', { timeout: 30_000 }, () => {
   it('fails the run when two runtimes claim the same host', async () => {
     const { leader, port } = await startLeader()
     const a = rawStream(port)
-    a.stream.write(encodeJson(F_HELLO, { protocol: PROTOCOL_VERSION, runtime: 'a', hosts: ['web-0'] }))
-    await new Promise((r) => setTimeout(r, 100))
+    await a.hello({ runtime: 'a', hosts: ['web-0'] })
     const b = rawStream(port)
     b.stream.write(encodeJson(F_HELLO, { protocol: PROTOCOL_VERSION, runtime: 'b', hosts: ['web-1', 'web-0'] }))
     expect(await failureOf(leader)).toContain('duplicate host web-0: already registered by runtime a')
@@ -125,8 +137,7 @@ describe('leader protocol faults', { timeout: 30_000 }, () => {
   it('fails the run when a registered runtime disconnects', async () => {
     const { leader, port } = await startLeader()
     const c = rawStream(port)
-    c.stream.write(encodeJson(F_HELLO, { protocol: PROTOCOL_VERSION, runtime: 'gone', hosts: ['db-0'] }))
-    await new Promise((r) => setTimeout(r, 100))
+    await c.hello({ runtime: 'gone', hosts: ['db-0'] })
     c.stream.close()
     expect(await failureOf(leader)).toMatch(/runtime gone \(db-0\) disconnected/)
   })
@@ -134,8 +145,7 @@ describe('leader protocol faults', { timeout: 30_000 }, () => {
   it('fails the run when a runtime reports the wrong epoch or messages for unknown hosts', async () => {
     const { leader, port } = await startLeader()
     const c = rawStream(port)
-    c.stream.write(encodeJson(F_HELLO, { protocol: PROTOCOL_VERSION, runtime: 'liar', hosts: ['db-0'] }))
-    await new Promise((r) => setTimeout(r, 100))
+    await c.hello({ runtime: 'liar', hosts: ['db-0'] })
     c.stream.write(encodeBarrier(F_REPORT, 7, 0, new Float64Array(0), 0))
     expect(await failureOf(leader)).toContain('REPORT for epoch 7, expected 0')
   })
@@ -143,8 +153,7 @@ describe('leader protocol faults', { timeout: 30_000 }, () => {
   it('peer batches: fails the gang start of a runtime that gave no peer address', async () => {
     const { leader, port, plan } = await startLeader({ sync: { mode: 'peers', treeMin: 256, fanIn: 16 } })
     const c = rawStream(port)
-    c.stream.write(encodeJson(F_HELLO, { protocol: PROTOCOL_VERSION, runtime: 'mute', hosts: plan.hosts.map((h) => h.name) }))
-    await new Promise((r) => setTimeout(r, 100))
+    await c.hello({ runtime: 'mute', hosts: plan.hosts.map((h) => h.name) })
     c.stream.write(encodeBarrier(F_REPORT, 0, 0, new Float64Array(0), 0))
     expect(await failureOf(leader)).toContain('runtime mute gave no peer address (HELLO.peerUrl)')
   })
@@ -152,12 +161,9 @@ describe('leader protocol faults', { timeout: 30_000 }, () => {
   it('peer batches: hands out PEERS, then refuses a TALLY that names no runtime of the run', async () => {
     const { leader, port, plan } = await startLeader({ sync: { mode: 'peers', treeMin: 256, fanIn: 16 } })
     const c = rawStream(port)
-    c.stream.write(encodeJson(F_HELLO, { protocol: PROTOCOL_VERSION, runtime: 'solo', hosts: plan.hosts.map((h) => h.name), peerUrl: 'http://127.0.0.1:9' }))
-    await new Promise((r) => setTimeout(r, 100))
+    await c.hello({ runtime: 'solo', hosts: plan.hosts.map((h) => h.name), peerUrl: 'http://127.0.0.1:9' })
     c.stream.write(encodeBarrier(F_REPORT, 0, 0, new Float64Array(0), 0))
-    const deadline = Date.now() + 5000
-    while (!c.received.some((f) => f.type === F_PEERS) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
-    const peers = c.received.find((f) => f.type === F_PEERS)!.body as { slot: number; urls: string[]; owner: number[]; fanIn: number }
+    const peers = await c.frame(F_PEERS)
     expect(peers).toEqual({ slot: 0, urls: ['http://127.0.0.1:9'], owner: plan.hosts.map(() => 0), fanIn: 0 })
     c.stream.write(encodeTally(0, Float64Array.from([5, 0, 0]), 1))
     expect(await failureOf(leader)).toContain('TALLY: entry 0 names runtime 5 of 1')
