@@ -69,10 +69,13 @@ int main(void) {
 
 /**
  * Prints its clock, waits 20 ms in each of select (three times, as PostgreSQL's pg_usleep backs off),
- * poll, usleep and nanosleep, prints its clock again and exits.
+ * poll, usleep and nanosleep, then until 20 ms after its clock in pthread_cond_timedwait and
+ * sem_timedwait (absolute deadlines), prints its clock again and exits.
  */
 const STANDER = String.raw`
 #include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <sys/select.h>
 #include <time.h>
@@ -85,6 +88,18 @@ int main(void) {
   usleep(20000);
   struct timespec ts = { 0, 20000000 };
   nanosleep(&ts, NULL);
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+  sem_t sem;
+  sem_init(&sem, 0, 0);
+  for (int i = 0; i < 2; i++) {
+    struct timespec at;
+    clock_gettime(CLOCK_REALTIME, &at);
+    at.tv_nsec += 20000000;
+    if (at.tv_nsec >= 1000000000L) { at.tv_sec++; at.tv_nsec -= 1000000000L; }
+    if (i == 0) { pthread_mutex_lock(&m); pthread_cond_timedwait(&c, &m, &at); pthread_mutex_unlock(&m); }
+    else sem_timedwait(&sem, &at);
+  }
   printf("%lld\n", vnow()); fflush(stdout);
   return 0;
 }
@@ -316,7 +331,7 @@ describe('a standing clock (start-up, termination)', () => {
     try {
       let code: number | null | undefined
       void exited.then((c) => (code = c))
-      await waitFor(() => code !== undefined, 20_000, 'the program to end its six timed waits')
+      await waitFor(() => code !== undefined, 20_000, 'the program to end its eight timed waits')
       expect(code).toBe(0)
       const readings = out.trim().split('\n').map((l) => Number(BigInt(l) - BASE))
       expect(readings).toEqual([20_000_000, 20_000_000])

@@ -204,6 +204,7 @@ SHIM_EXPORT unsigned int sleep(unsigned int seconds) {
    condition variable does not matter: both virtual clocks read the same time. */
 static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
   long long deadline = ns_of(abstime);
+  wait_begins();
   for (;;) {
     long long real_ns = real_wait_ns(deadline);
     if (real_ns == 0) return ETIMEDOUT;
@@ -217,9 +218,7 @@ static int vcond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timesp
 }
 
 static int virtual_wait(const struct timespec *abstime) {
-  int ok = state && libc_cond_clockwait && ready && !in_clock && abstime && abstime->tv_nsec >= 0 && abstime->tv_nsec < 1000000000L;
-  if (ok) wait_begins();
-  return ok;
+  return state && libc_cond_clockwait && ready && !in_clock && abstime && abstime->tv_nsec >= 0 && abstime->tv_nsec < 1000000000L;
 }
 
 typedef int (*cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);

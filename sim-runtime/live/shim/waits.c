@@ -295,9 +295,7 @@ SHIM_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const st
 
 /* An absolute deadline the shim takes over: valid, on a clock whose dates are virtual. */
 static int virtual_abs(clockid_t clock, const struct timespec *t) {
-  int ok = (clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC) && t && t->tv_nsec >= 0 && t->tv_nsec < 1000000000L && virtual_waits();
-  if (ok) wait_begins();
-  return ok;
+  return (clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC) && t && t->tv_nsec >= 0 && t->tv_nsec < 1000000000L && virtual_waits();
 }
 
 /* The real absolute time on `clock` (the real clock glibc's call waits on) to wait until for what is
@@ -319,6 +317,7 @@ typedef int (*abs_try)(void *call, clockid_t clock, const struct timespec *real)
 /* A call with a virtual absolute deadline: tries until real deadlines on `clock`, again while one
    times out with virtual time left. Returns the last try's 0 or error number. */
 static int wait_until(long long deadline, clockid_t clock, abs_try try, void *call) {
+  wait_begins();
   before_block();
   for (;;) {
     struct timespec real;
