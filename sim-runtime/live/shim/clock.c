@@ -157,10 +157,10 @@ static void nap_ns(long ns) {
 /* Wait until the runtime moves the state on from sequence seq. First WAIT_SPIN_NS on the CPU (a
    pause between looks at the state's cache line), since a thread that yields goes through the
    scheduler at every look: a PostgreSQL backend under pgbench had ~65 % of its samples in the
-   kernel's scheduler, and its own code took ~1.4 times its native time per transaction; with the
-   spin, pgbench under livesim went from 0.77 to 0.85 of its native tps, the same with 40 µs
-   (bench/README.md, "Live PostgreSQL"). Then, for up to WAIT_YIELD_NS, yielding
-   the CPU between looks (sched_yield: whoever else is runnable here, the runtime first of all, runs;
+   kernel's scheduler, and its own code took ~1.4 times its native time per transaction (estimated,
+   one profile each); with the spin, pgbench under livesim went from 0.77 to 0.85 of its native
+   tps, the same with 40 µs (bench/README.md, "Live PostgreSQL"). Then, for up to WAIT_YIELD_NS,
+   yielding the CPU between looks (sched_yield: whoever else is runnable here, the runtime first of all, runs;
    with nobody else, the look comes again at once), then in naps with a 1 µs timer slack. Napping from
    the start does not work: on a VM a nanosleep of a few µs often returns without ever leaving the CPU
    (the timer has expired before the switch), so two waiting programs kept the runtime from the CPU
