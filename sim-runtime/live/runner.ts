@@ -33,7 +33,8 @@ import { StampReader } from './stamps.ts'
 import { vexecCommand, vexecOptions } from './vexec.ts'
 import { KIT_FILES, launcherPid, launchThrough, type LaunchRequest } from './launcher.ts'
 import { handOver, openPathTo, resolveRunAs, userEnv, type RunAs } from './user.ts'
-import { entries, isStaleRuntime, runtimeDirName } from './common.ts'
+import { cpuList, entries, isStaleRuntime, runtimeDirName } from './common.ts'
+import { allowedCpus, parseCpuList, parseRuntimeCpus, pinThisProcess, placeRuntime, type Placement, type RuntimeCpus } from './placement.ts'
 import { userShmDir } from './dirs.ts'
 export { hostVar } from './net.ts'
 
@@ -48,6 +49,8 @@ export interface LiveRunnerOptions {
   cellMode?: CellMode
   /** Second octet of this runtime's loopback block 127.<octet>.0.0/16 (env LIVESIM_NET_OCTET); default: the first free one. */
   netOctet?: number
+  /** Where this runtime and the cells without cell.cpus run (env LIVESIM_RUNTIME_CPUS, placement.ts); default: none. */
+  runtimeCpus?: RuntimeCpus
 }
 
 /**
@@ -72,7 +75,7 @@ function shmClockRoot(log: Logger): string | undefined {
   }
 }
 
-/** Options from the environment of a runtime process (LIVESIM_WORK_DIR, LIVESIM_CELL_MODE, LIVESIM_NET_OCTET). */
+/** Options from the environment of a runtime process (LIVESIM_WORK_DIR, LIVESIM_CELL_MODE, LIVESIM_NET_OCTET, LIVESIM_RUNTIME_CPUS). */
 export function liveOptionsFromEnv(env: NodeJS.ProcessEnv, logger: Logger, fallbackWorkDir: string): LiveRunnerOptions {
   const mode = env.LIVESIM_CELL_MODE
   if (mode && mode !== 'auto' && !(CELL_MODES as readonly string[]).includes(mode)) {
@@ -85,26 +88,12 @@ export function liveOptionsFromEnv(env: NodeJS.ProcessEnv, logger: Logger, fallb
     logger,
     cellMode: mode && mode !== 'auto' ? (mode as CellMode) : undefined,
     netOctet: octet,
+    runtimeCpus: parseRuntimeCpus(env.LIVESIM_RUNTIME_CPUS, 'none'),
   }
 }
 
 /** A delivery due this close (virtual ns) after the cells' current time is written at once, not after a stretch of its own. */
 const DELIVERY_EARLY_NS = 300
-
-/** A cpuset list ("1", "0-3", "0,2-3") as CPU numbers, each of which must exist on this machine. */
-export function parseCpuList(text: string, field: string): number[] {
-  const n = os.availableParallelism()
-  const out = new Set<number>()
-  for (const part of text.split(',')) {
-    const [a, b = a] = part.split('-').map(Number) as [number, number?]
-    if (!(Number.isInteger(a) && Number.isInteger(b) && a <= b!)) throw new Error(`${field}: ${JSON.stringify(part)} is not a CPU or a range lo-hi`)
-    for (let c = a; c <= b!; c++) {
-      if (c >= n) throw new Error(`${field}: CPU ${c} does not exist on this machine (CPUs 0-${n - 1})`)
-      out.add(c)
-    }
-  }
-  return [...out].sort((x, y) => x - y)
-}
 
 /** Kubernetes-style $(VAR) expansion: defined variables are replaced, $$ escapes, the rest is left. */
 export function expandVars(text: string, vars: Record<string, string>): string {
@@ -189,6 +178,8 @@ export class LiveHost implements NetHost {
   cell: Cell | undefined
   clock: VirtualClock | undefined
   clockMode: LiveClockMode = 'CpuTime'
+  /** CPUs of its cell (cell.cpus, else the placement's); undefined: any. */
+  cpus: number[] | undefined
   /** The driver of its cell and the cell's index there. */
   driver: QuantumDriver | undefined
   local = 0
@@ -261,6 +252,10 @@ export class LiveRunner {
   private groups: { driver: QuantumDriver; hosts: LiveHost[] }[] = []
   cellMode: CellMode | undefined
   cellModeWhy = ''
+  /** Where this runtime and the cells without cell.cpus run (place()). */
+  private placement: Placement | undefined
+  /** The CPUs this runtime process may run on once placed, as the kernel says (/proc/self/status). */
+  private runtimeCpus = ''
   /** The clock shim in use ("built …", "cached …", "LIVESIM_FAKETIME_SHIM=…") or "none: why". */
   clockShim = ''
   private overrunMaxNs = 0
@@ -335,6 +330,7 @@ export class LiveRunner {
     const detected = await detectCellMode()
     this.cellMode = this.opts.cellMode ?? detected.mode
     this.cellModeWhy = this.opts.cellMode ? `forced by LIVESIM_CELL_MODE (detected: ${detected.mode})` : detected.why
+    this.place()
     await this.addresses.acquire()
     this.log.info({ cellMode: this.cellMode, why: this.cellModeWhy, net: `${this.addresses.prefix}.0.0/16`, hosts: this.hosts.map((h) => h.name) }, 'live components: starting cells')
     for (const h of this.hosts) h.bindAddr = this.addresses.alloc()
@@ -357,10 +353,20 @@ export class LiveRunner {
     }
   }
 
+  /** Pin this runtime and choose the CPUs of cells without cell.cpus (placement.ts), before any cell starts. */
+  private place(): void {
+    const p = placeRuntime(this.opts.runtimeCpus ?? 'none', allowedCpus(), this.hosts.some((h) => h.clockMode === 'Cooperative'))
+    const notPinned = p.runtime ? pinThisProcess(p.runtime) : undefined
+    this.placement = notPinned ? { why: `${p.why}; not applied: ${notPinned}` } : p
+    this.runtimeCpus = cpuList(allowedCpus())
+    this.log[notPinned ? 'warn' : 'info']({ runtimeCpus: p.runtime && cpuList(p.runtime), cellCpus: p.cells && cpuList(p.cells), why: this.placement.why }, 'live components: placement')
+  }
+
   private async startHost(h: LiveHost, cluster: string): Promise<void> {
     const spec = this.plan.hosts[h.index]!.spec
     mkdirSync(h.dir, { recursive: true })
     h.speed = spec.cell?.speed ?? 1
+    h.cpus = spec.cell?.cpus ? parseCpuList(spec.cell.cpus, `host ${h.name}: cell.cpus`) : this.placement?.cells
     let name = `${cluster}.${h.name}`
     if (name.length > 64) name = `${cluster.slice(0, 63 - h.name.length)}.${h.name}`.slice(-64).replace(/^[.-]+/, '')
     h.cell = await createCell({
@@ -368,7 +374,7 @@ export class LiveRunner {
       mode: this.cellMode,
       cpuQuota: spec.cell?.cpu ? parseCpuCores(spec.cell.cpu) : undefined,
       memoryBytes: spec.cell?.memory ? parseMemoryBytes(spec.cell.memory) : undefined,
-      cpus: spec.cell?.cpus ? parseCpuList(spec.cell.cpus, `host ${h.name}: cell.cpus`) : undefined,
+      cpus: h.cpus,
     })
     const clockDir = this.clockRoot ? path.join(this.clockRoot, h.name) : path.join(h.dir, '.clock')
     h.clock = createVirtualClock(clockDir)
@@ -640,6 +646,9 @@ export class LiveRunner {
       stampsLost: h.stamps?.lost ?? 0,
       warnings: [...h.imageWarnings, ...(h.cell?.warnings ?? [])],
       cellModeWhy: this.cellModeWhy,
+      cpus: h.cpus ? cpuList(h.cpus) : 'any',
+      placement: this.placement?.why,
+      runtimeCpus: this.runtimeCpus,
       clockShim: this.clockShim,
       overrunMaxNs: round(this.overrunMaxNs, 0),
       overrunTotalNs: round(this.overrunTotalNs, 0),

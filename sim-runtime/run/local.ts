@@ -20,6 +20,7 @@ import type { SimResults } from '../sync/results.ts'
 import { placeHosts } from '../sync/placement.ts'
 import type { Stepping, Windows } from '../sync/windows.ts'
 import type { SyncOptions } from '../sync/peers.ts'
+import { allowedCpus, parseRuntimeCpus, pinThisProcess, placeRuntime } from '../live/placement.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** The CLI entry next to this module: main.ts from source, main.js from dist. */
@@ -121,14 +122,18 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
   opts.signal?.addEventListener('abort', onAbort)
   const timer = opts.onStatus ? setInterval(() => opts.onStatus!(leader.status()), opts.statusIntervalMs ?? 200) : undefined
   let failure: RunFailed
+  let unpin: (() => void) | undefined
   try {
     if (runsEmbedded(opts.plan, opts.placement ? opts.placement.length : opts.partition)) return await leader.runEmbedded()
+    // One runtime on this machine takes a CPU of its own when it drives Cooperative cells (placement.ts);
+    // several would share it.
+    const runtimeCpus = process.env.LIVESIM_RUNTIME_CPUS ?? (parts.length === 1 ? 'auto' : 'none')
     parts.forEach((hosts, i) => {
       const child = spawn(
         process.execPath,
         [`--max-heap-size=${heapMiB}`, CLI_PATH, 'host', '--leader', `http://127.0.0.1:${port}`, '--hosts', hosts.join(','), '--runtime-id', `runtime-${i}`, ...(opts.childArgs?.(i) ?? [])],
         {
-          env: { ...process.env, LIVESIM_TOKEN: token, LIVESIM_LOG_LEVEL: process.env.LIVESIM_LOG_LEVEL ?? 'warn', LIVESIM_LOCAL_RUN: '1', ...(opts.childEnv?.(i) ?? {}) },
+          env: { ...process.env, LIVESIM_TOKEN: token, LIVESIM_LOG_LEVEL: process.env.LIVESIM_LOG_LEVEL ?? 'warn', LIVESIM_LOCAL_RUN: '1', LIVESIM_RUNTIME_CPUS: runtimeCpus, ...(opts.childEnv?.(i) ?? {}) },
           stdio: ['ignore', 'ignore', 'pipe'],
         },
       )
@@ -163,10 +168,12 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
         leader.fail(`runtime-${i} (hosts ${hosts.join(', ')}) exited with ${sig ?? `code ${code}`}${last ? `: ${last}` : ''}`)
       })
     })
+    if (parts.length === 1) unpin = pinLeaderBeside(opts.childEnv?.(0).LIVESIM_RUNTIME_CPUS ?? runtimeCpus, opts.plan)
     return await leader.run()
   } catch (err) {
     failure = err instanceof RunFailed ? err : new RunFailed((err as Error).message)
   } finally {
+    unpin?.()
     if (timer) clearInterval(timer)
     opts.onStatus?.(leader.status())
     opts.signal?.removeEventListener('abort', onAbort)
@@ -178,6 +185,19 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
   // A runtime that ran out of heap drops its connection as it dies; the leader may have seen the
   // disconnect before the runtime's stderr said why. Every child has exited now: say why.
   throw outOfMemory !== undefined ? new RunFailed(outOfMemory) : failure
+}
+
+/**
+ * The leader of a single runtime goes where that runtime pins itself (placement.ts), so that its
+ * barriers do not take the cells' CPU either. Called once the runtime was started (it places itself
+ * from the CPUs it inherited, this process's); returns what puts this process back.
+ */
+function pinLeaderBeside(setting: string, plan: RunPlan): (() => void) | undefined {
+  const cooperative = plan.hosts.some((h) => h.components.some((c) => c.spec.live?.clock === 'Cooperative'))
+  const before = allowedCpus()
+  const p = placeRuntime(parseRuntimeCpus(setting, 'none'), before, cooperative)
+  if (!p.runtime || pinThisProcess(p.runtime) !== undefined) return undefined
+  return () => void pinThisProcess(before)
 }
 
 /** The last error message in a child's pino output, for the failure reason. */

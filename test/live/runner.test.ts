@@ -9,7 +9,9 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
 import { parseCpuCores, parseMemoryBytes } from '../../sim-runtime/api/units.ts'
-import { expandVars, hostVar, LiveRunner, parseCpuList } from '../../sim-runtime/live/runner.ts'
+import { expandVars, hostVar, LiveRunner } from '../../sim-runtime/live/runner.ts'
+import { allowedCpus, parseCpuList } from '../../sim-runtime/live/placement.ts'
+import { cpuList as cpuListText } from '../../sim-runtime/live/common.ts'
 import { availableParallelism } from 'node:os'
 import { alive } from '../../sim-runtime/live/proc.ts'
 import { userShmDir } from '../../sim-runtime/live/dirs.ts'
@@ -18,7 +20,7 @@ import type { Component } from '../../sim-runtime/components/component.ts'
 import { RunFailed } from '../../sim-runtime/sync/leader.ts'
 import { manifest, runProcesses, silent } from '../helpers.ts'
 import { which } from '../../sim-runtime/live/spawn.ts'
-import { ensureLiveDeps } from './helpers.ts'
+import { ensureLiveDeps, skipTitle } from './helpers.ts'
 
 const REDIS = '[redis-server, --bind, $(LIVESIM_BIND_ADDR), --port, "6379", --save, "", --appendonly, "no", --protected-mode, "no"]'
 /** Host group db: a live redis-server serving port redis (6379). */
@@ -259,6 +261,39 @@ ${DB}
     expect(r.hosts['db-0']!.live).toMatchObject({ clockMode: 'CpuTime', clockShim: `none: LIVESIM_FAKETIME_SHIM=${missing} does not exist` })
     const withShim = await runProcesses(cpu, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, 'shim-cpu') }) })
     expect((withShim.hosts['db-0']!.live as { clockShim: string }).clockShim).toMatch(/^(built|cached) .*shim-[0-9a-f]+\.so$/)
+  }, 60_000)
+
+  // The program prints the CPUs it may run on, then serves a port: the run starts once it accepts.
+  const AFFINITY = `sed -n 's/^Cpus_allowed_list:[[:space:]]*/cell /p' /proc/self/status; exec redis-server --bind $(LIVESIM_BIND_ADDR) --port 6379 --save '' --appendonly no`
+  const cpusHere = allowedCpus()
+  it(skipTitle('places the runtime of a Cooperative cell on the last CPU and the cell on the others (auto), and leaves a CpuTime cell and LIVESIM_RUNTIME_CPUS=none where they are', cpusHere.length < 2 ? `one CPU allowed here (${cpusHere.join(',')})` : undefined), async (ctx) => {
+    if (cpusHere.length < 2) ctx.skip()
+    const all = cpuListText(cpusHere)
+    const last = String(cpusHere[cpusHere.length - 1])
+    const rest = cpuListText(cpusHere.slice(0, -1))
+    const run = async (clock: string, env: Record<string, string>, dir: string) => {
+      const m = liveCluster(`live-placement-${dir}`, `
+  endTime: 100ms
+  hosts:
+    - name: a
+      components:
+        - name: show
+          live: { command: [sh, -c, ${JSON.stringify(AFFINITY)}], clock: ${clock}, ports: [{ name: redis, port: 6379 }] }
+`)
+      const r = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, dir), ...env }) })
+      const live = r.hosts['a-0']!.live as { cpus: string; placement: string; runtimeCpus: string }
+      const log = readFileSync((r.hosts['a-0']!.components.show as { log: string }).log, 'utf8')
+      return { live, runtime: live.runtimeCpus, cell: /^cell (\S+)$/m.exec(log)?.[1] }
+    }
+    const auto = await run('Cooperative', {}, 'place-auto')
+    expect(auto).toEqual({ live: { ...auto.live, cpus: rest }, runtime: last, cell: rest })
+    expect(auto.live.placement).toBe(`auto: a Cooperative cell; the runtime on CPU ${last}, cells on ${rest}`)
+    const frozen = await run('CpuTime', {}, 'place-cputime')
+    expect(frozen).toMatchObject({ live: { cpus: 'any' }, runtime: all, cell: all })
+    const none = await run('Cooperative', { LIVESIM_RUNTIME_CPUS: 'none' }, 'place-none')
+    expect(none).toMatchObject({ live: { cpus: 'any', placement: 'LIVESIM_RUNTIME_CPUS=none' }, runtime: all, cell: all })
+    // The leader (this process) was beside its runtime during the auto run and is back on every CPU.
+    expect(allowedCpus()).toEqual(cpusHere)
   }, 60_000)
 
   it('fails clearly, before starting anything, on a command path that is no executable file and on a workingDir that is no directory', async () => {

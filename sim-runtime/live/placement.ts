@@ -1,0 +1,90 @@
+// Where a runtime and its cells run on this machine's CPUs (LIVESIM_RUNTIME_CPUS).
+//
+// A runtime driving Cooperative cells polls while they run: it is a busy thread of its own. Left to
+// the scheduler, it shares both CPUs of a 2-CPU machine with the cells, which then lose their CPU
+// (and their caches) to it every few µs, and a Cooperative clock counts that wall time as their work.
+// Measured with one pgbench client (docs/live.md, "Where the runtime runs"): PostgreSQL's
+// transactions took 14 % longer in virtual time than natively with every process floating, 5-7 %
+// with the runtime on a CPU of its own and both cells on the other.
+//
+//   none   the runtime and the cells without cell.cpus run anywhere (the default in a runtime pod)
+//   auto   with a Cooperative cell and at least two CPUs allowed: the runtime on the last allowed
+//          CPU, the cells without cell.cpus on the others (`livesim run`'s default with one runtime)
+//   LIST   the runtime on these CPUs (a cpuset list), the cells without cell.cpus on the others
+import assert from 'node:assert'
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import os from 'node:os'
+import { cpuList } from './common.ts'
+import { which } from './spawn.ts'
+
+export type RuntimeCpus = 'none' | 'auto' | number[]
+
+/** A cpuset list ("1", "0-3", "0,2-3") as CPU numbers, each of which must exist on this machine. */
+export function parseCpuList(text: string, field: string): number[] {
+  const n = os.cpus().length
+  const out = new Set<number>()
+  for (const part of text.split(',')) {
+    const [a, b = a] = part.split('-').map(Number) as [number, number?]
+    if (!(Number.isInteger(a) && Number.isInteger(b) && a <= b!)) throw new Error(`${field}: ${JSON.stringify(part)} is not a CPU or a range lo-hi`)
+    for (let c = a; c <= b!; c++) {
+      if (c >= n) throw new Error(`${field}: CPU ${c} does not exist on this machine (CPUs 0-${n - 1})`)
+      out.add(c)
+    }
+  }
+  return [...out].sort((x, y) => x - y)
+}
+
+/** LIVESIM_RUNTIME_CPUS: none, auto or a cpuset list. */
+export function parseRuntimeCpus(text: string | undefined, fallback: RuntimeCpus): RuntimeCpus {
+  if (text === undefined || text === '') return fallback
+  if (text === 'none' || text === 'auto') return text
+  return parseCpuList(text, `LIVESIM_RUNTIME_CPUS=${text} (none, auto or a cpuset list such as 1 or 2-3)`)
+}
+
+/** The CPUs this process may run on (its affinity), from /proc/self/status. */
+export function allowedCpus(status = readFileSync('/proc/self/status', 'utf8')): number[] {
+  const line = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)
+  if (!line) return [...Array(os.availableParallelism()).keys()]
+  const out: number[] = []
+  for (const part of line[1]!.split(',')) {
+    const [a, b = a] = part.split('-').map(Number) as [number, number?]
+    for (let c = a; c <= b!; c++) out.push(c)
+  }
+  return out
+}
+
+export interface Placement {
+  /** CPUs the runtime pins itself to; undefined: it stays where it is. */
+  runtime?: number[]
+  /** CPUs of the cells whose spec sets no cell.cpus; undefined: anywhere. */
+  cells?: number[]
+  why: string
+}
+
+/** Where the runtime and the cells without cell.cpus go, given the setting, this process's CPUs and whether a cell is Cooperative. */
+export function placeRuntime(setting: RuntimeCpus, allowed: number[], cooperative: boolean): Placement {
+  assert(allowed.length > 0, 'a process runs on at least one CPU')
+  if (setting === 'none') return { why: 'LIVESIM_RUNTIME_CPUS=none' }
+  if (setting === 'auto') {
+    if (!cooperative) return { why: 'auto: no Cooperative cell (frozen cells do not count the runtime\'s CPU as theirs)' }
+    if (allowed.length < 2) return { why: `auto: one CPU allowed (${cpuList(allowed)})` }
+    const runtime = [allowed[allowed.length - 1]!]
+    return { runtime, cells: allowed.slice(0, -1), why: `auto: a Cooperative cell; the runtime on CPU ${runtime[0]}, cells on ${cpuList(allowed.slice(0, -1))}` }
+  }
+  const cells = allowed.filter((c) => !setting.includes(c))
+  if (cells.length === 0) throw new Error(`LIVESIM_RUNTIME_CPUS=${cpuList(setting)} leaves no CPU for the cells (this process may run on ${cpuList(allowed)}); name fewer CPUs, or none`)
+  return { runtime: setting, cells, why: `LIVESIM_RUNTIME_CPUS=${cpuList(setting)}; cells on ${cpuList(cells)}` }
+}
+
+/** Pin every thread of this process to `cpus` (taskset -a); the processes it starts afterwards inherit it. Returns why not, or undefined. */
+export function pinThisProcess(cpus: number[]): string | undefined {
+  const taskset = which('taskset')
+  if (!taskset) return 'no taskset (util-linux) on PATH'
+  try {
+    execFileSync(taskset, ['-a', '-p', '-c', cpuList(cpus), String(process.pid)], { stdio: ['ignore', 'ignore', 'pipe'] })
+    return undefined
+  } catch (err) {
+    return `taskset failed: ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()}`
+  }
+}
