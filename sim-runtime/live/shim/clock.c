@@ -159,7 +159,8 @@ static void nap_ns(long ns) {
    scheduler at every look: a PostgreSQL backend under pgbench had ~65 % of its samples in the
    kernel's scheduler, and its own code took ~1.4 times its native time per transaction (estimated,
    one profile each); with the spin, pgbench under livesim went from 0.77 to 0.85 of its native
-   tps, the same with 40 µs (bench/README.md, "Live PostgreSQL"). Then, for up to WAIT_YIELD_NS,
+   tps, the same with 40 µs (bench/README.md, "Live PostgreSQL"); not with one CPU allowed (can_spin).
+   Then, for up to WAIT_YIELD_NS,
    yielding the CPU between looks (sched_yield: whoever else is runnable here, the runtime first of all, runs;
    with nobody else, the look comes again at once), then in naps with a 1 µs timer slack. Napping from
    the start does not work: on a VM a nanosleep of a few µs often returns without ever leaving the CPU
@@ -182,9 +183,21 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* Whether a spin can help: with one CPU allowed (a cell that shares its CPU with others, as
+   `livesim run` places Cooperative cells on a 2-CPU machine), the spin keeps from the CPU the very
+   program the wait is for. Asked once per thread; -1 until then. */
+static __thread int spin_helps SHIM_TLS = -1;
+static int can_spin(void) {
+  if (spin_helps < 0) {
+    cpu_set_t set;
+    spin_helps = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1;
+  }
+  return spin_helps;
+}
+
 static void wait_moved(long long seq) {
   long long t0 = mono_ns();
-  for (int i = 0; state[W_SEQ] == seq; i++) {
+  for (int i = 0; state[W_SEQ] == seq && can_spin(); i++) {
     if ((i & 63) == 63 && mono_ns() - t0 >= WAIT_SPIN_NS) break;
     cpu_relax();
   }
