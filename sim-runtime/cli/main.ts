@@ -230,7 +230,7 @@ program
     const onSignal = (sig: NodeJS.Signals) => {
       log.warn({ signal: sig }, 'terminated')
       const force = setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), 5000)
-      void stopLiveComponents().finally(() => {
+      void stopLiveComponents({ hurry: true }).finally(() => {
         clearTimeout(force)
         process.exit(sig === 'SIGINT' ? 130 : 143)
       })

@@ -264,6 +264,9 @@ export class LiveRunner {
   private overrunTotalNs = 0
   private stopped = false
   private stopping: Promise<void> | undefined
+  /** Resolved by stop({ hurry }): graceful terminations stop waiting (their programs die with the cells). */
+  private hurry: () => void = () => {}
+  private readonly hurried = new Promise<void>((resolve) => (this.hurry = resolve))
   /** LIVESIM_LAUNCH_DIR and LIVESIM_KIT_DIR: image components start through their launchers. */
   private readonly launch: { dir: string; kit: string } | undefined
   private readonly trace: boolean
@@ -534,7 +537,7 @@ export class LiveRunner {
         // gone already
       }
     }
-    await Promise.all(graceful.map((c) => within(c.exited, parseDurationNs(c.plan.spec.live!.terminationGracePeriod!) / 1e6)))
+    await Promise.race([Promise.all(graceful.map((c) => within(c.exited, parseDurationNs(c.plan.spec.live!.terminationGracePeriod!) / 1e6))), this.hurried])
   }
 
   /** Readiness: every served port accepts a TCP connection on the host's address. */
@@ -661,7 +664,8 @@ export class LiveRunner {
    * stopping its cells when the SIGTERM that ends it arrives, and its signal handler, which exits once
    * stop() returns, must not exit in the middle of that teardown with programs not yet killed.
    */
-  stop(): Promise<void> {
+  stop(opts: { hurry?: boolean } = {}): Promise<void> {
+    if (opts.hurry) this.hurry()
     this.stopping ??= this.teardown()
     return this.stopping
   }

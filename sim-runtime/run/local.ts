@@ -15,6 +15,7 @@ import type { Logger } from 'pino'
 import { partitionHostIndices, type RunPlan } from '../api/plan.ts'
 import type { SimCluster } from '../api/schema.ts'
 import { formatBytes } from '../api/state-budget.ts'
+import { parseDurationNs } from '../api/units.ts'
 import { Leader, RunFailed, type LeaderStatus } from '../sync/leader.ts'
 import type { SimResults } from '../sync/results.ts'
 import { placeHosts } from '../sync/placement.ts'
@@ -178,9 +179,11 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
     opts.onStatus?.(leader.status())
     opts.signal?.removeEventListener('abort', onAbort)
     await leader.close()
-    // After a success the runtimes exit by themselves once their results are sent: give them a moment.
+    // After a success the runtimes exit by themselves once their results are sent and their programs
+    // have had their terminationGracePeriod: give them that and a moment. After a failure they are
+    // told at once (SIGTERM: they kill their programs with the cells, without grace).
     const succeeded = leader.status().phase === 'Succeeded'
-    await Promise.all(children.map((c) => stopChild(c, succeeded ? 1000 : 0)))
+    await Promise.all(children.map((c) => stopChild(c, succeeded ? 1000 + longestGraceMs(opts.plan) : 0)))
   }
   // A runtime that ran out of heap drops its connection as it dies; the leader may have seen the
   // disconnect before the runtime's stderr said why. Every child has exited now: say why.
@@ -198,6 +201,13 @@ function pinLeaderBeside(setting: string, plan: RunPlan): (() => void) | undefin
   const p = placeRuntime(parseRuntimeCpus(setting, 'none'), before, cooperative)
   if (!p.runtime || pinThisProcess(p.runtime) !== undefined) return undefined
   return () => void pinThisProcess(before)
+}
+
+/** The longest terminationGracePeriod of the plan's live programs, ms (0 without any). */
+function longestGraceMs(plan: RunPlan): number {
+  let ms = 0
+  for (const h of plan.hosts) for (const c of h.components) if (c.spec.live?.terminationGracePeriod) ms = Math.max(ms, parseDurationNs(c.spec.live.terminationGracePeriod) / 1e6)
+  return ms
 }
 
 /** The last error message in a child's pino output, for the failure reason. */

@@ -421,7 +421,11 @@ const out0 = new Float64Array(0)
 
 const activeRunners = new Set<LiveRunner>()
 
-/** Tear down the live components of every runtime in this process (signal handlers call this before exiting). */
-export async function stopLiveComponents(): Promise<void> {
-  await Promise.all([...activeRunners].map((r) => r.stop()))
+/**
+ * Tear down the live components of every runtime in this process (signal handlers call this before
+ * exiting, with `hurry`: programs still in their terminationGracePeriod are killed with their cells
+ * instead of waited for, so that the teardown ends before the handler's forced exit).
+ */
+export async function stopLiveComponents(opts: { hurry?: boolean } = {}): Promise<void> {
+  await Promise.all([...activeRunners].map((r) => r.stop(opts)))
 }

@@ -233,6 +233,33 @@ ${DB}
     expect(processesNamed('sleep 30')).toEqual([])
   }, 60_000)
 
+  it('a run stopped while a program ignores SIGTERM in its terminationGracePeriod leaves none of its processes behind', async () => {
+    // The program ignores SIGTERM (its children inherit that) and asks for 60 s to shut down; the run
+    // is interrupted once running, so its runtime is told to stop with SIGTERM and kills it with the cell.
+    const m = liveCluster('live-hurry', `
+  endTime: 600s
+  hosts:
+    - name: a
+      components:
+        - name: stubborn
+          live: { command: [sh, -c, 'trap "" TERM; sleep 1003 & wait'], terminationGracePeriod: 60s }
+`)
+    const stop = new AbortController()
+    const err = await runProcesses(m, {
+      childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, 'hurry') }),
+      signal: stop.signal,
+      statusIntervalMs: 50,
+      onStatus: (s) => {
+        if (s.phase === 'Running' && processesNamed('sleep 1003').length > 0) stop.abort()
+      },
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect((err as Error).message).toMatch(/interrupted/)
+    expect(processesNamed('sleep 1003')).toEqual([])
+  }, 60_000)
+
   it('without the clock shim refuses Cooperative cells, naming the component, and says in the results that other cells ran without it', async () => {
     const coop = liveCluster('live-noshim-coop', `
   endTime: 10ms
