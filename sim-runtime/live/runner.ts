@@ -34,7 +34,7 @@ import { vexecCommand, vexecOptions } from './vexec.ts'
 import { KIT_FILES, launcherPid, launchThrough, type LaunchRequest } from './launcher.ts'
 import { handOver, openPathTo, resolveRunAs, userEnv, type RunAs } from './user.ts'
 import { cpuList, entries, isStaleRuntime, runtimeDirName } from './common.ts'
-import { allowedCpus, parseCpuList, parseRuntimeCpus, pinThisProcess, placeRuntime, type Placement, type RuntimeCpus } from './placement.ts'
+import { allowedCpus, parseCpuList, parseRuntimeCpus, pinThisProcess, placeRuntime, type Placement, type RuntimeCpus } from './runtime-cpus.ts'
 import { userShmDir } from './dirs.ts'
 export { hostVar } from './net.ts'
 
@@ -49,7 +49,7 @@ export interface LiveRunnerOptions {
   cellMode?: CellMode
   /** Second octet of this runtime's loopback block 127.<octet>.0.0/16 (env LIVESIM_NET_OCTET); default: the first free one. */
   netOctet?: number
-  /** Where this runtime and the cells without cell.cpus run (env LIVESIM_RUNTIME_CPUS, placement.ts); default: none. */
+  /** Where this runtime and the cells without cell.cpus run (env LIVESIM_RUNTIME_CPUS, runtime-cpus.ts); default: none. */
   runtimeCpus?: RuntimeCpus
 }
 
@@ -356,7 +356,7 @@ export class LiveRunner {
     }
   }
 
-  /** Pin this runtime and choose the CPUs of cells without cell.cpus (placement.ts), before any cell starts. */
+  /** Pin this runtime and choose the CPUs of cells without cell.cpus (runtime-cpus.ts), before any cell starts. */
   private place(): void {
     const p = placeRuntime(this.opts.runtimeCpus ?? 'none', allowedCpus(), this.hosts.some((h) => h.clockMode === 'Cooperative'))
     const notPinned = p.runtime ? pinThisProcess(p.runtime) : undefined
@@ -650,7 +650,7 @@ export class LiveRunner {
       warnings: [...h.imageWarnings, ...(h.cell?.warnings ?? [])],
       cellModeWhy: this.cellModeWhy,
       cpus: h.cpus ? cpuList(h.cpus) : 'any',
-      placement: this.placement?.why,
+      cpusWhy: this.placement?.why,
       runtimeCpus: this.runtimeCpus,
       clockShim: this.clockShim,
       overrunMaxNs: round(this.overrunMaxNs, 0),

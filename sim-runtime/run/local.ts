@@ -21,7 +21,7 @@ import type { SimResults } from '../sync/results.ts'
 import { placeHosts } from '../sync/placement.ts'
 import type { Stepping, Windows } from '../sync/windows.ts'
 import type { SyncOptions } from '../sync/peers.ts'
-import { allowedCpus, parseRuntimeCpus, pinThisProcess, placeRuntime } from '../live/placement.ts'
+import { allowedCpus, parseRuntimeCpus, pinThisProcess, placeRuntime } from '../live/runtime-cpus.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** The CLI entry next to this module: main.ts from source, main.js from dist. */
@@ -126,7 +126,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
   let unpin: (() => void) | undefined
   try {
     if (runsEmbedded(opts.plan, opts.placement ? opts.placement.length : opts.partition)) return await leader.runEmbedded()
-    // One runtime on this machine takes a CPU of its own when it drives Cooperative cells (placement.ts);
+    // One runtime on this machine takes a CPU of its own when it drives Cooperative cells (runtime-cpus.ts);
     // several would share it.
     const runtimeCpus = process.env.LIVESIM_RUNTIME_CPUS ?? (parts.length === 1 ? 'auto' : 'none')
     parts.forEach((hosts, i) => {
@@ -191,7 +191,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
 }
 
 /**
- * The leader of a single runtime goes where that runtime pins itself (placement.ts), so that its
+ * The leader of a single runtime goes where that runtime pins itself (runtime-cpus.ts), so that its
  * barriers do not take the cells' CPU either. Called once the runtime was started (it places itself
  * from the CPUs it inherited, this process's); returns what puts this process back.
  */

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadSimCluster, ValidationError } from '../../sim-runtime/api/validate.ts'
 import { parseCpuCores, parseMemoryBytes } from '../../sim-runtime/api/units.ts'
 import { expandVars, hostVar, LiveRunner } from '../../sim-runtime/live/runner.ts'
-import { allowedCpus, parseCpuList } from '../../sim-runtime/live/placement.ts'
+import { allowedCpus, parseCpuList } from '../../sim-runtime/live/runtime-cpus.ts'
 import { cpuList as cpuListText } from '../../sim-runtime/live/common.ts'
 import { availableParallelism } from 'node:os'
 import { alive } from '../../sim-runtime/live/proc.ts'
@@ -308,17 +308,17 @@ ${DB}
           live: { command: [sh, -c, ${JSON.stringify(AFFINITY)}], clock: ${clock}, ports: [{ name: redis, port: 6379 }] }
 `)
       const r = await runProcesses(m, { childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, dir), ...env }) })
-      const live = r.hosts['a-0']!.live as { cpus: string; placement: string; runtimeCpus: string }
+      const live = r.hosts['a-0']!.live as { cpus: string; cpusWhy: string; runtimeCpus: string }
       const log = readFileSync((r.hosts['a-0']!.components.show as { log: string }).log, 'utf8')
       return { live, runtime: live.runtimeCpus, cell: /^cell (\S+)$/m.exec(log)?.[1] }
     }
     const auto = await run('Cooperative', {}, 'place-auto')
     expect(auto).toEqual({ live: { ...auto.live, cpus: rest }, runtime: last, cell: rest })
-    expect(auto.live.placement).toBe(`auto: a Cooperative cell; the runtime on CPU ${last}, cells on ${rest}`)
+    expect(auto.live.cpusWhy).toBe(`auto: a Cooperative cell; the runtime on CPU ${last}, cells on ${rest}`)
     const frozen = await run('CpuTime', {}, 'place-cputime')
     expect(frozen).toMatchObject({ live: { cpus: 'any' }, runtime: all, cell: all })
     const none = await run('Cooperative', { LIVESIM_RUNTIME_CPUS: 'none' }, 'place-none')
-    expect(none).toMatchObject({ live: { cpus: 'any', placement: 'LIVESIM_RUNTIME_CPUS=none' }, runtime: all, cell: all })
+    expect(none).toMatchObject({ live: { cpus: 'any', cpusWhy: 'LIVESIM_RUNTIME_CPUS=none' }, runtime: all, cell: all })
     // The leader (this process) was beside its runtime during the auto run and is back on every CPU.
     expect(allowedCpus()).toEqual(cpusHere)
   }, 60_000)

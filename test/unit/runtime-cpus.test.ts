@@ -1,6 +1,6 @@
-// Where a runtime and the cells without cell.cpus run (sim-runtime/live/placement.ts, LIVESIM_RUNTIME_CPUS).
+// Where a runtime and the cells without cell.cpus run (sim-runtime/live/runtime-cpus.ts, LIVESIM_RUNTIME_CPUS).
 import { describe, expect, it } from 'vitest'
-import { allowedCpus, parseRuntimeCpus, placeRuntime } from '../../sim-runtime/live/placement.ts'
+import { allowedCpus, parseRuntimeCpus, placeRuntime } from '../../sim-runtime/live/runtime-cpus.ts'
 
 describe('runtime placement', () => {
   it('auto gives a runtime of Cooperative cells the last allowed CPU and the cells the others', () => {
