@@ -35,8 +35,8 @@ spec:`
 /** A SimCluster named `name` whose spec is `spec` (YAML indented by two, starting on a new line). */
 const liveCluster = (name: string, spec: string) => manifest(`${header(name)}${spec}`)
 /** What a run of `m` fails with (undefined when it succeeds), its runtimes' environment from `childEnv`. */
-const failureOf = (m: ReturnType<typeof liveCluster>, childEnv: () => Record<string, string>) =>
-  runProcesses(m, { childEnv }).then(
+const failureOf = (m: ReturnType<typeof liveCluster>, childEnv: () => Record<string, string>, more: Parameters<typeof runProcesses>[1] = {}) =>
+  runProcesses(m, { childEnv, ...more }).then(
     () => undefined,
     (e: unknown) => e,
   )
@@ -245,17 +245,13 @@ ${DB}
           live: { command: [sh, -c, 'trap "" TERM; sleep 1003 & wait'], terminationGracePeriod: 60s }
 `)
     const stop = new AbortController()
-    const err = await runProcesses(m, {
-      childEnv: () => ({ LIVESIM_WORK_DIR: path.join(work, 'hurry') }),
+    const err = await failureOf(m, () => ({ LIVESIM_WORK_DIR: path.join(work, 'hurry') }), {
       signal: stop.signal,
       statusIntervalMs: 50,
       onStatus: (s) => {
         if (s.phase === 'Running' && processesNamed('sleep 1003').length > 0) stop.abort()
       },
-    }).then(
-      () => undefined,
-      (e: unknown) => e,
-    )
+    })
     expect((err as Error).message).toMatch(/interrupted/)
     expect(processesNamed('sleep 1003')).toEqual([])
   }, 60_000)
