@@ -751,10 +751,9 @@ export const liveRedisFidelity: Benchmark = {
     const margin = positiveNumber(process.env.LIVE_REDIS_END_MARGIN, 1.25, 'LIVE_REDIS_END_MARGIN')
     const clock = process.env.LIVE_REDIS_CLOCK || 'Cooperative'
     if (clock !== undefined && clock !== 'CpuTime' && clock !== 'WallTime' && clock !== 'Cooperative') throw new Error(`LIVE_REDIS_CLOCK: CpuTime, WallTime or Cooperative, got ${JSON.stringify(clock)}`)
-    // Where the simulated hosts' cells run (cell.cpus): anywhere by default; "same" puts both on the
-    // CPU the native processes are pinned to, or a cpuset list. Measured: pinned to one CPU, the
-    // Cooperative cells of a busy pair (C=10) run far faster than native (CPU a program spends after
-    // its last clock reading in a quantum is not virtual time, and sharing a CPU makes that common).
+    // Where the simulated hosts' cells run (cell.cpus): "any" leaves it to `livesim run`, which puts
+    // Cooperative cells on every CPU but its runtime's (docs/live.md, "Where the runtime runs");
+    // "same" puts both on the CPU the native server is pinned to; or a cpuset list.
     const simCpusEnv = process.env.LIVE_REDIS_SIM_CPUS ?? 'any'
     const simCpus = simCpusEnv === 'any' ? undefined : simCpusEnv === 'same' ? String(SAME_CPU.serverCpu) : simCpusEnv
     const reference = referencePlacement(process.env.LIVE_REDIS_PLACEMENT)
