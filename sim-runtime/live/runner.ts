@@ -34,7 +34,7 @@ import { vexecCommand, vexecOptions } from './vexec.ts'
 import { KIT_FILES, launcherPid, launchThrough, type LaunchRequest } from './launcher.ts'
 import { handOver, openPathTo, resolveRunAs, userEnv, type RunAs } from './user.ts'
 import { cpuList, entries, isStaleRuntime, runtimeDirName } from './common.ts'
-import { allowedCpus, parseCpuList, parseRuntimeCpus, pinThisProcess, placeRuntime, type Placement, type RuntimeCpus } from './runtime-cpus.ts'
+import { allowedCpus, otherLiveRuntimes, parseCpuList, parseRuntimeCpus, pinThisProcess, placeRuntime, type Placement, type RuntimeCpus } from './runtime-cpus.ts'
 import { userShmDir } from './dirs.ts'
 export { hostVar } from './net.ts'
 
@@ -358,7 +358,9 @@ export class LiveRunner {
 
   /** Pin this runtime and choose the CPUs of cells without cell.cpus (runtime-cpus.ts), before any cell starts. */
   private place(): void {
-    const p = placeRuntime(this.opts.runtimeCpus ?? 'none', allowedCpus(), this.hosts.some((h) => h.clockMode === 'Cooperative'))
+    const setting = this.opts.runtimeCpus ?? 'none'
+    const others = setting === 'auto' ? otherLiveRuntimes((d) => d === runtimeDirName()) : 0
+    const p = placeRuntime(setting, allowedCpus(), this.hosts.some((h) => h.clockMode === 'Cooperative'), others)
     const notPinned = p.runtime ? pinThisProcess(p.runtime) : undefined
     this.placement = notPinned ? { why: `${p.why}; not applied: ${notPinned}` } : p
     this.runtimeCpus = cpuList(allowedCpus())

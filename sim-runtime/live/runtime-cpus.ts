@@ -8,14 +8,18 @@
 // with the runtime on a CPU of its own and both cells on the other.
 //
 //   none   the runtime and the cells without cell.cpus run anywhere (the default in a runtime pod)
-//   auto   with a Cooperative cell and at least two CPUs allowed: the runtime on the last allowed
-//          CPU, the cells without cell.cpus on the others (`livesim run`'s default with one runtime)
+//   auto   with a Cooperative cell, at least two CPUs allowed and no other live runtime of this user
+//          running here: the runtime on the last allowed CPU, the cells without cell.cpus on the
+//          others (`livesim run`'s default with one runtime). Two runs at once would both take the
+//          last CPU: the second leaves everything to the scheduler.
 //   LIST   the runtime on these CPUs (a cpuset list), the cells without cell.cpus on the others
 import assert from 'node:assert'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
-import { cpuList } from './common.ts'
+import path from 'node:path'
+import { cpuList, entries, isStaleRuntime } from './common.ts'
+import { userShmDir } from './dirs.ts'
 import { which } from './spawn.ts'
 
 export type RuntimeCpus = 'none' | 'auto' | number[]
@@ -42,6 +46,20 @@ export function parseRuntimeCpus(text: string | undefined, fallback: RuntimeCpus
   return parseCpuList(text, `LIVESIM_RUNTIME_CPUS=${text} (none, auto or a cpuset list such as 1 or 2-3)`)
 }
 
+/**
+ * Live runtimes of this user running on this machine besides those `mine` names: the directories of
+ * /dev/shm/livesim-<uid>/clock (runner.ts) whose runtime process is alive.
+ */
+export function otherLiveRuntimes(mine: (dir: string) => boolean): number {
+  let top: string
+  try {
+    top = path.join(userShmDir(), 'clock')
+  } catch {
+    return 0
+  }
+  return entries(top).filter((d) => /^\d+\.\d+$/.test(d) && !mine(d) && !isStaleRuntime(d)).length
+}
+
 /** The CPUs this process may run on (its affinity), from /proc/self/status. */
 export function allowedCpus(status = readFileSync('/proc/self/status', 'utf8')): number[] {
   const line = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)
@@ -62,13 +80,17 @@ export interface Placement {
   why: string
 }
 
-/** Where the runtime and the cells without cell.cpus go, given the setting, this process's CPUs and whether a cell is Cooperative. */
-export function placeRuntime(setting: RuntimeCpus, allowed: number[], cooperative: boolean): Placement {
+/**
+ * Where the runtime and the cells without cell.cpus go, given the setting, this process's CPUs,
+ * whether a cell is Cooperative and how many other live runtimes run here (otherLiveRuntimes).
+ */
+export function placeRuntime(setting: RuntimeCpus, allowed: number[], cooperative: boolean, others = 0): Placement {
   assert(allowed.length > 0, 'a process runs on at least one CPU')
   if (setting === 'none') return { why: 'LIVESIM_RUNTIME_CPUS=none' }
   if (setting === 'auto') {
     if (!cooperative) return { why: 'auto: no Cooperative cell (frozen cells do not count the runtime\'s CPU as theirs)' }
     if (allowed.length < 2) return { why: `auto: one CPU allowed (${cpuList(allowed)})` }
+    if (others > 0) return { why: `auto: ${others} other live runtime(s) of this user running here (they would share the CPU)` }
     const runtime = [allowed[allowed.length - 1]!]
     return { runtime, cells: allowed.slice(0, -1), why: `auto: a Cooperative cell; the runtime on CPU ${runtime[0]}, cells on ${cpuList(allowed.slice(0, -1))}` }
   }

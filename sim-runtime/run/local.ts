@@ -21,7 +21,7 @@ import type { SimResults } from '../sync/results.ts'
 import { placeHosts } from '../sync/placement.ts'
 import type { Stepping, Windows } from '../sync/windows.ts'
 import type { SyncOptions } from '../sync/peers.ts'
-import { allowedCpus, parseRuntimeCpus, pinThisProcess, placeRuntime } from '../live/runtime-cpus.ts'
+import { allowedCpus, otherLiveRuntimes, parseRuntimeCpus, pinThisProcess, placeRuntime } from '../live/runtime-cpus.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** The CLI entry next to this module: main.ts from source, main.js from dist. */
@@ -169,7 +169,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
         leader.fail(`runtime-${i} (hosts ${hosts.join(', ')}) exited with ${sig ?? `code ${code}`}${last ? `: ${last}` : ''}`)
       })
     })
-    if (parts.length === 1) unpin = pinLeaderBeside(opts.childEnv?.(0).LIVESIM_RUNTIME_CPUS ?? runtimeCpus, opts.plan)
+    if (parts.length === 1) unpin = pinLeaderBeside(opts.childEnv?.(0).LIVESIM_RUNTIME_CPUS ?? runtimeCpus, opts.plan, children[0]!.pid)
     return await leader.run()
   } catch (err) {
     failure = err instanceof RunFailed ? err : new RunFailed((err as Error).message)
@@ -195,10 +195,13 @@ export async function runLocal(opts: LocalRunOptions): Promise<SimResults> {
  * barriers do not take the cells' CPU either. Called once the runtime was started (it places itself
  * from the CPUs it inherited, this process's); returns what puts this process back.
  */
-function pinLeaderBeside(setting: string, plan: RunPlan): (() => void) | undefined {
+function pinLeaderBeside(setting: string, plan: RunPlan, runtimePid: number | undefined): (() => void) | undefined {
   const cooperative = plan.hosts.some((h) => h.components.some((c) => c.spec.live?.clock === 'Cooperative'))
   const before = allowedCpus()
-  const p = placeRuntime(parseRuntimeCpus(setting, 'none'), before, cooperative)
+  const parsed = parseRuntimeCpus(setting, 'none')
+  // Other live runtimes than this run's own (whose directory may exist by now).
+  const others = parsed === 'auto' ? otherLiveRuntimes((d) => d.startsWith(`${runtimePid}.`)) : 0
+  const p = placeRuntime(parsed, before, cooperative, others)
   if (!p.runtime || pinThisProcess(p.runtime) !== undefined) return undefined
   return () => void pinThisProcess(before)
 }

@@ -8,7 +8,7 @@ describe('runtime placement', () => {
     expect(placeRuntime('auto', [2, 3, 5], true)).toMatchObject({ runtime: [5], cells: [2, 3] })
   })
 
-  it('auto leaves everything where it is without a Cooperative cell or with one CPU, and says why', () => {
+  it('auto leaves everything where it is without a Cooperative cell, with one CPU or with other live runtimes here, and says why', () => {
     const frozen = placeRuntime('auto', [0, 1], false)
     expect(frozen.runtime).toBeUndefined()
     expect(frozen.cells).toBeUndefined()
@@ -17,6 +17,8 @@ describe('runtime placement', () => {
     expect(one.runtime).toBeUndefined()
     expect(one.why).toBe('auto: one CPU allowed (3)')
     expect(placeRuntime('none', [0, 1], true)).toEqual({ why: 'LIVESIM_RUNTIME_CPUS=none' })
+    const shared = placeRuntime('auto', [0, 1], true, 2)
+    expect(shared).toEqual({ why: 'auto: 2 other live runtime(s) of this user running here (they would share the CPU)' })
   })
 
   it('a list pins the runtime there and gives the cells the rest, whatever the clocks', () => {
