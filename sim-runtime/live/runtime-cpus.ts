@@ -27,14 +27,19 @@ export type RuntimeCpus = 'none' | 'auto' | number[]
 /** A cpuset list ("1", "0-3", "0,2-3") as CPU numbers, each of which must exist on this machine. */
 export function parseCpuList(text: string, field: string): number[] {
   const n = os.cpus().length
+  const cpus = cpuRanges(text, field)
+  const missing = cpus.find((c) => c >= n)
+  if (missing !== undefined) throw new Error(`${field}: CPU ${missing} does not exist on this machine (CPUs 0-${n - 1})`)
+  return cpus
+}
+
+/** The CPUs of a cpuset list, sorted, without duplicates; a part that is no CPU or range lo-hi fails naming `field`. */
+function cpuRanges(text: string, field: string): number[] {
   const out = new Set<number>()
   for (const part of text.split(',')) {
     const [a, b = a] = part.split('-').map(Number) as [number, number?]
     if (!(Number.isInteger(a) && Number.isInteger(b) && a <= b!)) throw new Error(`${field}: ${JSON.stringify(part)} is not a CPU or a range lo-hi`)
-    for (let c = a; c <= b!; c++) {
-      if (c >= n) throw new Error(`${field}: CPU ${c} does not exist on this machine (CPUs 0-${n - 1})`)
-      out.add(c)
-    }
+    for (let c = a; c <= b!; c++) out.add(c)
   }
   return [...out].sort((x, y) => x - y)
 }
@@ -64,12 +69,7 @@ export function otherLiveRuntimes(mine: (dir: string) => boolean): number {
 export function allowedCpus(status = readFileSync('/proc/self/status', 'utf8')): number[] {
   const line = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)
   if (!line) return [...Array(os.availableParallelism()).keys()]
-  const out: number[] = []
-  for (const part of line[1]!.split(',')) {
-    const [a, b = a] = part.split('-').map(Number) as [number, number?]
-    for (let c = a; c <= b!; c++) out.push(c)
-  }
-  return out
+  return cpuRanges(line[1]!, 'Cpus_allowed_list of /proc/self/status')
 }
 
 export interface Placement {
