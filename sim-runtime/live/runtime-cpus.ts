@@ -3,9 +3,9 @@
 // A runtime driving Cooperative cells polls while they run: it is a busy thread of its own. Left to
 // the scheduler, it shares both CPUs of a 2-CPU machine with the cells, which then lose their CPU
 // (and their caches) to it every few µs, and a Cooperative clock counts that wall time as their work.
-// Measured with one pgbench client (docs/live.md, "Where the runtime runs"): PostgreSQL's
-// transactions took 14 % longer in virtual time than natively with every process floating, 5-7 %
-// with the runtime on a CPU of its own and both cells on the other.
+// Measured with one pgbench client (docs/live.md, "Where the runtime runs"): 6061-6065 tps with
+// every process floating, 6485-6604 with the runtime on a CPU of its own and both cells on the
+// other, 6803-7098 natively (three rounds, interleaved).
 //
 //   none   the runtime and the cells without cell.cpus run anywhere (the default in a runtime pod)
 //   auto   with a Cooperative cell, at least two CPUs allowed and no other live runtime of this user
